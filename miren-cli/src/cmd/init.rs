@@ -1,0 +1,105 @@
+//! `miren init [-n NAME]`: a starter app.toml that validates.
+
+use std::path::Path;
+
+use anyhow::Context;
+use miren_core::config::{self, names};
+
+use crate::Exit;
+use crate::cli::InitArgs;
+use crate::output::display_path;
+
+pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
+    let dir = &args.dir;
+    let name = match &args.name {
+        Some(n) => match names::dns_label(n) {
+            Ok(()) => n.clone(),
+            Err(p) => {
+                eprintln!("error: app name `{n}` {}", p.reason);
+                if let Some(f) = p.fixed {
+                    eprintln!("help: try `miren init -n {f}`");
+                }
+                return Ok(Exit::Usage);
+            }
+        },
+        None => default_name(dir),
+    };
+    let path = dir.join(config::APP_TOML);
+    if path.exists() {
+        eprintln!(
+            "error: {} already exists; nothing was written",
+            display_path(&path)
+        );
+        eprintln!("help: edit it, or check it with `miren validate`");
+        return Ok(Exit::Failed);
+    }
+    let text = starter(&name, dir);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("wrote {} for app `{name}`", display_path(&path));
+    eprintln!("next: edit the web command, then `miren validate` and `miren up`");
+    Ok(Exit::Ok)
+}
+
+/// The directory's name as an app name, or `myapp`.
+fn default_name(dir: &Path) -> String {
+    let base = std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    match names::dns_label(&base) {
+        Ok(()) => base,
+        Err(p) => p.fixed.unwrap_or_else(|| "myapp".into()),
+    }
+}
+
+/// The start commands of common stacks, guessed from the files in `dir`.
+fn guess_commands(dir: &Path) -> (&'static str, Option<&'static str>) {
+    let has = |f: &str| dir.join(f).exists();
+    if has("package.json") {
+        ("npm start", Some("npm run worker"))
+    } else if has("Gemfile") {
+        ("bundle exec puma -p $PORT", Some("bundle exec sidekiq"))
+    } else if has("manage.py") {
+        (
+            "gunicorn app.wsgi --bind 0.0.0.0:$PORT",
+            Some("celery -A app worker"),
+        )
+    } else if has("go.mod") {
+        ("./server", None)
+    } else {
+        ("python3 -m http.server $PORT", None)
+    }
+}
+
+fn starter(name: &str, dir: &Path) -> String {
+    let (web, worker) = guess_commands(dir);
+    let worker = worker.unwrap_or("./worker");
+    format!(
+        r#"# Miren app config. Check it with `miren validate`; run it with `miren up`.
+name = "{name}"
+
+# Only `web` receives HTTP traffic. Every instance gets its own $PORT to listen on.
+[services.web]
+command = "{web}"
+
+# `web` scales with traffic, down to zero when idle (these are the defaults).
+[services.web.concurrency]
+mode = "auto"
+requests_per_instance = 10
+scale_down_delay = "15m"
+
+# Environment for every service:
+# [[env]]
+# key = "LOG_LEVEL"
+# value = "info"
+
+# A background worker, always running:
+# [services.worker]
+# command = "{worker}"
+"#
+    )
+}

@@ -1,0 +1,41 @@
+//! The `miren` command.
+//!
+//! `main` only maps the outcome of [`run`] to an exit code (SPEC §11): 0 ok,
+//! 1 failed or invalid, 2 usage error or nothing to talk to.
+
+mod cli;
+mod cmd;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// The documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything worked.
+    Ok = 0,
+    /// The command ran and the answer is "no" (invalid config, failed deploy).
+    Failed = 1,
+    /// Bad usage, or a file or server that isn't there.
+    Usage = 2,
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cmd::run(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            // A closed pipe (`miren schema | head`) is not an error.
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(Exit::Failed as u8)
+        }
+    }
+}

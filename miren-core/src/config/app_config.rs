@@ -1,0 +1,158 @@
+//! `.miren/app.toml` as the user wrote it: plain data, no defaults filled in.
+//!
+//! These types are the single source of the file's shape: the JSON Schema
+//! (`miren schema`) is derived from them, and the decoder's lists of known keys are
+//! checked against that schema by a test, so the three cannot drift apart.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The whole file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "Miren app.toml",
+    description = "The services of a Miren app: `.miren/app.toml`."
+)]
+pub struct AppConfig {
+    /// The app's name: a DNS label (lowercase letters, digits and `-`, at most 63).
+    #[schemars(regex(pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"))]
+    pub name: String,
+    /// Environment variables for every service of the app.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// The services of the app, by name. Without any, a `web` service with all
+    /// defaults is implied.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$" }))]
+    pub services: IndexMap<String, ServiceConfig>,
+    /// How the app's image is built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildConfig>,
+}
+
+/// One environment variable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvVar {
+    /// The variable's name. `MIREN_*` is reserved for the platform.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub key: String,
+    /// Its value. `<service>.app.miren` in it reaches that service of the app.
+    pub value: String,
+}
+
+/// `[build]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuildConfig {
+    /// The Dockerfile, relative to the app directory. Default `Dockerfile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+}
+
+/// `[services.<name>]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The command, run by `/bin/sh -c`. Default: the image's own entrypoint and cmd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub command: Option<String>,
+    /// A container image (`name[:tag][@sha256:…]`) instead of the app's built image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The port the service listens on. Default 3000 for `web`, none for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<u16>,
+    /// Environment variables of this service; they win over the app's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// How many instances run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<ConcurrencyConfig>,
+    /// Persistent disks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskConfig>,
+}
+
+/// `fixed` runs a set number of instances; `auto` follows the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Scale with in-flight requests, down to zero.
+    Auto,
+    /// Always `num_instances`.
+    Fixed,
+}
+
+impl Mode {
+    /// The name as written in app.toml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Fixed => "fixed",
+        }
+    }
+}
+
+/// `[services.<name>.concurrency]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyConfig {
+    /// Default `auto` for `web`, `fixed` for every other service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// fixed: how many instances. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub num_instances: Option<u32>,
+    /// auto: in-flight requests one instance takes before another starts. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub requests_per_instance: Option<u32>,
+    /// auto: how long demand must stay lower before instances stop (`"30s"`,
+    /// `"10m"`, `"1h30m"`; at least 1s). Default `"15m"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    pub scale_down_delay: Option<String>,
+    /// auto: never fewer instances than this. Default 0 (scale to zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_instances: Option<u32>,
+    /// auto: never more instances than this. Default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_instances: Option<u32>,
+}
+
+/// `[[services.<name>.disks]]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiskConfig {
+    /// Unique within the app: two services can't share a disk.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]{0,62}$"))]
+    pub name: String,
+    /// Where the disk appears: absolute, normalized, not `/`.
+    #[schemars(regex(pattern = r"^/"))]
+    pub mount_path: String,
+    /// Size in GB.
+    #[schemars(range(min = 1, max = 65536))]
+    pub size_gb: u32,
+    /// Mount read-only. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+}
+
+/// The JSON Schema (draft 2020-12) of app.toml.
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(AppConfig).to_value();
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert(
+            "$id".into(),
+            serde_json::Value::String("https://miren.dev/schema/app.toml.json".into()),
+        );
+    }
+    schema
+}

@@ -1,0 +1,718 @@
+//! TOML text → [`AppConfig`], keeping going after every problem.
+//!
+//! serde stops at the first error; users want all of them at once. So the file is
+//! parsed into toml's spanned document tree (with recovery from syntax errors) and
+//! walked by hand: each key is checked against the known keys of its table, each
+//! value against its type, and every well-typed value lands both in the typed config
+//! and in a [`SpanIndex`] that the rules use to point back into the source.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+
+use indexmap::IndexMap;
+use toml::Spanned;
+use toml::de::{DeArray, DeTable, DeValue};
+
+use super::app_config::{
+    AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, EnvVar, Mode, ServiceConfig,
+};
+use super::diagnostic::Diagnostic;
+use super::suggest::closest;
+
+/// Keys of the top level.
+pub(crate) const APP_KEYS: &[&str] = &["name", "env", "services", "build"];
+/// Keys of `[services.<name>]`.
+pub(crate) const SERVICE_KEYS: &[&str] =
+    &["command", "image", "port", "env", "concurrency", "disks"];
+/// Keys of `[services.<name>.concurrency]`.
+pub(crate) const CONCURRENCY_KEYS: &[&str] = &[
+    "mode",
+    "num_instances",
+    "requests_per_instance",
+    "scale_down_delay",
+    "min_instances",
+    "max_instances",
+];
+/// Keys of `[[services.<name>.disks]]`.
+pub(crate) const DISK_KEYS: &[&str] = &["name", "mount_path", "size_gb", "read_only"];
+/// Keys of `[[env]]`.
+pub(crate) const ENV_KEYS: &[&str] = &["key", "value"];
+/// Keys of `[build]`.
+pub(crate) const BUILD_KEYS: &[&str] = &["dockerfile"];
+
+/// Words other platforms use, mapped to ours (Compose, Heroku, Fly users type these).
+const SYNONYMS: &[(&str, &str)] = &[
+    ("cmd", "command"),
+    ("entrypoint", "command"),
+    ("run", "command"),
+    ("ports", "port"),
+    ("environment", "env"),
+    ("environ", "env"),
+    ("volumes", "disks"),
+    ("volume", "disks"),
+    ("mounts", "disks"),
+    ("scaling", "concurrency"),
+    ("scale", "concurrency"),
+    ("replicas", "num_instances"),
+    ("instances", "num_instances"),
+    ("count", "num_instances"),
+    ("min", "min_instances"),
+    ("max", "max_instances"),
+    ("path", "mount_path"),
+    ("mount", "mount_path"),
+    ("target", "mount_path"),
+    ("size", "size_gb"),
+    ("readonly", "read_only"),
+];
+
+/// Where each decoded value sits in the source, by key path.
+///
+/// A path is present exactly when its value decoded with the right type, so a rule
+/// that finds a span knows the typed value beside it is what the user wrote.
+#[derive(Debug, Clone, Default)]
+pub struct SpanIndex {
+    entries: HashMap<String, KeySpans>,
+    failed: HashSet<String>,
+}
+
+/// The key and value spans of one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpans {
+    /// The key as written (the last segment of a dotted key or header).
+    pub key: Range<usize>,
+    /// The value.
+    pub value: Range<usize>,
+}
+
+impl SpanIndex {
+    /// Spans of `path`, when its value decoded.
+    pub fn get(&self, path: &str) -> Option<&KeySpans> {
+        self.entries.get(path)
+    }
+
+    /// The value span of `path`, when its value decoded.
+    pub fn value(&self, path: &str) -> Option<Range<usize>> {
+        self.entries.get(path).map(|s| s.value.clone())
+    }
+
+    /// The key span of `path`, when its value decoded.
+    pub fn key(&self, path: &str) -> Option<Range<usize>> {
+        self.entries.get(path).map(|s| s.key.clone())
+    }
+
+    /// Whether `path` was written but could not be decoded (already reported), so
+    /// rules that depend on it should stay quiet rather than guess.
+    pub fn failed(&self, path: &str) -> bool {
+        self.failed.contains(path)
+    }
+}
+
+/// What [`decode`] found.
+#[derive(Debug, Clone)]
+pub(crate) struct Decoded {
+    pub config: AppConfig,
+    pub spans: SpanIndex,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Decodes `source`, reporting every syntax, unknown-key and type problem.
+pub(crate) fn decode(source: &str) -> Decoded {
+    let (doc, errors) = DeTable::parse_recoverable(source);
+    let mut d = Decoder {
+        source,
+        spans: SpanIndex::default(),
+        diagnostics: Vec::new(),
+        syntax_ok: errors.is_empty(),
+    };
+    for e in &errors {
+        let span = e.span().unwrap_or(0..0);
+        d.diagnostics
+            .push(Diagnostic::error("", span, first_line(e.message())).with_label("invalid TOML"));
+    }
+    let root_span = doc.span();
+    let config = d.app(doc.get_ref(), root_span);
+    Decoded {
+        config,
+        spans: d.spans,
+        diagnostics: d.diagnostics,
+    }
+}
+
+fn first_line(msg: &str) -> String {
+    msg.lines().next().unwrap_or(msg).trim().to_string()
+}
+
+/// A path segment for a table key: bare when TOML would take it bare.
+pub(crate) fn segment(key: &str) -> Cow<'_, str> {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        Cow::Borrowed(key)
+    } else {
+        Cow::Owned(format!("{key:?}"))
+    }
+}
+
+/// `parent.key`, or `key` at the top.
+pub(crate) fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        segment(key).into_owned()
+    } else {
+        format!("{parent}.{}", segment(key))
+    }
+}
+
+/// What kind of table is being decoded, for messages and hints.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    App,
+    Service(&'a str),
+    Concurrency(&'a str),
+    Disk,
+    Env,
+    Build,
+}
+
+impl Scope<'_> {
+    fn known(self) -> &'static [&'static str] {
+        match self {
+            Scope::App => APP_KEYS,
+            Scope::Service(_) => SERVICE_KEYS,
+            Scope::Concurrency(_) => CONCURRENCY_KEYS,
+            Scope::Disk => DISK_KEYS,
+            Scope::Env => ENV_KEYS,
+            Scope::Build => BUILD_KEYS,
+        }
+    }
+
+    /// Where `key` belongs when it is a real key of another table.
+    fn elsewhere(self, key: &str) -> Option<String> {
+        let svc = match self {
+            Scope::Service(s) | Scope::Concurrency(s) => segment(s).into_owned(),
+            _ => "web".to_string(),
+        };
+        let in_table = |keys: &[&str]| keys.contains(&key);
+        match self {
+            Scope::App if in_table(SERVICE_KEYS) => Some(format!(
+                "`{key}` is a setting of a service: put it under `[services.{svc}]`"
+            )),
+            Scope::App if in_table(CONCURRENCY_KEYS) => Some(format!(
+                "`{key}` is a scaling setting: put it under `[services.{svc}.concurrency]`"
+            )),
+            Scope::Service(_) if in_table(CONCURRENCY_KEYS) => Some(format!(
+                "`{key}` is a scaling setting: put it under `[services.{svc}.concurrency]`"
+            )),
+            Scope::Service(_) if in_table(DISK_KEYS) => Some(format!(
+                "`{key}` is a disk setting: put it under `[[services.{svc}.disks]]`"
+            )),
+            Scope::Concurrency(_) if in_table(SERVICE_KEYS) => Some(format!(
+                "`{key}` is a setting of the service itself: put it under `[services.{svc}]`"
+            )),
+            _ => None,
+        }
+    }
+}
+
+struct Decoder<'s> {
+    source: &'s str,
+    spans: SpanIndex,
+    diagnostics: Vec<Diagnostic>,
+    /// With syntax errors the tree is partial, so "missing key" would mostly repeat
+    /// what the syntax error said: stay quiet about missing keys then.
+    syntax_ok: bool,
+}
+
+type Entry<'t, 's> = (&'t Spanned<Cow<'s, str>>, &'t Spanned<DeValue<'s>>);
+
+impl<'s> Decoder<'s> {
+    fn app(&mut self, root: &DeTable<'s>, root_span: Range<usize>) -> AppConfig {
+        self.check_keys(root, "", Scope::App);
+        let name = self.required(
+            root,
+            "",
+            "name",
+            root_span.start..root_span.start,
+            |d, e, p| d.string(e, p),
+        );
+        if root.get_key_value("name").is_none()
+            && self.syntax_ok
+            && let Some(missing) = self.diagnostics.last_mut()
+        {
+            *missing = missing
+                .clone()
+                .with_help("every app needs a name; add it as the first line")
+                .with_suggestion(0..0, "name = \"myapp\"\n");
+        }
+        let env = self.optional(root, "", "env", |d, e, p| d.env_list(e, p));
+        let services = self
+            .optional(root, "", "services", |d, e, p| d.services(e, p))
+            .unwrap_or_default();
+        let build = self.optional(root, "", "build", |d, (_, v), p| {
+            let table = d.table(v, &p, "a table like `[build]`")?;
+            d.check_keys(table, &p, Scope::Build);
+            let dockerfile = d.optional(table, &p, "dockerfile", |d, e, p| d.string(e, p));
+            Some(BuildConfig { dockerfile })
+        });
+        AppConfig {
+            name: name.unwrap_or_default(),
+            env: env.unwrap_or_default(),
+            services,
+            build,
+        }
+    }
+
+    fn services(
+        &mut self,
+        (_, value): Entry<'_, 's>,
+        path: String,
+    ) -> Option<IndexMap<String, ServiceConfig>> {
+        let table = self.table(value, &path, "a table of services, like `[services.web]`")?;
+        let mut out = IndexMap::with_capacity(table.len());
+        for (key, value) in table.iter() {
+            let name = key.get_ref().as_ref();
+            let spath = join(&path, name);
+            let Some(t) = self.table(value, &spath, "a table, like `[services.web]`") else {
+                continue;
+            };
+            self.record(&spath, key.span(), value.span());
+            let svc = self.service(t, &spath, name);
+            out.insert(name.to_string(), svc);
+        }
+        Some(out)
+    }
+
+    fn service(&mut self, table: &DeTable<'s>, path: &str, name: &str) -> ServiceConfig {
+        self.check_keys(table, path, Scope::Service(name));
+        ServiceConfig {
+            command: self.optional(table, path, "command", |d, e, p| d.string(e, p)),
+            image: self.optional(table, path, "image", |d, e, p| d.string(e, p)),
+            port: self
+                .optional(table, path, "port", |d, e, p| d.integer(e, p, 1, 65535))
+                .and_then(|p| u16::try_from(p).ok()),
+            env: self
+                .optional(table, path, "env", |d, e, p| d.env_list(e, p))
+                .unwrap_or_default(),
+            concurrency: self.optional(table, path, "concurrency", |d, (_, v), p| {
+                let t = d.table(v, &p, "a table, like `[services.web.concurrency]`")?;
+                Some(d.concurrency(t, &p, name))
+            }),
+            disks: self
+                .optional(table, path, "disks", |d, (_, v), p| d.disks(v, &p))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn concurrency(&mut self, t: &DeTable<'s>, path: &str, service: &str) -> ConcurrencyConfig {
+        self.check_keys(t, path, Scope::Concurrency(service));
+        let count = |min: i64| {
+            move |d: &mut Self, e: Entry<'_, 's>, p: String| {
+                d.integer(e, p, min, i64::from(u32::MAX))
+                    .and_then(|n| u32::try_from(n).ok())
+            }
+        };
+        ConcurrencyConfig {
+            mode: self.optional(t, path, "mode", |d, e, p| d.mode(e, p)),
+            num_instances: self.optional(t, path, "num_instances", count(1)),
+            requests_per_instance: self.optional(t, path, "requests_per_instance", count(1)),
+            scale_down_delay: self.optional(t, path, "scale_down_delay", |d, e, p| {
+                d.duration_string(e, p)
+            }),
+            min_instances: self.optional(t, path, "min_instances", count(0)),
+            max_instances: self.optional(t, path, "max_instances", count(1)),
+        }
+    }
+
+    fn disks(&mut self, value: &Spanned<DeValue<'s>>, path: &str) -> Option<Vec<DiskConfig>> {
+        let items = self.array_of_tables(
+            value,
+            path,
+            "disks",
+            "[[services.web.disks]]\nname = \"data\"\nmount_path = \"/data\"\nsize_gb = 10",
+        )?;
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let ipath = format!("{path}[{i}]");
+            let Some(t) = self.table(item, &ipath, "a table") else {
+                continue;
+            };
+            self.record(&ipath, item.span(), item.span());
+            self.check_keys(t, &ipath, Scope::Disk);
+            let here = header_span(self.source, item.span());
+            let name = self.required(t, &ipath, "name", here.clone(), |d, e, p| d.string(e, p));
+            let mount_path = self.required(t, &ipath, "mount_path", here.clone(), |d, e, p| {
+                d.string(e, p)
+            });
+            let size_gb = self.required(t, &ipath, "size_gb", here, |d, e, p| {
+                d.integer(e, p, 1, 65536)
+                    .and_then(|n| u32::try_from(n).ok())
+            });
+            let read_only = self.optional(t, &ipath, "read_only", |d, e, p| d.boolean(e, p));
+            out.push(DiskConfig {
+                name: name.unwrap_or_default(),
+                mount_path: mount_path.unwrap_or_default(),
+                size_gb: size_gb.unwrap_or_default(),
+                read_only,
+            });
+        }
+        Some(out)
+    }
+
+    fn env_list(&mut self, (_, value): Entry<'_, 's>, path: String) -> Option<Vec<EnvVar>> {
+        let header = if path == "env" {
+            "[[env]]".to_string()
+        } else {
+            format!("[[{path}]]")
+        };
+        let example = format!("{header}\nkey = \"LOG_LEVEL\"\nvalue = \"info\"");
+        let items = self.array_of_tables(value, &path, "env", &example)?;
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let ipath = format!("{path}[{i}]");
+            let Some(t) = self.table(item, &ipath, "a table with `key` and `value`") else {
+                continue;
+            };
+            self.record(&ipath, item.span(), item.span());
+            self.check_keys(t, &ipath, Scope::Env);
+            let here = header_span(self.source, item.span());
+            let key = self.required(t, &ipath, "key", here.clone(), |d, e, p| d.string(e, p));
+            let value = self.required(t, &ipath, "value", here, |d, e, p| d.string(e, p));
+            out.push(EnvVar {
+                key: key.unwrap_or_default(),
+                value: value.unwrap_or_default(),
+            });
+        }
+        Some(out)
+    }
+
+    // ---- table plumbing ---------------------------------------------------------
+
+    /// Reports every key of `table` that `scope` doesn't know.
+    fn check_keys(&mut self, table: &DeTable<'s>, path: &str, scope: Scope<'_>) {
+        let known = scope.known();
+        for (key, value) in table.iter() {
+            let k = key.get_ref().as_ref();
+            if known.contains(&k) {
+                continue;
+            }
+            let where_ = if path.is_empty() {
+                "at the top level".to_string()
+            } else {
+                format!("in `{path}`")
+            };
+            let mut d = Diagnostic::error(
+                join(path, k),
+                key.span(),
+                format!("unknown key `{k}` {where_}"),
+            )
+            .with_label("unknown key");
+            let synonym = SYNONYMS
+                .iter()
+                .find(|(s, _)| s.eq_ignore_ascii_case(k))
+                .map(|&(_, ours)| ours);
+            if let Some(hint) = scope.elsewhere(k) {
+                d = d.with_help(hint);
+            } else if let Some(best) =
+                closest(k, known.iter().copied()).or_else(|| synonym.filter(|s| known.contains(s)))
+            {
+                d = d
+                    .with_help(format!("did you mean `{best}`?"))
+                    .with_suggestion(key.span(), best);
+            } else if let Some(other) = synonym.and_then(|s| scope.elsewhere(s)) {
+                d = d.with_help(format!(
+                    "Miren calls this `{}`; {other}",
+                    synonym.unwrap_or(k)
+                ));
+            } else if matches!(scope, Scope::App) && looks_like_service(value.get_ref()) {
+                d = d.with_help(format!(
+                    "services are tables under `services`: write `[services.{}]`",
+                    segment(k)
+                ));
+            } else {
+                d = d.with_help(format!("the keys here are: {}", known.join(", ")));
+            }
+            self.diagnostics.push(d);
+        }
+    }
+
+    fn record(&mut self, path: &str, key: Range<usize>, value: Range<usize>) {
+        self.spans
+            .entries
+            .insert(path.to_string(), KeySpans { key, value });
+    }
+
+    /// Decodes `key` of `table` with `f` when present.
+    fn optional<T>(
+        &mut self,
+        table: &DeTable<'s>,
+        parent: &str,
+        key: &str,
+        f: impl FnOnce(&mut Self, Entry<'_, 's>, String) -> Option<T>,
+    ) -> Option<T> {
+        let entry = table.get_key_value(key)?;
+        let path = join(parent, key);
+        if entry.1.span().is_empty() {
+            // A placeholder the parser put in for a value it could not read; the
+            // syntax error already says so.
+            self.spans.failed.insert(path);
+            return None;
+        }
+        let out = f(self, entry, path.clone());
+        if out.is_some() {
+            self.record(&path, entry.0.span(), entry.1.span());
+        } else {
+            self.spans.failed.insert(path);
+        }
+        out
+    }
+
+    /// Like [`Self::optional`], and reports the key missing at `here`.
+    fn required<T>(
+        &mut self,
+        table: &DeTable<'s>,
+        parent: &str,
+        key: &str,
+        here: Range<usize>,
+        f: impl FnOnce(&mut Self, Entry<'_, 's>, String) -> Option<T>,
+    ) -> Option<T> {
+        if table.get_key_value(key).is_none() {
+            if self.syntax_ok {
+                let what = if parent.is_empty() {
+                    "the file".to_string()
+                } else {
+                    format!("`{parent}`")
+                };
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        join(parent, key),
+                        here,
+                        format!("missing key `{key}` in {what}"),
+                    )
+                    .with_label(format!("`{key}` is required")),
+                );
+            }
+            return None;
+        }
+        self.optional(table, parent, key, f)
+    }
+
+    fn type_error(
+        &mut self,
+        path: &str,
+        span: Range<usize>,
+        expected: &str,
+        found: &DeValue<'_>,
+    ) -> Diagnostic {
+        Diagnostic::error(
+            path,
+            span,
+            format!("`{path}` must be {expected}, found {}", kind(found)),
+        )
+        .with_label(format!("expected {expected}"))
+    }
+
+    fn table<'t>(
+        &mut self,
+        v: &'t Spanned<DeValue<'s>>,
+        path: &str,
+        expected: &str,
+    ) -> Option<&'t DeTable<'s>> {
+        match v.get_ref() {
+            DeValue::Table(t) => Some(t),
+            other => {
+                let d = self.type_error(path, v.span(), expected, other);
+                self.diagnostics.push(d);
+                self.spans.failed.insert(path.to_string());
+                None
+            }
+        }
+    }
+
+    /// An array of tables (`[[x]]`, or `x = [{…}]`). A plain table in its place is
+    /// the classic mistake (`[env]` with `KEY = "v"` lines), so its help shows the
+    /// right form built from what was written.
+    fn array_of_tables<'t>(
+        &mut self,
+        v: &'t Spanned<DeValue<'s>>,
+        path: &str,
+        what: &str,
+        example: &str,
+    ) -> Option<&'t DeArray<'s>> {
+        match v.get_ref() {
+            DeValue::Array(a) => Some(a),
+            other => {
+                let mut d = self.type_error(path, v.span(), "an array of tables", other);
+                let help = match (what, other) {
+                    ("env", DeValue::Table(t)) => {
+                        let (k, value) = match t.iter().next() {
+                            Some((k, v)) => (
+                                k.get_ref().to_string(),
+                                match v.get_ref() {
+                                    DeValue::String(s) => s.to_string(),
+                                    _ => "…".into(),
+                                },
+                            ),
+                            None => ("LOG_LEVEL".into(), "info".into()),
+                        };
+                        let header = example.lines().next().unwrap_or("[[env]]");
+                        format!(
+                            "each variable is its own `{{key, value}}` table:\n{header}\nkey = \"{k}\"\nvalue = \"{value}\""
+                        )
+                    }
+                    _ => format!("write it with double brackets, one table per entry:\n{example}"),
+                };
+                d = d.with_help(help);
+                self.diagnostics.push(d);
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, (_, v): Entry<'_, 's>, path: String) -> Option<String> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            other => {
+                let mut d = self.type_error(&path, v.span(), "a string", other);
+                if let DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) = other {
+                    let text = &self.source[v.span()];
+                    d = d
+                        .with_help("quote it to make it a string")
+                        .with_suggestion(v.span(), format!("\"{text}\""));
+                }
+                self.diagnostics.push(d);
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, (_, v): Entry<'_, 's>, path: String) -> Option<bool> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            other => {
+                let mut d = self.type_error(&path, v.span(), "`true` or `false`", other);
+                if let DeValue::String(s) = other
+                    && let Ok(b) = s.parse::<bool>()
+                {
+                    d = d
+                        .with_help("remove the quotes")
+                        .with_suggestion(v.span(), b.to_string());
+                }
+                self.diagnostics.push(d);
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, (_, v): Entry<'_, 's>, path: String, min: i64, max: i64) -> Option<i64> {
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
+            other => {
+                let mut d = self.type_error(&path, v.span(), "an integer", other);
+                match other {
+                    DeValue::String(s) if s.trim().parse::<i64>().is_ok() => {
+                        d = d
+                            .with_help("remove the quotes to make it a number")
+                            .with_suggestion(v.span(), s.trim().to_string());
+                    }
+                    DeValue::Float(_) => d = d.with_help("use a whole number"),
+                    _ => {}
+                }
+                self.diagnostics.push(d);
+                return None;
+            }
+        };
+        match n {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                let rule = if max >= i64::from(u32::MAX) {
+                    format!("at least {min}")
+                } else {
+                    format!("between {min} and {max}")
+                };
+                let written = &self.source[v.span()];
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        &path,
+                        v.span(),
+                        format!("`{path}` must be {rule}, found {written}"),
+                    )
+                    .with_label(format!("must be {rule}")),
+                );
+                None
+            }
+        }
+    }
+
+    fn mode(&mut self, e: Entry<'_, 's>, path: String) -> Option<Mode> {
+        let span = e.1.span();
+        let s = self.string(e, path.clone())?;
+        match s.as_str() {
+            "auto" => Some(Mode::Auto),
+            "fixed" => Some(Mode::Fixed),
+            other => {
+                let mut d = Diagnostic::error(
+                    &path,
+                    span.clone(),
+                    format!("unknown mode `{other}`: expected `auto` or `fixed`"),
+                )
+                .with_label("expected \"auto\" or \"fixed\"");
+                if let Some(best) = closest(other, ["auto", "fixed"]) {
+                    d = d
+                        .with_help(format!("did you mean `{best}`?"))
+                        .with_suggestion(span, format!("\"{best}\""));
+                } else {
+                    d = d.with_help(
+                        "`fixed` runs `num_instances` instances; `auto` scales with requests",
+                    );
+                }
+                self.diagnostics.push(d);
+                None
+            }
+        }
+    }
+
+    /// A duration must be a string; a bare number gets a help that shows the unit.
+    fn duration_string(&mut self, (k, v): Entry<'_, 's>, path: String) -> Option<String> {
+        if let DeValue::Integer(i) = v.get_ref() {
+            let n = i.as_str();
+            let d = self
+                .type_error(&path, v.span(), "a duration string", v.get_ref())
+                .with_help(format!(
+                    "durations need a unit: \"{n}s\" is {n} seconds, \"{n}m\" {n} minutes"
+                ))
+                .with_suggestion(v.span(), format!("\"{n}s\""));
+            self.diagnostics.push(d);
+            return None;
+        }
+        self.string((k, v), path)
+    }
+}
+
+fn kind(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// A top-level table that has service keys was meant to be a service.
+fn looks_like_service(v: &DeValue<'_>) -> bool {
+    matches!(v, DeValue::Table(t) if t.keys().any(|k| SERVICE_KEYS.contains(&k.get_ref().as_ref())))
+}
+
+/// The first line of a table's span: its `[[header]]`, or `{ … }` for an inline one.
+fn header_span(source: &str, span: Range<usize>) -> Range<usize> {
+    let start = span.start.min(source.len());
+    let end = source[start..]
+        .find('\n')
+        .map_or(source.len(), |i| start + i)
+        .min(span.end.max(start));
+    start..end
+}

@@ -1,0 +1,201 @@
+//! `.miren/app.toml`: parse, validate, explain, resolve.
+//!
+//! The pipeline is plain data in, plain data out:
+//!
+//! ```text
+//! text ──decode──▶ AppConfig + SpanIndex ──rules──▶ diagnostics ──resolve──▶ ResolvedApp
+//! ```
+//!
+//! [`validate`] runs all of it and never stops at the first problem: syntax errors,
+//! unknown keys, wrong types and rule violations of one file come back together,
+//! each pointing at its place in the file.
+//!
+//! Layout:
+//! - `app_config`: the file's shape as Rust types (and its JSON Schema)
+//! - `decode`: TOML text to those types, with spans and type/unknown-key errors
+//! - `rules`: the rules types can't express
+//! - `resolved`: defaults filled, env merged: what the controller consumes
+//! - `diagnostic`: problems, positions, rustc-style and JSON rendering
+//! - `defaults`, `duration`, `names`, `suggest`: the small pieces they share
+
+mod app_config;
+mod decode;
+pub mod defaults;
+mod diagnostic;
+pub mod duration;
+pub mod names;
+mod resolved;
+mod rules;
+mod suggest;
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+pub use app_config::{
+    AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, EnvVar, Mode, ServiceConfig, json_schema,
+};
+pub use decode::{KeySpans, SpanIndex};
+pub use diagnostic::{
+    Diagnostic, JsonDiagnostic, LineIndex, Position, Related, Report, Severity, Suggestion,
+};
+pub use resolved::{AutoScale, Concurrency, Disk, ResolvedApp, ResolvedService};
+pub use suggest::closest;
+
+/// Where an app's config lives, relative to its directory.
+pub const APP_TOML: &str = ".miren/app.toml";
+
+/// The outcome of validating one file.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    /// The config as written (fields that failed to decode are left at their defaults).
+    pub config: AppConfig,
+    /// Every problem, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The resolved config, when there is no error.
+    pub resolved: Option<ResolvedApp>,
+    /// Where each decoded value sits in the file.
+    pub spans: SpanIndex,
+}
+
+impl Validation {
+    /// No errors (warnings are fine).
+    pub fn is_valid(&self) -> bool {
+        self.resolved.is_some()
+    }
+
+    /// The errors only.
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+
+    /// A report for rendering, with `file` as the name to print.
+    pub fn report<'a>(&'a self, file: &'a str, source: &'a str) -> Report<'a> {
+        Report {
+            file,
+            source,
+            diagnostics: &self.diagnostics,
+        }
+    }
+}
+
+/// Validates the text of an app.toml.
+pub fn validate(source: &str) -> Validation {
+    let decoded = decode::decode(source);
+    let mut diagnostics = decoded.diagnostics;
+    diagnostics.extend(rules::check(&decoded.config, &decoded.spans));
+    diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
+    let resolved =
+        (!diagnostics.iter().any(Diagnostic::is_error)).then(|| resolved::resolve(&decoded.config));
+    Validation {
+        config: decoded.config,
+        diagnostics,
+        resolved,
+        spans: decoded.spans,
+    }
+}
+
+/// A config that failed validation, as an error value for embedders that just want
+/// the resolved config or a reason.
+#[derive(Debug, Clone, Error)]
+#[error("{file} is invalid: {}", first_error(.diagnostics))]
+pub struct InvalidConfig {
+    /// The file name used in messages.
+    pub file: String,
+    /// Every diagnostic (errors and warnings).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+fn first_error(ds: &[Diagnostic]) -> String {
+    let mut errors = ds.iter().filter(|d| d.is_error());
+    let first = errors.next().map_or_else(String::new, |d| {
+        if d.path.is_empty() {
+            d.message.clone()
+        } else {
+            format!("{}: {}", d.path, d.message)
+        }
+    });
+    match errors.count() {
+        0 => first,
+        n => format!("{first} (and {n} more)"),
+    }
+}
+
+/// Validates `source` and returns the resolved config, or every diagnostic.
+pub fn resolve(source: &str) -> Result<ResolvedApp, InvalidConfig> {
+    let v = validate(source);
+    match v.resolved {
+        Some(r) => Ok(r),
+        None => Err(InvalidConfig {
+            file: APP_TOML.to_string(),
+            diagnostics: v.diagnostics,
+        }),
+    }
+}
+
+/// Why an app.toml could not be read.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// No app.toml where one was expected.
+    #[error("no app config at {}", .path.display())]
+    NotFound {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// No `.miren/app.toml` in a directory or any of its parents.
+    #[error("no {APP_TOML} in {} or any parent directory", .start.display())]
+    NotFoundInParents {
+        /// Where the search started.
+        start: PathBuf,
+    },
+    /// It exists but can't be read.
+    #[error("cannot read {}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The app.toml meant by `path`: the file itself, or `<dir>/.miren/app.toml` (also
+/// accepting the `.miren` directory itself).
+pub fn app_toml_in(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        if path.file_name().is_some_and(|n| n == ".miren") && path.join("app.toml").is_file() {
+            return path.join("app.toml");
+        }
+        path.join(APP_TOML)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Searches `start` and then its parents for `.miren/app.toml`.
+pub fn find_app_toml(start: &Path) -> Result<PathBuf, LoadError> {
+    start
+        .ancestors()
+        .map(|dir| dir.join(APP_TOML))
+        .find(|p| p.is_file())
+        .ok_or_else(|| LoadError::NotFoundInParents {
+            start: start.to_path_buf(),
+        })
+}
+
+/// Reads an app.toml from disk.
+pub fn read(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            LoadError::NotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            LoadError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
+}

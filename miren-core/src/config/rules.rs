@@ -1,0 +1,625 @@
+//! The rules of SPEC §2 that types alone can't express.
+//!
+//! Rules read the typed config and ask the [`SpanIndex`] where a value was written.
+//! A value with no span was not written (a default) or failed to decode (already
+//! reported), so rules check only what the user actually wrote and never pile a
+//! second error onto a first one.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::app_config::{AppConfig, ConcurrencyConfig, EnvVar, Mode, ServiceConfig};
+use super::decode::{SpanIndex, join};
+use super::diagnostic::Diagnostic;
+use super::{defaults, duration, names};
+
+/// Runs every rule; returns what they found.
+pub(crate) fn check(config: &AppConfig, spans: &SpanIndex) -> Vec<Diagnostic> {
+    let mut r = Rules {
+        spans,
+        out: Vec::new(),
+    };
+    r.app(config);
+    r.out
+}
+
+struct Rules<'a> {
+    spans: &'a SpanIndex,
+    out: Vec<Diagnostic>,
+}
+
+/// Commands that visibly bind a fixed port: `--bind 0.0.0.0:8000`, `-p 8000`,
+/// `--port=8000`, `localhost:8000`.
+static FIXED_PORT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?:(?:^|\s)(?:--bind|-b|--listen|-l|--port|-p|--http-port)(?:=|\s+)(?:[\w.\-\[\]:]*:)?|(?:0\.0\.0\.0|127\.0\.0\.1|localhost|\[::\]):)(\d{2,5})\b",
+    )
+    .unwrap_or_else(|e| panic!("built-in pattern: {e}"))
+});
+
+impl Rules<'_> {
+    fn push(&mut self, d: Diagnostic) {
+        self.out.push(d);
+    }
+
+    fn app(&mut self, c: &AppConfig) {
+        if let Some(span) = self.spans.value("name")
+            && let Err(p) = names::dns_label(&c.name)
+        {
+            let mut d = Diagnostic::error(
+                "name",
+                span.clone(),
+                format!("app name `{}` {}", c.name, p.reason),
+            )
+            .with_label("not a valid app name");
+            d = match p.fixed {
+                    Some(f) => d
+                        .with_help("an app name becomes part of host names: lowercase letters, digits and `-`")
+                        .with_suggestion(span, format!("\"{f}\"")),
+                    None => d.with_help("an app name becomes part of host names: lowercase letters, digits and `-`, starting with a letter"),
+                };
+            self.push(d);
+        }
+        self.env_list(&c.env, "env");
+
+        if c.services.is_empty() && !self.spans.failed("services") {
+            let span = self.spans.key("name").unwrap_or(0..0);
+            self.push(
+                Diagnostic::warning("services", span, "no services defined: a `web` service with all defaults is implied")
+                    .with_help("it runs the app image's own command and gets traffic on port 3000; add `[services.web]` to set its command"),
+            );
+        }
+
+        let mut disks = Vec::new();
+        for (name, svc) in &c.services {
+            let path = join("services", name);
+            self.service(name, svc, &path);
+            for (i, disk) in svc.disks.iter().enumerate() {
+                let dpath = format!("{path}.disks[{i}].name");
+                if let Some(span) = self.spans.value(&dpath) {
+                    disks.push((span, dpath, name, disk.name.as_str()));
+                }
+            }
+        }
+        // Disk names are unique across the app: a disk belongs to one service. The
+        // first one in the file owns the name.
+        disks.sort_by_key(|(span, ..)| span.start);
+        let mut disk_owner: HashMap<&str, (&String, Range<usize>)> = HashMap::new();
+        for (span, dpath, name, disk) in disks {
+            match disk_owner.get(disk) {
+                Some((owner, first)) if *owner != name => {
+                    let d = Diagnostic::error(
+                            &dpath,
+                            span,
+                            format!("disk `{disk}` is already used by service `{owner}`"),
+                        )
+                        .with_label("second use")
+                        .with_related(first.clone(), format!("first used by `{owner}` here"))
+                        .with_help("only one process can mount a disk at a time: give this service its own disk");
+                    self.push(d);
+                }
+                Some(_) => {} // same service: reported by the per-service check
+                None => {
+                    disk_owner.insert(disk, (name, span));
+                }
+            }
+        }
+
+        if let Some(build) = &c.build
+            && let (Some(df), Some(span)) =
+                (&build.dockerfile, self.spans.value("build.dockerfile"))
+        {
+            let problem = if df.trim().is_empty() {
+                Some("must not be empty")
+            } else if df.starts_with('/') {
+                Some("must be relative to the app directory")
+            } else if df.split(['/', '\\']).any(|seg| seg == "..") {
+                Some("must stay inside the app directory (no `..`)")
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                self.push(
+                        Diagnostic::error("build.dockerfile", span, format!("`build.dockerfile` {p}"))
+                            .with_label("outside the app directory")
+                            .with_help("give the Dockerfile's path relative to the app directory, e.g. \"Dockerfile\" or \"docker/web.Dockerfile\""),
+                    );
+            }
+        }
+    }
+
+    fn service(&mut self, name: &str, svc: &ServiceConfig, path: &str) {
+        if let Some(span) = self.spans.key(path)
+            && let Err(p) = names::dns_label(name)
+        {
+            let mut d = Diagnostic::error(
+                path,
+                span.clone(),
+                format!("service name `{name}` {}", p.reason),
+            )
+            .with_label("not a valid service name");
+            d = match p.fixed {
+                    Some(f) => d
+                        .with_help(format!("services are reached as `<service>.app.miren`, so the name must be a DNS label: `{f}`"))
+                        .with_suggestion(span, f),
+                    None => d.with_help("services are reached as `<service>.app.miren`, so the name must be a DNS label"),
+                };
+            self.push(d);
+        }
+
+        let cmd_path = format!("{path}.command");
+        if let (Some(cmd), Some(span)) = (&svc.command, self.spans.value(&cmd_path)) {
+            if cmd.trim().is_empty() {
+                self.push(
+                    Diagnostic::error(&cmd_path, span, "`command` is empty")
+                        .with_label("nothing to run")
+                        .with_help("remove `command` to run the image's own entrypoint, or write the command to run"),
+                );
+            } else {
+                self.fixed_port(cmd, span, &cmd_path, name);
+            }
+        }
+
+        let image_path = format!("{path}.image");
+        if let (Some(image), Some(span)) = (&svc.image, self.spans.value(&image_path))
+            && let Err(p) = names::image_ref(image)
+        {
+            let mut d = Diagnostic::error(
+                &image_path,
+                span.clone(),
+                format!("image `{image}` {}", p.reason),
+            )
+            .with_label("not an image reference");
+            d = match p.fixed {
+                    Some(f) => d.with_help(format!("did you mean `{f}`?")).with_suggestion(span, format!("\"{f}\"")),
+                    None => d.with_help("an image is `name[:tag][@sha256:digest]`, like `postgres:16` or `ghcr.io/org/app:1.2`"),
+                };
+            self.push(d);
+        }
+
+        self.env_list(&svc.env, &format!("{path}.env"));
+        let mode = self.concurrency(name, svc.concurrency.as_ref(), path);
+        self.disks(name, svc, path, mode);
+    }
+
+    /// Warns when a command binds a port it chose itself: on the process runtime
+    /// every instance gets its own `$PORT`, and two instances can't share one.
+    fn fixed_port(&mut self, cmd: &str, span: Range<usize>, path: &str, service: &str) {
+        if cmd.contains("PORT") {
+            return;
+        }
+        let Some(m) = FIXED_PORT.captures(cmd).and_then(|c| c.get(1)) else {
+            return;
+        };
+        // Point at the port itself when the string is written plainly (no escapes).
+        let inner = span.start + 1..span.end.saturating_sub(1);
+        let at = if span.len() == cmd.len() + 2 {
+            inner.start + m.start()..inner.start + m.end()
+        } else {
+            span
+        };
+        let port = m.as_str();
+        let fixed = cmd.replacen(&format!(":{port}"), ":$PORT", 1);
+        let example = if fixed != cmd {
+            fixed
+        } else {
+            cmd.replacen(port, "$PORT", 1)
+        };
+        self.push(
+            Diagnostic::warning(path, at, format!("`{service}` binds the fixed port {port}: only one instance of it can run on the process runtime"))
+                .with_label("fixed port")
+                .with_help(format!("listen on $PORT instead, which Miren sets for every instance: `{example}`")),
+        );
+    }
+
+    fn env_list(&mut self, env: &[EnvVar], path: &str) {
+        let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
+        for (i, var) in env.iter().enumerate() {
+            let kpath = format!("{path}[{i}].key");
+            let Some(span) = self.spans.value(&kpath) else {
+                continue;
+            };
+            if let Err(p) = names::env_key(&var.key) {
+                let mut d = Diagnostic::error(
+                    &kpath,
+                    span.clone(),
+                    format!("environment variable name `{}` {}", var.key, p.reason),
+                )
+                .with_label("not a valid variable name");
+                d = match p.fixed {
+                    Some(f) => d
+                        .with_help(format!("use `{f}`"))
+                        .with_suggestion(span.clone(), format!("\"{f}\"")),
+                    None => {
+                        d.with_help("names are letters, digits and `_`, not starting with a digit")
+                    }
+                };
+                self.push(d);
+                continue;
+            }
+            if var.key.starts_with("MIREN_") {
+                self.push(
+                    Diagnostic::error(&kpath, span.clone(), format!("`{}` is reserved: names starting with `MIREN_` are set by the platform", var.key))
+                        .with_label("reserved prefix")
+                        .with_help("choose a name without the `MIREN_` prefix"),
+                );
+            } else if var.key == "PORT" {
+                self.push(
+                    Diagnostic::warning(
+                        &kpath,
+                        span.clone(),
+                        "`PORT` is set by the platform for each instance; this value is overridden",
+                    )
+                    .with_label("overridden at run time")
+                    .with_help(
+                        "to choose the port a service listens on, set `port` on the service",
+                    ),
+                );
+            }
+            match seen.get(var.key.as_str()) {
+                Some(first) => {
+                    let d = Diagnostic::error(
+                        &kpath,
+                        span,
+                        format!(
+                            "environment variable `{}` is set twice in `{path}`",
+                            var.key
+                        ),
+                    )
+                    .with_label("set again here")
+                    .with_related(first.clone(), "first set here")
+                    .with_help("remove one of them");
+                    self.push(d);
+                }
+                None => {
+                    seen.insert(var.key.as_str(), span);
+                }
+            }
+        }
+    }
+
+    /// Checks the concurrency table; returns the effective mode.
+    fn concurrency(&mut self, service: &str, c: Option<&ConcurrencyConfig>, path: &str) -> Mode {
+        let cpath = format!("{path}.concurrency");
+        let default_mode = defaults::mode(service);
+        let Some(c) = c else { return default_mode };
+        let mode_path = format!("{cpath}.mode");
+        let mode = c.mode.unwrap_or(default_mode);
+        if self.spans.failed(&mode_path) {
+            // A bad mode was reported; which keys fit it is anybody's guess, but the
+            // values themselves can still be checked.
+            self.auto_values(c, &cpath);
+            return mode;
+        }
+        let written_mode = c.mode.is_some();
+        let other = match mode {
+            Mode::Auto => Mode::Fixed,
+            Mode::Fixed => Mode::Auto,
+        };
+        let misplaced: &[&str] = match mode {
+            Mode::Auto => &["num_instances"],
+            Mode::Fixed => &[
+                "requests_per_instance",
+                "scale_down_delay",
+                "min_instances",
+                "max_instances",
+            ],
+        };
+        for key in misplaced {
+            let kpath = format!("{cpath}.{key}");
+            let Some(span) = self.spans.key(&kpath) else {
+                continue;
+            };
+            let why = if written_mode {
+                format!("`{service}` runs in {} mode", mode.as_str())
+            } else if service == defaults::WEB {
+                "`web` autoscales by default".to_string()
+            } else {
+                format!("`{service}` runs in fixed mode by default (only `web` autoscales)")
+            };
+            let help = match mode {
+                Mode::Auto => "for a fixed number of instances set `mode = \"fixed\"`; to keep some instances warm use `min_instances`".to_string(),
+                Mode::Fixed => "to scale with requests set `mode = \"auto\"`".to_string(),
+            };
+            let mut d = Diagnostic::error(
+                &kpath,
+                span,
+                format!("`{key}` only applies in {} mode, but {why}", other.as_str()),
+            )
+            .with_label(format!("{} mode only", other.as_str()))
+            .with_help(help);
+            if let Some(ms) = self.spans.value(&mode_path) {
+                d = d.with_related(ms, format!("mode set to {} here", mode.as_str()));
+            }
+            self.push(d);
+        }
+        if mode == Mode::Fixed {
+            return mode;
+        }
+
+        if service != defaults::WEB
+            && let Some(span) = self.spans.value(&mode_path)
+        {
+            self.push(
+                    Diagnostic::warning(&mode_path, span, format!("`{service}` autoscales on requests, but only `web` receives requests"))
+                        .with_label("no traffic reaches this service")
+                        .with_help("it will run `min_instances` instances (at least 1 at each deploy); use `mode = \"fixed\"` to say how many"),
+                );
+        }
+
+        self.auto_values(c, &cpath);
+        mode
+    }
+
+    /// Checks the values of auto mode's settings.
+    fn auto_values(&mut self, c: &ConcurrencyConfig, cpath: &str) {
+        let delay_path = format!("{cpath}.scale_down_delay");
+        if let (Some(delay), Some(span)) = (&c.scale_down_delay, self.spans.value(&delay_path)) {
+            match duration::parse(delay) {
+                Ok(d) if d.as_secs() < 1 => self.push(
+                    Diagnostic::error(
+                        &delay_path,
+                        span,
+                        format!("`scale_down_delay` must be at least 1s, found \"{delay}\""),
+                    )
+                    .with_label("too short")
+                    .with_help("instances would stop between two requests; use \"30s\" or more"),
+                ),
+                Ok(_) => {}
+                Err(e) => self.push(
+                    Diagnostic::error(
+                        &delay_path,
+                        span,
+                        format!("`scale_down_delay` is not a duration: {e}"),
+                    )
+                    .with_label("expected a duration like \"15m\"")
+                    .with_help(e.help()),
+                ),
+            }
+        }
+
+        let min_path = format!("{cpath}.min_instances");
+        let max_path = format!("{cpath}.max_instances");
+        let min = c.min_instances.unwrap_or(defaults::MIN_INSTANCES);
+        let max = c.max_instances.unwrap_or(defaults::MAX_INSTANCES);
+        if min > max && !self.spans.failed(&min_path) && !self.spans.failed(&max_path) {
+            let (at, related) = match (self.spans.value(&min_path), self.spans.value(&max_path)) {
+                (Some(m), Some(x)) => (m, Some(x)),
+                (Some(m), None) => (m, None),
+                (None, Some(x)) => (x, None),
+                (None, None) => return,
+            };
+            let mut d = Diagnostic::error(
+                &min_path,
+                at,
+                format!("`min_instances` ({min}) is greater than `max_instances` ({max})"),
+            )
+            .with_label("more than the maximum");
+            d = match related {
+                Some(x) => d
+                    .with_related(x, "maximum set here")
+                    .with_help("raise `max_instances` or lower `min_instances`"),
+                None => d.with_help(format!(
+                    "`max_instances` defaults to {}; set it to at least {min}",
+                    defaults::MAX_INSTANCES
+                )),
+            };
+            self.push(d);
+        }
+    }
+
+    fn disks(&mut self, service: &str, svc: &ServiceConfig, path: &str, mode: Mode) {
+        let mut mounts: HashMap<&str, Range<usize>> = HashMap::new();
+        let mut names_seen: HashMap<&str, Range<usize>> = HashMap::new();
+        for (i, disk) in svc.disks.iter().enumerate() {
+            let dpath = format!("{path}.disks[{i}]");
+            let name_path = format!("{dpath}.name");
+            if let Some(span) = self.spans.value(&name_path) {
+                if let Err(p) = names::disk_name(&disk.name) {
+                    let mut d = Diagnostic::error(
+                        &name_path,
+                        span.clone(),
+                        format!("disk name `{}` {}", disk.name, p.reason),
+                    )
+                    .with_label("not a valid disk name");
+                    d = match p.fixed {
+                        Some(f) => d
+                            .with_help(format!("use `{f}`"))
+                            .with_suggestion(span.clone(), format!("\"{f}\"")),
+                        None => {
+                            d.with_help("disk names are lowercase letters, digits, `-` and `_`")
+                        }
+                    };
+                    self.push(d);
+                }
+                if let Some(first) = names_seen.get(disk.name.as_str()) {
+                    self.push(
+                        Diagnostic::error(
+                            &name_path,
+                            span.clone(),
+                            format!("`{service}` has two disks named `{}`", disk.name),
+                        )
+                        .with_label("second disk with this name")
+                        .with_related(first.clone(), "first disk here")
+                        .with_help("give each disk its own name"),
+                    );
+                } else {
+                    names_seen.insert(disk.name.as_str(), span);
+                }
+            }
+
+            let mount_path = format!("{dpath}.mount_path");
+            if let Some(span) = self.spans.value(&mount_path) {
+                if let Some((problem, fixed)) = mount_problem(&disk.mount_path) {
+                    let mut d = Diagnostic::error(
+                        &mount_path,
+                        span.clone(),
+                        format!("mount path `{}` {problem}", disk.mount_path),
+                    )
+                    .with_label("invalid mount path");
+                    d = match fixed {
+                        Some(f) => d.with_help(format!("use `{f}`")).with_suggestion(span.clone(), format!("\"{f}\"")),
+                        None => d.with_help("a mount path is an absolute directory like \"/var/lib/postgresql/data\""),
+                    };
+                    self.push(d);
+                } else if let Some(first) = mounts.get(disk.mount_path.as_str()) {
+                    self.push(
+                        Diagnostic::error(
+                            &mount_path,
+                            span.clone(),
+                            format!("two disks of `{service}` mount at `{}`", disk.mount_path),
+                        )
+                        .with_label("second disk here")
+                        .with_related(first.clone(), "first disk mounted here")
+                        .with_help("mount each disk at its own path"),
+                    );
+                } else {
+                    mounts.insert(disk.mount_path.as_str(), span);
+                }
+            }
+        }
+
+        // A disk is mounted by one process at a time: exactly one fixed instance.
+        let Some(first_disk) = svc.disks.first() else {
+            return;
+        };
+        let cpath = format!("{path}.concurrency");
+        if self.spans.failed(&cpath)
+            || self.spans.failed(&format!("{cpath}.mode"))
+            || self.spans.failed(&format!("{cpath}.num_instances"))
+        {
+            return;
+        }
+        let at = self
+            .spans
+            .value(&format!("{path}.disks[0].name"))
+            .or_else(|| self.spans.value(&format!("{path}.disks[0]")))
+            .unwrap_or(0..0);
+        let fix = format!("[services.{service}.concurrency]\nmode = \"fixed\"\nnum_instances = 1");
+        let n = svc
+            .concurrency
+            .as_ref()
+            .and_then(|c| c.num_instances)
+            .unwrap_or(1);
+        let disk = &first_disk.name;
+        if mode == Mode::Auto {
+            let mode_span = self.spans.value(&format!("{cpath}.mode"));
+            let why = if mode_span.is_some() {
+                format!("`{service}` autoscales (`mode = \"auto\"`)")
+            } else {
+                format!("`{service}` autoscales by default")
+            };
+            let mut d = Diagnostic::error(
+                format!("{path}.disks[0]"),
+                at,
+                format!("disk `{disk}` needs exactly one instance, but {why}"),
+            )
+            .with_label("a disk can be mounted by one instance at a time")
+            .with_help(format!(
+                "run `{service}` as a single fixed instance:\n{fix}"
+            ));
+            if let Some(ms) = mode_span {
+                d = d.with_related(ms, "autoscaling set here");
+            }
+            self.push(d);
+        } else if n != 1 {
+            let npath = format!("{cpath}.num_instances");
+            let mut d = Diagnostic::error(
+                format!("{path}.disks[0]"),
+                at,
+                format!("disk `{disk}` needs exactly one instance, but `{service}` runs {n} (`num_instances = {n}`)"),
+            )
+            .with_label("a disk can be mounted by one instance at a time");
+            if let Some(ns) = self.spans.value(&npath) {
+                d = d
+                    .with_related(ns.clone(), format!("{n} instances set here"))
+                    .with_help(
+                        "set `num_instances = 1`: only one process can mount a disk at a time",
+                    );
+                d.suggestion = Some(super::diagnostic::Suggestion {
+                    span: ns,
+                    replacement: "1".into(),
+                });
+            }
+            self.push(d);
+        }
+    }
+}
+
+/// Why a mount path is invalid, and its normalized form when that would be valid.
+fn mount_problem(p: &str) -> Option<(&'static str, Option<String>)> {
+    if !p.starts_with('/') {
+        let fixed = format!("/{}", p.trim_start_matches("./"));
+        return Some(("must be absolute", normalized(&fixed)));
+    }
+    if p.split('/').any(|s| s == "..") {
+        return Some(("must not contain `..`", None));
+    }
+    let norm = normalized(p);
+    match norm {
+        None => Some(("must not be `/`", None)),
+        Some(n) if n != p => Some(("must be normalized", Some(n))),
+        Some(_) => None,
+    }
+}
+
+/// `p` without empty and `.` segments or a trailing slash; `None` for the root.
+fn normalized(p: &str) -> Option<String> {
+    let segs: Vec<&str> = p
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    if segs.is_empty() || segs.contains(&"..") {
+        return None;
+    }
+    Some(format!("/{}", segs.join("/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_paths_must_be_absolute_normalized_and_not_root() {
+        assert_eq!(mount_problem("/var/lib/data"), None);
+        assert_eq!(
+            mount_problem("data"),
+            Some(("must be absolute", Some("/data".into())))
+        );
+        assert_eq!(
+            mount_problem("/data/"),
+            Some(("must be normalized", Some("/data".into())))
+        );
+        assert_eq!(
+            mount_problem("/a//b/./c"),
+            Some(("must be normalized", Some("/a/b/c".into())))
+        );
+        assert_eq!(mount_problem("/"), Some(("must not be `/`", None)));
+        assert_eq!(
+            mount_problem("/a/../b"),
+            Some(("must not contain `..`", None))
+        );
+    }
+
+    #[test]
+    fn fixed_port_pattern_finds_the_usual_flags() {
+        let port = |c: &str| {
+            FIXED_PORT
+                .captures(c)
+                .and_then(|m| m.get(1))
+                .map(|m| m.as_str().to_string())
+        };
+        assert_eq!(
+            port("gunicorn app:app --bind 0.0.0.0:8000").as_deref(),
+            Some("8000")
+        );
+        assert_eq!(port("rails s -p 3000").as_deref(), Some("3000"));
+        assert_eq!(port("serve --port=8080").as_deref(), Some("8080"));
+        assert_eq!(port("python -m http.server --bind 127.0.0.1 9000"), None);
+        assert_eq!(port("npm start"), None);
+        assert_eq!(port("celery -A myapp worker --loglevel=info"), None);
+    }
+}
