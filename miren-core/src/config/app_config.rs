@@ -156,3 +156,45 @@ pub fn json_schema() -> serde_json::Value {
     }
     schema
 }
+
+#[cfg(test)]
+mod tests {
+    use super::json_schema;
+    use crate::config::decode::{
+        APP_KEYS, BUILD_KEYS, CONCURRENCY_KEYS, DISK_KEYS, ENV_KEYS, SERVICE_KEYS,
+    };
+
+    fn properties(schema: &serde_json::Value, def: Option<&str>) -> Vec<String> {
+        let node = match def {
+            Some(d) => &schema["$defs"][d],
+            None => schema,
+        };
+        let mut keys: Vec<String> = node["properties"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    }
+
+    fn sorted(keys: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    /// The decoder's key lists and the types (hence the schema) must name the same keys.
+    #[test]
+    fn decoder_keys_match_the_schema() {
+        let s = json_schema();
+        assert_eq!(properties(&s, None), sorted(APP_KEYS));
+        assert_eq!(properties(&s, Some("ServiceConfig")), sorted(SERVICE_KEYS));
+        assert_eq!(
+            properties(&s, Some("ConcurrencyConfig")),
+            sorted(CONCURRENCY_KEYS)
+        );
+        assert_eq!(properties(&s, Some("DiskConfig")), sorted(DISK_KEYS));
+        assert_eq!(properties(&s, Some("EnvVar")), sorted(ENV_KEYS));
+        assert_eq!(properties(&s, Some("BuildConfig")), sorted(BUILD_KEYS));
+    }
+}

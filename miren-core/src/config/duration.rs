@@ -78,6 +78,7 @@ pub fn parse(s: &str) -> Result<Duration, DurationError> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
+        let unit = unit.trim();
         let per_unit: u128 = match unit {
             "ns" => 1,
             "us" | "µs" | "μs" => 1_000,

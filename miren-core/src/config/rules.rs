@@ -35,7 +35,7 @@ struct Rules<'a> {
 /// `--port=8000`, `localhost:8000`.
 static FIXED_PORT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?:(?:^|\s)(?:--bind|-b|--listen|-l|--port|-p|--http-port)(?:=|\s+)(?:[\w.\-\[\]:]*:)?|(?:0\.0\.0\.0|127\.0\.0\.1|localhost|\[::\]):)(\d{2,5})\b",
+        r"(?:(?:^|\s)(?:--bind|-b|--listen|-l|--port|-p|--http-port)(?:=|\s+)(?:[\w.\-\[\]:]*:)?|(?:0\.0\.0\.0|127\.0\.0\.1|localhost|\[::\]):)(\d{2,5})(?:$|[\s;&|])",
     )
     .unwrap_or_else(|e| panic!("built-in pattern: {e}"))
 });

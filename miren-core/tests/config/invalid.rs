@@ -1,0 +1,759 @@
+//! A table of invalid files: each must produce an error at exactly the right place
+//! with the right gist, and render with the right ` --> file:line:col`.
+
+use miren_core::config::{LineIndex, Severity, validate};
+
+/// One invalid file and the error it must produce.
+struct Case {
+    /// What is wrong, for failure messages.
+    what: &'static str,
+    file: &'static str,
+    /// 1-based line of the error.
+    line: usize,
+    /// The text the error's span covers, found on that line (empty: a point at
+    /// column 1).
+    at: &'static str,
+    /// A piece of the message.
+    gist: &'static str,
+}
+
+const fn case(
+    what: &'static str,
+    file: &'static str,
+    line: usize,
+    at: &'static str,
+    gist: &'static str,
+) -> Case {
+    Case {
+        what,
+        file,
+        line,
+        at,
+        gist,
+    }
+}
+
+const CASES: &[Case] = &[
+    // --- unknown keys, with suggestions --------------------------------------
+    case(
+        "unknown top-level key",
+        "name = \"app\"\nservice = 1\n",
+        2,
+        "service",
+        "unknown key `service` at the top level",
+    ),
+    case(
+        "typo in a service key",
+        "name = \"app\"\n[services.web]\ncomand = \"x\"\n",
+        3,
+        "comand",
+        "unknown key `comand` in `services.web`",
+    ),
+    case(
+        "typo in a concurrency key",
+        "name = \"app\"\n[services.web.concurrency]\nmode = \"auto\"\nrequest_per_instance = 5\n",
+        4,
+        "request_per_instance",
+        "unknown key `request_per_instance`",
+    ),
+    case(
+        "unknown disk key",
+        "name = \"app\"\n[services.db.concurrency]\nmode = \"fixed\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"/d\"\nsize_gb = 1\nsize = 10\n",
+        8,
+        "size",
+        "unknown key `size` in `services.db.disks[0]`",
+    ),
+    case(
+        "unknown env key",
+        "name = \"app\"\n[[env]]\nkey = \"A\"\nvalue = \"b\"\nvalu = \"c\"\n",
+        5,
+        "valu",
+        "unknown key `valu` in `env[0]`",
+    ),
+    case(
+        "unknown build key",
+        "name = \"app\"\n[build]\ndockerfil = \"D\"\n",
+        3,
+        "dockerfil",
+        "unknown key `dockerfil` in `build`",
+    ),
+    case(
+        "scaling key on the service itself",
+        "name = \"app\"\n[services.worker]\nnum_instances = 2\n",
+        3,
+        "num_instances",
+        "unknown key `num_instances` in `services.worker`",
+    ),
+    case(
+        "service table at the top level",
+        "name = \"app\"\n[web]\ncommand = \"x\"\n",
+        2,
+        "web",
+        "unknown key `web` at the top level",
+    ),
+    // --- the app name -----------------------------------------------------------
+    case(
+        "missing name",
+        "[services.web]\ncommand = \"x\"\n",
+        1,
+        "",
+        "missing key `name`",
+    ),
+    case(
+        "name of the wrong type",
+        "name = 5\n",
+        1,
+        "5",
+        "`name` must be a string, found an integer",
+    ),
+    case(
+        "uppercase name",
+        "name = \"My_App\"\n",
+        1,
+        "\"My_App\"",
+        "app name `My_App` must be lowercase",
+    ),
+    case(
+        "name starting with a digit",
+        "name = \"1app\"\n",
+        1,
+        "\"1app\"",
+        "must start with a letter",
+    ),
+    case(
+        "name ending with a dash",
+        "name = \"app-\"\n",
+        1,
+        "\"app-\"",
+        "must not end with `-`",
+    ),
+    // --- services ---------------------------------------------------------------
+    case(
+        "uppercase service name",
+        "name = \"app\"\n[services.Web]\ncommand = \"x\"\n",
+        2,
+        "Web",
+        "service name `Web` must be lowercase",
+    ),
+    case(
+        "service name with underscore",
+        "name = \"app\"\n[services.my_worker]\ncommand = \"x\"\n",
+        2,
+        "my_worker",
+        "service name `my_worker` may only contain",
+    ),
+    case(
+        "services is not a table",
+        "name = \"app\"\nservices = \"web\"\n",
+        2,
+        "\"web\"",
+        "`services` must be a table of services",
+    ),
+    case(
+        "a service is not a table",
+        "name = \"app\"\n[services]\nweb = \"npm start\"\n",
+        3,
+        "\"npm start\"",
+        "`services.web` must be a table",
+    ),
+    case(
+        "empty command",
+        "name = \"app\"\n[services.web]\ncommand = \"\"\n",
+        3,
+        "\"\"",
+        "`command` is empty",
+    ),
+    case(
+        "blank command",
+        "name = \"app\"\n[services.web]\ncommand = \"   \"\n",
+        3,
+        "\"   \"",
+        "`command` is empty",
+    ),
+    case(
+        "command is an array",
+        "name = \"app\"\n[services.web]\ncommand = [\"npm\", \"start\"]\n",
+        3,
+        "[\"npm\", \"start\"]",
+        "must be a string, found an array",
+    ),
+    case(
+        "uppercase image",
+        "name = \"app\"\n[services.db]\nimage = \"Postgres:16\"\n",
+        3,
+        "\"Postgres:16\"",
+        "must have a lowercase repository name",
+    ),
+    case(
+        "image with an empty tag",
+        "name = \"app\"\n[services.db]\nimage = \"postgres:\"\n",
+        3,
+        "\"postgres:\"",
+        "is not a valid image reference",
+    ),
+    case(
+        "image URL",
+        "name = \"app\"\n[services.db]\nimage = \"https://hub/redis\"\n",
+        3,
+        "\"https://hub/redis\"",
+        "is a URL",
+    ),
+    case(
+        "image with a short digest",
+        "name = \"app\"\n[services.db]\nimage = \"redis@sha256:abc\"\n",
+        3,
+        "\"redis@sha256:abc\"",
+        "64 hex digits",
+    ),
+    case(
+        "port zero",
+        "name = \"app\"\n[services.web]\nport = 0\n",
+        3,
+        "0",
+        "must be between 1 and 65535, found 0",
+    ),
+    case(
+        "port too large",
+        "name = \"app\"\n[services.web]\nport = 70000\n",
+        3,
+        "70000",
+        "must be between 1 and 65535",
+    ),
+    case(
+        "port as a string",
+        "name = \"app\"\n[services.web]\nport = \"8080\"\n",
+        3,
+        "\"8080\"",
+        "must be an integer, found a string",
+    ),
+    // --- concurrency -------------------------------------------------------------
+    case(
+        "unknown mode",
+        "name = \"app\"\n[services.web.concurrency]\nmode = \"manual\"\n",
+        3,
+        "\"manual\"",
+        "unknown mode `manual`",
+    ),
+    case(
+        "zero instances",
+        "name = \"app\"\n[services.worker.concurrency]\nnum_instances = 0\n",
+        3,
+        "0",
+        "must be at least 1",
+    ),
+    case(
+        "fractional instances",
+        "name = \"app\"\n[services.worker.concurrency]\nnum_instances = 2.5\n",
+        3,
+        "2.5",
+        "must be an integer, found a float",
+    ),
+    case(
+        "num_instances in web's default auto mode",
+        "name = \"app\"\n[services.web.concurrency]\nnum_instances = 2\n",
+        3,
+        "num_instances",
+        "`num_instances` only applies in fixed mode, but `web` autoscales by default",
+    ),
+    case(
+        "requests_per_instance in a worker's default fixed mode",
+        "name = \"app\"\n[services.worker.concurrency]\nrequests_per_instance = 5\n",
+        3,
+        "requests_per_instance",
+        "only applies in auto mode, but `worker` runs in fixed mode by default",
+    ),
+    case(
+        "scale_down_delay in explicit fixed mode",
+        "name = \"app\"\n[services.web.concurrency]\nmode = \"fixed\"\nscale_down_delay = \"5m\"\n",
+        4,
+        "scale_down_delay",
+        "`scale_down_delay` only applies in auto mode, but `web` runs in fixed mode",
+    ),
+    case(
+        "min_instances in fixed mode",
+        "name = \"app\"\n[services.web.concurrency]\nmode = \"fixed\"\nmin_instances = 1\n",
+        4,
+        "min_instances",
+        "`min_instances` only applies in auto mode",
+    ),
+    case(
+        "delay in months",
+        "name = \"app\"\n[services.web.concurrency]\nscale_down_delay = \"1M\"\n",
+        3,
+        "\"1M\"",
+        "months (`M`) are not a duration unit",
+    ),
+    case(
+        "delay without a unit",
+        "name = \"app\"\n[services.web.concurrency]\nscale_down_delay = \"30\"\n",
+        3,
+        "\"30\"",
+        "`30` has no unit",
+    ),
+    case(
+        "delay as a bare number",
+        "name = \"app\"\n[services.web.concurrency]\nscale_down_delay = 30\n",
+        3,
+        "30",
+        "must be a duration string, found an integer",
+    ),
+    case(
+        "delay below a second",
+        "name = \"app\"\n[services.web.concurrency]\nscale_down_delay = \"500ms\"\n",
+        3,
+        "\"500ms\"",
+        "must be at least 1s",
+    ),
+    case(
+        "delay in days",
+        "name = \"app\"\n[services.web.concurrency]\nscale_down_delay = \"2d\"\n",
+        3,
+        "\"2d\"",
+        "`d` is not a duration unit",
+    ),
+    case(
+        "delay with a spelled-out unit",
+        "name = \"app\"\n[services.web.concurrency]\nscale_down_delay = \"10 min\"\n",
+        3,
+        "\"10 min\"",
+        "unknown unit `min`",
+    ),
+    case(
+        "min above max",
+        "name = \"app\"\n[services.web.concurrency]\nmin_instances = 5\nmax_instances = 2\n",
+        3,
+        "5",
+        "`min_instances` (5) is greater than `max_instances` (2)",
+    ),
+    case(
+        "min above the default max",
+        "name = \"app\"\n[services.web.concurrency]\nmin_instances = 30\n",
+        3,
+        "30",
+        "greater than `max_instances` (20)",
+    ),
+    case(
+        "max zero",
+        "name = \"app\"\n[services.web.concurrency]\nmax_instances = 0\n",
+        3,
+        "0",
+        "must be at least 1",
+    ),
+    // --- disks ---------------------------------------------------------------------
+    case(
+        "disk on an autoscaled web",
+        "name = \"app\"\n[services.web]\n[[services.web.disks]]\nname = \"data\"\nmount_path = \"/data\"\nsize_gb = 1\n",
+        4,
+        "\"data\"",
+        "disk `data` needs exactly one instance, but `web` autoscales by default",
+    ),
+    case(
+        "disk with two instances",
+        "name = \"app\"\n[services.db.concurrency]\nnum_instances = 2\n[[services.db.disks]]\nname = \"data\"\nmount_path = \"/data\"\nsize_gb = 1\n",
+        5,
+        "\"data\"",
+        "disk `data` needs exactly one instance, but `db` runs 2",
+    ),
+    case(
+        "disk name with spaces",
+        "name = \"app\"\n[[services.db.disks]]\nname = \"PG Data\"\nmount_path = \"/d\"\nsize_gb = 1\n",
+        3,
+        "\"PG Data\"",
+        "disk name `PG Data` must be lowercase",
+    ),
+    case(
+        "relative mount path",
+        "name = \"app\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"data\"\nsize_gb = 1\n",
+        4,
+        "\"data\"",
+        "mount path `data` must be absolute",
+    ),
+    case(
+        "root mount path",
+        "name = \"app\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"/\"\nsize_gb = 1\n",
+        4,
+        "\"/\"",
+        "must not be `/`",
+    ),
+    case(
+        "mount path with ..",
+        "name = \"app\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"/a/../b\"\nsize_gb = 1\n",
+        4,
+        "\"/a/../b\"",
+        "must not contain `..`",
+    ),
+    case(
+        "mount path with a trailing slash",
+        "name = \"app\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"/data/\"\nsize_gb = 1\n",
+        4,
+        "\"/data/\"",
+        "must be normalized",
+    ),
+    case(
+        "disk of size zero",
+        "name = \"app\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"/d\"\nsize_gb = 0\n",
+        5,
+        "0",
+        "must be between 1 and 65536",
+    ),
+    case(
+        "disk too large",
+        "name = \"app\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"/d\"\nsize_gb = 100000\n",
+        5,
+        "100000",
+        "must be between 1 and 65536",
+    ),
+    case(
+        "disk without a name",
+        "name = \"app\"\n[[services.db.disks]]\nmount_path = \"/d\"\nsize_gb = 1\n",
+        2,
+        "[[services.db.disks]]",
+        "missing key `name` in `services.db.disks[0]`",
+    ),
+    case(
+        "disk without a size",
+        "name = \"app\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"/d\"\n",
+        2,
+        "[[services.db.disks]]",
+        "missing key `size_gb`",
+    ),
+    case(
+        "disk shared by two services",
+        "name = \"app\"\n[[services.a.disks]]\nname = \"d\"\nmount_path = \"/d\"\nsize_gb = 1\n[[services.b.disks]]\nname = \"d\"\nmount_path = \"/d\"\nsize_gb = 1\n",
+        7,
+        "\"d\"",
+        "disk `d` is already used by service `a`",
+    ),
+    case(
+        "two disks at one mount path",
+        "name = \"app\"\n[[services.a.disks]]\nname = \"d1\"\nmount_path = \"/d\"\nsize_gb = 1\n[[services.a.disks]]\nname = \"d2\"\nmount_path = \"/d\"\nsize_gb = 1\n",
+        8,
+        "\"/d\"",
+        "two disks of `a` mount at `/d`",
+    ),
+    case(
+        "disks as a plain table",
+        "name = \"app\"\n[services.db.disks]\nname = \"d\"\n",
+        2,
+        "[services.db.disks]",
+        "`services.db.disks` must be an array of tables, found a table",
+    ),
+    case(
+        "read_only as a string",
+        "name = \"app\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"/d\"\nsize_gb = 1\nread_only = \"true\"\n",
+        6,
+        "\"true\"",
+        "must be `true` or `false`, found a string",
+    ),
+    // --- env ---------------------------------------------------------------------------
+    case(
+        "env key with a dash",
+        "name = \"app\"\n[[env]]\nkey = \"MY-VAR\"\nvalue = \"1\"\n",
+        3,
+        "\"MY-VAR\"",
+        "environment variable name `MY-VAR` may only contain",
+    ),
+    case(
+        "reserved env key",
+        "name = \"app\"\n[[env]]\nkey = \"MIREN_APP\"\nvalue = \"1\"\n",
+        3,
+        "\"MIREN_APP\"",
+        "`MIREN_APP` is reserved",
+    ),
+    case(
+        "env key set twice",
+        "name = \"app\"\n[[env]]\nkey = \"A\"\nvalue = \"1\"\n[[env]]\nkey = \"A\"\nvalue = \"2\"\n",
+        6,
+        "\"A\"",
+        "environment variable `A` is set twice in `env`",
+    ),
+    case(
+        "service env key set twice",
+        "name = \"app\"\n[[services.web.env]]\nkey = \"A\"\nvalue = \"1\"\n[[services.web.env]]\nkey = \"A\"\nvalue = \"2\"\n",
+        6,
+        "\"A\"",
+        "set twice in `services.web.env`",
+    ),
+    case(
+        "env value as a number",
+        "name = \"app\"\n[[env]]\nkey = \"N\"\nvalue = 5\n",
+        4,
+        "5",
+        "`env[0].value` must be a string, found an integer",
+    ),
+    case(
+        "env as a plain table",
+        "name = \"app\"\n[env]\nFOO = \"bar\"\n",
+        2,
+        "[env]",
+        "`env` must be an array of tables, found a table",
+    ),
+    case(
+        "env entry without a value",
+        "name = \"app\"\n[[env]]\nkey = \"A\"\n",
+        2,
+        "[[env]]",
+        "missing key `value` in `env[0]`",
+    ),
+    // --- build ----------------------------------------------------------------------------
+    case(
+        "absolute dockerfile",
+        "name = \"app\"\n[build]\ndockerfile = \"/etc/Dockerfile\"\n",
+        3,
+        "\"/etc/Dockerfile\"",
+        "must be relative to the app directory",
+    ),
+    case(
+        "dockerfile outside the app",
+        "name = \"app\"\n[build]\ndockerfile = \"../Dockerfile\"\n",
+        3,
+        "\"../Dockerfile\"",
+        "must stay inside the app directory",
+    ),
+    // --- syntax ---------------------------------------------------------------------------
+    case(
+        "unterminated string",
+        "name = \"app\n",
+        1,
+        "",
+        "invalid basic string",
+    ),
+    case(
+        "duplicate key",
+        "name = \"a\"\nname = \"b\"\n",
+        2,
+        "name",
+        "duplicate key",
+    ),
+    case(
+        "unclosed table header",
+        "name = \"a\"\n[services.web\n",
+        2,
+        "",
+        "unclosed table",
+    ),
+];
+
+/// The 1-based column range `at` covers on `line` of `src` (exclusive end).
+fn columns(src: &str, line: usize, at: &str) -> Option<(usize, usize)> {
+    let text = src.lines().nth(line - 1)?;
+    if at.is_empty() {
+        return None;
+    }
+    let byte = text.find(at)?;
+    let start = text[..byte].chars().count() + 1;
+    Some((start, start + at.chars().count()))
+}
+
+#[test]
+fn every_invalid_file_reports_its_error_at_the_right_place() {
+    assert!(
+        CASES.len() >= 40,
+        "the table should cover at least 40 files"
+    );
+    let mut failures = Vec::new();
+    for c in CASES {
+        let v = validate(c.file);
+        let idx = LineIndex::new(c.file);
+        let found = v
+            .diagnostics
+            .iter()
+            .find(|d| d.severity == Severity::Error && d.message.contains(c.gist));
+        let Some(d) = found else {
+            failures.push(format!(
+                "{}: no error containing {:?}; got {:#?}",
+                c.what,
+                c.gist,
+                v.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>()
+            ));
+            continue;
+        };
+        assert!(
+            !v.is_valid(),
+            "{}: an error must make the file invalid",
+            c.what
+        );
+        let start = idx.position(d.span.start);
+        let end = idx.position(d.span.end);
+        if start.line != c.line {
+            failures.push(format!(
+                "{}: error on line {}, expected {}",
+                c.what, start.line, c.line
+            ));
+            continue;
+        }
+        if let Some((from, to)) = columns(c.file, c.line, c.at) {
+            if (start.column, end.column) != (from, to) || end.line != c.line {
+                failures.push(format!(
+                    "{}: error covers {}:{}..{}:{}, expected {}:{from}..{to} ({:?})",
+                    c.what, start.line, start.column, end.line, end.column, c.line, c.at
+                ));
+                continue;
+            }
+        }
+        let rendered = v.report(".miren/app.toml", c.file).render(false);
+        let arrow = format!("--> .miren/app.toml:{}:{}", start.line, start.column);
+        if !rendered.contains(&arrow) || !rendered.contains(c.gist) {
+            failures.push(format!(
+                "{}: rendered text lacks {arrow:?} or the message:\n{rendered}",
+                c.what
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn a_file_with_many_problems_reports_all_of_them_in_one_pass() {
+    let src = r#"name = "Shop"
+
+[[env]]
+key = "MIREN_MODE"
+value = "x"
+
+[services.web]
+comand = "npm start"
+port = 0
+
+[services.web.concurrency]
+mode = "auto"
+scale_down_delay = "1M"
+
+[services.postgres]
+image = "postgres:16"
+
+[[services.postgres.disks]]
+name = "pgdata"
+mount_path = "var/lib/postgresql/data"
+size_gb = 20
+"#;
+    let v = validate(src);
+    let messages: Vec<&str> = v.errors().map(|d| d.message.as_str()).collect();
+    for gist in [
+        "app name `Shop` must be lowercase",
+        "`MIREN_MODE` is reserved",
+        "unknown key `comand`",
+        "must be between 1 and 65535",
+        "months (`M`) are not a duration unit",
+        "mount path `var/lib/postgresql/data` must be absolute",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.contains(gist)),
+            "missing {gist:?} in {messages:#?}"
+        );
+    }
+    assert_eq!(messages.len(), 6, "exactly these errors: {messages:#?}");
+    // In source order, so the output reads top to bottom.
+    let starts: Vec<usize> = v.errors().map(|d| d.span.start).collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[test]
+fn syntax_errors_type_errors_and_rule_violations_come_together() {
+    let src = "name = \"app\"\n[services.web]\nport = \"80\"\ncommand = \"\"\n[services.worker]\ncommand = \"x\" y\n";
+    let v = validate(src);
+    let messages: Vec<&str> = v.errors().map(|d| d.message.as_str()).collect();
+    assert!(
+        messages.iter().any(|m| m.contains("must be an integer")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("`command` is empty")),
+        "{messages:?}"
+    );
+    assert!(
+        v.errors()
+            .any(|d| d.path.is_empty() && d.span.start >= src.find("y\n").unwrap_or(0) - 1),
+        "syntax error: {messages:?}"
+    );
+}
+
+#[test]
+fn three_disk_problems_in_one_service_are_all_reported() {
+    let src = "name = \"app\"\n[services.web]\n[[services.web.disks]]\nname = \"Data\"\nmount_path = \"/\"\nsize_gb = 0\n";
+    let v = validate(src);
+    let messages: Vec<&str> = v.errors().map(|d| d.message.as_str()).collect();
+    for gist in [
+        "disk name `Data` must be lowercase",
+        "must not be `/`",
+        "must be between 1 and 65536",
+        "needs exactly one instance",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.contains(gist)),
+            "missing {gist:?} in {messages:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_mode_does_not_also_blame_the_keys_that_depend_on_it() {
+    let v = validate("name = \"app\"\n[services.web.concurrency]\nmode = 3\nnum_instances = 2\n");
+    let messages: Vec<&str> = v.errors().map(|d| d.message.as_str()).collect();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(messages[0].contains("must be a string"));
+}
+
+#[test]
+fn typos_come_with_an_edit_that_fixes_them() {
+    let src = "name = \"app\"\n[services.web]\ncomand = \"x\"\n[services.web.concurrency]\nmode = \"fixd\"\n";
+    let v = validate(src);
+    let fixes: Vec<String> = v
+        .diagnostics
+        .iter()
+        .filter_map(|d| d.suggestion.as_ref())
+        .map(|s| format!("{}→{}", &src[s.span.clone()], s.replacement))
+        .collect();
+    assert_eq!(fixes, ["comand→command", "\"fixd\"→\"fixed\""]);
+}
+
+#[test]
+fn warnings_leave_the_file_valid() {
+    let src = "name = \"app\"\n[[env]]\nkey = \"PORT\"\nvalue = \"1\"\n[services.web]\ncommand = \"gunicorn a:b --bind 0.0.0.0:8000\"\n[services.worker.concurrency]\nmode = \"auto\"\n";
+    let v = validate(src);
+    assert!(v.is_valid(), "{:#?}", v.diagnostics);
+    let warnings: Vec<&str> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|m| m.contains("`PORT` is set by the platform")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|m| m.contains("binds the fixed port 8000")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|m| m.contains("only `web` receives requests")),
+        "{warnings:?}"
+    );
+    assert!(
+        v.diagnostics
+            .iter()
+            .all(|d| d.severity == Severity::Warning)
+    );
+}
+
+#[test]
+fn no_services_is_valid_with_an_implied_web() {
+    let v = validate("name = \"app\"\n");
+    assert!(v.is_valid());
+    assert!(
+        v.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Warning && d.message.contains("no services"))
+    );
+    let r = v.resolved.expect("valid");
+    assert_eq!(r.services.keys().collect::<Vec<_>>(), ["web"]);
+    assert_eq!(r.services["web"].port, Some(3000));
+}
