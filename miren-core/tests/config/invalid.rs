@@ -582,14 +582,14 @@ fn every_invalid_file_reports_its_error_at_the_right_place() {
             ));
             continue;
         }
-        if let Some((from, to)) = columns(c.file, c.line, c.at) {
-            if (start.column, end.column) != (from, to) || end.line != c.line {
-                failures.push(format!(
-                    "{}: error covers {}:{}..{}:{}, expected {}:{from}..{to} ({:?})",
-                    c.what, start.line, start.column, end.line, end.column, c.line, c.at
-                ));
-                continue;
-            }
+        if let Some((from, to)) = columns(c.file, c.line, c.at)
+            && ((start.column, end.column) != (from, to) || end.line != c.line)
+        {
+            failures.push(format!(
+                "{}: error covers {}:{}..{}:{}, expected {}:{from}..{to} ({:?})",
+                c.what, start.line, start.column, end.line, end.column, c.line, c.at
+            ));
+            continue;
         }
         let rendered = v.report(".miren/app.toml", c.file).render(false);
         let arrow = format!("--> .miren/app.toml:{}:{}", start.line, start.column);
