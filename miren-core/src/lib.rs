@@ -6,6 +6,9 @@
 //!
 //! # Layout
 //! - [`config`]: `.miren/app.toml`: parse, validate, explain, resolve.
+//! - `model` (feature `platform`): apps, versions, pools, sandboxes, routes and their ids.
+//! - `store` (feature `platform`): the transactional, watchable state store and its
+//!   in-memory and embedded (redb) implementations.
 //!
 //! # Example
 //!
@@ -37,3 +40,7 @@
 //! ```
 
 pub mod config;
+#[cfg(feature = "platform")]
+pub mod model;
+#[cfg(feature = "platform")]
+pub mod store;

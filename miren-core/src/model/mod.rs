@@ -1,0 +1,149 @@
+//! The objects the platform keeps (SPEC §3): plain data, serializable, no handles.
+//!
+//! App → one active [`Version`] → one [`SandboxPool`] per service → [`Sandbox`]es.
+//! A pool is keyed by its [`PoolSpec`]'s hash, so a new version whose service spec is
+//! unchanged reuses the pool (deploying a web change does not restart postgres).
+
+mod id;
+mod spec;
+
+use serde::{Deserialize, Serialize};
+
+pub use id::{BadId, PoolId, SUFFIX_LEN, SandboxId, VersionId, encode as encode_id, new_suffix};
+pub use spec::{CodeSource, PoolSpec, SpecHash};
+
+use crate::config::ResolvedApp;
+
+/// Milliseconds since the Unix epoch: what every timestamp in the model is.
+pub type UnixMillis = u64;
+
+/// An app: its name and which version serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct App {
+    /// The app's name (a DNS label); its id.
+    pub name: String,
+    /// The version that takes traffic; `None` before the first successful deploy.
+    pub active_version: Option<VersionId>,
+    /// When it was first deployed.
+    pub created: UnixMillis,
+}
+
+/// Where a version is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionState {
+    /// Its pools are starting; the previous version still serves.
+    Deploying,
+    /// It serves.
+    Active,
+    /// A later version replaced it; it can be rolled back to.
+    Superseded,
+    /// It never became ready (see `failure`).
+    Failed,
+}
+
+/// Where the code of a version came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    /// The git commit of the app directory, when it was a clean or dirty checkout.
+    pub git_commit: Option<String>,
+}
+
+/// One deploy: immutable config and code, plus its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// `<app>-v<base58>`.
+    pub id: VersionId,
+    /// The app it belongs to.
+    pub app: String,
+    /// The validated config it was deployed with.
+    pub config: ResolvedApp,
+    /// Content digest of the uploaded app directory (`sha256:<hex>`).
+    pub artifact_digest: String,
+    /// When it was created.
+    pub created: UnixMillis,
+    /// Where the code came from.
+    pub source: SourceInfo,
+    /// Where it is in its life.
+    pub state: VersionState,
+    /// Why it failed, for `app history` and `deploy`'s exit message.
+    pub failure: Option<String>,
+}
+
+/// The sandboxes of one service spec, shared by every version with that spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxPool {
+    /// `pool-<base58>`.
+    pub id: PoolId,
+    /// The app.
+    pub app: String,
+    /// The service it runs.
+    pub service: String,
+    /// What its sandboxes run.
+    pub spec: PoolSpec,
+    /// `spec.hash()`, kept to find a reusable pool without rehashing.
+    pub spec_hash: SpecHash,
+    /// Versions that use it; a pool with none drains and goes away.
+    pub versions: Vec<VersionId>,
+    /// How many sandboxes it should have.
+    pub desired: u32,
+    /// Why `desired` is what it is ("fixed: num_instances = 2", "auto: 34 in flight /
+    /// 10 per instance"), for `app status`.
+    pub desired_reason: String,
+    /// How many exist (pending or running).
+    pub current: u32,
+    /// How many are running and ready.
+    pub ready: u32,
+}
+
+/// What a sandbox is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxStatus {
+    /// Started, not yet ready.
+    Pending,
+    /// Ready and serving.
+    Running,
+    /// Stopped on purpose.
+    Stopped,
+    /// Exited on its own or failed to start.
+    Dead,
+}
+
+/// One running instance of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sandbox {
+    /// `<app>-<service>-<base58>`.
+    pub id: SandboxId,
+    /// Its pool.
+    pub pool: PoolId,
+    /// The version that started it.
+    pub version: VersionId,
+    /// Its service.
+    pub service: String,
+    /// `ip[:port]` where it listens, once known.
+    pub address: Option<String>,
+    /// What it is doing.
+    pub status: SandboxStatus,
+    /// Why it stopped or died.
+    pub reason: Option<String>,
+    /// Its exit code, once it exited.
+    pub exit_code: Option<i32>,
+    /// How many times its slot was restarted after a crash.
+    pub restarts: u32,
+    /// When it was created.
+    pub created: UnixMillis,
+    /// When its status last changed.
+    pub updated: UnixMillis,
+}
+
+/// A host name routed to an app's web service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// Lowercase host, no port.
+    pub host: String,
+    /// The app it reaches.
+    pub app: String,
+    /// Whether it also takes hosts with no route of their own.
+    pub default: bool,
+}

@@ -1,0 +1,140 @@
+//! What a pool's sandboxes run, and the hash that decides pool reuse.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Disk, ResolvedApp};
+
+/// What a pool runs: exactly the fields whose change must restart its sandboxes
+/// (SPEC §3). Scaling settings are not here: changing them resizes the pool in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolSpec {
+    /// The service.
+    pub service: String,
+    /// Where the code comes from.
+    pub source: CodeSource,
+    /// The command; `None` runs the image's own.
+    pub command: Option<String>,
+    /// The service's env, sorted, without the platform's (`PORT`, `MIREN_*`), which
+    /// differ per sandbox and version and must not defeat reuse.
+    pub env: BTreeMap<String, String>,
+    /// The port it listens on.
+    pub port: Option<u16>,
+    /// Its disks.
+    pub disks: Vec<Disk>,
+}
+
+/// The code a pool runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeSource {
+    /// The app's own code, by the digest of the uploaded artifact.
+    Artifact(String),
+    /// A container image reference.
+    Image(String),
+}
+
+/// A pool spec's hash: equal hashes, same sandboxes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SpecHash(pub String);
+
+impl fmt::Display for SpecHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PoolSpec {
+    /// The spec of `service` in `app`, deployed with the artifact `artifact_digest`.
+    /// `None` when the app has no such service.
+    pub fn of(app: &ResolvedApp, service: &str, artifact_digest: &str) -> Option<Self> {
+        let s = app.services.get(service)?;
+        Some(Self {
+            service: service.to_string(),
+            source: match &s.image {
+                Some(image) => CodeSource::Image(image.clone()),
+                None => CodeSource::Artifact(artifact_digest.to_string()),
+            },
+            command: s.command.clone(),
+            env: s
+                .env
+                .iter()
+                .filter(|(k, _)| k.as_str() != "PORT" && !k.starts_with("MIREN_"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            port: s.port,
+            disks: s.disks.clone(),
+        })
+    }
+
+    /// SHA-256 of the canonical JSON form, as 32 hex digits.
+    pub fn hash(&self) -> SpecHash {
+        // Serializing plain data with string keys cannot fail.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let digest = Sha256::digest(&json);
+        SpecHash(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::resolve;
+
+    const APP: &str = r#"
+name = "shop"
+[[env]]
+key = "A"
+value = "1"
+[services.web]
+command = "node server.js"
+[services.postgres]
+image = "postgres:16"
+[[services.postgres.disks]]
+name = "pg"
+mount_path = "/data"
+size_gb = 1
+"#;
+
+    fn hash(src: &str, service: &str, digest: &str) -> SpecHash {
+        let app = resolve(src).unwrap_or_else(|e| panic!("{e}"));
+        PoolSpec::of(&app, service, digest)
+            .map(|s| s.hash())
+            .unwrap_or_else(|| panic!("no {service}"))
+    }
+
+    #[test]
+    fn a_new_artifact_changes_built_services_but_not_image_services() {
+        assert_ne!(hash(APP, "web", "sha256:1"), hash(APP, "web", "sha256:2"));
+        assert_eq!(
+            hash(APP, "postgres", "sha256:1"),
+            hash(APP, "postgres", "sha256:2")
+        );
+    }
+
+    #[test]
+    fn changing_web_command_leaves_postgres_alone() {
+        let changed = APP.replace("node server.js", "node server2.js");
+        assert_ne!(hash(APP, "web", "d"), hash(&changed, "web", "d"));
+        assert_eq!(hash(APP, "postgres", "d"), hash(&changed, "postgres", "d"));
+    }
+
+    #[test]
+    fn scaling_changes_do_not_change_the_spec() {
+        let scaled = format!("{APP}[services.web.concurrency]\nrequests_per_instance = 50\n");
+        assert_eq!(hash(APP, "web", "d"), hash(&scaled, "web", "d"));
+    }
+
+    #[test]
+    fn env_changes_do_and_env_order_does_not() {
+        let more = APP.replace("value = \"1\"", "value = \"2\"");
+        assert_ne!(hash(APP, "web", "d"), hash(&more, "web", "d"));
+        let a = "name = \"x\"\n[[services.web.env]]\nkey = \"A\"\nvalue = \"1\"\n[[services.web.env]]\nkey = \"B\"\nvalue = \"2\"\n";
+        let b = "name = \"x\"\n[[services.web.env]]\nkey = \"B\"\nvalue = \"2\"\n[[services.web.env]]\nkey = \"A\"\nvalue = \"1\"\n";
+        assert_eq!(hash(a, "web", "d"), hash(b, "web", "d"));
+    }
+}

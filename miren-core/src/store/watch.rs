@@ -1,0 +1,101 @@
+//! Change notifications, by key prefix.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use super::Revision;
+
+/// One change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// `key` was set.
+    Put {
+        /// The key.
+        key: String,
+        /// Its new value.
+        value: Vec<u8>,
+        /// The revision of the write.
+        revision: Revision,
+    },
+    /// `key` was removed.
+    Delete {
+        /// The key.
+        key: String,
+        /// The revision of the delete.
+        revision: Revision,
+    },
+    /// The watcher fell behind and events were dropped: re-list, then go on.
+    Lagged,
+}
+
+impl WatchEvent {
+    fn key(&self) -> Option<&str> {
+        match self {
+            WatchEvent::Put { key, .. } | WatchEvent::Delete { key, .. } => Some(key),
+            WatchEvent::Lagged => None,
+        }
+    }
+}
+
+/// How many committed transactions a slow watcher may fall behind.
+const BACKLOG: usize = 4096;
+
+/// Fans committed changes out to watchers.
+#[derive(Debug)]
+pub(super) struct Hub {
+    tx: broadcast::Sender<Arc<Vec<WatchEvent>>>,
+}
+
+impl Hub {
+    pub(super) fn new() -> Self {
+        Self {
+            tx: broadcast::channel(BACKLOG).0,
+        }
+    }
+
+    pub(super) fn subscribe(&self, prefix: &str) -> Watch {
+        Watch {
+            rx: self.tx.subscribe(),
+            prefix: prefix.to_string(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// Publishes one transaction's changes (no receivers is fine).
+    pub(super) fn publish(&self, events: Vec<WatchEvent>) {
+        if !events.is_empty() {
+            let _ = self.tx.send(Arc::new(events));
+        }
+    }
+}
+
+/// A stream of changes under one prefix.
+#[derive(Debug)]
+pub struct Watch {
+    rx: broadcast::Receiver<Arc<Vec<WatchEvent>>>,
+    prefix: String,
+    pending: VecDeque<WatchEvent>,
+}
+
+impl Watch {
+    /// The next change; `None` once the store is gone.
+    pub async fn next(&mut self) -> Option<WatchEvent> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            match self.rx.recv().await {
+                Ok(batch) => self.pending.extend(
+                    batch
+                        .iter()
+                        .filter(|e| e.key().is_some_and(|k| k.starts_with(&self.prefix)))
+                        .cloned(),
+                ),
+                Err(broadcast::error::RecvError::Lagged(_)) => return Some(WatchEvent::Lagged),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
