@@ -538,11 +538,8 @@ impl Rules<'_> {
                     .with_related(ns.clone(), format!("{n} instances set here"))
                     .with_help(
                         "set `num_instances = 1`: only one process can mount a disk at a time",
-                    );
-                d.suggestion = Some(super::diagnostic::Suggestion {
-                    span: ns,
-                    replacement: "1".into(),
-                });
+                    )
+                    .with_suggestion(ns, "1");
             }
             self.push(d);
         }
