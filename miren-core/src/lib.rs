@@ -39,8 +39,14 @@
 //! assert!(text.contains("--> .miren/app.toml:3:1"));
 //! ```
 
+#[cfg(feature = "platform")]
+pub mod artifact;
 pub mod config;
 #[cfg(feature = "platform")]
+pub mod controller;
+#[cfg(feature = "platform")]
 pub mod model;
+#[cfg(feature = "platform")]
+pub mod runtime;
 #[cfg(feature = "platform")]
 pub mod store;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use id::{BadId, PoolId, SUFFIX_LEN, SandboxId, VersionId, encode as encode_id, new_suffix};
 pub use spec::{CodeSource, PoolSpec, SpecHash};
 
-use crate::config::ResolvedApp;
+use crate::config::{Concurrency, ResolvedApp};
 
 /// Milliseconds since the Unix epoch: what every timestamp in the model is.
 pub type UnixMillis = u64;
@@ -85,6 +85,8 @@ pub struct SandboxPool {
     pub spec_hash: SpecHash,
     /// Versions that use it; a pool with none drains and goes away.
     pub versions: Vec<VersionId>,
+    /// How it scales: the newest referencing version's setting.
+    pub scaling: Concurrency,
     /// How many sandboxes it should have.
     pub desired: u32,
     /// Why `desired` is what it is ("fixed: num_instances = 2", "auto: 34 in flight /
@@ -94,6 +96,12 @@ pub struct SandboxPool {
     pub current: u32,
     /// How many are running and ready.
     pub ready: u32,
+    /// Consecutive quick crashes (SPEC §5); 0 when healthy.
+    #[serde(default)]
+    pub quick_crashes: u32,
+    /// When the next replacement starts, while backing off.
+    #[serde(default)]
+    pub retry_at: Option<UnixMillis>,
 }
 
 /// What a sandbox is doing.

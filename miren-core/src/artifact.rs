@@ -1,0 +1,186 @@
+//! App code as content-addressed tar archives.
+//!
+//! `miren deploy` packs the app directory ([`pack_dir`]: `.gitignore` honoured, `.git`
+//! never included, entries sorted and timestamps zeroed so the same content always
+//! gives the same digest); the server keeps each archive once under its digest
+//! ([`ArtifactStore`]); runtimes unpack or build from it ([`unpack`]).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::runtime::Artifact;
+
+/// Packs `dir` into a deterministic tar archive.
+pub fn pack_dir(dir: &Path) -> io::Result<Vec<u8>> {
+    let mut files = Vec::new();
+    let walk = ignore::WalkBuilder::new(dir)
+        .hidden(false)
+        .require_git(false)
+        .git_global(false)
+        .filter_entry(|e| e.file_name() != ".git")
+        .build();
+    for entry in walk {
+        let entry = entry.map_err(io::Error::other)?;
+        if entry.depth() == 0 {
+            continue;
+        }
+        let ft = match entry.file_type() {
+            Some(ft) => ft,
+            None => continue,
+        };
+        if ft.is_file() || ft.is_dir() || ft.is_symlink() {
+            files.push(entry.into_path());
+        }
+    }
+    files.sort();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    for path in files {
+        let rel = path.strip_prefix(dir).map_err(io::Error::other)?;
+        let meta = fs::symlink_metadata(&path)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        if meta.is_dir() {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
+            builder.append_data(&mut header, rel, io::empty())?;
+        } else if meta.file_type().is_symlink() {
+            let target = fs::read_link(&path)?;
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_mode(0o777);
+            header.set_size(0);
+            builder.append_link(&mut header, rel, target)?;
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            let exec = meta.permissions().mode() & 0o111 != 0;
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(if exec { 0o755 } else { 0o644 });
+            header.set_size(meta.len());
+            builder.append_data(&mut header, rel, fs::File::open(&path)?)?;
+        }
+    }
+    builder.into_inner()
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn digest(bytes: &[u8]) -> String {
+    let d = Sha256::digest(bytes);
+    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// Unpacks an archive into `dest`, which must not exist yet; it appears complete or
+/// not at all (unpacked beside it, then renamed).
+pub fn unpack(archive: &Path, dest: &Path) -> io::Result<()> {
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(parent)?;
+    let tmp = tempdir_in(parent)?;
+    let file = fs::File::open(archive)?;
+    let mut ar = tar::Archive::new(io::BufReader::new(file));
+    ar.set_preserve_permissions(true);
+    ar.unpack(&tmp)?;
+    match fs::rename(&tmp, dest) {
+        Ok(()) => Ok(()),
+        // Another unpack of the same digest won: same content, keep theirs.
+        Err(_) if dest.is_dir() => fs::remove_dir_all(&tmp),
+        Err(e) => Err(e),
+    }
+}
+
+fn tempdir_in(parent: &Path) -> io::Result<PathBuf> {
+    for i in 0..1000u32 {
+        let p = parent.join(format!(".unpack-{}-{i}", std::process::id()));
+        match fs::create_dir(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("no free temporary directory name"))
+}
+
+/// Archives on disk, one file per digest.
+#[derive(Debug, Clone)]
+pub struct ArtifactStore {
+    root: PathBuf,
+}
+
+impl ArtifactStore {
+    /// A store in `root` (created when missing).
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(&root)?;
+        Ok(Self { root })
+    }
+
+    /// Keeps `bytes` (once: the same content is stored once) and returns its artifact.
+    pub fn put(&self, bytes: &[u8]) -> io::Result<Artifact> {
+        let digest = digest(bytes);
+        let path = self.path_of(&digest);
+        if !path.exists() {
+            let tmp = self.root.join(format!(".upload-{}", std::process::id()));
+            fs::write(&tmp, bytes)?;
+            fs::File::open(&tmp)?.sync_all()?;
+            fs::rename(&tmp, &path)?;
+        }
+        Ok(Artifact { digest, path })
+    }
+
+    /// The stored artifact with `digest`, if any.
+    pub fn get(&self, digest: &str) -> Option<Artifact> {
+        let path = self.path_of(digest);
+        path.is_file().then(|| Artifact {
+            digest: digest.to_string(),
+            path,
+        })
+    }
+
+    fn path_of(&self, digest: &str) -> PathBuf {
+        let hex: String = digest
+            .trim_start_matches("sha256:")
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .collect();
+        self.root.join(format!("{hex}.tar"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_content_same_digest_and_gitignore_and_git_left_out() -> io::Result<()> {
+        let a = tempfile::tempdir()?;
+        fs::create_dir_all(a.path().join(".miren"))?;
+        fs::create_dir_all(a.path().join(".git"))?;
+        fs::create_dir_all(a.path().join("node_modules"))?;
+        fs::write(a.path().join(".miren/app.toml"), "name = \"x\"\n")?;
+        fs::write(a.path().join(".git/HEAD"), "ref")?;
+        fs::write(a.path().join(".gitignore"), "node_modules/\n")?;
+        fs::write(a.path().join("node_modules/big.js"), "x")?;
+        fs::write(a.path().join("server.py"), "print(1)")?;
+        let one = pack_dir(a.path())?;
+        let two = pack_dir(a.path())?;
+        assert_eq!(digest(&one), digest(&two));
+
+        let root = tempfile::tempdir()?;
+        let store = ArtifactStore::open(root.path())?;
+        let art = store.put(&one)?;
+        assert_eq!(store.put(&two)?.path, art.path);
+        let out = tempfile::tempdir()?;
+        let dest = out.path().join("code");
+        unpack(&art.path, &dest)?;
+        assert!(dest.join(".miren/app.toml").is_file());
+        assert!(dest.join("server.py").is_file());
+        assert!(!dest.join(".git").exists());
+        assert!(!dest.join("node_modules").exists());
+        Ok(())
+    }
+}

@@ -1,0 +1,626 @@
+//! The controller task: its state, its loop, loading at start and writing back.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+use super::{Command, ControllerConfig, ControllerError, Event, Reply, Snapshot, keys};
+use crate::model::{
+    App, PoolId, Sandbox, SandboxId, SandboxPool, SandboxStatus, Version, VersionId, VersionState,
+};
+use crate::runtime::{EventSink, Runtime, RuntimeEvent};
+use crate::store::{Op, Store, StoreError};
+
+/// A pool and what only the running controller needs to know about it.
+pub(super) struct PoolState {
+    pub pool: SandboxPool,
+    /// Its sandboxes, any status.
+    pub members: BTreeSet<SandboxId>,
+    /// No new sandbox before then (crash backoff).
+    pub not_before: Option<Instant>,
+    /// Held at zero while a new pool of its service takes over its disks.
+    pub suspended: bool,
+}
+
+pub(super) struct SandboxState {
+    pub sb: Sandbox,
+    pub app: String,
+    /// When it was started (tokio clock): crash lifetimes are measured from here.
+    pub started: Instant,
+    /// A stop was asked for.
+    pub stopping: bool,
+    /// The runtime's `start` has not returned yet.
+    pub starting: bool,
+}
+
+pub(super) struct Deploying {
+    /// The runtime prepared it and its pools exist.
+    pub prepared: bool,
+    /// Old disk pools held at zero for it; released if it fails.
+    pub suspended: Vec<PoolId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Timer {
+    Retry(PoolId),
+    ResetCrashes(PoolId, SandboxId),
+    DeployTimeout(VersionId),
+}
+
+pub(super) enum Internal {
+    Prepared(VersionId, Result<(), String>),
+    Started(SandboxId, Result<Option<String>, String>),
+    StopFailed(SandboxId, String),
+    Done(Box<dyn FnOnce() + Send>),
+}
+
+type AfterFlush = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+#[derive(Default)]
+pub(super) struct Dirty {
+    pub apps: BTreeSet<String>,
+    pub versions: BTreeSet<(String, VersionId)>,
+    pub pools: BTreeSet<(String, PoolId)>,
+    pub sandboxes: BTreeSet<(String, SandboxId)>,
+    pub deletes: BTreeSet<String>,
+}
+
+impl Dirty {
+    fn is_empty(&self) -> bool {
+        self.apps.is_empty()
+            && self.versions.is_empty()
+            && self.pools.is_empty()
+            && self.sandboxes.is_empty()
+            && self.deletes.is_empty()
+    }
+}
+
+pub(super) struct Actor {
+    pub store: Arc<dyn Store>,
+    pub runtime: Arc<dyn Runtime>,
+    pub cfg: ControllerConfig,
+    pub events: broadcast::Sender<Event>,
+    pub rt_tx: mpsc::UnboundedSender<RuntimeEvent>,
+    pub int_tx: mpsc::UnboundedSender<Internal>,
+    pub apps: BTreeMap<String, App>,
+    pub versions: BTreeMap<VersionId, Version>,
+    pub pools: BTreeMap<PoolId, PoolState>,
+    pub sandboxes: HashMap<SandboxId, SandboxState>,
+    pub deploys: BTreeMap<VersionId, Deploying>,
+    pub waiters: HashMap<VersionId, Vec<Reply<Version>>>,
+    timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    timer_seq: u64,
+    pub dirty: Dirty,
+    pub to_reconcile: BTreeSet<PoolId>,
+    after_flush: Vec<AfterFlush>,
+    shutdown: Option<Reply<()>>,
+}
+
+pub(super) async fn spawn(
+    store: Arc<dyn Store>,
+    runtime: Arc<dyn Runtime>,
+    cfg: ControllerConfig,
+    events: broadcast::Sender<Event>,
+) -> Result<mpsc::UnboundedSender<Command>, ControllerError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (rt_tx, rt_rx) = mpsc::unbounded_channel();
+    let (int_tx, int_rx) = mpsc::unbounded_channel();
+    let mut actor = Actor {
+        store,
+        runtime,
+        cfg,
+        events,
+        rt_tx,
+        int_tx,
+        apps: BTreeMap::new(),
+        versions: BTreeMap::new(),
+        pools: BTreeMap::new(),
+        sandboxes: HashMap::new(),
+        deploys: BTreeMap::new(),
+        waiters: HashMap::new(),
+        timers: BinaryHeap::new(),
+        timer_seq: 0,
+        dirty: Dirty::default(),
+        to_reconcile: BTreeSet::new(),
+        after_flush: Vec::new(),
+        shutdown: None,
+    };
+    actor.load().await?;
+    actor.settle();
+    actor.flush().await;
+    tokio::spawn(actor.run(rx, rt_rx, int_rx));
+    Ok(tx)
+}
+
+/// How many queued messages one loop turn takes before writing to the store.
+const BATCH: usize = 512;
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Command>,
+        mut rt_rx: mpsc::UnboundedReceiver<RuntimeEvent>,
+        mut int_rx: mpsc::UnboundedReceiver<Internal>,
+    ) {
+        let mut commands_open = true;
+        loop {
+            let next_timer = self.timers.peek().map(|Reverse((t, _, _))| *t);
+            tokio::select! {
+                biased;
+                Some(ev) = rt_rx.recv() => self.on_runtime(ev),
+                Some(msg) = int_rx.recv() => self.on_internal(msg),
+                cmd = rx.recv(), if commands_open => match cmd {
+                    Some(c) => self.on_command(c).await,
+                    None => commands_open = false,
+                },
+                _ = sleep_until_opt(next_timer), if next_timer.is_some() => self.fire_timers(),
+            }
+            for _ in 0..BATCH {
+                if let Ok(ev) = rt_rx.try_recv() {
+                    self.on_runtime(ev);
+                } else if let Ok(msg) = int_rx.try_recv() {
+                    self.on_internal(msg);
+                } else {
+                    break;
+                }
+            }
+            self.settle();
+            let finished = self.shutdown_finished();
+            if let Some(reply) = finished.then(|| self.shutdown.take()).flatten() {
+                self.after_flush(move |r| {
+                    let _ = reply.send(r.map_err(store_error));
+                });
+            }
+            self.flush().await;
+            if finished {
+                return;
+            }
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Deploy(req, reply) => self.deploy(req, reply),
+            Command::Wait(id, reply) => match self.versions.get(&id) {
+                None => {
+                    let _ = reply.send(Err(not_found("version", id.as_str())));
+                }
+                Some(v) if v.state != VersionState::Deploying => {
+                    let _ = reply.send(Ok(v.clone()));
+                }
+                Some(_) => self.waiters.entry(id).or_default().push(reply),
+            },
+            Command::Rollback(app, to, reply) => self.rollback(&app, to, reply),
+            Command::SetDesired(pool, n, reason, reply) => {
+                let Some(ps) = self.pools.get_mut(&pool) else {
+                    let _ = reply.send(Err(not_found("pool", pool.as_str())));
+                    return;
+                };
+                ps.pool.desired = n;
+                ps.pool.desired_reason = reason;
+                let snapshot = ps.pool.clone();
+                self.touch_pool(&pool);
+                self.to_reconcile.insert(pool);
+                self.after_flush(move |r| {
+                    let _ = reply.send(r.map(|_| snapshot).map_err(store_error));
+                });
+            }
+            Command::StopSandbox(id, reply) => {
+                let live = self.sandboxes.get(&id).map(|s| is_live(s.sb.status));
+                match live {
+                    None => {
+                        let _ = reply.send(Err(not_found("sandbox", id.as_str())));
+                    }
+                    Some(false) => {
+                        let _ = reply.send(Err(ControllerError::Invalid(format!(
+                            "sandbox `{id}` is not running"
+                        ))));
+                    }
+                    Some(true) => {
+                        self.stop_sandbox(&id, "stopped by an operator");
+                        self.after_flush(move |r| {
+                            let _ = reply.send(r.map_err(store_error));
+                        });
+                    }
+                }
+            }
+            Command::DeleteApp(app, purge, reply) => self.delete_app(&app, purge, reply).await,
+            Command::Snapshot(app, reply) => {
+                let _ = reply.send(Ok(self.snapshot(app.as_deref())));
+            }
+            Command::Shutdown(reply) => {
+                let live: Vec<SandboxId> = self
+                    .sandboxes
+                    .iter()
+                    .filter(|(_, s)| is_live(s.sb.status) && !s.stopping)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in live {
+                    self.stop_sandbox(&id, "the server shut down");
+                }
+                self.shutdown = Some(reply);
+            }
+        }
+    }
+
+    fn on_internal(&mut self, msg: Internal) {
+        match msg {
+            Internal::Prepared(id, result) => self.prepared(&id, result),
+            Internal::Started(id, result) => self.started(&id, result),
+            Internal::StopFailed(id, why) => self.stop_failed(&id, why),
+            Internal::Done(f) => f(),
+        }
+    }
+
+    fn on_runtime(&mut self, ev: RuntimeEvent) {
+        match ev {
+            RuntimeEvent::Ready { sandbox, address } => self.ready(&sandbox, address),
+            RuntimeEvent::Exited {
+                sandbox,
+                code,
+                reason,
+                last_lines,
+            } => self.exited(&sandbox, code, reason, last_lines),
+        }
+    }
+
+    /// Brings pools to their desired counts and activates versions that are ready,
+    /// until nothing changes.
+    fn settle(&mut self) {
+        for _ in 0..4 {
+            if self.shutdown.is_none() {
+                let pools = std::mem::take(&mut self.to_reconcile);
+                for p in pools {
+                    self.reconcile(&p);
+                }
+            }
+            self.check_deploys();
+            if self.to_reconcile.is_empty() || self.shutdown.is_some() {
+                break;
+            }
+        }
+    }
+
+    fn shutdown_finished(&self) -> bool {
+        self.shutdown.is_some()
+            && !self
+                .sandboxes
+                .values()
+                .any(|s| s.starting || (s.stopping && is_live(s.sb.status)))
+    }
+
+    pub(super) fn after_flush(&mut self, f: impl FnOnce(Result<(), String>) + Send + 'static) {
+        self.after_flush.push(Box::new(f));
+    }
+
+    pub(super) fn add_timer(&mut self, at: Instant, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers.push(Reverse((at, self.timer_seq, timer)));
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, _, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, _, timer))) = self.timers.pop() else {
+                break;
+            };
+            match timer {
+                Timer::Retry(pool) => {
+                    self.to_reconcile.insert(pool);
+                }
+                Timer::ResetCrashes(pool, sb) => self.reset_crashes(&pool, &sb),
+                Timer::DeployTimeout(v) => self.deploy_timed_out(&v),
+            }
+        }
+    }
+
+    pub(super) fn spawn_internal(
+        &self,
+        f: impl std::future::Future<Output = Internal> + Send + 'static,
+    ) {
+        let tx = self.int_tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(f.await);
+        });
+    }
+
+    pub(super) fn sink(&self, s: &Sandbox, app: &str) -> EventSink {
+        EventSink::new(
+            s.id.clone(),
+            app,
+            &s.service,
+            s.version.clone(),
+            self.rt_tx.clone(),
+            self.cfg.logs.clone(),
+        )
+    }
+
+    pub(super) fn touch_app(&mut self, app: &str) {
+        self.dirty.apps.insert(app.to_string());
+    }
+
+    pub(super) fn touch_version(&mut self, id: &VersionId) {
+        if let Some(v) = self.versions.get(id) {
+            self.dirty.versions.insert((v.app.clone(), id.clone()));
+        }
+    }
+
+    pub(super) fn touch_pool(&mut self, id: &PoolId) {
+        if let Some(p) = self.pools.get(id) {
+            self.dirty.pools.insert((p.pool.app.clone(), id.clone()));
+        }
+    }
+
+    pub(super) fn touch_sandbox(&mut self, id: &SandboxId) {
+        if let Some(s) = self.sandboxes.get(id) {
+            self.dirty.sandboxes.insert((s.app.clone(), id.clone()));
+        }
+    }
+
+    fn snapshot(&self, app: Option<&str>) -> Snapshot {
+        let keep = |a: &str| app.is_none_or(|x| x == a);
+        let mut sandboxes: Vec<Sandbox> = self
+            .sandboxes
+            .values()
+            .filter(|s| keep(&s.app))
+            .map(|s| s.sb.clone())
+            .collect();
+        sandboxes.sort_by(|a, b| a.id.cmp(&b.id));
+        Snapshot {
+            apps: self
+                .apps
+                .values()
+                .filter(|a| keep(&a.name))
+                .cloned()
+                .collect(),
+            versions: self
+                .versions
+                .values()
+                .filter(|v| keep(&v.app))
+                .cloned()
+                .collect(),
+            pools: self
+                .pools
+                .values()
+                .filter(|p| keep(&p.pool.app))
+                .map(|p| p.pool.clone())
+                .collect(),
+            sandboxes,
+        }
+    }
+
+    /// Writes every changed object in one transaction, then answers the callers
+    /// waiting for it. On a store error the changes stay dirty and are retried.
+    async fn flush(&mut self) {
+        if self.dirty.is_empty() && self.after_flush.is_empty() {
+            return;
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut ops = Vec::new();
+        for name in &dirty.apps {
+            ops.push(match self.apps.get(name) {
+                Some(a) => Op::put(keys::app(name), keys::encode(a)),
+                None => Op::delete(keys::app(name)),
+            });
+        }
+        for (app, id) in &dirty.versions {
+            ops.push(match self.versions.get(id) {
+                Some(v) => {
+                    let _ = self.events.send(Event::Version {
+                        id: id.clone(),
+                        state: v.state,
+                        failure: v.failure.clone(),
+                    });
+                    Op::put(keys::version(app, id), keys::encode(v))
+                }
+                None => Op::delete(keys::version(app, id)),
+            });
+        }
+        for (app, id) in &dirty.pools {
+            ops.push(match self.pools.get(id) {
+                Some(p) => {
+                    let _ = self.events.send(Event::Pool {
+                        id: id.clone(),
+                        app: app.clone(),
+                        service: p.pool.service.clone(),
+                        desired: p.pool.desired,
+                        current: p.pool.current,
+                        ready: p.pool.ready,
+                    });
+                    Op::put(keys::pool(app, id), keys::encode(&p.pool))
+                }
+                None => Op::delete(keys::pool(app, id)),
+            });
+        }
+        for (app, id) in &dirty.sandboxes {
+            ops.push(match self.sandboxes.get(id) {
+                Some(s) => {
+                    let _ = self.events.send(Event::Sandbox {
+                        id: id.clone(),
+                        app: app.clone(),
+                        service: s.sb.service.clone(),
+                        status: s.sb.status,
+                        reason: s.sb.reason.clone(),
+                    });
+                    Op::put(keys::sandbox(app, id), keys::encode(&s.sb))
+                }
+                None => Op::delete(keys::sandbox(app, id)),
+            });
+        }
+        for key in &dirty.deletes {
+            ops.push(Op::delete(key.clone()));
+        }
+        let result = if ops.is_empty() {
+            Ok(())
+        } else {
+            self.store.txn(ops).await.map(|_| ())
+        };
+        let result = match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!("controller: writing state failed, will retry: {e}");
+                merge(&mut self.dirty, dirty);
+                Err(e.to_string())
+            }
+        };
+        for f in std::mem::take(&mut self.after_flush) {
+            f(result.clone());
+        }
+    }
+
+    /// Reads the state back and squares it with what the runtime runs.
+    async fn load(&mut self) -> Result<(), ControllerError> {
+        let store = self.store.clone();
+        for a in keys::list::<App>(store.as_ref(), keys::APPS).await? {
+            self.apps.insert(a.name.clone(), a);
+        }
+        for v in keys::list::<Version>(store.as_ref(), keys::VERSIONS).await? {
+            self.versions.insert(v.id.clone(), v);
+        }
+        for p in keys::list::<SandboxPool>(store.as_ref(), keys::POOLS).await? {
+            self.pools.insert(
+                p.id.clone(),
+                PoolState {
+                    pool: p,
+                    members: BTreeSet::new(),
+                    not_before: None,
+                    suspended: false,
+                },
+            );
+        }
+        let now = Instant::now();
+        for s in keys::list::<Sandbox>(store.as_ref(), keys::SANDBOXES).await? {
+            let Some(ps) = self.pools.get_mut(&s.pool) else {
+                // Its pool is gone: a leftover record.
+                self.dirty
+                    .deletes
+                    .insert(keys::sandbox(s.version.app(), &s.id));
+                continue;
+            };
+            ps.members.insert(s.id.clone());
+            let app = ps.pool.app.clone();
+            self.sandboxes.insert(
+                s.id.clone(),
+                SandboxState {
+                    sb: s,
+                    app,
+                    started: now,
+                    stopping: false,
+                    starting: false,
+                },
+            );
+        }
+
+        // A deploy the previous server did not finish: its sandboxes are being
+        // replaced anyway, so say so and let the user deploy again.
+        let unfinished: Vec<VersionId> = self
+            .versions
+            .values()
+            .filter(|v| v.state == VersionState::Deploying)
+            .map(|v| v.id.clone())
+            .collect();
+        for id in unfinished {
+            self.deploys.insert(
+                id.clone(),
+                Deploying {
+                    prepared: true,
+                    suspended: Vec::new(),
+                },
+            );
+            self.fail(
+                &id,
+                "the server restarted before this version was ready; deploy again".to_string(),
+            );
+        }
+
+        let listed = self
+            .runtime
+            .list()
+            .await
+            .map_err(|e| ControllerError::Invalid(format!("listing sandboxes failed: {e}")))?;
+        let mut adopted = BTreeSet::new();
+        for l in listed {
+            let known = self
+                .sandboxes
+                .get(&l.id)
+                .is_some_and(|s| is_live(s.sb.status));
+            if !known {
+                // Not ours (any more): a leftover of a crashed server.
+                let rt = self.runtime.clone();
+                let grace = self.cfg.stop_grace;
+                tokio::spawn(async move {
+                    let _ = rt.stop(&l.id, grace).await;
+                });
+                continue;
+            }
+            let (sb, app) = match self.sandboxes.get_mut(&l.id) {
+                Some(s) => {
+                    s.sb.status = SandboxStatus::Pending;
+                    (s.sb.clone(), s.app.clone())
+                }
+                None => continue,
+            };
+            let sink = self.sink(&sb, &app);
+            if self.runtime.adopt(&l.id, sink).await.is_ok() {
+                adopted.insert(l.id.clone());
+            }
+        }
+        let lost: Vec<SandboxId> = self
+            .sandboxes
+            .iter()
+            .filter(|(id, s)| is_live(s.sb.status) && !adopted.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in lost {
+            if let Some(s) = self.sandboxes.get_mut(&id) {
+                s.sb.status = SandboxStatus::Dead;
+                s.sb.reason = Some("gone after the server restarted".to_string());
+                s.sb.updated = crate::runtime::now_millis();
+            }
+            self.touch_sandbox(&id);
+        }
+        let pools: Vec<PoolId> = self.pools.keys().cloned().collect();
+        for p in pools {
+            self.recount(&p);
+            self.to_reconcile.insert(p);
+        }
+        Ok(())
+    }
+}
+
+fn merge(into: &mut Dirty, from: Dirty) {
+    into.apps.extend(from.apps);
+    into.versions.extend(from.versions);
+    into.pools.extend(from.pools);
+    into.sandboxes.extend(from.sandboxes);
+    into.deletes.extend(from.deletes);
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Pending or running: it exists in the runtime.
+pub(super) fn is_live(s: SandboxStatus) -> bool {
+    matches!(s, SandboxStatus::Pending | SandboxStatus::Running)
+}
+
+pub(super) fn not_found(kind: &'static str, name: &str) -> ControllerError {
+    ControllerError::NotFound {
+        kind,
+        name: name.to_string(),
+    }
+}
+
+pub(super) fn store_error(message: String) -> ControllerError {
+    ControllerError::Store(StoreError::Backend(message.into()))
+}

@@ -1,0 +1,262 @@
+//! The controller: turns deploys into running sandboxes and keeps them running.
+//!
+//! One task owns the state (apps, versions, pools, sandboxes) and is the only writer
+//! of it; callers talk to it through the cloneable [`Controller`] handle, runtimes
+//! through [`EventSink`](crate::runtime::EventSink)s. Every change is written to the
+//! [`Store`] before the caller hears back, so a kill -9 loses nothing acknowledged.
+//! Timing (deploy timeout, crash backoff) runs on tokio's clock: tests pause it.
+//!
+//! - [`plan`]: what a pool should start or stop, as a pure function.
+//! - [`backoff`]: crash backoff, as a pure function.
+//! - `actor`: the task: deploy, activation, failure, drain, restart adoption.
+//! - [`keys`]: where objects live in the store.
+
+mod actor;
+pub mod backoff;
+pub mod keys;
+pub mod plan;
+mod rollout;
+mod sandboxes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::artifact::ArtifactStore;
+use crate::config::ResolvedApp;
+use crate::model::{
+    App, PoolId, Sandbox, SandboxId, SandboxPool, SandboxStatus, SourceInfo, Version, VersionId,
+    VersionState,
+};
+use crate::runtime::{LogSink, Runtime};
+use crate::store::{Store, StoreError};
+
+pub use backoff::Backoff;
+
+/// How the controller behaves.
+#[derive(Clone)]
+pub struct ControllerConfig {
+    /// A deploy not ready by then fails (SPEC §4: 5 min).
+    pub deploy_timeout: Duration,
+    /// Between SIGTERM and SIGKILL when a sandbox stops (SPEC §4: 10 s).
+    pub stop_grace: Duration,
+    /// Crash backoff (SPEC §5).
+    pub backoff: Backoff,
+    /// Where uploaded code is.
+    pub artifacts: ArtifactStore,
+    /// Where sandbox output goes.
+    pub logs: Arc<dyn LogSink>,
+}
+
+impl ControllerConfig {
+    /// SPEC defaults, code in `artifacts`, logs discarded.
+    pub fn new(artifacts: ArtifactStore) -> Self {
+        Self {
+            deploy_timeout: Duration::from_secs(5 * 60),
+            stop_grace: Duration::from_secs(10),
+            backoff: Backoff::default(),
+            artifacts,
+            logs: Arc::new(()),
+        }
+    }
+}
+
+/// A deploy: validated config plus the digest of code already in the artifact store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployRequest {
+    /// The resolved app.toml.
+    pub config: ResolvedApp,
+    /// The uploaded code.
+    pub artifact_digest: String,
+    /// Where it came from.
+    pub source: SourceInfo,
+}
+
+/// Everything the controller knows, or one app's part of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    /// Apps by name.
+    pub apps: Vec<App>,
+    /// Versions, oldest first.
+    pub versions: Vec<Version>,
+    /// Pools, oldest first.
+    pub pools: Vec<SandboxPool>,
+    /// Sandboxes, oldest first.
+    pub sandboxes: Vec<Sandbox>,
+}
+
+/// A change, for progress displays (`miren deploy`) and tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Event {
+    /// A version changed state.
+    Version {
+        /// The version.
+        id: VersionId,
+        /// Its state now.
+        state: VersionState,
+        /// Why it failed.
+        failure: Option<String>,
+    },
+    /// A pool's counts changed.
+    Pool {
+        /// The pool.
+        id: PoolId,
+        /// Its app.
+        app: String,
+        /// Its service.
+        service: String,
+        /// Desired count.
+        desired: u32,
+        /// Existing sandboxes.
+        current: u32,
+        /// Ready sandboxes.
+        ready: u32,
+    },
+    /// A sandbox changed status.
+    Sandbox {
+        /// The sandbox.
+        id: SandboxId,
+        /// Its app.
+        app: String,
+        /// Its service.
+        service: String,
+        /// Its status now.
+        status: SandboxStatus,
+        /// Why, when it stopped or died.
+        reason: Option<String>,
+    },
+}
+
+/// Why a controller call failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ControllerError {
+    /// No such object.
+    #[error("no {kind} `{name}`")]
+    NotFound {
+        /// "app", "version", "pool", "sandbox".
+        kind: &'static str,
+        /// What was asked for.
+        name: String,
+    },
+    /// The request can't be done as asked.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed; nothing was acknowledged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The controller has shut down.
+    #[error("the controller has stopped")]
+    Stopped,
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, ControllerError>>;
+
+pub(crate) enum Command {
+    Deploy(DeployRequest, Reply<VersionId>),
+    Wait(VersionId, Reply<Version>),
+    Rollback(String, Option<VersionId>, Reply<VersionId>),
+    SetDesired(PoolId, u32, String, Reply<SandboxPool>),
+    StopSandbox(SandboxId, Reply<()>),
+    DeleteApp(String, bool, Reply<()>),
+    Snapshot(Option<String>, Reply<Snapshot>),
+    Shutdown(Reply<()>),
+}
+
+/// A handle on the controller task. Cheap to clone.
+#[derive(Clone)]
+pub struct Controller {
+    tx: mpsc::UnboundedSender<Command>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Controller {
+    /// Loads the state from `store`, reconciles it with what `runtime` runs (adopting
+    /// what it can, stopping leftovers, replacing what is gone) and starts the
+    /// controller task. Needs a tokio runtime.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        runtime: Arc<dyn Runtime>,
+        config: ControllerConfig,
+    ) -> Result<Self, ControllerError> {
+        let (events, _) = broadcast::channel(4096);
+        let tx = actor::spawn(store, runtime, config, events.clone()).await?;
+        Ok(Self { tx, events })
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ControllerError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .map_err(|_| ControllerError::Stopped)?;
+        rx.await.map_err(|_| ControllerError::Stopped)?
+    }
+
+    /// Creates a version and starts rolling it out; returns its id once it is stored.
+    /// [`wait`](Self::wait) tells how it ended.
+    pub async fn deploy(&self, request: DeployRequest) -> Result<VersionId, ControllerError> {
+        self.call(|r| Command::Deploy(request, r)).await
+    }
+
+    /// Waits until `version` is no longer deploying and returns it (`active` or
+    /// `failed` with the reason).
+    pub async fn wait(&self, version: &VersionId) -> Result<Version, ControllerError> {
+        self.call(|r| Command::Wait(version.clone(), r)).await
+    }
+
+    /// Re-activates `to` (default: the version active before the current one) the
+    /// way a deploy activates; returns its id once the rollout started.
+    pub async fn rollback(
+        &self,
+        app: &str,
+        to: Option<VersionId>,
+    ) -> Result<VersionId, ControllerError> {
+        self.call(|r| Command::Rollback(app.to_string(), to, r))
+            .await
+    }
+
+    /// Sets a pool's desired count, with the reason `app status` shows.
+    pub async fn set_desired(
+        &self,
+        pool: &PoolId,
+        desired: u32,
+        reason: impl Into<String>,
+    ) -> Result<SandboxPool, ControllerError> {
+        let reason = reason.into();
+        self.call(|r| Command::SetDesired(pool.clone(), desired, reason, r))
+            .await
+    }
+
+    /// Stops one sandbox; its pool starts a replacement.
+    pub async fn stop_sandbox(&self, id: &SandboxId) -> Result<(), ControllerError> {
+        self.call(|r| Command::StopSandbox(id.clone(), r)).await
+    }
+
+    /// Stops every sandbox of `app`, forgets it and its routes; its disks stay unless
+    /// `purge_disks`. Returns once everything is stopped.
+    pub async fn delete_app(&self, app: &str, purge_disks: bool) -> Result<(), ControllerError> {
+        self.call(|r| Command::DeleteApp(app.to_string(), purge_disks, r))
+            .await
+    }
+
+    /// The current state, of one app or all.
+    pub async fn snapshot(&self, app: Option<&str>) -> Result<Snapshot, ControllerError> {
+        self.call(|r| Command::Snapshot(app.map(str::to_string), r))
+            .await
+    }
+
+    /// Stops every sandbox (with the grace period), records them stopped and ends the
+    /// task. The next start brings them back.
+    pub async fn shutdown(&self) -> Result<(), ControllerError> {
+        self.call(Command::Shutdown).await
+    }
+
+    /// Changes from now on. A slow reader misses events (`Lagged`), never blocks.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+}

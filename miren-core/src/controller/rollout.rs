@@ -1,0 +1,552 @@
+//! Versions: deploy, activation when ready, failure, rollback, app deletion.
+
+use std::collections::BTreeSet;
+
+use tokio::time::Instant;
+
+use super::actor::{Actor, Deploying, Internal, PoolState, Timer, is_live, not_found, store_error};
+use super::{ControllerError, DeployRequest, Reply, keys};
+use crate::config::duration;
+use crate::config::{Concurrency, ResolvedService};
+use crate::model::{App, PoolId, PoolSpec, SandboxPool, Version, VersionId, VersionState};
+use crate::runtime::{PrepareApp, now_millis};
+
+impl Actor {
+    /// Ids of the pools matching `keep`.
+    pub(super) fn pools_where(&self, keep: impl Fn(&SandboxPool) -> bool) -> Vec<PoolId> {
+        self.pools
+            .values()
+            .filter(|p| keep(&p.pool))
+            .map(|p| p.pool.id.clone())
+            .collect()
+    }
+
+    pub(super) fn deploy(&mut self, req: DeployRequest, reply: Reply<VersionId>) {
+        let app = req.config.name.clone();
+        if self.cfg.artifacts.get(&req.artifact_digest).is_none() {
+            let _ = reply.send(Err(ControllerError::Invalid(format!(
+                "no uploaded code with digest {}: upload it before deploying",
+                req.artifact_digest
+            ))));
+            return;
+        }
+        let id = VersionId::new(&app);
+        self.supersede_deploys(&app, &id);
+        let now = now_millis();
+        self.apps.entry(app.clone()).or_insert_with(|| App {
+            name: app.clone(),
+            active_version: None,
+            created: now,
+        });
+        self.touch_app(&app);
+        self.versions.insert(
+            id.clone(),
+            Version {
+                id: id.clone(),
+                app,
+                config: req.config,
+                artifact_digest: req.artifact_digest,
+                created: now,
+                source: req.source,
+                state: VersionState::Deploying,
+                failure: None,
+            },
+        );
+        self.touch_version(&id);
+        self.begin_rollout(&id);
+        self.after_flush(move |r| {
+            let _ = reply.send(r.map(|_| id).map_err(store_error));
+        });
+    }
+
+    pub(super) fn rollback(&mut self, app: &str, to: Option<VersionId>, reply: Reply<VersionId>) {
+        let Some(a) = self.apps.get(app) else {
+            let _ = reply.send(Err(not_found("app", app)));
+            return;
+        };
+        let active = a.active_version.clone();
+        let target = match to {
+            Some(v) => v,
+            None => {
+                // The newest superseded version: the one active before this one.
+                match self
+                    .versions
+                    .values()
+                    .rev()
+                    .find(|v| v.app == app && v.state == VersionState::Superseded)
+                {
+                    Some(v) => v.id.clone(),
+                    None => {
+                        let _ = reply.send(Err(ControllerError::Invalid(format!(
+                            "app `{app}` has no earlier version to roll back to"
+                        ))));
+                        return;
+                    }
+                }
+            }
+        };
+        let Some(v) = self.versions.get(&target) else {
+            let _ = reply.send(Err(not_found("version", target.as_str())));
+            return;
+        };
+        if v.app != app {
+            let _ = reply.send(Err(ControllerError::Invalid(format!(
+                "version `{target}` belongs to app `{}`, not `{app}`",
+                v.app
+            ))));
+            return;
+        }
+        if active.as_ref() == Some(&target) || v.state == VersionState::Deploying {
+            let _ = reply.send(Err(ControllerError::Invalid(format!(
+                "version `{target}` is already {}",
+                if v.state == VersionState::Deploying {
+                    "deploying"
+                } else {
+                    "active"
+                }
+            ))));
+            return;
+        }
+        if self.cfg.artifacts.get(&v.artifact_digest).is_none() {
+            let _ = reply.send(Err(ControllerError::Invalid(format!(
+                "the code of `{target}` ({}) is no longer stored",
+                v.artifact_digest
+            ))));
+            return;
+        }
+        self.supersede_deploys(app, &target);
+        if let Some(v) = self.versions.get_mut(&target) {
+            v.state = VersionState::Deploying;
+            v.failure = None;
+        }
+        self.touch_version(&target);
+        self.begin_rollout(&target);
+        self.after_flush(move |r| {
+            let _ = reply.send(r.map(|_| target).map_err(store_error));
+        });
+    }
+
+    /// Fails the app's unfinished deploys: the newest deploy wins.
+    fn supersede_deploys(&mut self, app: &str, by: &VersionId) {
+        let older: Vec<VersionId> = self
+            .deploys
+            .keys()
+            .filter(|v| v.app() == app || self.versions.get(*v).is_some_and(|x| x.app == app))
+            .cloned()
+            .collect();
+        for v in older {
+            self.fail(&v, format!("replaced by {by} before it was ready"));
+        }
+    }
+
+    fn begin_rollout(&mut self, id: &VersionId) {
+        let Some(v) = self.versions.get(id) else {
+            return;
+        };
+        let Some(artifact) = self.cfg.artifacts.get(&v.artifact_digest) else {
+            return;
+        };
+        let prep = PrepareApp {
+            app: v.app.clone(),
+            version: id.clone(),
+            artifact,
+            dockerfile: v.config.dockerfile.clone(),
+            services: v
+                .config
+                .services
+                .keys()
+                .filter_map(|s| PoolSpec::of(&v.config, s, &v.artifact_digest))
+                .collect(),
+        };
+        self.deploys.insert(
+            id.clone(),
+            Deploying {
+                prepared: false,
+                suspended: Vec::new(),
+            },
+        );
+        self.add_timer(
+            Instant::now() + self.cfg.deploy_timeout,
+            Timer::DeployTimeout(id.clone()),
+        );
+        let rt = self.runtime.clone();
+        let vid = id.clone();
+        self.spawn_internal(async move {
+            let r = rt.prepare(&prep).await.map_err(|e| e.to_string());
+            Internal::Prepared(vid, r)
+        });
+    }
+
+    pub(super) fn prepared(&mut self, id: &VersionId, result: Result<(), String>) {
+        if !self.deploys.contains_key(id) {
+            return;
+        }
+        match result {
+            Err(e) => self.fail(id, e),
+            Ok(()) => {
+                self.attach_pools(id);
+                if let Some(d) = self.deploys.get_mut(id) {
+                    d.prepared = true;
+                }
+            }
+        }
+    }
+
+    /// Gives the version one pool per service: the existing pool when its spec is
+    /// unchanged (resized in place to the new scaling), else a new one.
+    fn attach_pools(&mut self, id: &VersionId) {
+        let Some(v) = self.versions.get(id) else {
+            return;
+        };
+        let app = v.app.clone();
+        let config = v.config.clone();
+        let digest = v.artifact_digest.clone();
+        for (name, svc) in &config.services {
+            let Some(spec) = PoolSpec::of(&config, name, &digest) else {
+                continue;
+            };
+            let hash = spec.hash();
+            let reuse = self
+                .pools
+                .values()
+                .find(|p| {
+                    p.pool.app == app
+                        && p.pool.service == *name
+                        && p.pool.spec_hash == hash
+                        && !p.pool.versions.is_empty()
+                })
+                .map(|p| p.pool.id.clone());
+            let pool_id = match reuse {
+                Some(pid) => {
+                    if let Some(ps) = self.pools.get_mut(&pid) {
+                        if !ps.pool.versions.contains(id) {
+                            ps.pool.versions.push(id.clone());
+                        }
+                        ps.pool.scaling = svc.concurrency;
+                        let (desired, reason) = resized(svc, ps.pool.desired);
+                        ps.pool.desired = desired;
+                        if let Some(r) = reason {
+                            ps.pool.desired_reason = r;
+                        }
+                    }
+                    pid
+                }
+                None => {
+                    let pid = PoolId::new();
+                    let (desired, reason) = initial(svc);
+                    if !spec.disks.is_empty() {
+                        self.suspend_disk_holders(&app, name, id);
+                    }
+                    self.pools.insert(
+                        pid.clone(),
+                        PoolState {
+                            pool: SandboxPool {
+                                id: pid.clone(),
+                                app: app.clone(),
+                                service: name.clone(),
+                                spec,
+                                spec_hash: hash,
+                                versions: vec![id.clone()],
+                                scaling: svc.concurrency,
+                                desired,
+                                desired_reason: reason,
+                                current: 0,
+                                ready: 0,
+                                quick_crashes: 0,
+                                retry_at: None,
+                            },
+                            members: BTreeSet::new(),
+                            not_before: None,
+                            suspended: false,
+                        },
+                    );
+                    pid
+                }
+            };
+            self.touch_pool(&pool_id);
+            self.to_reconcile.insert(pool_id);
+        }
+    }
+
+    /// Disks can't be shared by old and new instances (SPEC §4): the old pools of this
+    /// service stop first, and get their count back if the deploy fails.
+    fn suspend_disk_holders(&mut self, app: &str, service: &str, for_version: &VersionId) {
+        let holders: Vec<PoolId> = self
+            .pools
+            .values()
+            .filter(|p| {
+                p.pool.app == app
+                    && p.pool.service == service
+                    && !p.pool.spec.disks.is_empty()
+                    && !p.suspended
+            })
+            .map(|p| p.pool.id.clone())
+            .collect();
+        for pid in holders {
+            if let Some(ps) = self.pools.get_mut(&pid) {
+                ps.suspended = true;
+            }
+            if let Some(d) = self.deploys.get_mut(for_version) {
+                d.suspended.push(pid.clone());
+            }
+            self.to_reconcile.insert(pid);
+        }
+    }
+
+    /// Activates every deploying version whose pools are all ready.
+    pub(super) fn check_deploys(&mut self) {
+        let ready: Vec<VersionId> = self
+            .deploys
+            .iter()
+            .filter(|(_, d)| d.prepared)
+            .filter(|(id, _)| {
+                let mut pools = self
+                    .pools
+                    .values()
+                    .filter(|p| p.pool.versions.contains(id))
+                    .peekable();
+                pools.peek().is_some() && pools.all(|p| p.pool.ready >= required(&p.pool))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ready {
+            self.activate(&id);
+        }
+    }
+
+    fn activate(&mut self, id: &VersionId) {
+        self.deploys.remove(id);
+        let Some(app) = self.versions.get(id).map(|v| v.app.clone()) else {
+            return;
+        };
+        let previous = self
+            .apps
+            .get_mut(&app)
+            .and_then(|a| a.active_version.replace(id.clone()));
+        self.touch_app(&app);
+        if let Some(prev) = previous.filter(|p| p != id) {
+            if let Some(p) = self.versions.get_mut(&prev) {
+                p.state = VersionState::Superseded;
+            }
+            self.touch_version(&prev);
+        }
+        if let Some(v) = self.versions.get_mut(id) {
+            v.state = VersionState::Active;
+            v.failure = None;
+        }
+        self.touch_version(id);
+        // Pools keep only the versions that can still take traffic: the active one and
+        // any deploy in flight. The rest drain.
+        let pools = self.pools_where(|p| p.app == app);
+        for pid in pools {
+            let versions = &self.versions;
+            let deploys = &self.deploys;
+            if let Some(ps) = self.pools.get_mut(&pid) {
+                ps.pool
+                    .versions
+                    .retain(|v| v == id || (deploys.contains_key(v) && versions.contains_key(v)));
+                ps.suspended = false;
+            }
+            self.touch_pool(&pid);
+            self.to_reconcile.insert(pid);
+        }
+        self.notify(id);
+    }
+
+    /// Marks a deploying version failed; the active version keeps serving and gets
+    /// back any disk pool it lent.
+    pub(super) fn fail(&mut self, id: &VersionId, reason: String) {
+        let Some(deploy) = self.deploys.remove(id) else {
+            return;
+        };
+        for pid in deploy.suspended {
+            if let Some(ps) = self.pools.get_mut(&pid) {
+                ps.suspended = false;
+            }
+            self.to_reconcile.insert(pid);
+        }
+        let Some(v) = self.versions.get_mut(id) else {
+            return;
+        };
+        v.state = VersionState::Failed;
+        v.failure = Some(reason);
+        let app = v.app.clone();
+        self.touch_version(id);
+        let pools = self.pools_where(|p| p.app == app && p.versions.contains(id));
+        for pid in pools {
+            if let Some(ps) = self.pools.get_mut(&pid) {
+                ps.pool.versions.retain(|v| v != id);
+            }
+            self.touch_pool(&pid);
+            self.to_reconcile.insert(pid);
+        }
+        self.notify(id);
+    }
+
+    pub(super) fn deploy_timed_out(&mut self, id: &VersionId) {
+        if !self.deploys.contains_key(id) {
+            return;
+        }
+        let waiting: Vec<String> = self
+            .pools
+            .values()
+            .filter(|p| p.pool.versions.contains(id) && p.pool.ready < required(&p.pool))
+            .map(|p| {
+                format!(
+                    "{} {}/{} ready",
+                    p.pool.service,
+                    p.pool.ready,
+                    required(&p.pool)
+                )
+            })
+            .collect();
+        let timeout = duration::Display(self.cfg.deploy_timeout);
+        self.fail(
+            id,
+            format!(
+                "not ready within the deploy timeout ({timeout}): {}",
+                waiting.join(", ")
+            ),
+        );
+    }
+
+    /// Answers `wait` callers once the version's state is stored.
+    fn notify(&mut self, id: &VersionId) {
+        let Some(waiters) = self.waiters.remove(id) else {
+            return;
+        };
+        let Some(v) = self.versions.get(id).cloned() else {
+            return;
+        };
+        self.after_flush(move |r| {
+            for w in waiters {
+                let _ = w.send(r.clone().map(|_| v.clone()).map_err(store_error));
+            }
+        });
+    }
+
+    pub(super) async fn delete_app(&mut self, app: &str, purge: bool, reply: Reply<()>) {
+        if !self.apps.contains_key(app) {
+            let _ = reply.send(Err(not_found("app", app)));
+            return;
+        }
+        let unfinished: Vec<VersionId> = self
+            .deploys
+            .keys()
+            .filter(|v| self.versions.get(*v).is_some_and(|x| x.app == app))
+            .cloned()
+            .collect();
+        for v in unfinished {
+            self.fail(&v, format!("app `{app}` was deleted"));
+        }
+        let pools = self.pools_where(|p| p.app == app);
+        let mut to_stop = Vec::new();
+        for pid in &pools {
+            let Some(ps) = self.pools.remove(pid) else {
+                continue;
+            };
+            self.dirty.pools.insert((app.to_string(), pid.clone()));
+            for sid in ps.members {
+                if let Some(s) = self.sandboxes.remove(&sid)
+                    && (is_live(s.sb.status) || s.starting)
+                {
+                    to_stop.push(sid.clone());
+                }
+                self.dirty.sandboxes.insert((app.to_string(), sid));
+            }
+        }
+        let versions: Vec<VersionId> = self
+            .versions
+            .values()
+            .filter(|v| v.app == app)
+            .map(|v| v.id.clone())
+            .collect();
+        for v in versions {
+            self.versions.remove(&v);
+            self.dirty.versions.insert((app.to_string(), v));
+        }
+        self.apps.remove(app);
+        self.touch_app(app);
+        if let Ok(routes) =
+            keys::list::<crate::model::Route>(self.store.as_ref(), keys::ROUTES).await
+        {
+            for r in routes.into_iter().filter(|r| r.app == app) {
+                self.dirty.deletes.insert(keys::route(&r.host));
+            }
+        }
+        let rt = self.runtime.clone();
+        let grace = self.cfg.stop_grace;
+        let app = app.to_string();
+        let int_tx = self.int_tx.clone();
+        self.after_flush(move |r| {
+            if let Err(e) = r {
+                let _ = reply.send(Err(store_error(e)));
+                return;
+            }
+            tokio::spawn(async move {
+                let mut stops = tokio::task::JoinSet::new();
+                for id in to_stop {
+                    let rt = rt.clone();
+                    stops.spawn(async move { rt.stop(&id, grace).await });
+                }
+                while stops.join_next().await.is_some() {}
+                let result = rt
+                    .remove_app(&app, purge)
+                    .await
+                    .map_err(|e| ControllerError::Invalid(e.to_string()));
+                let _ = int_tx.send(Internal::Done(Box::new(move || {
+                    let _ = reply.send(result);
+                })));
+            });
+        });
+    }
+}
+
+/// How many ready sandboxes a pool needs before its version can go active: all of a
+/// fixed pool, one of an auto pool (SPEC §4).
+pub(super) fn required(pool: &SandboxPool) -> u32 {
+    match pool.scaling {
+        Concurrency::Fixed { .. } => pool.desired,
+        Concurrency::Auto(_) => pool.desired.min(1),
+    }
+}
+
+/// A new pool's desired count and why.
+fn initial(svc: &ResolvedService) -> (u32, String) {
+    match svc.concurrency {
+        Concurrency::Fixed { num_instances } => (
+            num_instances,
+            format!("fixed: num_instances = {num_instances}"),
+        ),
+        Concurrency::Auto(a) => (
+            a.min_instances.max(1),
+            format!(
+                "auto: a new version starts at max(1, min_instances = {})",
+                a.min_instances
+            ),
+        ),
+    }
+}
+
+/// A reused pool's desired count under the new version's scaling; a reason only when
+/// it changes.
+fn resized(svc: &ResolvedService, current: u32) -> (u32, Option<String>) {
+    match svc.concurrency {
+        Concurrency::Fixed { .. } => {
+            let (n, r) = initial(svc);
+            (n, Some(r))
+        }
+        Concurrency::Auto(a) => {
+            let n = current.clamp(a.min_instances, a.max_instances.max(a.min_instances));
+            (
+                n,
+                (n != current).then(|| {
+                    format!(
+                        "auto: kept within min_instances = {} and max_instances = {}",
+                        a.min_instances, a.max_instances
+                    )
+                }),
+            )
+        }
+    }
+}

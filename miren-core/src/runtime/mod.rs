@@ -1,0 +1,188 @@
+//! The one trait a backend implements (SPEC §8), and the plain data it is given.
+//!
+//! A runtime never reads app.toml: it gets a [`PrepareApp`] per version (unpack or build
+//! the code, set up the app's network) and a [`SandboxSpec`] per sandbox. What happens
+//! to a sandbox afterwards — ready, a log line, an exit — it reports through the
+//! [`EventSink`] it was started with, so the controller never polls it.
+
+mod sink;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod fake;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::model::{PoolId, PoolSpec, SandboxId, VersionId};
+
+pub use sink::{EventSink, LogLine, LogRecord, LogSink, RuntimeEvent, Stream, now_millis};
+
+/// What a runtime needs to run a version: its code and every service's spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareApp {
+    /// The app.
+    pub app: String,
+    /// The version being deployed.
+    pub version: VersionId,
+    /// The uploaded app directory.
+    pub artifact: Artifact,
+    /// The Dockerfile, relative to the app directory.
+    pub dockerfile: String,
+    /// One spec per service, in file order.
+    pub services: Vec<PoolSpec>,
+}
+
+/// An uploaded app directory: a tar archive, content-addressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// `sha256:<hex>` of the archive.
+    pub digest: String,
+    /// Where the archive is.
+    pub path: PathBuf,
+}
+
+/// Everything needed to start one sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSpec {
+    /// Its id (container name, process record, log tag).
+    pub id: SandboxId,
+    /// The app.
+    pub app: String,
+    /// The version that starts it.
+    pub version: VersionId,
+    /// Its pool.
+    pub pool: PoolId,
+    /// What it runs.
+    pub spec: PoolSpec,
+    /// Labels to attach where the backend supports them (`dev.miren.app`, …).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl SandboxSpec {
+    /// The labels every backend attaches: app, service, pool, sandbox, version.
+    pub fn standard_labels(
+        id: &SandboxId,
+        app: &str,
+        version: &VersionId,
+        pool: &PoolId,
+        service: &str,
+    ) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (LABEL_APP.to_string(), app.to_string()),
+            (LABEL_SERVICE.to_string(), service.to_string()),
+            (LABEL_POOL.to_string(), pool.to_string()),
+            (LABEL_SANDBOX.to_string(), id.to_string()),
+            (LABEL_VERSION.to_string(), version.to_string()),
+        ])
+    }
+}
+
+/// Label naming the app.
+pub const LABEL_APP: &str = "dev.miren.app";
+/// Label naming the service.
+pub const LABEL_SERVICE: &str = "dev.miren.service";
+/// Label naming the pool.
+pub const LABEL_POOL: &str = "dev.miren.pool";
+/// Label naming the sandbox.
+pub const LABEL_SANDBOX: &str = "dev.miren.sandbox";
+/// Label naming the version.
+pub const LABEL_VERSION: &str = "dev.miren.version";
+
+/// What `start` tells the controller at once; readiness comes later as an event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Started {
+    /// `ip[:port]` where it will listen, when known now.
+    pub address: Option<String>,
+}
+
+/// A sandbox the backend knows about, for adoption after a server restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its id.
+    pub id: SandboxId,
+    /// `ip[:port]`, when known.
+    pub address: Option<String>,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Why a runtime call failed. Messages are written for the person deploying.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// No such sandbox (already gone).
+    #[error("no sandbox `{0}`")]
+    NotFound(SandboxId),
+    /// This backend can't run what the spec asks for.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The code could not be prepared (unpack, image build, pull).
+    #[error("{0}")]
+    Prepare(String),
+    /// The sandbox could not be started.
+    #[error("{0}")]
+    Start(String),
+    /// The backend itself failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The backend itself failed (not an I/O error).
+    #[error("{0}")]
+    Backend(String),
+}
+
+impl RuntimeError {
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        RuntimeError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A backend that runs sandboxes: processes, containers, VMs.
+///
+/// Object safe; the controller holds an `Arc<dyn Runtime>`. Every method may be called
+/// concurrently for different sandboxes.
+#[async_trait]
+pub trait Runtime: Send + Sync {
+    /// A short name for messages (`process`, `docker`).
+    fn name(&self) -> &str;
+
+    /// Gets a version ready to start sandboxes: unpack or build its code, create the
+    /// app's network. Called once per deploy, before any of its sandboxes start;
+    /// must be idempotent. A spec this backend can't run fails here, with a message
+    /// that says what to do instead.
+    async fn prepare(&self, app: &PrepareApp) -> Result<(), RuntimeError>;
+
+    /// Starts a sandbox and returns once it is launched. Readiness, log lines and the
+    /// exit are reported through `events`, exactly one `Exited` at the end.
+    async fn start(&self, spec: &SandboxSpec, events: EventSink) -> Result<Started, RuntimeError>;
+
+    /// Stops a sandbox: a polite signal, then after `grace` a forced kill. Returns when
+    /// it is gone. [`RuntimeError::NotFound`] when it already was.
+    async fn stop(&self, sandbox: &SandboxId, grace: Duration) -> Result<(), RuntimeError>;
+
+    /// The sandboxes this backend runs now, including ones started by an earlier
+    /// server process.
+    async fn list(&self) -> Result<Vec<Listed>, RuntimeError>;
+
+    /// Resumes watching a listed sandbox after a server restart: its readiness, logs
+    /// and exit go to `events` from now on. Backends that can't (the process runtime
+    /// stops leftovers instead) return [`RuntimeError::NotFound`].
+    async fn adopt(&self, sandbox: &SandboxId, events: EventSink) -> Result<(), RuntimeError>;
+
+    /// Forgets an app once its sandboxes are stopped: its network, its code, and with
+    /// `purge_disks` its disks.
+    async fn remove_app(&self, app: &str, purge_disks: bool) -> Result<(), RuntimeError>;
+}
