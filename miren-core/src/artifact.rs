@@ -2,7 +2,9 @@
 //!
 //! `miren deploy` packs the app directory ([`pack_dir`]: `.gitignore` honoured, `.git`
 //! never included, entries sorted and timestamps zeroed so the same content always
-//! gives the same digest); the server keeps each archive once under its digest
+//! gives the same digest; `.miren/app.toml` left out, because the config travels with
+//! the version and an edit to one service must not change the code every other
+//! service runs); the server keeps each archive once under its digest
 //! ([`ArtifactStore`]); runtimes unpack or build from it ([`unpack`]).
 
 use std::fs;
@@ -22,9 +24,10 @@ pub fn pack_dir(dir: &Path) -> io::Result<Vec<u8>> {
         .git_global(false)
         .filter_entry(|e| e.file_name() != ".git")
         .build();
+    let config = dir.join(crate::config::APP_TOML);
     for entry in walk {
         let entry = entry.map_err(io::Error::other)?;
-        if entry.depth() == 0 {
+        if entry.depth() == 0 || entry.path() == config {
             continue;
         }
         let ft = match entry.file_type() {
@@ -167,8 +170,12 @@ mod tests {
         fs::write(a.path().join("node_modules/big.js"), "x")?;
         fs::write(a.path().join("server.py"), "print(1)")?;
         let one = pack_dir(a.path())?;
+        fs::write(a.path().join(".miren/app.toml"), "name = \"y\"\n")?;
         let two = pack_dir(a.path())?;
-        assert_eq!(digest(&one), digest(&two));
+        assert_eq!(digest(&one), digest(&two), "app.toml is not code");
+        fs::write(a.path().join("server.py"), "print(2)")?;
+        assert_ne!(digest(&one), digest(&pack_dir(a.path())?));
+        fs::write(a.path().join("server.py"), "print(1)")?;
 
         let root = tempfile::tempdir()?;
         let store = ArtifactStore::open(root.path())?;
@@ -177,7 +184,7 @@ mod tests {
         let out = tempfile::tempdir()?;
         let dest = out.path().join("code");
         unpack(&art.path, &dest)?;
-        assert!(dest.join(".miren/app.toml").is_file());
+        assert!(!dest.join(".miren/app.toml").exists());
         assert!(dest.join("server.py").is_file());
         assert!(!dest.join(".git").exists());
         assert!(!dest.join("node_modules").exists());

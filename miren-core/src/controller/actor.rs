@@ -406,7 +406,11 @@ impl Actor {
         for name in &dirty.apps {
             ops.push(match self.apps.get(name) {
                 Some(a) => Op::put(keys::app(name), keys::encode(a)),
-                None => Op::delete(keys::app(name)),
+                None => {
+                    let key = keys::app(name);
+                    let _ = self.events.send(Event::Removed { key: key.clone() });
+                    Op::delete(key)
+                }
             });
         }
         for (app, id) in &dirty.versions {
@@ -419,7 +423,11 @@ impl Actor {
                     });
                     Op::put(keys::version(app, id), keys::encode(v))
                 }
-                None => Op::delete(keys::version(app, id)),
+                None => {
+                    let key = keys::version(app, id);
+                    let _ = self.events.send(Event::Removed { key: key.clone() });
+                    Op::delete(key)
+                }
             });
         }
         for (app, id) in &dirty.pools {
@@ -435,7 +443,11 @@ impl Actor {
                     });
                     Op::put(keys::pool(app, id), keys::encode(&p.pool))
                 }
-                None => Op::delete(keys::pool(app, id)),
+                None => {
+                    let key = keys::pool(app, id);
+                    let _ = self.events.send(Event::Removed { key: key.clone() });
+                    Op::delete(key)
+                }
             });
         }
         for (app, id) in &dirty.sandboxes {
@@ -450,7 +462,11 @@ impl Actor {
                     });
                     Op::put(keys::sandbox(app, id), keys::encode(&s.sb))
                 }
-                None => Op::delete(keys::sandbox(app, id)),
+                None => {
+                    let key = keys::sandbox(app, id);
+                    let _ = self.events.send(Event::Removed { key: key.clone() });
+                    Op::delete(key)
+                }
             });
         }
         for key in &dirty.deletes {
@@ -537,6 +553,21 @@ impl Actor {
                 &id,
                 "the server restarted before this version was ready; deploy again".to_string(),
             );
+        }
+
+        // The runtime may have restarted too: give it each active version again
+        // (idempotent) before sandboxes start.
+        let active: Vec<VersionId> = self
+            .apps
+            .values()
+            .filter_map(|a| a.active_version.clone())
+            .collect();
+        for id in active {
+            if let Some(prep) = self.prepare_request(&id)
+                && let Err(e) = self.runtime.prepare(&prep).await
+            {
+                tracing::warn!("preparing {id} again after a restart failed: {e}");
+            }
         }
 
         let listed = self

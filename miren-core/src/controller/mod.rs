@@ -129,6 +129,11 @@ pub enum Event {
         /// Why, when it stopped or died.
         reason: Option<String>,
     },
+    /// An object is gone (a drained pool, its sandboxes, a deleted app).
+    Removed {
+        /// Its store key (`pools/<app>/<id>`, …).
+        key: String,
+    },
 }
 
 /// Why a controller call failed.
@@ -253,6 +258,32 @@ impl Controller {
     /// task. The next start brings them back.
     pub async fn shutdown(&self) -> Result<(), ControllerError> {
         self.call(Command::Shutdown).await
+    }
+
+    /// Waits until `cond` holds for the state (of `app`, or all), re-checking after
+    /// every change; `None` once `timeout` passed without it (tokio's clock).
+    pub async fn wait_for(
+        &self,
+        app: Option<&str>,
+        timeout: Duration,
+        cond: impl Fn(&Snapshot) -> bool,
+    ) -> Result<Option<Snapshot>, ControllerError> {
+        let mut events = self.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let s = self.snapshot(app).await?;
+            if cond(&s) {
+                return Ok(Some(s));
+            }
+            // Any event (or a lag, which also means something changed): look again.
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => return Ok(None),
+                Ok(Err(broadcast::error::RecvError::Closed)) => {
+                    return Err(ControllerError::Stopped);
+                }
+                Ok(_) => {}
+            }
+        }
     }
 
     /// Changes from now on. A slow reader misses events (`Lagged`), never blocks.

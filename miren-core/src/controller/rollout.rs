@@ -139,14 +139,11 @@ impl Actor {
         }
     }
 
-    fn begin_rollout(&mut self, id: &VersionId) {
-        let Some(v) = self.versions.get(id) else {
-            return;
-        };
-        let Some(artifact) = self.cfg.artifacts.get(&v.artifact_digest) else {
-            return;
-        };
-        let prep = PrepareApp {
+    /// What the runtime needs to run a version; `None` when its code is gone.
+    pub(super) fn prepare_request(&self, id: &VersionId) -> Option<PrepareApp> {
+        let v = self.versions.get(id)?;
+        let artifact = self.cfg.artifacts.get(&v.artifact_digest)?;
+        Some(PrepareApp {
             app: v.app.clone(),
             version: id.clone(),
             artifact,
@@ -157,6 +154,12 @@ impl Actor {
                 .keys()
                 .filter_map(|s| PoolSpec::of(&v.config, s, &v.artifact_digest))
                 .collect(),
+        })
+    }
+
+    fn begin_rollout(&mut self, id: &VersionId) {
+        let Some(prep) = self.prepare_request(id) else {
+            return;
         };
         self.deploys.insert(
             id.clone(),

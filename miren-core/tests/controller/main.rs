@@ -80,19 +80,16 @@ impl Harness {
 
     /// Waits (virtual time, 10 min at most) until `cond` holds on a snapshot.
     async fn until(&self, what: &str, cond: impl Fn(&Snapshot) -> bool) -> Snapshot {
-        let mut events = self.ctl.subscribe();
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            let s = self.snap().await;
-            if cond(&s) {
-                return s;
-            }
-            if tokio::time::timeout_at(deadline, events.recv())
-                .await
-                .is_err()
-            {
-                panic!("timed out waiting for: {what}\nlast state: {s:#?}");
-            }
+        match self
+            .ctl
+            .wait_for(Some("shop"), Duration::from_secs(600), cond)
+            .await
+        {
+            Ok(Some(s)) => s,
+            _ => panic!(
+                "timed out waiting for: {what}\nlast state: {:#?}",
+                self.snap().await
+            ),
         }
     }
 }

@@ -1,0 +1,560 @@
+//! miren-runtime-process: Miren's embedded runtime. Each sandbox is a child process
+//! group on this machine.
+//!
+//! - The code of a version is its artifact, unpacked once per digest under
+//!   `<data>/code/`; a sandbox runs `/bin/sh -c <command>` there, in its own process
+//!   group (so stopping it stops its children too), with stdout and stderr captured
+//!   line by line.
+//! - Every sandbox gets its own free `PORT`; it is ready when that port accepts a TCP
+//!   connection (polled from 2 ms, doubling to 50 ms). A service without a port is
+//!   ready once started.
+//! - Every service with a port also gets a stable loopback address for the app's
+//!   lifetime (`127.77.x.y:<port>`), balancing over its ready instances; env values
+//!   naming `<svc>.app.miren` are rewritten to it.
+//! - Disks are directories under `<data>/disks/<app>/<disk>`, given as
+//!   `MIREN_DISK_<NAME>`; they outlive deploys and restarts.
+//! - Leader pids and start times are recorded under `<data>/pids/`; a new runtime on
+//!   the same data dir kills what an earlier, crashed server left running.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use miren_core::runtime::Runtime;
+//! use miren_runtime_process::ProcessRuntime;
+//!
+//! # fn main() -> Result<(), miren_core::runtime::RuntimeError> {
+//! let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::new("/var/lib/miren/process")?);
+//! # Ok(()) }
+//! ```
+
+mod addresses;
+mod balancer;
+mod output;
+mod records;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use miren_core::artifact;
+use miren_core::model::{CodeSource, PoolSpec, SandboxId};
+use miren_core::runtime::{
+    EventSink, Listed, PrepareApp, Runtime, RuntimeError, SandboxSpec, Started, Stream,
+};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::sync::watch;
+
+use addresses::Addresses;
+use balancer::Balancer;
+use records::{Record, Records};
+
+pub use records::group_members;
+
+/// Variables passed through from the server's environment; everything else a
+/// sandbox sees comes from app.toml and the platform.
+const INHERITED_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+];
+
+/// Readiness polling: first delay and the longest.
+const PROBE_FIRST: Duration = Duration::from_millis(2);
+const PROBE_MAX: Duration = Duration::from_millis(50);
+
+/// The process runtime. Clones share state.
+#[derive(Clone)]
+pub struct ProcessRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    records: Records,
+    addresses: Mutex<Addresses>,
+    apps: Mutex<HashMap<String, AppNet>>,
+    running: Mutex<HashMap<SandboxId, Proc>>,
+    ports: Mutex<HashSet<u16>>,
+}
+
+/// An app's stable service addresses.
+#[derive(Default)]
+struct AppNet {
+    /// service → (declared port, where its balancer listens).
+    services: BTreeMap<String, (u16, SocketAddr)>,
+    balancers: HashMap<String, Arc<Balancer>>,
+}
+
+struct Proc {
+    pgid: u32,
+    port: Option<u16>,
+    labels: BTreeMap<String, String>,
+    sink: Arc<Mutex<EventSink>>,
+    exited: watch::Receiver<bool>,
+    ready: watch::Receiver<bool>,
+    balancer: Option<Arc<Balancer>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ProcessRuntime {
+    /// A runtime keeping its state in `dir`. Kills whatever an earlier server on the
+    /// same dir left running (its sandboxes are restarted by the controller).
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, RuntimeError> {
+        let dir = dir.into();
+        let io = |what: &str| {
+            let what = what.to_string();
+            move |e| RuntimeError::io(what, e)
+        };
+        std::fs::create_dir_all(&dir).map_err(io("creating the process runtime's directory"))?;
+        let records = Records::open(dir.join("pids")).map_err(io("opening pid records"))?;
+        let killed = records
+            .kill_leftovers()
+            .map_err(io("stopping leftover processes"))?;
+        if !killed.is_empty() {
+            tracing::info!(
+                "stopped {} leftover process group(s) of an earlier server",
+                killed.len()
+            );
+        }
+        let addresses =
+            Addresses::load(dir.join("addresses.json")).map_err(io("reading addresses.json"))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir,
+                records,
+                addresses: Mutex::new(addresses),
+                apps: Mutex::new(HashMap::new()),
+                running: Mutex::new(HashMap::new()),
+                ports: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    /// Closes every service address; returns once they are free. For a server that
+    /// is shutting down (after its sandboxes stopped) or handing over to another.
+    pub async fn close(&self) {
+        let nets: Vec<AppNet> = lock(&self.inner.apps).drain().map(|(_, n)| n).collect();
+        for net in nets {
+            for b in net.balancers.values() {
+                b.close().await;
+            }
+        }
+    }
+
+    /// The stable address of an app's service, once prepared.
+    pub fn service_address(&self, app: &str, service: &str) -> Option<SocketAddr> {
+        lock(&self.inner.apps)
+            .get(app)?
+            .services
+            .get(service)
+            .map(|(_, a)| *a)
+    }
+
+    /// The process group of a running sandbox.
+    pub fn pgid(&self, sandbox: &SandboxId) -> Option<u32> {
+        lock(&self.inner.running).get(sandbox).map(|p| p.pgid)
+    }
+
+    /// Where a disk of an app lives.
+    pub fn disk_dir(&self, app: &str, disk: &str) -> PathBuf {
+        self.inner.dir.join("disks").join(app).join(disk)
+    }
+
+    fn code_dir(&self, digest: &str) -> PathBuf {
+        let hex: String = digest
+            .trim_start_matches("sha256:")
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .collect();
+        self.inner.dir.join("code").join(hex)
+    }
+
+    fn free_port(&self) -> Result<u16, RuntimeError> {
+        let mut ports = lock(&self.inner.ports);
+        for _ in 0..64 {
+            let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .map_err(|e| RuntimeError::io("finding a free port", e))?;
+            let port = l
+                .local_addr()
+                .map_err(|e| RuntimeError::io("finding a free port", e))?
+                .port();
+            if ports.insert(port) {
+                return Ok(port);
+            }
+        }
+        Err(RuntimeError::Start("no free port found".to_string()))
+    }
+
+    async fn ensure_net(&self, app: &str, services: &[PoolSpec]) -> Result<(), RuntimeError> {
+        for s in services {
+            let Some(port) = s.port else { continue };
+            let current = lock(&self.inner.apps)
+                .get(app)
+                .and_then(|n| n.services.get(&s.service).copied());
+            if current.is_some_and(|(p, _)| p == port) {
+                continue;
+            }
+            let alloc = |e| RuntimeError::io("allocating a service address", e);
+            let mut ip = lock(&self.inner.addresses)
+                .ip(app, &s.service)
+                .map_err(alloc)?;
+            let mut taken = Vec::new();
+            let b = loop {
+                match Balancer::bind(IpAddr::V4(ip), port).await {
+                    Ok(b) => break b,
+                    // Another server on this machine has it: take the next one.
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && taken.len() < 64 => {
+                        taken.push(ip);
+                        ip = lock(&self.inner.addresses)
+                            .reassign(app, &s.service, &taken)
+                            .map_err(alloc)?;
+                    }
+                    Err(e) => {
+                        return Err(RuntimeError::io(
+                            format!("listening on {ip}:{port} for service `{}`", s.service),
+                            e,
+                        ));
+                    }
+                }
+            };
+            let mut apps = lock(&self.inner.apps);
+            let net = apps.entry(app.to_string()).or_default();
+            net.services.insert(s.service.clone(), (port, b.addr()));
+            net.balancers.insert(s.service.clone(), Arc::new(b));
+        }
+        Ok(())
+    }
+
+    fn env_for(&self, spec: &SandboxSpec, port: Option<u16>) -> Vec<(String, String)> {
+        let services = lock(&self.inner.apps)
+            .get(&spec.app)
+            .map(|n| n.services.clone())
+            .unwrap_or_default();
+        let mut env: Vec<(String, String)> = INHERITED_ENV
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect();
+        // Python buffers a pipe's output; logs should show up as they are written.
+        if !spec.spec.env.contains_key("PYTHONUNBUFFERED") {
+            env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+        }
+        for (k, v) in &spec.spec.env {
+            env.push((k.clone(), addresses::rewrite(v, &spec.app, &services)));
+        }
+        env.push(("MIREN_APP".into(), spec.app.clone()));
+        env.push(("MIREN_SERVICE".into(), spec.spec.service.clone()));
+        env.push(("MIREN_SANDBOX".into(), spec.id.to_string()));
+        env.push(("MIREN_VERSION".into(), spec.version.to_string()));
+        if let Some(p) = port {
+            env.push(("PORT".into(), p.to_string()));
+        }
+        for d in &spec.spec.disks {
+            let name = d.name.to_ascii_uppercase().replace('-', "_");
+            let dir = self.disk_dir(&spec.app, &d.name);
+            env.push((format!("MIREN_DISK_{name}"), dir.display().to_string()));
+        }
+        env
+    }
+}
+
+/// Why a service can't run on this runtime, if it can't.
+fn unsupported(s: &PoolSpec) -> Option<String> {
+    match (&s.source, &s.command) {
+        (CodeSource::Image(image), _) => Some(format!(
+            "service `{}` runs the image `{image}`, which the process runtime can't run: \
+             start the server with `--runtime docker` (or give the service a `command` \
+             instead of an `image`)",
+            s.service
+        )),
+        (CodeSource::Artifact(_), None) => Some(format!(
+            "service `{}` has no `command`: the process runtime runs each service's command \
+             with /bin/sh -c",
+            s.service
+        )),
+        _ => None,
+    }
+}
+
+fn exit_reason(status: std::process::ExitStatus) -> (Option<i32>, String) {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => (Some(c), format!("exited with code {c}")),
+        (None, Some(sig)) => {
+            let name = Signal::try_from(sig).map(|s| s.as_str()).unwrap_or("?");
+            (None, format!("killed by signal {sig} ({name})"))
+        }
+        _ => (None, "exited".to_string()),
+    }
+}
+
+fn current(sink: &Arc<Mutex<EventSink>>) -> EventSink {
+    lock(sink).clone()
+}
+
+#[async_trait]
+impl Runtime for ProcessRuntime {
+    fn name(&self) -> &str {
+        "process"
+    }
+
+    async fn prepare(&self, app: &PrepareApp) -> Result<(), RuntimeError> {
+        let problems: Vec<String> = app.services.iter().filter_map(unsupported).collect();
+        if !problems.is_empty() {
+            return Err(RuntimeError::Unsupported(problems.join("\n")));
+        }
+        let dest = self.code_dir(&app.artifact.digest);
+        if !dest.is_dir() {
+            let archive = app.artifact.path.clone();
+            let d = dest.clone();
+            tokio::task::spawn_blocking(move || artifact::unpack(&archive, &d))
+                .await
+                .map_err(|e| RuntimeError::Backend(e.to_string()))?
+                .map_err(|e| RuntimeError::Prepare(format!("unpacking the app's code: {e}")))?;
+        }
+        self.ensure_net(&app.app, &app.services).await
+    }
+
+    async fn start(&self, spec: &SandboxSpec, events: EventSink) -> Result<Started, RuntimeError> {
+        if let Some(why) = unsupported(&spec.spec) {
+            return Err(RuntimeError::Unsupported(why));
+        }
+        let CodeSource::Artifact(digest) = &spec.spec.source else {
+            return Err(RuntimeError::Unsupported("image".into()));
+        };
+        let code = self.code_dir(digest);
+        if !code.is_dir() {
+            return Err(RuntimeError::Start(format!(
+                "the code of version {} is not unpacked (was it prepared?)",
+                spec.version
+            )));
+        }
+        let command = spec.spec.command.clone().unwrap_or_default();
+        let port = match spec.spec.port {
+            Some(_) => Some(self.free_port()?),
+            None => None,
+        };
+        for d in &spec.spec.disks {
+            let dir = self.disk_dir(&spec.app, &d.name);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| RuntimeError::io(format!("creating disk `{}`", d.name), e))?;
+        }
+        let mut cmd = tokio::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(&command)
+            .current_dir(&code)
+            .env_clear()
+            .envs(self.env_for(spec, port))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let release_port = |rt: &Self| {
+            if let Some(p) = port {
+                lock(&rt.inner.ports).remove(&p);
+            }
+        };
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                release_port(self);
+                return Err(RuntimeError::Start(format!("running /bin/sh: {e}")));
+            }
+        };
+        let pgid = child.id().unwrap_or_default();
+        let record = Record {
+            sandbox: spec.id.to_string(),
+            pid: pgid,
+            start_time: records::start_time(pgid).unwrap_or_default(),
+        };
+        if let Err(e) = self.inner.records.write(&record) {
+            let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
+            let _ = child.wait().await;
+            release_port(self);
+            return Err(RuntimeError::io("recording the process", e));
+        }
+
+        let sink = Arc::new(Mutex::new(events));
+        let (exited_tx, exited_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = watch::channel(false);
+        let balancer = lock(&self.inner.apps)
+            .get(&spec.app)
+            .and_then(|n| n.balancers.get(&spec.spec.service).cloned())
+            .filter(|_| port.is_some());
+        lock(&self.inner.running).insert(
+            spec.id.clone(),
+            Proc {
+                pgid,
+                port,
+                labels: spec.labels.clone(),
+                sink: sink.clone(),
+                exited: exited_rx.clone(),
+                ready: ready_rx.clone(),
+                balancer: balancer.clone(),
+            },
+        );
+
+        let mut readers = Vec::new();
+        for (pipe, stream) in [
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+                Stream::Stdout,
+            ),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+                Stream::Stderr,
+            ),
+        ] {
+            if let Some(pipe) = pipe {
+                let sink = sink.clone();
+                readers.push(tokio::spawn(async move {
+                    output::read_lines(pipe, stream, |l| current(&sink).log(l)).await;
+                }));
+            }
+        }
+
+        // Readiness.
+        let address = port.map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)));
+        {
+            let sink = sink.clone();
+            let mut exited = exited_rx.clone();
+            let balancer = balancer.clone();
+            let id = spec.id.to_string();
+            tokio::spawn(async move {
+                if let Some(addr) = address {
+                    let mut delay = PROBE_FIRST;
+                    loop {
+                        if *exited.borrow() {
+                            return;
+                        }
+                        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                            break;
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = exited.changed() => return,
+                        }
+                        delay = (delay * 2).min(PROBE_MAX);
+                    }
+                    if let Some(b) = &balancer {
+                        b.add(&id, addr);
+                    }
+                }
+                let _ = ready_tx.send(true);
+                current(&sink).ready(address.map(|a| a.to_string()));
+            });
+        }
+
+        // Exit.
+        {
+            let me = self.clone();
+            let id = spec.id.clone();
+            tokio::spawn(async move {
+                let status = child.wait().await;
+                // Whatever the leader left behind in its group goes with it, and the
+                // sandbox is reported gone only once the group really is.
+                let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
+                let mut delay = PROBE_FIRST;
+                for _ in 0..40 {
+                    if records::group_members(pgid).is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(PROBE_MAX);
+                }
+                if let Some(b) = &balancer {
+                    b.remove(id.as_str());
+                }
+                for r in readers {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), r).await;
+                }
+                lock(&me.inner.running).remove(&id);
+                if let Some(p) = port {
+                    lock(&me.inner.ports).remove(&p);
+                }
+                me.inner.records.remove(id.as_str());
+                let (code, reason) = match status {
+                    Ok(s) => exit_reason(s),
+                    Err(e) => (None, format!("lost track of the process: {e}")),
+                };
+                current(&sink).exited(code, reason);
+                let _ = exited_tx.send(true);
+            });
+        }
+
+        Ok(Started {
+            address: address.map(|a| a.to_string()),
+        })
+    }
+
+    async fn stop(&self, sandbox: &SandboxId, grace: Duration) -> Result<(), RuntimeError> {
+        let (pgid, mut exited, balancer) = {
+            let running = lock(&self.inner.running);
+            let p = running
+                .get(sandbox)
+                .ok_or_else(|| RuntimeError::NotFound(sandbox.clone()))?;
+            (p.pgid, p.exited.clone(), p.balancer.clone())
+        };
+        if let Some(b) = balancer {
+            b.remove(sandbox.as_str());
+        }
+        let group = Pid::from_raw(pgid as i32);
+        let _ = killpg(group, Signal::SIGTERM);
+        if tokio::time::timeout(grace, exited.wait_for(|e| *e))
+            .await
+            .is_err()
+        {
+            let _ = killpg(group, Signal::SIGKILL);
+            let _ = tokio::time::timeout(Duration::from_secs(10), exited.wait_for(|e| *e)).await;
+        }
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {
+        Ok(lock(&self.inner.running)
+            .iter()
+            .map(|(id, p)| Listed {
+                id: id.clone(),
+                address: p.port.map(|port| format!("127.0.0.1:{port}")),
+                labels: p.labels.clone(),
+            })
+            .collect())
+    }
+
+    async fn adopt(&self, sandbox: &SandboxId, events: EventSink) -> Result<(), RuntimeError> {
+        let running = lock(&self.inner.running);
+        let p = running
+            .get(sandbox)
+            .ok_or_else(|| RuntimeError::NotFound(sandbox.clone()))?;
+        *lock(&p.sink) = events.clone();
+        if *p.ready.borrow() {
+            events.ready(p.port.map(|port| format!("127.0.0.1:{port}")));
+        }
+        Ok(())
+    }
+
+    async fn remove_app(&self, app: &str, purge_disks: bool) -> Result<(), RuntimeError> {
+        lock(&self.inner.apps).remove(app);
+        lock(&self.inner.addresses)
+            .remove_app(app)
+            .map_err(|e| RuntimeError::io("forgetting the app's addresses", e))?;
+        if purge_disks {
+            let dir = self.inner.dir.join("disks").join(app);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| RuntimeError::io(format!("removing {}", dir.display()), e))?;
+            }
+        }
+        Ok(())
+    }
+}
