@@ -1,16 +1,21 @@
 //! miren-core: the Miren app platform as a library.
 //!
 //! An app is a set of services described by one `.miren/app.toml`. This crate owns
-//! everything about that file: parsing, validation with rustc-style diagnostics,
-//! defaults, the resolved form the controller consumes, and its JSON Schema.
+//! that file (parsing, rustc-style diagnostics, defaults, JSON Schema) and, behind the
+//! default `platform` feature, the platform itself as plain data and one task: the
+//! model, the state store, the controller, and the [`Runtime`](runtime::Runtime) trait
+//! a backend implements. Processes, containers and VMs live in other crates.
 //!
 //! # Layout
 //! - [`config`]: `.miren/app.toml`: parse, validate, explain, resolve.
-//! - `model` (feature `platform`): apps, versions, pools, sandboxes, routes and their ids.
-//! - `store` (feature `platform`): the transactional, watchable state store and its
-//!   in-memory and embedded (redb) implementations.
+//! - `model`: apps, versions, pools, sandboxes, routes and their ids.
+//! - `store`: the transactional, watchable state store (in memory, or durable on redb).
+//! - `runtime`: the `Runtime` trait, the plain data it is given, and (feature
+//!   `test-util`) a fake runtime for tests and simulations.
+//! - `controller`: deploys, pool reuse, rollouts, crash backoff, restart adoption.
+//! - `artifact`: app code as content-addressed tar archives.
 //!
-//! # Example
+//! # Validating a config
 //!
 //! ```
 //! let source = r#"
@@ -37,6 +42,66 @@
 //! let text = v.report(".miren/app.toml", "name = \"shop\"\n[services.web]\ncomand = \"x\"\n").render(false);
 //! assert!(text.contains("unknown key `comand`"));
 //! assert!(text.contains("--> .miren/app.toml:3:1"));
+//! ```
+//!
+//! # Embedding the platform with your own runtime
+//!
+//! A backend implements [`Runtime`](runtime::Runtime): prepare a version's code, start
+//! a sandbox and report what happens to it through its
+//! [`EventSink`](runtime::EventSink), stop it, list what runs. The controller does the
+//! rest: versions, pools, rollouts, backoff, restarts.
+//!
+//! ```
+//! # #[cfg(feature = "platform")]
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use async_trait::async_trait;
+//! use miren_core::artifact::ArtifactStore;
+//! use miren_core::controller::{Controller, ControllerConfig, DeployRequest};
+//! use miren_core::model::{SandboxId, SourceInfo, VersionState};
+//! use miren_core::runtime::*;
+//! use miren_core::store::MemoryStore;
+//!
+//! /// Pretends every sandbox runs and is ready at once.
+//! struct Instant;
+//!
+//! #[async_trait]
+//! impl Runtime for Instant {
+//!     fn name(&self) -> &str { "instant" }
+//!     async fn prepare(&self, _: &PrepareApp) -> Result<(), RuntimeError> { Ok(()) }
+//!     async fn start(&self, spec: &SandboxSpec, events: EventSink) -> Result<Started, RuntimeError> {
+//!         let address = spec.spec.port.map(|p| format!("10.0.0.7:{p}"));
+//!         events.ready(address.clone());
+//!         Ok(Started { address })
+//!     }
+//!     async fn stop(&self, _: &SandboxId, _: Duration) -> Result<(), RuntimeError> { Ok(()) }
+//!     async fn list(&self) -> Result<Vec<Listed>, RuntimeError> { Ok(vec![]) }
+//!     async fn adopt(&self, id: &SandboxId, _: EventSink) -> Result<(), RuntimeError> {
+//!         Err(RuntimeError::NotFound(id.clone()))
+//!     }
+//!     async fn remove_app(&self, _: &str, _: bool) -> Result<(), RuntimeError> { Ok(()) }
+//! }
+//!
+//! let dir = tempfile::tempdir()?;
+//! let artifacts = ArtifactStore::open(dir.path())?;
+//! let code = artifacts.put(b"the app's code, as a tar archive")?;
+//! let controller = Controller::start(
+//!     Arc::new(MemoryStore::new()), // or RedbStore::open(path)? to survive restarts
+//!     Arc::new(Instant),
+//!     ControllerConfig::new(artifacts),
+//! )
+//! .await?;
+//!
+//! let config = miren_core::config::resolve("name = \"shop\"\n[services.web]\ncommand = \"serve\"\n")?;
+//! let version = controller
+//!     .deploy(DeployRequest { config, artifact_digest: code.digest, source: SourceInfo::default() })
+//!     .await?;
+//! let version = controller.wait(&version).await?;
+//! assert_eq!(version.state, VersionState::Active);
+//! # Ok(())
+//! # }
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
 //! ```
 
 #[cfg(feature = "platform")]

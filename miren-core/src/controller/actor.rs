@@ -88,6 +88,10 @@ pub(super) struct Actor {
     pub apps: BTreeMap<String, App>,
     pub versions: BTreeMap<VersionId, Version>,
     pub pools: BTreeMap<PoolId, PoolState>,
+    /// Pools by app: every per-app question goes through here, never a full scan.
+    pub app_pools: HashMap<String, BTreeSet<PoolId>>,
+    /// Apps whose pools changed since deploys were last checked.
+    pub changed_apps: BTreeSet<String>,
     pub sandboxes: HashMap<SandboxId, SandboxState>,
     pub deploys: BTreeMap<VersionId, Deploying>,
     pub waiters: HashMap<VersionId, Vec<Reply<Version>>>,
@@ -118,6 +122,8 @@ pub(super) async fn spawn(
         apps: BTreeMap::new(),
         versions: BTreeMap::new(),
         pools: BTreeMap::new(),
+        app_pools: HashMap::new(),
+        changed_apps: BTreeSet::new(),
         sandboxes: HashMap::new(),
         deploys: BTreeMap::new(),
         waiters: HashMap::new(),
@@ -354,7 +360,50 @@ impl Actor {
     pub(super) fn touch_pool(&mut self, id: &PoolId) {
         if let Some(p) = self.pools.get(id) {
             self.dirty.pools.insert((p.pool.app.clone(), id.clone()));
+            if !self.changed_apps.contains(&p.pool.app) {
+                self.changed_apps.insert(p.pool.app.clone());
+            }
         }
+    }
+
+    pub(super) fn insert_pool(&mut self, ps: PoolState) {
+        self.app_pools
+            .entry(ps.pool.app.clone())
+            .or_default()
+            .insert(ps.pool.id.clone());
+        self.pools.insert(ps.pool.id.clone(), ps);
+    }
+
+    pub(super) fn take_pool(&mut self, id: &PoolId) -> Option<PoolState> {
+        let ps = self.pools.remove(id)?;
+        if let Some(set) = self.app_pools.get_mut(&ps.pool.app) {
+            set.remove(id);
+            if set.is_empty() {
+                self.app_pools.remove(&ps.pool.app);
+            }
+        }
+        Some(ps)
+    }
+
+    /// The pools of `app`.
+    pub(super) fn pools_of<'a>(&'a self, app: &str) -> impl Iterator<Item = &'a PoolState> + 'a {
+        self.app_pools
+            .get(app)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.pools.get(id))
+    }
+
+    /// Ids of the pools of `app` matching `keep`.
+    pub(super) fn pools_where(
+        &self,
+        app: &str,
+        keep: impl Fn(&SandboxPool) -> bool,
+    ) -> Vec<PoolId> {
+        self.pools_of(app)
+            .filter(|p| keep(&p.pool))
+            .map(|p| p.pool.id.clone())
+            .collect()
     }
 
     pub(super) fn touch_sandbox(&mut self, id: &SandboxId) {
@@ -500,15 +549,12 @@ impl Actor {
             self.versions.insert(v.id.clone(), v);
         }
         for p in keys::list::<SandboxPool>(store.as_ref(), keys::POOLS).await? {
-            self.pools.insert(
-                p.id.clone(),
-                PoolState {
-                    pool: p,
-                    members: BTreeSet::new(),
-                    not_before: None,
-                    suspended: false,
-                },
-            );
+            self.insert_pool(PoolState {
+                pool: p,
+                members: BTreeSet::new(),
+                not_before: None,
+                suspended: false,
+            });
         }
         let now = Instant::now();
         for s in keys::list::<Sandbox>(store.as_ref(), keys::SANDBOXES).await? {

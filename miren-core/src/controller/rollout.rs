@@ -12,15 +12,6 @@ use crate::model::{App, PoolId, PoolSpec, SandboxPool, Version, VersionId, Versi
 use crate::runtime::{PrepareApp, now_millis};
 
 impl Actor {
-    /// Ids of the pools matching `keep`.
-    pub(super) fn pools_where(&self, keep: impl Fn(&SandboxPool) -> bool) -> Vec<PoolId> {
-        self.pools
-            .values()
-            .filter(|p| keep(&p.pool))
-            .map(|p| p.pool.id.clone())
-            .collect()
-    }
-
     pub(super) fn deploy(&mut self, req: DeployRequest, reply: Reply<VersionId>) {
         let app = req.config.name.clone();
         if self.cfg.artifacts.get(&req.artifact_digest).is_none() {
@@ -210,11 +201,9 @@ impl Actor {
             };
             let hash = spec.hash();
             let reuse = self
-                .pools
-                .values()
+                .pools_of(&app)
                 .find(|p| {
-                    p.pool.app == app
-                        && p.pool.service == *name
+                    p.pool.service == *name
                         && p.pool.spec_hash == hash
                         && !p.pool.versions.is_empty()
                 })
@@ -240,29 +229,26 @@ impl Actor {
                     if !spec.disks.is_empty() {
                         self.suspend_disk_holders(&app, name, id);
                     }
-                    self.pools.insert(
-                        pid.clone(),
-                        PoolState {
-                            pool: SandboxPool {
-                                id: pid.clone(),
-                                app: app.clone(),
-                                service: name.clone(),
-                                spec,
-                                spec_hash: hash,
-                                versions: vec![id.clone()],
-                                scaling: svc.concurrency,
-                                desired,
-                                desired_reason: reason,
-                                current: 0,
-                                ready: 0,
-                                quick_crashes: 0,
-                                retry_at: None,
-                            },
-                            members: BTreeSet::new(),
-                            not_before: None,
-                            suspended: false,
+                    self.insert_pool(PoolState {
+                        pool: SandboxPool {
+                            id: pid.clone(),
+                            app: app.clone(),
+                            service: name.clone(),
+                            spec,
+                            spec_hash: hash,
+                            versions: vec![id.clone()],
+                            scaling: svc.concurrency,
+                            desired,
+                            desired_reason: reason,
+                            current: 0,
+                            ready: 0,
+                            quick_crashes: 0,
+                            retry_at: None,
                         },
-                    );
+                        members: BTreeSet::new(),
+                        not_before: None,
+                        suspended: false,
+                    });
                     pid
                 }
             };
@@ -275,14 +261,8 @@ impl Actor {
     /// service stop first, and get their count back if the deploy fails.
     fn suspend_disk_holders(&mut self, app: &str, service: &str, for_version: &VersionId) {
         let holders: Vec<PoolId> = self
-            .pools
-            .values()
-            .filter(|p| {
-                p.pool.app == app
-                    && p.pool.service == service
-                    && !p.pool.spec.disks.is_empty()
-                    && !p.suspended
-            })
+            .pools_of(app)
+            .filter(|p| p.pool.service == service && !p.pool.spec.disks.is_empty() && !p.suspended)
             .map(|p| p.pool.id.clone())
             .collect();
         for pid in holders {
@@ -298,14 +278,23 @@ impl Actor {
 
     /// Activates every deploying version whose pools are all ready.
     pub(super) fn check_deploys(&mut self) {
+        if self.changed_apps.is_empty() {
+            return;
+        }
+        let changed = std::mem::take(&mut self.changed_apps);
         let ready: Vec<VersionId> = self
             .deploys
             .iter()
             .filter(|(_, d)| d.prepared)
             .filter(|(id, _)| {
+                let Some(app) = self.versions.get(*id).map(|v| v.app.as_str()) else {
+                    return false;
+                };
+                if !changed.contains(app) {
+                    return false;
+                }
                 let mut pools = self
-                    .pools
-                    .values()
+                    .pools_of(app)
                     .filter(|p| p.pool.versions.contains(id))
                     .peekable();
                 pools.peek().is_some() && pools.all(|p| p.pool.ready >= required(&p.pool))
@@ -340,7 +329,7 @@ impl Actor {
         self.touch_version(id);
         // Pools keep only the versions that can still take traffic: the active one and
         // any deploy in flight. The rest drain.
-        let pools = self.pools_where(|p| p.app == app);
+        let pools = self.pools_where(&app, |_| true);
         for pid in pools {
             let versions = &self.versions;
             let deploys = &self.deploys;
@@ -375,7 +364,7 @@ impl Actor {
         v.failure = Some(reason);
         let app = v.app.clone();
         self.touch_version(id);
-        let pools = self.pools_where(|p| p.app == app && p.versions.contains(id));
+        let pools = self.pools_where(&app, |p| p.versions.contains(id));
         for pid in pools {
             if let Some(ps) = self.pools.get_mut(&pid) {
                 ps.pool.versions.retain(|v| v != id);
@@ -390,9 +379,9 @@ impl Actor {
         if !self.deploys.contains_key(id) {
             return;
         }
+        let app = id.app().to_string();
         let waiting: Vec<String> = self
-            .pools
-            .values()
+            .pools_of(&app)
             .filter(|p| p.pool.versions.contains(id) && p.pool.ready < required(&p.pool))
             .map(|p| {
                 format!(
@@ -442,10 +431,10 @@ impl Actor {
         for v in unfinished {
             self.fail(&v, format!("app `{app}` was deleted"));
         }
-        let pools = self.pools_where(|p| p.app == app);
+        let pools = self.pools_where(app, |_| true);
         let mut to_stop = Vec::new();
         for pid in &pools {
-            let Some(ps) = self.pools.remove(pid) else {
+            let Some(ps) = self.take_pool(pid) else {
                 continue;
             };
             self.dirty.pools.insert((app.to_string(), pid.clone()));

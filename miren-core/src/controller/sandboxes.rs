@@ -73,7 +73,7 @@ impl Actor {
     }
 
     fn remove_pool(&mut self, pid: &PoolId) {
-        let Some(ps) = self.pools.remove(pid) else {
+        let Some(ps) = self.take_pool(pid) else {
             return;
         };
         let app = ps.pool.app.clone();
@@ -91,9 +91,8 @@ impl Actor {
         let Some(me) = self.pools.get(pid) else {
             return false;
         };
-        self.pools.values().any(|p| {
+        self.pools_of(&me.pool.app).any(|p| {
             p.pool.id != *pid
-                && p.pool.app == me.pool.app
                 && p.pool.service == me.pool.service
                 && !p.pool.spec.disks.is_empty()
                 && p.members.iter().any(|id| {
@@ -105,14 +104,7 @@ impl Actor {
     }
 
     fn reconcile_disk_siblings(&mut self, app: &str, service: &str) {
-        let siblings: Vec<PoolId> = self
-            .pools
-            .values()
-            .filter(|p| {
-                p.pool.app == app && p.pool.service == service && !p.pool.spec.disks.is_empty()
-            })
-            .map(|p| p.pool.id.clone())
-            .collect();
+        let siblings = self.pools_where(app, |p| p.service == service && !p.spec.disks.is_empty());
         self.to_reconcile.extend(siblings);
     }
 

@@ -1,0 +1,151 @@
+//! Control plane at scale (SPEC §12): N apps × 3 services deployed at once on the
+//! fake (no-op) runtime, until every version is active and every sandbox running.
+//! Reports the time to converge and the memory per sandbox, for 100, 1,000 and 5,000
+//! apps. Each size runs in a fresh child process so its RSS is its own.
+//!
+//! `cargo bench -p miren-benches --bench control_plane` (add `-- 1000` for one size).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use miren_core::artifact::ArtifactStore;
+use miren_core::config::resolve;
+use miren_core::controller::{Controller, ControllerConfig, DeployRequest};
+use miren_core::model::{SandboxStatus, SourceInfo, VersionState};
+use miren_core::runtime::fake::FakeRuntime;
+use miren_core::store::{MemoryStore, Store};
+
+const SIZES: [usize; 3] = [100, 1_000, 5_000];
+const CHILD: &str = "MIREN_BENCH_APPS";
+
+fn app_toml(i: usize) -> String {
+    format!(
+        r#"name = "app{i}"
+[[env]]
+key = "RAILS_ENV"
+value = "production"
+
+[services.web]
+command = "bundle exec puma -p $PORT"
+[services.web.concurrency]
+mode = "fixed"
+num_instances = 1
+
+[services.worker]
+command = "bundle exec sidekiq"
+
+[services.redis]
+command = "redis-server --port $PORT"
+port = 6379
+"#
+    )
+}
+
+/// Resident set size of this process, in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn run(apps: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    rt.block_on(async move {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let artifacts = ArtifactStore::open(dir.path()).expect("artifacts");
+        let digest = artifacts.put(b"code").expect("put").digest;
+        let configs: Vec<_> = (0..apps)
+            .map(|i| resolve(&app_toml(i)).expect("valid"))
+            .collect();
+        let base = rss_kib();
+        let store = Arc::new(MemoryStore::new());
+        let ctl = Controller::start(
+            store.clone() as Arc<dyn Store>,
+            Arc::new(FakeRuntime::new()),
+            ControllerConfig::new(artifacts),
+        )
+        .await
+        .expect("controller");
+
+        let t0 = Instant::now();
+        let mut deploys = tokio::task::JoinSet::new();
+        for config in configs {
+            let ctl = ctl.clone();
+            let digest = digest.clone();
+            deploys.spawn(async move {
+                let id = ctl
+                    .deploy(DeployRequest {
+                        config,
+                        artifact_digest: digest,
+                        source: SourceInfo::default(),
+                    })
+                    .await
+                    .expect("deploy");
+                ctl.wait(&id).await.expect("wait")
+            });
+        }
+        let mut active = 0;
+        while let Some(v) = deploys.join_next().await {
+            if v.expect("task").state == VersionState::Active {
+                active += 1;
+            }
+        }
+        let converged = ctl
+            .wait_for(None, Duration::from_secs(600), |s| {
+                s.sandboxes.len() == apps * 3
+                    && s.sandboxes.iter().all(|x| x.status == SandboxStatus::Running)
+            })
+            .await
+            .expect("snapshot")
+            .is_some();
+        let took = t0.elapsed();
+        let rss = rss_kib().saturating_sub(base);
+        let sandboxes = apps * 3;
+        let keys = store.list("").await.expect("list").0.len();
+        assert!(converged && active == apps, "did not converge: {active}/{apps} active");
+        println!(
+            "{apps:>6} apps  {sandboxes:>6} sandboxes  converged in {:>8.1} ms  ({:>5.1} µs/sandbox)  \
+             memory +{:>7} KiB  ({:>5.2} KiB/sandbox)  {keys} store keys",
+            took.as_secs_f64() * 1e3,
+            took.as_secs_f64() * 1e6 / sandboxes as f64,
+            rss,
+            rss as f64 / sandboxes as f64,
+        );
+    });
+}
+
+fn main() {
+    if let Some(n) = std::env::var(CHILD).ok().and_then(|v| v.parse().ok()) {
+        run(n);
+        return;
+    }
+    // `cargo bench` passes `--bench`; a bare number picks one size.
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        SIZES.to_vec()
+    } else {
+        sizes
+    };
+    println!("control plane: N apps × 3 services on the no-op runtime, deployed at once");
+    let exe = std::env::current_exe().expect("exe");
+    for n in sizes {
+        let status = std::process::Command::new(&exe)
+            .env(CHILD, n.to_string())
+            .status()
+            .expect("child");
+        assert!(status.success(), "size {n} failed");
+    }
+}
