@@ -3,9 +3,13 @@
 //! `main` only maps the outcome of [`run`] to an exit code (SPEC §11): 0 ok,
 //! 1 failed or invalid, 2 usage error or nothing to talk to.
 
+mod api;
 mod cli;
+mod client;
 mod cmd;
 mod output;
+mod server;
+mod table;
 
 use std::process::ExitCode;
 

@@ -15,14 +15,18 @@ use sha2::{Digest, Sha256};
 
 use crate::runtime::Artifact;
 
+/// Where `miren up` keeps its server state inside an app dir; never packed.
+pub const LOCAL_DATA_DIR: &str = ".miren/data";
+
 /// Packs `dir` into a deterministic tar archive.
 pub fn pack_dir(dir: &Path) -> io::Result<Vec<u8>> {
+    let local_data = dir.join(LOCAL_DATA_DIR);
     let mut files = Vec::new();
     let walk = ignore::WalkBuilder::new(dir)
         .hidden(false)
         .require_git(false)
         .git_global(false)
-        .filter_entry(|e| e.file_name() != ".git")
+        .filter_entry(move |e| e.file_name() != ".git" && e.path() != local_data)
         .build();
     let config = dir.join(crate::config::APP_TOML);
     for entry in walk {
@@ -169,6 +173,8 @@ mod tests {
         fs::write(a.path().join(".gitignore"), "node_modules/\n")?;
         fs::write(a.path().join("node_modules/big.js"), "x")?;
         fs::write(a.path().join("server.py"), "print(1)")?;
+        fs::create_dir_all(a.path().join(LOCAL_DATA_DIR))?;
+        fs::write(a.path().join(LOCAL_DATA_DIR).join("state.redb"), "x")?;
         let one = pack_dir(a.path())?;
         fs::write(a.path().join(".miren/app.toml"), "name = \"y\"\n")?;
         let two = pack_dir(a.path())?;
@@ -188,6 +194,7 @@ mod tests {
         assert!(dest.join("server.py").is_file());
         assert!(!dest.join(".git").exists());
         assert!(!dest.join("node_modules").exists());
+        assert!(!dest.join(LOCAL_DATA_DIR).exists());
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 
 mod init;
 mod schema;
+mod server;
 mod validate;
 
 use std::path::{Path, PathBuf};

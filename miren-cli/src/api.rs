@@ -1,0 +1,156 @@
+//! The control API's wire types, shared by the server and the client (SPEC §10).
+//!
+//! Routes (all JSON; streams are NDJSON, one object per line):
+//!
+//! | method | path | body → answer |
+//! |---|---|---|
+//! | GET | `/v1/health` | → `{"ok": true}` |
+//! | PUT | `/v1/artifacts` | tar bytes → [`Uploaded`] |
+//! | POST | `/v1/deploys` | [`DeployBody`] → stream of [`DeployLine`] |
+//! | GET | `/v1/apps` | → `[`[`AppSummary`]`]` |
+//! | GET | `/v1/apps/{app}` | → [`AppStatus`] |
+//! | GET | `/v1/apps/{app}/versions` | → `[`[`VersionRow`]`]` |
+//! | POST | `/v1/apps/{app}/rollback` | [`RollbackBody`] → stream of [`DeployLine`] |
+//! | DELETE | `/v1/apps/{app}?purge_disks=` | → `{}` |
+//! | GET | `/v1/pools?app=` | → `[`SandboxPool`]` |
+//! | PUT | `/v1/pools/{id}/desired` | [`DesiredBody`] → `SandboxPool` |
+//! | GET | `/v1/sandboxes?app=&status=` | → `[`Sandbox`]` |
+//! | POST | `/v1/sandboxes/{id}/stop` | → `{}` |
+//! | GET | `/v1/logs?app=&service=&sandbox=&last=&follow=` | → stream of `LogRecord` |
+//! | GET | `/v1/routes` | → `[`Route`]` |
+//! | PUT | `/v1/routes/{host}` | [`RouteBody`] → `Route` |
+//! | DELETE | `/v1/routes/{host}` | → `{}` |
+//!
+//! Errors: `{"error": {"code": "not_found", "message": "…"}}` with the status code.
+
+use serde::{Deserialize, Serialize};
+
+use miren_core::model::{SandboxPool, Version};
+
+/// Answer to an upload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Uploaded {
+    /// `sha256:<hex>` of the archive.
+    pub digest: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// A deploy request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployBody {
+    /// The app.toml text; validated again by the server.
+    pub app_toml: String,
+    /// The uploaded code.
+    pub artifact: String,
+    /// The git commit of the app dir, when known.
+    #[serde(default)]
+    pub git_commit: Option<String>,
+    /// Answer once the version exists instead of when it is ready.
+    #[serde(default)]
+    pub no_wait: bool,
+    /// Deploy under this app name instead of the file's.
+    #[serde(default)]
+    pub app: Option<String>,
+}
+
+/// A rollback request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RollbackBody {
+    /// The version; default: the one active before the current one.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// One line of a deploy's progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum DeployLine {
+    /// The version was created.
+    Created {
+        /// Its id.
+        version: String,
+    },
+    /// Something progressed (a sandbox started, a pool got ready).
+    Progress {
+        /// For people.
+        message: String,
+    },
+    /// The end: active or failed.
+    Done {
+        /// The version as it ended.
+        version: Box<Version>,
+    },
+}
+
+/// `app list`'s row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppSummary {
+    /// The app.
+    pub name: String,
+    /// The active version.
+    pub version: Option<String>,
+    /// When the active version was deployed (Unix ms).
+    pub deployed: Option<u64>,
+    /// Its git commit.
+    pub commit: Option<String>,
+    /// `running`, `deploying`, `starting (1/2 ready)`, `crashed (3×, retry in 4s)`, …
+    pub status: String,
+}
+
+/// `app status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppStatus {
+    /// The summary line.
+    pub app: AppSummary,
+    /// Its pools, with why each has its count.
+    pub pools: Vec<SandboxPool>,
+}
+
+/// `app history`'s row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionRow {
+    /// The version.
+    pub id: String,
+    /// Its state.
+    pub state: String,
+    /// When it was created (Unix ms).
+    pub created: u64,
+    /// Its git commit.
+    pub commit: Option<String>,
+    /// Why it failed.
+    pub failure: Option<String>,
+}
+
+/// `sandbox-pool set-desired`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DesiredBody {
+    /// The new count.
+    pub desired: u32,
+}
+
+/// `route add` / `route set-default`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouteBody {
+    /// The app it reaches.
+    pub app: String,
+    /// Also the default route.
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// An error answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// An error's code and message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// `not_found`, `invalid`, `unauthorized`, `conflict`, `internal`.
+    pub code: String,
+    /// For people.
+    pub message: String,
+}

@@ -1,0 +1,236 @@
+//! Talking to a server's control API: over its Unix socket, or over TCP with a token.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::ErrorBody;
+
+/// Where the server is.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// A Unix socket.
+    Unix(PathBuf),
+    /// `host:port`, with the bearer token.
+    Tcp {
+        /// `host:port`.
+        authority: String,
+        /// The token.
+        token: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Unix(p) => write!(f, "{}", p.display()),
+            Endpoint::Tcp { authority, .. } => write!(f, "http://{authority}"),
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing answers there.
+    #[error(
+        "no miren server answers at {endpoint} ({source})\n  start one with `miren server` (or `miren up` in an app directory), or point at one with --server / MIREN_SERVER"
+    )]
+    Unreachable {
+        /// Where we looked.
+        endpoint: Endpoint,
+        /// The connect error.
+        source: std::io::Error,
+    },
+    /// The server said no.
+    #[error("{message}")]
+    Api {
+        /// The HTTP status.
+        status: StatusCode,
+        /// Its error code.
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// The conversation broke.
+    #[error("talking to the server: {0}")]
+    Protocol(String),
+}
+
+/// An API client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    endpoint: Endpoint,
+}
+
+impl Client {
+    /// `server`: a socket path or `http://host:port`; default: the socket in the
+    /// default data dir.
+    pub fn new(server: Option<&str>, token: Option<String>) -> Self {
+        let endpoint = match server {
+            Some(s) if s.starts_with("http://") => Endpoint::Tcp {
+                authority: s
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_string(),
+                token,
+            },
+            Some(s) => Endpoint::Unix(PathBuf::from(s)),
+            None => Endpoint::Unix(crate::server::socket_in(&crate::server::default_data_dir())),
+        };
+        Self { endpoint }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, &str)>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let unreachable = |source| ClientError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            source,
+        };
+        let proto = |e: hyper::Error| ClientError::Protocol(e.to_string());
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "miren");
+        let (data, ctype) = body.unwrap_or_default();
+        if !ctype.is_empty() {
+            req = req.header("content-type", ctype);
+        }
+        let mut sender = match &self.endpoint {
+            Endpoint::Unix(p) => {
+                let s = tokio::net::UnixStream::connect(p)
+                    .await
+                    .map_err(unreachable)?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+                    .await
+                    .map_err(proto)?;
+                tokio::spawn(conn);
+                sender
+            }
+            Endpoint::Tcp { authority, token } => {
+                let s = tokio::net::TcpStream::connect(authority.as_str())
+                    .await
+                    .map_err(unreachable)?;
+                if let Some(t) = token {
+                    req = req.header("authorization", format!("Bearer {t}"));
+                }
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+                    .await
+                    .map_err(proto)?;
+                tokio::spawn(conn);
+                sender
+            }
+        };
+        let req = req
+            .body(Full::new(Bytes::from(data)))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = sender.send_request(req).await.map_err(proto)?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.map_err(proto)?.to_bytes();
+        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(e) => ClientError::Api {
+                status,
+                code: e.error.code,
+                message: e.error.message,
+            },
+            Err(_) => ClientError::Api {
+                status,
+                code: "http".into(),
+                message: format!("{status}: {}", String::from_utf8_lossy(&bytes)),
+            },
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(resp: Response<Incoming>) -> Result<T, ClientError> {
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .to_bytes();
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("unexpected answer: {e}")))
+    }
+
+    /// GET a JSON value.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        Self::json(self.send(Method::GET, path, None).await?).await
+    }
+
+    /// A request with a JSON body (or none), answered with JSON.
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let body = body.map(|b| {
+            (
+                serde_json::to_vec(b).unwrap_or_default(),
+                "application/json",
+            )
+        });
+        Self::json(self.send(method, path, body).await?).await
+    }
+
+    /// Uploads bytes with PUT.
+    pub async fn put_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        bytes: Vec<u8>,
+    ) -> Result<T, ClientError> {
+        Self::json(
+            self.send(Method::PUT, path, Some((bytes, "application/x-tar")))
+                .await?,
+        )
+        .await
+    }
+
+    /// A request answered with NDJSON: each line decoded and handed to `each` as it
+    /// arrives. `each` returns false to stop.
+    pub async fn stream<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        mut each: impl FnMut(T) -> bool,
+    ) -> Result<(), ClientError> {
+        let body = body.map(|b| {
+            (
+                serde_json::to_vec(b).unwrap_or_default(),
+                "application/json",
+            )
+        });
+        let mut resp = self.send(method, path, body).await?.into_body();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(frame) = resp.frame().await {
+            let frame = frame.map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            buf.extend_from_slice(&data);
+            while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=i).collect();
+                let v: T = serde_json::from_slice(&line)
+                    .map_err(|e| ClientError::Protocol(format!("unexpected line: {e}")))?;
+                if !each(v) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}

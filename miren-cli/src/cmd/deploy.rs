@@ -1,0 +1,169 @@
+//! `miren deploy`: validate here (nothing is uploaded when the config is invalid),
+//! pack the app dir, upload it, follow the rollout, print the version id.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use hyper::Method;
+use miren_core::config::{self, ResolvedApp};
+use miren_core::model::{Version, VersionState};
+
+use super::print_json;
+use crate::Exit;
+use crate::api::{DeployBody, DeployLine, Uploaded};
+use crate::cli::{ColorChoice, DeployArgs, Format};
+use crate::client::{Client, ClientError};
+use crate::output::{display_path, stderr_color};
+
+/// Reads and validates `dir`'s app.toml, printing every diagnostic (warnings too).
+/// `Err` carries the exit code when it can't be deployed.
+pub fn check_locally(dir: &Path, color: ColorChoice) -> Result<(String, ResolvedApp), Exit> {
+    let path = config::app_toml_in(dir);
+    let source = match config::read(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}\n  create one with `miren init`");
+            return Err(Exit::Usage);
+        }
+    };
+    let v = config::validate(&source);
+    if !v.diagnostics.is_empty() {
+        eprint!(
+            "{}",
+            v.report(&display_path(&path), &source)
+                .render(stderr_color(color))
+        );
+    }
+    match v.resolved {
+        Some(r) => Ok((source, r)),
+        None => {
+            eprintln!("nothing was deployed: fix the config first");
+            Err(Exit::Failed)
+        }
+    }
+}
+
+/// The git commit of `dir`, when it is in a repository.
+pub fn git_commit(dir: &Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Packs `dir` off the async threads.
+pub async fn pack(dir: &Path) -> std::io::Result<Vec<u8>> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || miren_core::artifact::pack_dir(&dir))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// Progress on stderr: a spinner on a terminal, plain lines otherwise.
+pub struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    pub fn new() -> Self {
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+            Self(Some(bar))
+        } else {
+            Self(None)
+        }
+    }
+
+    pub fn say(&self, msg: &str) {
+        match &self.0 {
+            Some(bar) => bar.set_message(msg.to_string()),
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    pub fn done(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+pub async fn run(
+    c: &Client,
+    args: &DeployArgs,
+    color: ColorChoice,
+    format: Format,
+) -> Result<Exit, ClientError> {
+    let (source, resolved) = match check_locally(&args.dir, color) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    if let Some(app) = &args.app
+        && let Err(p) = config::names::dns_label(app)
+    {
+        eprintln!("error: `{app}` is not an app name: {}", p.reason);
+        return Ok(Exit::Usage);
+    }
+    let progress = Progress::new();
+    progress.say("packing the app directory");
+    let bytes = pack(&args.dir)
+        .await
+        .map_err(|e| ClientError::Protocol(format!("packing {}: {e}", args.dir.display())))?;
+    progress.say(&format!("uploading {} KiB", bytes.len().div_ceil(1024)));
+    let up: Uploaded = c.put_bytes("/v1/artifacts", bytes).await?;
+    let body = DeployBody {
+        app_toml: source,
+        artifact: up.digest,
+        git_commit: git_commit(&args.dir),
+        no_wait: args.no_wait,
+        app: args.app.clone(),
+    };
+    let app = args.app.clone().unwrap_or(resolved.name);
+    progress.say(&format!("deploying {app}"));
+    let mut end = None;
+    c.stream(Method::POST, "/v1/deploys", Some(&body), |l: DeployLine| {
+        match l {
+            DeployLine::Created { version } => progress.say(&format!("created {version}")),
+            DeployLine::Progress { message } => progress.say(&message),
+            DeployLine::Done { version } => end = Some(version),
+        }
+        true
+    })
+    .await?;
+    progress.done();
+    finish(end, format)
+}
+
+/// Reports how a rollout ended: the version id on stdout, or why it failed.
+pub fn finish(end: Option<Box<Version>>, format: Format) -> Result<Exit, ClientError> {
+    let Some(v) = end else {
+        return Err(ClientError::Protocol(
+            "the server closed the stream before the rollout ended".into(),
+        ));
+    };
+    if format == Format::Json {
+        print_json(&v)?;
+    }
+    match v.state {
+        VersionState::Failed => {
+            eprintln!(
+                "error: {} failed: {}",
+                v.id,
+                v.failure.as_deref().unwrap_or("no reason given")
+            );
+            Ok(Exit::Failed)
+        }
+        _ => {
+            if format == Format::Table {
+                println!("{}", v.id);
+            }
+            Ok(Exit::Ok)
+        }
+    }
+}

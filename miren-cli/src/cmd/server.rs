@@ -1,0 +1,84 @@
+//! `miren server`.
+
+use crate::Exit;
+use crate::cli::ServerArgs;
+use crate::server::{Options, RuntimeChoice, Server, default_data_dir, socket_in};
+
+/// Logs of the server itself (not of sandboxes) on stderr; `RUST_LOG` overrides.
+pub fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+/// The runtime to use: `auto` is docker when it is part of the build and answers.
+pub fn resolve_runtime(choice: RuntimeChoice) -> RuntimeChoice {
+    match choice {
+        RuntimeChoice::Auto => {
+            tracing::info!("runtime: process (the docker runtime is not part of this build yet)");
+            RuntimeChoice::Process
+        }
+        other => other,
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
+    init_tracing("info");
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let api_socket = args.api_socket.unwrap_or_else(|| socket_in(&data_dir));
+    let opts = Options {
+        data_dir: data_dir.clone(),
+        runtime: resolve_runtime(args.runtime),
+        http_addr: args.http_addr,
+        api_socket: api_socket.clone(),
+        api_addr: args.api_addr,
+    };
+    // Installed before anything starts, so a signal during startup still stops cleanly.
+    let stop = tokio::spawn(stop_signal());
+    let server = match Server::start(opts).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(Exit::Failed);
+        }
+    };
+    tracing::info!(
+        "miren server: data in {}, API on {}{}, HTTP on http://{} (service DNS on {} comes with miren-dns)",
+        data_dir.display(),
+        api_socket.display(),
+        server
+            .api_addr
+            .map(|a| format!(
+                " and http://{a} (token in {})",
+                data_dir.join("api-token").display()
+            ))
+            .unwrap_or_default(),
+        server.http_addr,
+        args.dns_addr,
+    );
+    let _ = stop.await;
+    tracing::info!("stopping: every sandbox gets its grace period");
+    server.shutdown().await?;
+    Ok(Exit::Ok)
+}

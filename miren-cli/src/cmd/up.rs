@@ -1,0 +1,140 @@
+//! `miren up [DIR]`: one process does it all. An embedded server keeps its state in
+//! `DIR/.miren/data`, deploys DIR, routes every host to it, prints the URL and streams
+//! the app's logs; Ctrl-C stops every sandbox and exits 0.
+
+use std::io::Write;
+
+use miren_core::artifact::LOCAL_DATA_DIR;
+use miren_core::controller::{DeployRequest, keys};
+use miren_core::model::{Route, SourceInfo, VersionState};
+use miren_core::store::Op;
+
+use super::deploy::{check_locally, git_commit, pack};
+use super::logs::format_line;
+use super::server::{init_tracing, resolve_runtime, stop_signal};
+use crate::Exit;
+use crate::cli::{ColorChoice, UpArgs};
+use crate::server::{Options, Server, socket_in};
+
+pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
+    init_tracing("warn");
+    let dir = match args.dir.canonicalize() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.dir.display());
+            return Ok(Exit::Usage);
+        }
+    };
+    let (_, resolved) = match check_locally(&dir, color) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let app = resolved.name.clone();
+    let data_dir = dir.join(LOCAL_DATA_DIR);
+    std::fs::create_dir_all(&data_dir)?;
+    // Keep git (and anything honouring .gitignore) out of it.
+    let _ = std::fs::write(data_dir.join(".gitignore"), "*\n");
+    let mut stop = tokio::spawn(stop_signal());
+    let server = match Server::start(Options {
+        api_socket: socket_in(&data_dir),
+        data_dir,
+        runtime: resolve_runtime(args.runtime),
+        http_addr: args.http_addr,
+        api_addr: None,
+    })
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(Exit::Failed);
+        }
+    };
+
+    // The app's output, as it comes.
+    let mut live = server.logs.subscribe();
+    let printer = tokio::spawn(async move {
+        loop {
+            match live.recv().await {
+                Ok(s) => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{}", format_line(&s.record));
+                    let _ = out.flush();
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            }
+        }
+    });
+
+    eprintln!("deploying {app} from {}", dir.display());
+    let outcome = async {
+        let bytes = pack(&dir).await?;
+        let artifacts = server.artifacts.clone();
+        let art = tokio::task::spawn_blocking(move || artifacts.put(&bytes)).await??;
+        let id = server
+            .controller
+            .deploy(DeployRequest {
+                config: resolved,
+                artifact_digest: art.digest,
+                source: SourceInfo {
+                    git_commit: git_commit(&dir),
+                },
+            })
+            .await?;
+        let v = server.controller.wait(&id).await?;
+        anyhow::Ok(v)
+    };
+    let version = tokio::select! {
+        v = outcome => v,
+        _ = &mut stop => {
+            eprintln!("interrupted");
+            server.shutdown().await?;
+            return Ok(Exit::Ok);
+        }
+    };
+    let ok = match version {
+        Ok(v) if v.state == VersionState::Active => true,
+        Ok(v) => {
+            eprintln!(
+                "error: {} failed: {}",
+                v.id,
+                v.failure.as_deref().unwrap_or("no reason given")
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            false
+        }
+    };
+    if !ok {
+        printer.abort();
+        server.shutdown().await?;
+        return Ok(Exit::Failed);
+    }
+    let route = Route {
+        host: "*".to_string(),
+        app: app.clone(),
+        default: true,
+    };
+    server
+        .store
+        .txn(vec![Op::put(keys::route("*"), keys::encode(&route))])
+        .await?;
+    server.proxy.reload().await;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "{app} is up at http://{}/ (Ctrl-C stops it)",
+            server.http_addr
+        )?;
+        out.flush()?;
+    }
+    let _ = stop.await;
+    eprintln!("stopping {app}");
+    server.shutdown().await?;
+    printer.abort();
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,227 @@
+//! `miren server`: the store, the process runtime, the controller, the log store, the
+//! control API and the HTTP proxy, composed in one process (SPEC §10).
+
+pub mod logs;
+mod routes;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use miren_core::artifact::ArtifactStore;
+use miren_core::controller::{Controller, ControllerConfig};
+use miren_core::store::{RedbStore, Store, StoreError};
+use miren_runtime_process::ProcessRuntime;
+use tokio::task::JoinHandle;
+
+use logs::{LogStore, Retention};
+
+/// Which runtime runs sandboxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeChoice {
+    /// Child processes on this machine.
+    Process,
+    /// Docker containers.
+    Docker,
+    /// Docker when a Docker Engine answers, else process.
+    Auto,
+}
+
+/// How to start a server.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where state lives.
+    pub data_dir: PathBuf,
+    /// The runtime.
+    pub runtime: RuntimeChoice,
+    /// The proxy's address.
+    pub http_addr: SocketAddr,
+    /// The control API's Unix socket.
+    pub api_socket: PathBuf,
+    /// The control API on TCP too (bearer token required).
+    pub api_addr: Option<SocketAddr>,
+}
+
+/// A running server.
+pub struct Server {
+    /// The controller.
+    pub controller: Controller,
+    /// The state store.
+    pub store: Arc<dyn Store>,
+    /// Sandbox output.
+    pub logs: LogStore,
+    /// Uploaded code.
+    pub artifacts: ArtifactStore,
+    /// Where the proxy listens.
+    pub http_addr: SocketAddr,
+    /// Where the TCP API listens, if it does.
+    pub api_addr: Option<SocketAddr>,
+    /// Makes store changes take effect in the proxy now.
+    pub proxy: miren_proxy::Reloader,
+    runtime: ProcessRuntime,
+    socket: PathBuf,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// `$MIREN_DATA_DIR`, else `$XDG_DATA_HOME/miren`, else `~/.local/share/miren`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("MIREN_DATA_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("miren");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/miren")
+}
+
+/// The API socket of a data dir.
+pub fn socket_in(data_dir: &Path) -> PathBuf {
+    data_dir.join("miren.sock")
+}
+
+impl Server {
+    /// Opens everything and starts serving. Fails clearly when another server holds
+    /// the data dir or an address is taken.
+    pub async fn start(opts: Options) -> anyhow::Result<Self> {
+        if opts.runtime == RuntimeChoice::Docker {
+            bail!(
+                "the docker runtime is not part of this build yet; use `--runtime process` (image services need docker)"
+            );
+        }
+        let data = &opts.data_dir;
+        std::fs::create_dir_all(data)
+            .with_context(|| format!("creating the data dir {}", data.display()))?;
+        let _ = std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700));
+        let store: Arc<dyn Store> = match RedbStore::open(&data.join("state.redb")) {
+            Ok(s) => Arc::new(s),
+            Err(StoreError::Locked { .. }) => bail!(
+                "another miren server is already using {} (its API: {})",
+                data.display(),
+                socket_in(data).display()
+            ),
+            Err(e) => return Err(e).context("opening the state store"),
+        };
+        let runtime =
+            ProcessRuntime::new(data.join("process")).context("starting the process runtime")?;
+        let artifacts =
+            ArtifactStore::open(data.join("artifacts")).context("opening the artifact store")?;
+        let logs = LogStore::open(data.join("logs"), Retention::default())
+            .context("opening the log store")?;
+        let mut cfg = ControllerConfig::new(artifacts.clone());
+        cfg.logs = logs.sink();
+        let controller = Controller::start(store.clone(), Arc::new(runtime.clone()), cfg)
+            .await
+            .context("starting the controller")?;
+
+        // The proxy first: the API makes route changes take effect through it.
+        let proxy = miren_proxy::Proxy::bind(opts.http_addr, store.clone())
+            .await
+            .with_context(|| format!("listening on {} for HTTP", opts.http_addr))?;
+        let http_addr = proxy.local_addr();
+        let reloader = proxy.reloader();
+        let mut tasks = vec![tokio::spawn(proxy.run())];
+
+        let state = Arc::new(routes::State {
+            controller: controller.clone(),
+            store: store.clone(),
+            logs: logs.clone(),
+            artifacts: artifacts.clone(),
+            proxy: reloader.clone(),
+            token: None,
+        });
+
+        // The control API on the Unix socket (0600: the file mode is the auth).
+        let socket = opts.api_socket.clone();
+        if socket.exists() {
+            if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+                bail!("a miren server already answers on {}", socket.display());
+            }
+            std::fs::remove_file(&socket)
+                .with_context(|| format!("removing the stale socket {}", socket.display()))?;
+        }
+        let listener = tokio::net::UnixListener::bind(&socket)
+            .with_context(|| format!("listening on {}", socket.display()))?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+        let app = routes::router(state.clone());
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }));
+
+        // On TCP only with the bearer token.
+        let mut api_addr = None;
+        if let Some(addr) = opts.api_addr {
+            let token = load_or_create_token(&data.join("api-token"))?;
+            let state = Arc::new(routes::State {
+                token: Some(token),
+                ..routes::State::clone(&state)
+            });
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr} for the API"))?;
+            api_addr = Some(listener.local_addr()?);
+            let app = routes::router(state);
+            tasks.push(tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }));
+        }
+
+        Ok(Self {
+            controller,
+            store,
+            logs,
+            artifacts,
+            http_addr,
+            api_addr,
+            proxy: reloader,
+            runtime,
+            socket,
+            tasks,
+        })
+    }
+
+    /// Stops every sandbox (with its grace period), then everything else.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let result = self.controller.shutdown().await;
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.runtime.close().await;
+        self.logs.flush().await;
+        let _ = std::fs::remove_file(&self.socket);
+        result.context("stopping sandboxes")
+    }
+}
+
+/// The API token: 32 random bytes as hex, created on first start, mode 0600.
+fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
+    if let Ok(t) = std::fs::read_to_string(path) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let mut bytes = [0u8; 32];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for the API token")?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    use std::io::Write;
+    f.write_all(token.as_bytes())?;
+    Ok(token)
+}
+
+use std::os::unix::fs::OpenOptionsExt;

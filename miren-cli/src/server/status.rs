@@ -1,0 +1,66 @@
+//! What `app list` and `app status` say about an app, computed from the state.
+
+use miren_core::controller::Snapshot;
+use miren_core::model::{App, VersionState};
+use miren_core::runtime::now_millis;
+
+use crate::api::AppSummary;
+
+/// One app's summary line.
+pub fn summary(app: &App, s: &Snapshot) -> AppSummary {
+    let active = app
+        .active_version
+        .as_ref()
+        .and_then(|id| s.versions.iter().find(|v| &v.id == id));
+    let pools: Vec<_> = s.pools.iter().filter(|p| p.app == app.name).collect();
+    let deploying = s
+        .versions
+        .iter()
+        .any(|v| v.app == app.name && v.state == VersionState::Deploying);
+    let crashed = pools
+        .iter()
+        .filter(|p| p.quick_crashes > 0)
+        .max_by_key(|p| p.quick_crashes);
+    let status = if let Some(p) = crashed {
+        match p.retry_at {
+            Some(at) if at > now_millis() => format!(
+                "crashed ({}×, retry in {})",
+                p.quick_crashes,
+                crate::table::duration_short((at - now_millis()).div_ceil(1000))
+            ),
+            _ => format!("crashed ({}×)", p.quick_crashes),
+        }
+    } else if deploying {
+        "deploying".to_string()
+    } else if active.is_none() {
+        let last_failed = s
+            .versions
+            .iter()
+            .rev()
+            .find(|v| v.app == app.name)
+            .is_some_and(|v| v.state == VersionState::Failed);
+        if last_failed {
+            "failed"
+        } else {
+            "not deployed"
+        }
+        .to_string()
+    } else {
+        let serving: Vec<_> = pools.iter().filter(|p| !p.versions.is_empty()).collect();
+        let (ready, want): (u32, u32) = serving.iter().fold((0, 0), |(r, w), p| {
+            (r + p.ready.min(p.desired), w + p.desired)
+        });
+        if ready >= want {
+            "running".to_string()
+        } else {
+            format!("starting ({ready}/{want} ready)")
+        }
+    };
+    AppSummary {
+        name: app.name.clone(),
+        version: active.map(|v| v.id.to_string()),
+        deployed: active.map(|v| v.created),
+        commit: active.and_then(|v| v.source.git_commit.clone()),
+        status,
+    }
+}

@@ -1,0 +1,506 @@
+//! A real `miren server` on a temp data dir, driven by the real CLI, running the demo
+//! app's real processes (python3).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{examples, miren};
+
+/// A server process; SIGKILLed if a test fails before stopping it.
+struct TestServer {
+    child: Child,
+    data: tempfile::TempDir,
+    http: String,
+    api: Option<String>,
+}
+
+/// Reads `r` line by line on a thread; lines come out of the receiver.
+fn lines_of(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(r).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The first line `find` accepts within `secs`.
+fn wait_line<T>(
+    rx: &mpsc::Receiver<String>,
+    secs: u64,
+    mut find: impl FnMut(&str) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                if let Some(t) = find(&l) {
+                    return t;
+                }
+                seen.push(l);
+            }
+            Err(_) => panic!("no such line within {secs}s; saw:\n{}", seen.join("\n")),
+        }
+    }
+}
+
+fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    Some(
+        rest.split(|c: char| c.is_whitespace() || c == ',' || c == '/')
+            .next()
+            .unwrap_or(rest),
+    )
+}
+
+impl TestServer {
+    fn start(extra: &[&str]) -> Self {
+        let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("miren"))
+            .args(["server", "--data-dir"])
+            .arg(data.path())
+            .args(["--http-addr", "127.0.0.1:0", "--runtime", "process"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = lines_of(child.stderr.take().unwrap_or_else(|| panic!("stderr")));
+        let (http, api) = wait_line(&stderr, 30, |l| {
+            let http = after(l, "HTTP on http://")?.to_string();
+            let api = after(l, " and http://").map(str::to_string);
+            Some((http, api))
+        });
+        // Keep draining stderr so the server never blocks on it.
+        std::thread::spawn(move || for _ in stderr {});
+        Self {
+            child,
+            data,
+            http,
+            api,
+        }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.data.path().join("miren.sock")
+    }
+
+    fn cli(&self) -> assert_cmd::Command {
+        let mut c = miren();
+        c.arg("--server").arg(self.socket());
+        c
+    }
+
+    /// Runs the CLI, asserts it succeeded, returns its trimmed stdout.
+    fn ok<I, A>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<std::ffi::OsStr>,
+    {
+        let out = self
+            .cli()
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout_of(&out)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self
+            .cli()
+            .args(args)
+            .args(["--format", "json"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// Polls `args` (JSON) until `cond` holds, 30 s at most.
+    fn until(&self, args: &[&str], cond: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.json(args);
+            if cond(&v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{args:?} never got there: {v:#}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        signal(self.child.id(), nix::sys::signal::Signal::SIGTERM);
+        wait_exit(&mut self.child, 30)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "did not exit within {secs}s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A copy of `examples/demo` in a temp dir.
+fn demo_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let src = examples().join("demo");
+    std::fs::create_dir_all(dir.path().join(".miren")).unwrap_or_else(|e| panic!("{e}"));
+    for f in [".miren/app.toml", "web.py", "worker.py", "store.py"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+    dir
+}
+
+/// One HTTP/1.0 GET; (status, body).
+fn get(addr: &str, host: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    write!(s, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap_or_else(|e| panic!("{e}"));
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap_or_else(|e| panic!("{e}"));
+    let status = out.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Processes whose working directory is under `dir`.
+fn processes_under(dir: &Path) -> Vec<u32> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    std::fs::read_link(format!("/proc/{pid}/cwd"))
+                        .is_ok_and(|cwd| cwd.starts_with(&dir))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_deployed_app_is_listed_routed_logged_rolled_back_and_deleted() {
+    let server = TestServer::start(&[]);
+    let app = demo_copy();
+
+    // Deploy: the version id on stdout.
+    let v1 = server.ok([
+        std::ffi::OsStr::new("deploy"),
+        "-d".as_ref(),
+        app.path().as_os_str(),
+    ]);
+    assert!(v1.starts_with("demo-v"), "{v1}");
+
+    // Listings, table and JSON.
+    let apps = server.until(&["app", "list"], |v| v[0]["status"] == "running");
+    assert_eq!(apps[0]["name"], "demo");
+    assert_eq!(apps[0]["version"], v1.as_str());
+    let table = server.ok(["app", "list"]);
+    assert!(table.starts_with("NAME  VERSION"), "{table}");
+    assert!(
+        table.contains("demo") && table.contains("running") && table.contains("s ago"),
+        "{table}"
+    );
+
+    let pools = server.json(&["sandbox-pool", "list", "-a", "demo"]);
+    let pools = pools.as_array().unwrap_or_else(|| panic!("array"));
+    assert_eq!(pools.len(), 3);
+    for p in pools {
+        assert_eq!(
+            (p["desired"].as_u64(), p["ready"].as_u64()),
+            (Some(1), Some(1)),
+            "{p}"
+        );
+    }
+    let table = server.ok(["sandbox-pool", "list"]);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(
+        table
+            .lines()
+            .next()
+            .is_some_and(|h| h.split_whitespace().collect::<Vec<_>>()
+                == ["ID", "VERSION", "SERVICE", "DESIRED", "CURRENT", "READY"])
+    );
+    let sandboxes = server.json(&["sandbox", "list", "-a", "demo", "--status", "running"]);
+    assert_eq!(sandboxes.as_array().map(Vec::len), Some(3));
+    let table = server.ok(["sandbox", "list"]);
+    assert!(
+        table
+            .lines()
+            .next()
+            .is_some_and(|h| h.split_whitespace().collect::<Vec<_>>()
+                == ["ID", "SERVICE", "POOL", "ADDRESS", "STATUS"])
+    );
+
+    // Routes: exact host through the proxy; removed → 404.
+    server
+        .cli()
+        .args(["route", "add", "Demo.Example", "--app", "demo"])
+        .assert()
+        .success();
+    let routes = server.json(&["route", "list"]);
+    assert_eq!(routes[0]["host"], "demo.example");
+    let (status, body) = get(&server.http, "demo.example:8080");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Hello from miren! visit 1"), "{body}");
+    assert!(body.contains("the worker has ticked"), "{body}");
+    server
+        .cli()
+        .args(["route", "remove", "demo.example"])
+        .assert()
+        .success();
+    let (status, body) = get(&server.http, "demo.example");
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "no route for host demo.example\n")
+    );
+
+    // Logs: the worker's output; -f delivers a new line within a second of its time.
+    let logs = server.ok(["logs", "-a", "demo", "--service", "worker"]);
+    assert!(
+        logs.lines()
+            .any(|l| l.starts_with("S ") && l.contains("[worker/") && l.contains("worker: tick")),
+        "{logs}"
+    );
+    let mut follow = Command::new(assert_cmd::cargo::cargo_bin("miren"))
+        .arg("--server")
+        .arg(server.socket())
+        .args([
+            "logs",
+            "-a",
+            "demo",
+            "--service",
+            "worker",
+            "-f",
+            "--last",
+            "1s",
+            "--format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lines = lines_of(follow.stdout.take().unwrap_or_else(|| panic!("stdout")));
+    let started = miren_core::runtime::now_millis();
+    let lag = wait_line(&lines, 10, |l| {
+        let v: Value = serde_json::from_str(l).ok()?;
+        let t = v["time"].as_u64()?;
+        (t > started).then(|| miren_core::runtime::now_millis().saturating_sub(t))
+    });
+    assert!(
+        lag < 1000,
+        "a followed line arrived {lag} ms after it was written"
+    );
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    // A second version, history, rollback.
+    let toml = std::fs::read_to_string(app.path().join(".miren/app.toml")).unwrap_or_default();
+    std::fs::write(
+        app.path().join(".miren/app.toml"),
+        toml.replace(
+            "command = \"python3 worker.py\"",
+            "command = \"python3 -u worker.py\"",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let v2 = server.ok([
+        std::ffi::OsStr::new("deploy"),
+        "-d".as_ref(),
+        app.path().as_os_str(),
+    ]);
+    let history = server.json(&["app", "history", "-a", "demo"]);
+    assert_eq!(history[0]["id"], v2.as_str());
+    assert_eq!(history[0]["state"], "active");
+    assert_eq!(history[1]["id"], v1.as_str());
+    assert_eq!(history[1]["state"], "superseded");
+    assert_eq!(server.ok(["app", "rollback", "-a", "demo"]), v1);
+    server.until(&["app", "list"], |v| {
+        v[0]["version"] == v1.as_str() && v[0]["status"] == "running"
+    });
+
+    // Delete: everything stops, the disk stays.
+    let disk = server
+        .data
+        .path()
+        .join("process/disks/demo/data/counters.json");
+    assert!(disk.is_file());
+    server
+        .cli()
+        .args(["app", "delete", "demo"])
+        .assert()
+        .success();
+    assert_eq!(server.json(&["app", "list"]), serde_json::json!([]));
+    assert_eq!(server.json(&["sandbox", "list"]), serde_json::json!([]));
+    assert_eq!(processes_under(server.data.path()), Vec::<u32>::new());
+    assert!(disk.is_file(), "app delete keeps disks");
+
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn an_invalid_app_is_not_uploaded_and_exits_1() {
+    let server = TestServer::start(&[]);
+    let app = super::app_dir("name = \"shop\"\n[services.web]\ncomand = \"x\"\n");
+    server
+        .cli()
+        .args(["deploy", "-d"])
+        .arg(app.path())
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("unknown key `comand`"))
+        .stderr(predicates::str::contains("nothing was deployed"));
+    let uploads = std::fs::read_dir(server.data.path().join("artifacts"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(uploads, 0, "nothing was uploaded");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn no_server_and_bad_flags_exit_2() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    miren()
+        .arg("--server")
+        .arg(dir.path().join("nothing.sock"))
+        .args(["app", "list"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("no miren server answers at"))
+        .stderr(predicates::str::contains("start one with `miren server`"));
+    miren().args(["app", "list", "--bogus"]).assert().code(2);
+    miren().args(["logs"]).assert().code(2);
+}
+
+#[test]
+fn the_tcp_api_wants_the_token_and_the_socket_is_private() {
+    let server = TestServer::start(&["--api-addr", "127.0.0.1:0"]);
+    let mode = std::fs::metadata(server.socket())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let api = server
+        .api
+        .clone()
+        .unwrap_or_else(|| panic!("no TCP API address"));
+    let raw = |auth: &str| {
+        let mut s = TcpStream::connect(&api).unwrap_or_else(|e| panic!("{e}"));
+        write!(s, "GET /v1/apps HTTP/1.0\r\nHost: x\r\n{auth}\r\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap_or_else(|e| panic!("{e}"));
+        out
+    };
+    let denied = raw("");
+    assert!(denied.starts_with("HTTP/1.0 401"), "{denied}");
+    assert!(denied.contains("\"code\":\"unauthorized\""), "{denied}");
+    assert!(raw("Authorization: Bearer wrong\r\n").starts_with("HTTP/1.0 401"));
+    let token = std::fs::read_to_string(server.data.path().join("api-token")).unwrap_or_default();
+    let token_mode = std::fs::metadata(server.data.path().join("api-token"))
+        .map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(token_mode.ok(), Some(0o600));
+    assert!(raw(&format!("Authorization: Bearer {token}\r\n")).starts_with("HTTP/1.0 200"));
+    // The CLI over TCP with the token.
+    miren()
+        .args([
+            "--server",
+            &format!("http://{api}"),
+            "--token",
+            &token,
+            "app",
+            "list",
+        ])
+        .assert()
+        .success();
+    miren()
+        .args(["--server", &format!("http://{api}"), "app", "list"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("Authorization: Bearer"));
+    assert!(server.stop().success());
+}
+
+#[test]
+fn miren_up_serves_the_demo_and_ctrl_c_leaves_nothing() {
+    let app = demo_copy();
+    let mut up = Command::new(assert_cmd::cargo::cargo_bin("miren"))
+        .arg("up")
+        .arg(app.path())
+        .args(["--http-addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lines = lines_of(up.stdout.take().unwrap_or_else(|| panic!("stdout")));
+    let url = wait_line(&lines, 60, |l| {
+        after(l, "is up at http://").map(str::to_string)
+    });
+    let (status, body) = get(&url, "anything.example");
+    assert_eq!(status, 200, "{body}");
+    // The page proves web reached the stateful store through store.app.miren.
+    assert!(body.contains("Hello from miren! visit 1;"), "{body}");
+    assert!(
+        body.contains("counted by the store at http://127.77."),
+        "{body}"
+    );
+    let (_, again) = get(&url, "localhost");
+    assert!(again.contains("visit 2;"), "{again}");
+
+    signal(up.id(), nix::sys::signal::Signal::SIGINT);
+    let status = wait_exit(&mut up, 30);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        processes_under(&app.path().join(".miren/data")),
+        Vec::<u32>::new()
+    );
+}

@@ -1,0 +1,162 @@
+//! The routing table: host → app → ready web instances of its active version, rebuilt
+//! from the store whenever routes, apps, pools or sandboxes change, and swapped in
+//! whole so the request path never takes a lock.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use miren_core::controller::keys;
+use miren_core::model::{App, Route, Sandbox, SandboxPool, SandboxStatus};
+use miren_core::store::{Store, StoreError};
+
+/// The host that stands for "every host without a route of its own".
+pub const DEFAULT_HOST: &str = "*";
+
+/// Where a request goes.
+#[derive(Debug, Default)]
+pub struct Table {
+    routes: HashMap<String, String>,
+    default_app: Option<String>,
+    apps: HashMap<String, AppTarget>,
+}
+
+/// One app's web instances.
+#[derive(Debug, Default)]
+pub struct AppTarget {
+    /// Whether the active version has a web service at all.
+    pub has_web: bool,
+    /// Ready instances.
+    pub backends: Vec<Backend>,
+}
+
+/// One ready instance.
+#[derive(Debug)]
+pub struct Backend {
+    /// The sandbox id.
+    pub sandbox: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Requests in flight to it.
+    pub in_flight: AtomicUsize,
+}
+
+/// What a host resolves to.
+pub enum Lookup<'a> {
+    /// No route and no default.
+    NoRoute,
+    /// Routed to an app that doesn't exist (any more) or has no active web.
+    NoWeb(&'a str),
+    /// Routed; these are its instances (maybe none ready).
+    App(&'a str, &'a AppTarget),
+}
+
+impl Table {
+    /// Resolves a Host header value (case and port ignored).
+    pub fn lookup(&self, host: &str) -> Lookup<'_> {
+        let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+            if p.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let app = match self.routes.get(&host).or(self.default_app.as_ref()) {
+            Some(a) => a,
+            None => return Lookup::NoRoute,
+        };
+        match self.apps.get(app) {
+            Some(t) if t.has_web => Lookup::App(app, t),
+            _ => Lookup::NoWeb(app),
+        }
+    }
+
+    /// Reads everything it needs from the store. In-flight counts carry over from
+    /// `previous` for instances that are still there.
+    pub async fn load(store: &dyn Store, previous: &Table) -> Result<Self, StoreError> {
+        let routes: Vec<Route> = keys::list(store, keys::ROUTES).await?;
+        let apps: Vec<App> = keys::list(store, keys::APPS).await?;
+        let pools: Vec<SandboxPool> = keys::list(store, keys::POOLS).await?;
+        let sandboxes: Vec<Sandbox> = keys::list(store, keys::SANDBOXES).await?;
+        let mut t = Table::default();
+        for r in routes {
+            if r.default {
+                t.default_app = Some(r.app.clone());
+            }
+            if r.host != DEFAULT_HOST {
+                t.routes.insert(r.host, r.app);
+            }
+        }
+        let mut web_pools: HashMap<&str, &str> = HashMap::new(); // pool id → app
+        for a in &apps {
+            let Some(active) = &a.active_version else {
+                continue;
+            };
+            let mut target = AppTarget::default();
+            for p in pools
+                .iter()
+                .filter(|p| p.app == a.name && p.service == "web")
+            {
+                if p.versions.contains(active) {
+                    target.has_web = true;
+                    web_pools.insert(p.id.as_str(), a.name.as_str());
+                }
+            }
+            t.apps.insert(a.name.clone(), target);
+        }
+        for s in sandboxes {
+            if s.status != SandboxStatus::Running {
+                continue;
+            }
+            let Some(app) = web_pools.get(s.pool.as_str()) else {
+                continue;
+            };
+            let Some(addr) = s.address.as_deref().and_then(|a| a.parse().ok()) else {
+                continue;
+            };
+            let carried = previous
+                .apps
+                .get(*app)
+                .and_then(|t| t.backends.iter().find(|b| b.sandbox == s.id.as_str()))
+                .map_or(0, |b| b.in_flight.load(Ordering::Relaxed));
+            if let Some(target) = t.apps.get_mut(*app) {
+                target.backends.push(Backend {
+                    sandbox: s.id.to_string(),
+                    addr,
+                    in_flight: AtomicUsize::new(carried),
+                });
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// Least outstanding requests among two random choices (power of two), skipping
+/// instances already tried.
+pub fn pick<'a>(t: &'a AppTarget, tried: &[SocketAddr], seed: usize) -> Option<&'a Backend> {
+    let candidates: Vec<&Backend> = t
+        .backends
+        .iter()
+        .filter(|b| !tried.contains(&b.addr))
+        .collect();
+    match candidates.len() {
+        0 => None,
+        1 => Some(candidates[0]),
+        n => {
+            let a = candidates[seed % n];
+            let b = candidates[(seed / n + 1 + seed % n) % n];
+            Some(
+                if b.in_flight.load(Ordering::Relaxed) < a.in_flight.load(Ordering::Relaxed) {
+                    b
+                } else {
+                    a
+                },
+            )
+        }
+    }
+}
+
+/// A shared, swappable table.
+pub type Shared = Arc<arc_swap::ArcSwap<Table>>;
