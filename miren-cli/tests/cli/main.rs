@@ -28,3 +28,23 @@ pub fn app_dir(text: &str) -> tempfile::TempDir {
     std::fs::write(dir.path().join(".miren/app.toml"), text).unwrap_or_else(|e| panic!("{e}"));
     dir
 }
+
+#[test]
+fn completion_scripts_name_the_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = miren()
+            .args(["completion", shell])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("sandbox-pool") && text.contains("rollback"),
+            "{shell}"
+        );
+    }
+    miren()
+        .args(["completion", "powershell-ish"])
+        .assert()
+        .code(2);
+}

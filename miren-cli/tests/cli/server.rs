@@ -222,6 +222,16 @@ fn processes_under(dir: &Path) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// The python3 processes under `dir` (each instance is `sh -c` plus its python3).
+fn pythons_under(dir: &Path) -> Vec<u32> {
+    processes_under(dir)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "python3")
+        })
+        .collect()
+}
+
 fn stdout_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -503,4 +513,103 @@ fn miren_up_serves_the_demo_and_ctrl_c_leaves_nothing() {
         processes_under(&app.path().join(".miren/data")),
         Vec::<u32>::new()
     );
+}
+
+#[test]
+fn a_failing_deploy_exits_1_with_the_instance_last_lines_and_the_old_version_keeps_serving() {
+    let server = TestServer::start(&[]);
+    let app = demo_copy();
+    let v1 = server.ok([
+        std::ffi::OsStr::new("deploy"),
+        "-d".as_ref(),
+        app.path().as_os_str(),
+    ]);
+    let toml = std::fs::read_to_string(app.path().join(".miren/app.toml")).unwrap_or_default();
+    std::fs::write(
+        app.path().join(".miren/app.toml"),
+        toml.replace(
+            "command = \"python3 web.py\"",
+            "command = \"echo 'web: missing SECRET_KEY' >&2; exit 3\"",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    server
+        .cli()
+        .args(["deploy", "-d"])
+        .arg(app.path())
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "exited with code 3 before it was ready",
+        ))
+        .stderr(predicates::str::contains("web: missing SECRET_KEY"));
+    let apps = server.json(&["app", "list"]);
+    assert_eq!(apps[0]["version"], v1.as_str());
+    server
+        .cli()
+        .args(["route", "set-default", "--app", "demo"])
+        .assert()
+        .success();
+    let (status, body) = get(&server.http, "whatever");
+    assert_eq!(status, 200, "{body}");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn kill_9_of_the_server_then_restart_keeps_state_and_duplicates_nothing() {
+    let mut server = TestServer::start(&[]);
+    let app = demo_copy();
+    let v1 = server.ok([
+        std::ffi::OsStr::new("deploy"),
+        "-d".as_ref(),
+        app.path().as_os_str(),
+    ]);
+    server
+        .cli()
+        .args(["route", "add", "demo.example", "--app", "demo"])
+        .assert()
+        .success();
+    let before = pythons_under(server.data.path());
+    assert_eq!(before.len(), 3, "web, worker, store");
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+
+    // Same data dir, new server process.
+    let data = std::mem::replace(
+        &mut server.data,
+        tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+    );
+    drop(server);
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("miren"))
+        .args(["server", "--data-dir"])
+        .arg(data.path())
+        .args(["--http-addr", "127.0.0.1:0", "--runtime", "process"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = lines_of(child.stderr.take().unwrap_or_else(|| panic!("stderr")));
+    let http = wait_line(&stderr, 30, |l| {
+        after(l, "HTTP on http://").map(str::to_string)
+    });
+    std::thread::spawn(move || for _ in stderr {});
+    let again = TestServer {
+        child,
+        data,
+        http,
+        api: None,
+    };
+    let apps = again.until(&["app", "list"], |v| v[0]["status"] == "running");
+    assert_eq!(apps[0]["version"], v1.as_str(), "the deploy survived");
+    assert_eq!(again.json(&["route", "list"])[0]["host"], "demo.example");
+    let after_restart = pythons_under(again.data.path());
+    assert_eq!(after_restart.len(), 3, "no duplicate: {after_restart:?}");
+    assert!(
+        before.iter().all(|p| !after_restart.contains(p)),
+        "the killed server's instances were stopped, not left running"
+    );
+    let (status, body) = get(&again.http, "demo.example");
+    assert_eq!(status, 200, "{body}");
+    assert!(again.stop().success());
 }
