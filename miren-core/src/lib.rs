@@ -13,6 +13,7 @@
 //! - `runtime`: the `Runtime` trait, the plain data it is given, and (feature
 //!   `test-util`) a fake runtime for tests and simulations.
 //! - `controller`: deploys, pool reuse, rollouts, crash backoff, restart adoption.
+//! - `autoscale`: request-based scaling decisions, fed by the proxy.
 //! - `artifact`: app code as content-addressed tar archives.
 //!
 //! # Validating a config
@@ -106,6 +107,8 @@
 
 #[cfg(feature = "platform")]
 pub mod artifact;
+#[cfg(feature = "platform")]
+pub mod autoscale;
 pub mod config;
 #[cfg(feature = "platform")]
 pub mod controller;

@@ -227,7 +227,8 @@ fn pythons_under(dir: &Path) -> Vec<u32> {
     processes_under(dir)
         .into_iter()
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "python3")
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "python3")
         })
         .collect()
 }
