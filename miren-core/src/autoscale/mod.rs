@@ -55,14 +55,15 @@ impl Window {
         while self
             .samples
             .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > self.span)
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= self.span)
         {
             self.samples.pop_front();
         }
         self.samples.front().map_or(0, |(_, v)| *v)
     }
 
-    /// When the peak next drops if nothing new comes in (to re-decide then).
+    /// When the peak next drops if nothing new comes in (to re-decide then). A sample
+    /// counts for `[t, t + span)`, so at that instant it is gone.
     pub fn next_drop(&self) -> Option<Instant> {
         self.samples.front().map(|(t, _)| *t + self.span)
     }
@@ -133,10 +134,10 @@ mod tests {
         w.record(30, t0 + Duration::from_secs(10));
         w.record(5, t0 + Duration::from_secs(20));
         assert_eq!(w.peak(t0 + Duration::from_secs(20)), 30);
-        assert_eq!(w.peak(t0 + Duration::from_secs(70)), 30);
+        assert_eq!(w.peak(t0 + Duration::from_millis(69_999)), 30);
         assert_eq!(w.next_drop(), Some(t0 + Duration::from_secs(70)));
-        assert_eq!(w.peak(t0 + Duration::from_secs(71)), 5);
-        assert_eq!(w.peak(t0 + Duration::from_secs(81)), 0);
+        assert_eq!(w.peak(t0 + Duration::from_secs(70)), 5);
+        assert_eq!(w.peak(t0 + Duration::from_secs(80)), 0);
         assert_eq!(w.next_drop(), None);
     }
 }

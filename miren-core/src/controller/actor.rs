@@ -23,6 +23,10 @@ pub(super) struct PoolState {
     pub not_before: Option<Instant>,
     /// Held at zero while a new pool of its service takes over its disks.
     pub suspended: bool,
+    /// Auto pools: peak demand over the trailing scale-down delay.
+    pub window: Option<crate::autoscale::Window>,
+    /// When the autoscaler is due to look again (a timer is set for then).
+    pub autoscale_at: Option<Instant>,
 }
 
 pub(super) struct SandboxState {
@@ -48,6 +52,7 @@ pub(super) enum Timer {
     Retry(PoolId),
     ResetCrashes(PoolId, SandboxId),
     DeployTimeout(VersionId),
+    Autoscale(PoolId),
 }
 
 pub(super) enum Internal {
@@ -249,6 +254,12 @@ impl Actor {
                 }
                 self.shutdown = Some(reply);
             }
+            Command::Load(loads) => {
+                for (pool, peak) in loads {
+                    self.record_load(&pool, peak);
+                }
+            }
+            Command::WantCapacity(pool) => self.record_load(&pool, 1),
         }
     }
 
@@ -322,6 +333,12 @@ impl Actor {
                 }
                 Timer::ResetCrashes(pool, sb) => self.reset_crashes(&pool, &sb),
                 Timer::DeployTimeout(v) => self.deploy_timed_out(&v),
+                Timer::Autoscale(p) => {
+                    if let Some(ps) = self.pools.get_mut(&p) {
+                        ps.autoscale_at = None;
+                    }
+                    self.autoscale(&p);
+                }
             }
         }
     }
@@ -549,11 +566,14 @@ impl Actor {
             self.versions.insert(v.id.clone(), v);
         }
         for p in keys::list::<SandboxPool>(store.as_ref(), keys::POOLS).await? {
+            let window = super::scaling::new_window(&p.scaling);
             self.insert_pool(PoolState {
                 pool: p,
                 members: BTreeSet::new(),
                 not_before: None,
                 suspended: false,
+                window,
+                autoscale_at: None,
             });
         }
         let now = Instant::now();

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod plan;
 mod rollout;
 mod sandboxes;
+mod scaling;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -170,6 +171,8 @@ pub(crate) enum Command {
     DeleteApp(String, bool, Reply<()>),
     Snapshot(Option<String>, Reply<Snapshot>),
     Shutdown(Reply<()>),
+    Load(Vec<(PoolId, u32)>),
+    WantCapacity(PoolId),
 }
 
 /// A handle on the controller task. Cheap to clone.
@@ -284,6 +287,18 @@ impl Controller {
                 Ok(_) => {}
             }
         }
+    }
+
+    /// Peak requests in flight per auto pool since the last report (the proxy calls
+    /// this every ~100 ms). Scale-up follows at once; see [`crate::autoscale`].
+    pub fn report_load(&self, loads: Vec<(PoolId, u32)>) {
+        let _ = self.tx.send(Command::Load(loads));
+    }
+
+    /// A request waits for a pool with no ready sandbox: start one now if it has none
+    /// (scale from zero).
+    pub fn want_capacity(&self, pool: &PoolId) {
+        let _ = self.tx.send(Command::WantCapacity(pool.clone()));
     }
 
     /// Changes from now on. A slow reader misses events (`Lagged`), never blocks.

@@ -215,6 +215,13 @@ impl Actor {
                             ps.pool.versions.push(id.clone());
                         }
                         ps.pool.scaling = svc.concurrency;
+                        match (&svc.concurrency, &mut ps.window) {
+                            (Concurrency::Auto(a), Some(w)) => w.set_span(a.scale_down_delay),
+                            (Concurrency::Auto(_), None) => {
+                                ps.window = super::scaling::new_window(&svc.concurrency);
+                            }
+                            (Concurrency::Fixed { .. }, w) => *w = None,
+                        }
                         let (desired, reason) = resized(svc, ps.pool.desired);
                         ps.pool.desired = desired;
                         if let Some(r) = reason {
@@ -248,6 +255,8 @@ impl Actor {
                         members: BTreeSet::new(),
                         not_before: None,
                         suspended: false,
+                        window: super::scaling::new_window(&svc.concurrency),
+                        autoscale_at: None,
                     });
                     pid
                 }

@@ -536,3 +536,110 @@ async fn delete_app_stops_everything_and_forgets_it() {
     let err = h.ctl.delete_app("shop", false).await;
     assert!(err.is_err_and(|e| e.to_string() == "no app `shop`"));
 }
+
+const AUTO: &str = r#"
+name = "shop"
+[services.web]
+command = "web"
+[services.web.concurrency]
+mode = "auto"
+requests_per_instance = 10
+scale_down_delay = "1m"
+min_instances = 0
+max_instances = 5
+"#;
+
+fn web_pool(s: &Snapshot) -> miren_core::model::SandboxPool {
+    s.pools
+        .iter()
+        .find(|p| p.service == "web")
+        .cloned()
+        .expect("web pool")
+}
+
+#[tokio::test(start_paused = true)]
+async fn autoscaler_ramps_up_at_once_holds_through_the_delay_and_idles_to_zero() {
+    let h = Harness::new().await;
+    let v = h.deploy_and_wait(AUTO).await;
+    assert_eq!(v.state, VersionState::Active);
+    let t0 = Instant::now();
+    let pool = web_pool(&h.snap().await);
+    assert_eq!(
+        pool.desired, 1,
+        "a new version starts at max(1, min_instances)"
+    );
+
+    // Ramp: each report raises desired immediately.
+    for (load, want) in [(5, 1), (15, 2), (25, 3), (35, 4), (1000, 5)] {
+        h.ctl.report_load(vec![(pool.id.clone(), load)]);
+        let s = h
+            .until(&format!("{load} in flight → {want}"), |s| {
+                web_pool(s).desired == want && running(s, "web") == want as usize
+            })
+            .await;
+        assert_eq!(t0.elapsed(), Duration::ZERO, "scale-up waits for nothing");
+        if load == 1000 {
+            assert!(web_pool(&s).desired_reason.contains("max_instances = 5"));
+        }
+    }
+
+    // Calm: 5 in flight every 10 s. The spike's peak holds for the whole delay, then
+    // desired drops to what 5 needs.
+    let spike_at = Instant::now();
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        h.ctl.report_load(vec![(pool.id.clone(), 5)]);
+    }
+    assert_eq!(web_pool(&h.snap().await).desired, 5);
+    let s = h
+        .until("after the delay: 1", |s| web_pool(s).desired == 1)
+        .await;
+    assert_eq!(spike_at.elapsed(), Duration::from_secs(60));
+    assert!(
+        web_pool(&s).desired_reason.contains("peak 5 in flight"),
+        "{}",
+        web_pool(&s).desired_reason
+    );
+
+    // Idle: a minute after the last report, zero.
+    let last_report = spike_at + Duration::from_secs(50);
+    let s = h
+        .until("idle → 0", |s| {
+            web_pool(s).desired == 0 && running(s, "web") == 0
+        })
+        .await;
+    assert_eq!(Instant::now() - last_report, Duration::from_secs(60));
+    assert_eq!(
+        web_pool(&s).desired_reason,
+        "auto: no request in the last 1m"
+    );
+    assert!(h.rt.running_of("shop", "web").is_empty());
+
+    // A waiting request brings one back.
+    h.ctl.want_capacity(&pool.id);
+    h.until("scale from zero", |s| running(s, "web") == 1).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn min_instances_is_a_floor_and_a_redeploy_keeps_the_pool_scaled() {
+    let h = Harness::new().await;
+    let src = AUTO.replace("min_instances = 0", "min_instances = 2");
+    h.deploy_and_wait(&src).await;
+    let pool = web_pool(&h.snap().await);
+    assert_eq!(pool.desired, 2);
+    h.ctl.report_load(vec![(pool.id.clone(), 31)]);
+    h.until("4", |s| web_pool(s).desired == 4).await;
+    // Changing only scaling keeps the pool (same spec), resized within the new bounds.
+    let v2 = h
+        .deploy_and_wait(&src.replace("max_instances = 5", "max_instances = 3"))
+        .await;
+    assert_eq!(v2.state, VersionState::Active);
+    let s = h.until("clamped to 3", |s| web_pool(s).desired == 3).await;
+    assert_eq!(web_pool(&s).id, pool.id);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(
+        web_pool(&h.snap().await).desired,
+        2,
+        "never below min_instances"
+    );
+}
