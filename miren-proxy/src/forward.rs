@@ -1,9 +1,11 @@
-//! Serving one client connection: route by host, forward, answer errors plainly.
+//! Serving one client connection: route by host, hold requests for a pool at zero
+//! (the activator), forward, pass upgrades through, answer errors plainly.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,13 +17,14 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use miren_core::controller::Controller;
+use tokio::sync::watch;
 
-use crate::table::{Lookup, Shared, pick};
+use crate::ProxyConfig;
+use crate::table::{Lookup, PoolLoad, Shared, Table, pick};
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
-/// Upstream response timeout (SPEC §6).
-const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 /// Instances tried for a request whose connection was refused.
 const ATTEMPTS: usize = 3;
 /// Where the proxy answers for itself.
@@ -29,12 +32,48 @@ pub const HEALTH_PATH: &str = "/.well-known/miren/health";
 
 pub struct Forwarder {
     table: Shared,
+    version: watch::Receiver<u64>,
+    controller: Option<Controller>,
+    config: ProxyConfig,
     client: Client<HttpConnector, Body>,
     seed: AtomicUsize,
+    /// Requests held per app.
+    held: Mutex<HashMap<String, Arc<AtomicUsize>>>,
+}
+
+/// Counts a request in its pool's demand while it lives.
+struct InFlight(Arc<PoolLoad>);
+
+impl InFlight {
+    fn new(load: Arc<PoolLoad>) -> Self {
+        let now = load.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        load.peak.fetch_max(now, Ordering::Relaxed);
+        Self(load)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts a held request against its app's cap while it waits.
+struct Held(Arc<AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Forwarder {
-    pub fn new(table: Shared) -> Self {
+    pub fn new(
+        table: Shared,
+        version: watch::Receiver<u64>,
+        controller: Option<Controller>,
+        config: ProxyConfig,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
@@ -44,8 +83,12 @@ impl Forwarder {
             .build(connector);
         Self {
             table,
+            version,
+            controller,
+            config,
             client,
             seed: AtomicUsize::new(0),
+            held: Mutex::new(HashMap::new()),
         }
     }
 
@@ -58,7 +101,7 @@ impl Forwarder {
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
-            .header_read_timeout(Duration::from_secs(30))
+            .header_read_timeout(self.config.header_timeout)
             .timer(hyper_util::rt::TokioTimer::new())
             .max_buf_size(64 * 1024);
         let _ = builder
@@ -66,7 +109,7 @@ impl Forwarder {
             .await;
     }
 
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -80,41 +123,42 @@ impl Forwarder {
             .map(str::to_string)
             .or_else(|| req.uri().authority().map(|a| a.to_string()))
             .unwrap_or_default();
-        let table = self.table.load();
-        let (app, target) = match table.lookup(&host) {
-            Lookup::NoRoute => {
-                return text(
-                    StatusCode::NOT_FOUND,
-                    &format!("no route for host {host}\n"),
-                );
+        let (table, app, _demand) = match self.route(&host).await {
+            Ok(x) => x,
+            Err(r) => {
+                access(&host, "-", &method, &path, r.status(), started);
+                return r;
             }
-            Lookup::NoWeb(app) => {
-                return text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("app {app} has no web service running\n"),
-                );
-            }
-            Lookup::App(app, t) => (app.to_string(), t),
         };
+        let Lookup::App(_, target) = table.lookup(&host) else {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the route changed; try again\n",
+            );
+        };
+        let client_upgrade = wants_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         prepare_headers(&mut parts.headers, peer, &host);
-        let empty_body = body_is_empty(&parts.headers, &body);
+        let empty_body = client_upgrade.is_some() || body_is_empty(&parts.headers, &body);
+        let idempotent = client_upgrade.is_none()
+            && matches!(
+                parts.method,
+                hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
+            );
         let mut body = Some(body.boxed());
         let mut tried = Vec::new();
         let seed = self
             .seed
             .fetch_add(1, Ordering::Relaxed)
             .wrapping_mul(2654435761);
+        let mut sandbox = String::from("-");
         let response = loop {
             let Some(backend) = pick(target, &tried, seed.wrapping_add(tried.len())) else {
-                let mut r = text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("app {app} has no ready web instance; try again shortly\n"),
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                break r;
+                break retry_later(&format!(
+                    "app {app} has no ready web instance; try again shortly\n"
+                ));
             };
+            sandbox = backend.sandbox.clone();
             let uri = format!(
                 "http://{}{}",
                 backend.addr,
@@ -132,15 +176,29 @@ impl Forwarder {
                 break text(StatusCode::BAD_REQUEST, "bad request\n");
             };
             backend.in_flight.fetch_add(1, Ordering::Relaxed);
-            let r = tokio::time::timeout(UPSTREAM_TIMEOUT, self.client.request(out)).await;
+            let r =
+                tokio::time::timeout(self.config.upstream_timeout, self.client.request(out)).await;
             backend.in_flight.fetch_sub(1, Ordering::Relaxed);
             match r {
                 Ok(Ok(mut resp)) => {
+                    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        if let Some(client) = client_upgrade {
+                            let upstream = hyper::upgrade::on(&mut resp);
+                            tokio::spawn(splice(client, upstream));
+                        }
+                        break resp.map(|b| b.boxed());
+                    }
                     strip_hop_by_hop(resp.headers_mut());
-                    tracing::debug!(sandbox = %backend.sandbox, "forwarded");
                     break resp.map(|b| b.boxed());
                 }
-                Ok(Err(e)) if e.is_connect() && empty_body && tried.len() + 1 < ATTEMPTS => {
+                // Refused: nothing was sent, any request can go elsewhere. A bodiless
+                // idempotent request whose instance died before answering (killed
+                // mid-request) can too.
+                Ok(Err(e))
+                    if (e.is_connect() || idempotent)
+                        && empty_body
+                        && tried.len() + 1 < ATTEMPTS =>
+                {
                     tried.push(backend.addr);
                 }
                 Ok(Err(e)) => {
@@ -154,20 +212,120 @@ impl Forwarder {
                         StatusCode::GATEWAY_TIMEOUT,
                         &format!(
                             "app {app} did not answer within {}s\n",
-                            UPSTREAM_TIMEOUT.as_secs()
+                            self.config.upstream_timeout.as_secs()
                         ),
                     );
                 }
             }
         };
-        tracing::info!(
-            target: "miren::access",
-            "{app} {method} {path} {} {:.1}ms",
-            response.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1e3
-        );
+        access(&app, &sandbox, &method, &path, response.status(), started);
         response
     }
+
+    /// Resolves the host to an app with a ready instance, holding the request while
+    /// its pool starts one (scale from zero). The request counts as demand from here.
+    async fn route(&self, host: &str) -> Result<(Arc<Table>, String, InFlight), Response<Body>> {
+        let mut table = self.table.load_full();
+        let mut version = self.version.clone();
+        let mut hold: Option<(Held, Instant, u64)> = None;
+        let mut demand: Option<InFlight> = None;
+        loop {
+            version.borrow_and_update();
+            let (app, target) = match table.lookup(host) {
+                Lookup::NoRoute => {
+                    return Err(text(
+                        StatusCode::NOT_FOUND,
+                        &format!("no route for host {host}\n"),
+                    ));
+                }
+                Lookup::NoWeb(app) => {
+                    return Err(text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &format!("app {app} has no web service running\n"),
+                    ));
+                }
+                Lookup::App(app, t) => (app.to_string(), t),
+            };
+            if demand.is_none() {
+                demand = Some(InFlight::new(target.load.clone()));
+            }
+            if !target.backends.is_empty() {
+                let demand = demand.unwrap_or_else(|| InFlight::new(target.load.clone()));
+                return Ok((table.clone(), app, demand));
+            }
+            let (since, since_ms) = match &hold {
+                Some((_, since, since_ms)) => (*since, *since_ms),
+                None => {
+                    let counter = self.held_counter(&app);
+                    if counter.fetch_add(1, Ordering::Relaxed) >= self.config.max_held_per_app {
+                        counter.fetch_sub(1, Ordering::Relaxed);
+                        return Err(retry_later(&format!(
+                            "app {app} is starting and already has {} requests waiting; try again shortly\n",
+                            self.config.max_held_per_app
+                        )));
+                    }
+                    if let (Some(c), Some(pool)) = (&self.controller, &target.pool) {
+                        c.want_capacity(pool);
+                    }
+                    let now_ms = miren_core::runtime::now_millis();
+                    hold = Some((Held(counter), Instant::now(), now_ms));
+                    (Instant::now(), now_ms)
+                }
+            };
+            if let Some((at, why)) = &target.last_death {
+                if *at >= since_ms {
+                    return Err(text(
+                        StatusCode::BAD_GATEWAY,
+                        &format!(
+                            "app {app}: its web instance died while starting ({why}); see `miren logs -a {app}`\n"
+                        ),
+                    ));
+                }
+            }
+            let deadline = since + self.config.hold_timeout;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, version.changed()).await {
+                Ok(Ok(())) => table = self.table.load_full(),
+                _ => {
+                    return Err(retry_later(&format!(
+                        "app {app} did not start within {}s; try again shortly\n",
+                        self.config.hold_timeout.as_secs()
+                    )));
+                }
+            }
+        }
+    }
+
+    fn held_counter(&self, app: &str) -> Arc<AtomicUsize> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.entry(app.to_string()).or_default().clone()
+    }
+}
+
+/// Copies bytes both ways between an upgraded client and upstream (WebSockets).
+async fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (Ok(c), Ok(u)) = tokio::join!(client, upstream) else {
+        return;
+    };
+    let mut c = TokioIo::new(c);
+    let mut u = TokioIo::new(u);
+    let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+}
+
+fn access(
+    app: &str,
+    sandbox: &str,
+    method: &hyper::Method,
+    path: &str,
+    status: StatusCode,
+    started: Instant,
+) {
+    tracing::info!(
+        target: "miren::access",
+        "{app} {sandbox} {method} {path} {} {:.1}ms",
+        status.as_u16(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Body> {
@@ -182,6 +340,24 @@ fn text(status: StatusCode, body: &str) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
+}
+
+fn retry_later(body: &str) -> Response<Body> {
+    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, body);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+fn wants_upgrade(h: &HeaderMap) -> bool {
+    h.contains_key(header::UPGRADE)
+        && h.get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
 }
 
 fn body_is_empty(h: &HeaderMap, body: &Incoming) -> bool {
@@ -202,6 +378,7 @@ const HOP_BY_HOP: [&str; 7] = [
 ];
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let upgrade = wants_upgrade(h);
     // Headers named in Connection are hop-by-hop too.
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
@@ -217,8 +394,11 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     for n in HOP_BY_HOP {
         h.remove(n);
     }
-    if !h.contains_key(header::UPGRADE) {
+    if upgrade {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
         h.remove(header::CONNECTION);
+        h.remove(header::UPGRADE);
     }
 }
 

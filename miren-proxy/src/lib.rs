@@ -7,9 +7,13 @@
 //! in flight (power of two choices); a connection refused before anything was sent
 //! is retried on another instance.
 //!
+//! Requests for a pool with no ready instance are held while the controller starts
+//! one (scale from zero) and released the moment the table shows it ready.
+//!
 //! ```no_run
 //! # async fn f(store: std::sync::Arc<dyn miren_core::store::Store>) -> std::io::Result<()> {
-//! let proxy = miren_proxy::Proxy::bind("127.0.0.1:8080".parse().unwrap(), store).await?;
+//! let addr = "127.0.0.1:8080".parse().unwrap();
+//! let proxy = miren_proxy::Proxy::bind(addr, store, None, Default::default()).await?;
 //! tokio::spawn(proxy.run());
 //! # Ok(()) }
 //! ```
@@ -19,17 +23,51 @@ pub mod table;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use miren_core::controller::Controller;
 use miren_core::store::{Store, WatchEvent};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use table::{Shared, Table};
+
+pub use forward::HEALTH_PATH;
+
+/// Limits and timings (SPEC §6 defaults).
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// How long a request waits for an instance of a pool at zero (then 503).
+    pub hold_timeout: Duration,
+    /// Requests held per app at most (beyond: 503 at once).
+    pub max_held_per_app: usize,
+    /// How long the upstream may take to start answering (then 504).
+    pub upstream_timeout: Duration,
+    /// How long a client may take to send its headers (then the connection closes).
+    pub header_timeout: Duration,
+    /// How often demand goes to the autoscaler.
+    pub report_every: Duration,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            hold_timeout: Duration::from_secs(60),
+            max_held_per_app: 1024,
+            upstream_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(30),
+            report_every: Duration::from_millis(100),
+        }
+    }
+}
 
 /// A bound proxy; [`run`](Proxy::run) serves.
 pub struct Proxy {
     listener: TcpListener,
     reloader: Reloader,
+    controller: Option<Controller>,
+    config: ProxyConfig,
 }
 
 /// Rebuilds the proxy's table from the store. Cheap to clone. Reloads are serialized,
@@ -39,6 +77,8 @@ pub struct Reloader {
     store: Arc<dyn Store>,
     table: Shared,
     lock: Arc<tokio::sync::Mutex<()>>,
+    /// Bumped after every swap: held requests wait on it.
+    version: Arc<watch::Sender<u64>>,
 }
 
 impl Reloader {
@@ -47,15 +87,24 @@ impl Reloader {
         let _one_at_a_time = self.lock.lock().await;
         let previous = self.table.load_full();
         match Table::load(self.store.as_ref(), &previous).await {
-            Ok(t) => self.table.store(Arc::new(t)),
+            Ok(t) => {
+                self.table.store(Arc::new(t));
+                self.version.send_modify(|v| *v += 1);
+            }
             Err(e) => tracing::warn!("proxy: reloading routes failed: {e}"),
         }
     }
 }
 
 impl Proxy {
-    /// Binds `addr` and loads the table.
-    pub async fn bind(addr: SocketAddr, store: Arc<dyn Store>) -> std::io::Result<Self> {
+    /// Binds `addr` and loads the table. With a controller, demand is reported to its
+    /// autoscaler and requests for a pool at zero ask it for capacity.
+    pub async fn bind(
+        addr: SocketAddr,
+        store: Arc<dyn Store>,
+        controller: Option<Controller>,
+        config: ProxyConfig,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let table = Table::load(store.as_ref(), &Table::default())
             .await
@@ -66,7 +115,10 @@ impl Proxy {
                 store,
                 table: Arc::new(arc_swap::ArcSwap::from_pointee(table)),
                 lock: Arc::new(tokio::sync::Mutex::new(())),
+                version: Arc::new(watch::channel(0).0),
             },
+            controller,
+            config,
         })
     }
 
@@ -82,17 +134,29 @@ impl Proxy {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
-    /// Serves until the task is dropped (which also stops following the store).
+    /// Serves until the task is dropped (which also stops following the store and
+    /// reporting demand).
     pub async fn run(self) {
         let fresh = keep_table_fresh(self.reloader.clone());
+        let report = report_load(
+            self.reloader.table.clone(),
+            self.controller.clone(),
+            self.config.report_every,
+        );
         tokio::select! {
             _ = fresh => {}
+            _ = report => {}
             _ = self.accept_loop() => {}
         }
     }
 
     async fn accept_loop(&self) {
-        let forwarder = Arc::new(forward::Forwarder::new(self.reloader.table.clone()));
+        let forwarder = Arc::new(forward::Forwarder::new(
+            self.reloader.table.clone(),
+            self.reloader.version.subscribe(),
+            self.controller.clone(),
+            self.config.clone(),
+        ));
         loop {
             let (conn, peer) = match self.listener.accept().await {
                 Ok(c) => c,
@@ -104,6 +168,31 @@ impl Proxy {
             let _ = conn.set_nodelay(true);
             let f = forwarder.clone();
             tokio::spawn(async move { f.serve_connection(conn, peer).await });
+        }
+    }
+}
+
+/// Sends each pool's peak demand to the autoscaler, every `every` while there is any.
+async fn report_load(table: Shared, controller: Option<Controller>, every: Duration) {
+    let Some(controller) = controller else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let t = table.load();
+        let loads: Vec<_> = t
+            .targets()
+            .filter_map(|target| {
+                let pool = target.pool.clone()?;
+                let now = target.load.in_flight.load(Ordering::Relaxed);
+                let peak = target.load.peak.swap(now, Ordering::Relaxed).max(now);
+                (peak > 0).then_some((pool, peak))
+            })
+            .collect();
+        if !loads.is_empty() {
+            controller.report_load(loads);
         }
     }
 }

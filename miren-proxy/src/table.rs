@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use miren_core::controller::keys;
-use miren_core::model::{App, Route, Sandbox, SandboxPool, SandboxStatus};
+use miren_core::model::{App, PoolId, Route, Sandbox, SandboxPool, SandboxStatus, UnixMillis};
 use miren_core::store::{Store, StoreError};
 
 /// The host that stands for "every host without a route of its own".
@@ -27,8 +27,24 @@ pub struct Table {
 pub struct AppTarget {
     /// Whether the active version has a web service at all.
     pub has_web: bool,
+    /// The active version's web pool.
+    pub pool: Option<PoolId>,
+    /// Requests in flight to the pool, and their peak since the last report; carried
+    /// across reloads.
+    pub load: Arc<PoolLoad>,
     /// Ready instances.
     pub backends: Vec<Backend>,
+    /// The latest instance of the pool that died on its own: when, and why.
+    pub last_death: Option<(UnixMillis, String)>,
+}
+
+/// Demand on a pool, as the autoscaler wants it.
+#[derive(Debug, Default)]
+pub struct PoolLoad {
+    /// Requests in flight now (held ones included: they are demand too).
+    pub in_flight: std::sync::atomic::AtomicU32,
+    /// The most in flight since the last report.
+    pub peak: std::sync::atomic::AtomicU32,
 }
 
 /// One ready instance.
@@ -73,6 +89,11 @@ impl Table {
         }
     }
 
+    /// Every app's target, for the load reporter.
+    pub fn targets(&self) -> impl Iterator<Item = &AppTarget> {
+        self.apps.values()
+    }
+
     /// Reads everything it needs from the store. In-flight counts carry over from
     /// `previous` for instances that are still there.
     pub async fn load(store: &dyn Store, previous: &Table) -> Result<Self, StoreError> {
@@ -107,7 +128,8 @@ impl Table {
             t.apps.insert(a.name.clone(), target);
         }
         for s in sandboxes {
-            if s.status != SandboxStatus::Running {
+            // A running sandbox with a reason is stopping: it gets no new requests.
+            if s.status != SandboxStatus::Running || s.reason.is_some() {
                 continue;
             }
             let Some(app) = web_pools.get(s.pool.as_str()) else {

@@ -120,9 +120,14 @@ impl Server {
             .context("starting the controller")?;
 
         // The proxy first: the API makes route changes take effect through it.
-        let proxy = miren_proxy::Proxy::bind(opts.http_addr, store.clone())
-            .await
-            .with_context(|| format!("listening on {} for HTTP", opts.http_addr))?;
+        let proxy = miren_proxy::Proxy::bind(
+            opts.http_addr,
+            store.clone(),
+            Some(controller.clone()),
+            miren_proxy::ProxyConfig::default(),
+        )
+        .await
+        .with_context(|| format!("listening on {} for HTTP", opts.http_addr))?;
         let http_addr = proxy.local_addr();
         let reloader = proxy.reloader();
         let mut tasks = vec![tokio::spawn(proxy.run())];

@@ -53,6 +53,7 @@ pub(super) enum Timer {
     ResetCrashes(PoolId, SandboxId),
     DeployTimeout(VersionId),
     Autoscale(PoolId),
+    Stop(SandboxId),
 }
 
 pub(super) enum Internal {
@@ -243,16 +244,22 @@ impl Actor {
                 let _ = reply.send(Ok(self.snapshot(app.as_deref())));
             }
             Command::Shutdown(reply) => {
-                let live: Vec<SandboxId> = self
+                // Set first: stops during shutdown skip the drain delay.
+                self.shutdown = Some(reply);
+                let live: Vec<(SandboxId, bool)> = self
                     .sandboxes
                     .iter()
-                    .filter(|(_, s)| is_live(s.sb.status) && !s.stopping)
-                    .map(|(id, _)| id.clone())
+                    .filter(|(_, s)| is_live(s.sb.status) && !s.starting)
+                    .map(|(id, s)| (id.clone(), s.stopping))
                     .collect();
-                for id in live {
-                    self.stop_sandbox(&id, "the server shut down");
+                for (id, already_stopping) in live {
+                    if already_stopping {
+                        // Waiting out its drain delay: no more waiting.
+                        self.stop_now(&id);
+                    } else {
+                        self.stop_sandbox(&id, "the server shut down");
+                    }
                 }
-                self.shutdown = Some(reply);
             }
             Command::Load(loads) => {
                 for (pool, peak) in loads {
@@ -309,6 +316,10 @@ impl Actor {
                 .any(|s| s.starting || (s.stopping && is_live(s.sb.status)))
     }
 
+    pub(super) fn shutting_down(&self) -> bool {
+        self.shutdown.is_some()
+    }
+
     pub(super) fn after_flush(&mut self, f: impl FnOnce(Result<(), String>) + Send + 'static) {
         self.after_flush.push(Box::new(f));
     }
@@ -333,6 +344,7 @@ impl Actor {
                 }
                 Timer::ResetCrashes(pool, sb) => self.reset_crashes(&pool, &sb),
                 Timer::DeployTimeout(v) => self.deploy_timed_out(&v),
+                Timer::Stop(id) => self.stop_now(&id),
                 Timer::Autoscale(p) => {
                     if let Some(ps) = self.pools.get_mut(&p) {
                         ps.autoscale_at = None;

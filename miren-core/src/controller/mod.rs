@@ -44,6 +44,9 @@ pub struct ControllerConfig {
     pub deploy_timeout: Duration,
     /// Between SIGTERM and SIGKILL when a sandbox stops (SPEC §4: 10 s).
     pub stop_grace: Duration,
+    /// Between marking a sandbox stopping (the proxy stops sending it requests) and
+    /// signalling it, so no request is routed to an instance already shutting down.
+    pub drain_delay: Duration,
     /// Crash backoff (SPEC §5).
     pub backoff: Backoff,
     /// Where uploaded code is.
@@ -58,6 +61,7 @@ impl ControllerConfig {
         Self {
             deploy_timeout: Duration::from_secs(5 * 60),
             stop_grace: Duration::from_secs(10),
+            drain_delay: Duration::from_secs(1),
             backoff: Backoff::default(),
             artifacts,
             logs: Arc::new(()),

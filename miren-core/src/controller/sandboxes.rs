@@ -176,10 +176,29 @@ impl Actor {
         let starting = s.starting;
         self.touch_sandbox(id);
         self.recount(&pool);
-        if !starting {
+        if starting {
+            // `started` sees `stopping` and stops it then.
+            return;
+        }
+        let delay = self.cfg.drain_delay;
+        if delay.is_zero() || self.shutting_down() {
+            self.request_stop(id);
+        } else {
+            // Stopping is stored now, so the proxy stops routing to it; the signal
+            // follows once that has surely happened.
+            self.add_timer(Instant::now() + delay, Timer::Stop(id.clone()));
+        }
+    }
+
+    /// The drain delay of a stopping sandbox is over.
+    pub(super) fn stop_now(&mut self, id: &SandboxId) {
+        let due = self
+            .sandboxes
+            .get(id)
+            .is_some_and(|s| s.stopping && !s.starting && is_live(s.sb.status));
+        if due {
             self.request_stop(id);
         }
-        // Else `started` sees `stopping` and stops it then.
     }
 
     fn request_stop(&self, id: &SandboxId) {

@@ -603,15 +603,18 @@ async fn autoscaler_ramps_up_at_once_holds_through_the_delay_and_idles_to_zero()
 
     // Idle: a minute after the last report, zero.
     let last_report = spike_at + Duration::from_secs(50);
-    let s = h
-        .until("idle → 0", |s| {
-            web_pool(s).desired == 0 && running(s, "web") == 0
-        })
-        .await;
+    let s = h.until("idle → 0", |s| web_pool(s).desired == 0).await;
     assert_eq!(Instant::now() - last_report, Duration::from_secs(60));
     assert_eq!(
         web_pool(&s).desired_reason,
         "auto: no request in the last 1m"
+    );
+    // The last instance gets no new request at once, and its signal after the drain
+    // delay.
+    h.until("stopped", |s| running(s, "web") == 0).await;
+    assert_eq!(
+        Instant::now() - last_report,
+        Duration::from_secs(60) + ControllerConfig::new(h.artifacts.clone()).drain_delay
     );
     assert!(h.rt.running_of("shop", "web").is_empty());
 
