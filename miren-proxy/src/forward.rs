@@ -272,15 +272,15 @@ impl Forwarder {
                     (Instant::now(), now_ms)
                 }
             };
-            if let Some((at, why)) = &target.last_death {
-                if *at >= since_ms {
-                    return Err(text(
-                        StatusCode::BAD_GATEWAY,
-                        &format!(
-                            "app {app}: its web instance died while starting ({why}); see `miren logs -a {app}`\n"
-                        ),
-                    ));
-                }
+            if let Some((at, why)) = &target.last_death
+                && *at >= since_ms
+            {
+                return Err(text(
+                    StatusCode::BAD_GATEWAY,
+                    &format!(
+                        "app {app}: its web instance died while starting ({why}); see `miren logs -a {app}`\n"
+                    ),
+                ));
             }
             let deadline = since + self.config.hold_timeout;
             let left = deadline.saturating_duration_since(Instant::now());
