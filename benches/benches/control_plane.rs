@@ -41,19 +41,6 @@ port = 6379
     )
 }
 
-/// Resident set size of this process, in KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn run(apps: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -67,7 +54,7 @@ fn run(apps: usize) {
         let configs: Vec<_> = (0..apps)
             .map(|i| resolve(&app_toml(i)).expect("valid"))
             .collect();
-        let base = rss_kib();
+        let base = miren_core::testing::rss_kib();
         let store = Arc::new(MemoryStore::new());
         let ctl = Controller::start(
             store.clone() as Arc<dyn Store>,
@@ -109,7 +96,7 @@ fn run(apps: usize) {
             .expect("snapshot")
             .is_some();
         let took = t0.elapsed();
-        let rss = rss_kib().saturating_sub(base);
+        let rss = miren_core::testing::rss_kib().saturating_sub(base);
         let sandboxes = apps * 3;
         let keys = store.list("").await.expect("list").0.len();
         assert!(converged && active == apps, "did not converge: {active}/{apps} active");

@@ -118,3 +118,5 @@ pub mod model;
 pub mod runtime;
 #[cfg(feature = "platform")]
 pub mod store;
+#[cfg(feature = "test-util")]
+pub mod testing;

@@ -122,19 +122,39 @@ impl Table {
             {
                 if p.versions.contains(active) {
                     target.has_web = true;
+                    target.pool = Some(p.id.clone());
+                    // Demand carries over while the pool stays the same.
+                    target.load = previous
+                        .apps
+                        .get(&a.name)
+                        .filter(|t| t.pool.as_ref() == Some(&p.id))
+                        .map(|t| t.load.clone())
+                        .unwrap_or_default();
                     web_pools.insert(p.id.as_str(), a.name.as_str());
                 }
             }
             t.apps.insert(a.name.clone(), target);
         }
         for s in sandboxes {
+            let Some(app) = web_pools.get(s.pool.as_str()) else {
+                continue;
+            };
+            if s.status == SandboxStatus::Dead {
+                if let Some(target) = t.apps.get_mut(*app)
+                    && target
+                        .last_death
+                        .as_ref()
+                        .is_none_or(|(at, _)| *at < s.updated)
+                {
+                    let why = s.reason.clone().unwrap_or_else(|| "exited".into());
+                    target.last_death = Some((s.updated, why));
+                }
+                continue;
+            }
             // A running sandbox with a reason is stopping: it gets no new requests.
             if s.status != SandboxStatus::Running || s.reason.is_some() {
                 continue;
             }
-            let Some(app) = web_pools.get(s.pool.as_str()) else {
-                continue;
-            };
             let Some(addr) = s.address.as_deref().and_then(|a| a.parse().ok()) else {
                 continue;
             };

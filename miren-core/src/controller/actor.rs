@@ -697,6 +697,7 @@ impl Actor {
         let pools: Vec<PoolId> = self.pools.keys().cloned().collect();
         for p in pools {
             self.recount(&p);
+            self.autoscale(&p);
             self.to_reconcile.insert(p);
         }
         Ok(())

@@ -262,6 +262,8 @@ impl Actor {
                 }
             };
             self.touch_pool(&pool_id);
+            // Auto pools: arm the timer that lets an idle pool scale down.
+            self.autoscale(&pool_id);
             self.to_reconcile.insert(pool_id);
         }
     }

@@ -646,3 +646,12 @@ async fn min_instances_is_a_floor_and_a_redeploy_keeps_the_pool_scaled() {
         "never below min_instances"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_auto_pool_that_never_sees_a_request_goes_to_zero_after_the_delay() {
+    let h = Harness::new().await;
+    h.deploy_and_wait(AUTO).await;
+    let t0 = Instant::now();
+    h.until("zero", |s| web_pool(s).desired == 0).await;
+    assert_eq!(t0.elapsed(), Duration::from_secs(60));
+}

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use miren_core::artifact::{ArtifactStore, pack_dir};
-use miren_core::controller::{Controller, ControllerConfig, DeployRequest, Snapshot};
-use miren_core::model::{SandboxStatus, SourceInfo, Version, VersionState};
+use miren_core::artifact::ArtifactStore;
+use miren_core::controller::{Controller, ControllerConfig, Snapshot};
+use miren_core::model::{SandboxStatus, Version, VersionState};
 use miren_core::runtime::{LogRecord, LogSink};
 use miren_core::store::{MemoryStore, Store};
 use miren_runtime_process::{ProcessRuntime, group_members};
@@ -60,24 +60,9 @@ impl Harness {
 
     /// Writes `app.toml` into a fresh app dir and deploys it; waits for the outcome.
     async fn deploy(&self, app_toml: &str) -> Version {
-        let app_dir = self.dir.path().join(format!("app-{}", rand_suffix()));
-        std::fs::create_dir_all(app_dir.join(".miren")).expect("app dir");
-        std::fs::write(app_dir.join(".miren/app.toml"), app_toml).expect("app.toml");
-        let art = self
-            .artifacts
-            .put(&pack_dir(&app_dir).expect("pack"))
-            .expect("put");
-        let config = miren_core::config::resolve(app_toml).expect("valid");
-        let id = self
-            .ctl
-            .deploy(DeployRequest {
-                config,
-                artifact_digest: art.digest,
-                source: SourceInfo::default(),
-            })
+        miren_core::testing::deploy_text(&self.ctl, &self.artifacts, self.dir.path(), app_toml)
             .await
-            .expect("deploy");
-        self.ctl.wait(&id).await.expect("wait")
+            .expect("deploy")
     }
 
     async fn snap(&self) -> Snapshot {

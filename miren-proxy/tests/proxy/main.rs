@@ -1,0 +1,545 @@
+//! The proxy in front of real processes (the process runtime) and the real controller:
+//! routing, balancing under failure and redeploys, scale from zero, upgrades,
+//! streaming and limits. All traffic stays on loopback.
+
+mod backend;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::{Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use miren_core::artifact::ArtifactStore;
+use miren_core::controller::{Controller, ControllerConfig, Snapshot, keys};
+use miren_core::model::{Route, SandboxStatus, Version, VersionState};
+use miren_core::store::{MemoryStore, Op, Store};
+use miren_proxy::{Proxy, ProxyConfig, Reloader};
+use miren_runtime_process::ProcessRuntime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Not a test: the entry point of the backend the tests deploy.
+#[test]
+fn backend() {
+    backend::run();
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+struct Harness {
+    ctl: Controller,
+    rt: ProcessRuntime,
+    store: Arc<MemoryStore>,
+    artifacts: ArtifactStore,
+    reloader: Reloader,
+    addr: std::net::SocketAddr,
+    client: Client<HttpConnector, Body>,
+    dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new(config: ProxyConfig) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(MemoryStore::new());
+        let artifacts = ArtifactStore::open(dir.path().join("artifacts")).expect("artifacts");
+        let rt = ProcessRuntime::new(dir.path().join("process")).expect("runtime");
+        let mut cfg = ControllerConfig::new(artifacts.clone());
+        cfg.stop_grace = Duration::from_secs(2);
+        cfg.drain_delay = Duration::from_millis(200);
+        let ctl = Controller::start(store.clone() as Arc<dyn Store>, Arc::new(rt.clone()), cfg)
+            .await
+            .expect("controller");
+        let proxy = Proxy::bind(
+            "127.0.0.1:0".parse().expect("addr"),
+            store.clone(),
+            Some(ctl.clone()),
+            config,
+        )
+        .await
+        .expect("proxy");
+        let addr = proxy.local_addr();
+        let reloader = proxy.reloader();
+        tokio::spawn(proxy.run());
+        let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        Self {
+            ctl,
+            rt,
+            store,
+            artifacts,
+            reloader,
+            addr,
+            client,
+            dir,
+        }
+    }
+
+    async fn deploy(&self, app_toml: &str) -> Version {
+        let v =
+            miren_core::testing::deploy_text(&self.ctl, &self.artifacts, self.dir.path(), app_toml)
+                .await
+                .expect("deploy");
+        self.reloader.reload().await;
+        v
+    }
+
+    async fn route(&self, host: &str, app: &str) {
+        let r = Route {
+            host: host.to_string(),
+            app: app.to_string(),
+            default: host == "*",
+        };
+        self.store
+            .txn(vec![Op::put(keys::route(host), keys::encode(&r))])
+            .await
+            .expect("route");
+        self.reloader.reload().await;
+    }
+
+    async fn until(&self, what: &str, cond: impl Fn(&Snapshot) -> bool) -> Snapshot {
+        match self.ctl.wait_for(None, Duration::from_secs(30), cond).await {
+            Ok(Some(s)) => s,
+            _ => panic!(
+                "timed out waiting for: {what}\n{:#?}",
+                self.ctl.snapshot(None).await
+            ),
+        }
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        body: Body,
+    ) -> (StatusCode, hyper::HeaderMap, String) {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr))
+            .header("host", host)
+            .body(body)
+            .expect("request");
+        let resp = self.client.request(req).await.expect("proxy answers");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn get(&self, host: &str, path: &str) -> (StatusCode, String) {
+        let (s, _, b) = self.request("GET", host, path, empty()).await;
+        (s, b)
+    }
+}
+
+fn empty() -> Body {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn running(s: &Snapshot, app: &str, service: &str) -> usize {
+    s.sandboxes
+        .iter()
+        .filter(|x| {
+            x.id.as_str().starts_with(&format!("{app}-{service}-"))
+                && x.status == SandboxStatus::Running
+                && x.reason.is_none()
+        })
+        .count()
+}
+
+fn web_app(name: &str, concurrency: &str) -> String {
+    format!(
+        "name = \"{name}\"\n[services.web]\ncommand = \"{}\"\n[services.web.concurrency]\n{concurrency}\n",
+        backend::command()
+    )
+}
+
+const FIXED_2: &str = "mode = \"fixed\"\nnum_instances = 2";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_by_exact_host_then_default_and_reaches_only_web() {
+    let h = Harness::new(ProxyConfig::default()).await;
+    h.deploy(&web_app("shop", FIXED_2)).await;
+    // blog has an internal service with a port: nothing routes to it.
+    let blog = format!(
+        "{}[services.api]\ncommand = \"{}\"\nport = 4000\n",
+        web_app("blog", "mode = \"fixed\"\nnum_instances = 1"),
+        backend::command()
+    )
+    .replace(
+        "command = \"MIREN_TEST_ROLE=web exec",
+        "command = \"V=blog MIREN_TEST_ROLE=web exec",
+    );
+    let v = h.deploy(&blog).await;
+    assert_eq!(v.state, VersionState::Active, "{:?}", v.failure);
+
+    let (s, body) = h.get("nowhere.example", "/").await;
+    assert_eq!(
+        (s, body.as_str()),
+        (StatusCode::NOT_FOUND, "no route for host nowhere.example\n")
+    );
+
+    h.route("shop.example", "shop").await;
+    h.route("*", "blog").await;
+    // Exact host, case and port ignored.
+    let (s, body) = h.get("SHOP.Example:8080", "/").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body.starts_with("web ") && body.ends_with("v="), "{body}");
+    assert!(
+        body.contains("host=SHOP.Example:8080"),
+        "Host is kept: {body}"
+    );
+    assert!(
+        body.contains("xff=127.0.0.1") && body.contains("proto=http"),
+        "{body}"
+    );
+    assert!(body.contains("fhost=SHOP.Example:8080"), "{body}");
+    assert!(!body.contains("rid=-"), "a request id is added: {body}");
+    // Anything else: the default route, to blog's web (never its api service).
+    for host in ["other.example", "api.blog", "api.blog.app.miren"] {
+        let (s, body) = h.get(host, "/").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(body.ends_with("v=blog"), "{host}: {body}");
+    }
+    // An app without a web service answers 503.
+    let worker_only = format!(
+        "name = \"jobs\"\n[services.worker]\ncommand = \"{}\"\n",
+        backend::command()
+    );
+    assert_eq!(h.deploy(&worker_only).await.state, VersionState::Active);
+    h.route("jobs.example", "jobs").await;
+    let (s, body) = h.get("jobs.example", "/").await;
+    assert_eq!(
+        (s, body.as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "app jobs has no web service running\n"
+        )
+    );
+    // The proxy's own health endpoint.
+    let (s, body) = h.get("anything", "/.well-known/miren/health").await;
+    assert_eq!((s, body.as_str()), (StatusCode::OK, "ok\n"));
+    h.ctl.shutdown().await.expect("shutdown");
+}
+
+/// GETs through the proxy until `stop`, at most 20,000 or 30 s; the failures.
+async fn load_loop(
+    h: Arc<Harness>,
+    host: &'static str,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> (u32, Vec<String>) {
+    let (mut ok, mut failed) = (0u32, Vec::new());
+    let t0 = Instant::now();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+        && ok < 20_000
+        && t0.elapsed() < Duration::from_secs(30)
+    {
+        let (s, body) = h.get(host, "/").await;
+        if s == StatusCode::OK {
+            ok += 1;
+        } else {
+            failed.push(format!("{s}: {body}"));
+        }
+    }
+    (ok, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_of_two_instances_under_load_fails_no_get() {
+    let h = Arc::new(Harness::new(ProxyConfig::default()).await);
+    h.deploy(&web_app("shop", FIXED_2)).await;
+    h.route("shop.example", "shop").await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn(load_loop(h.clone(), "shop.example", stop.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = h.ctl.snapshot(Some("shop")).await.expect("snap");
+    let victim = s
+        .sandboxes
+        .iter()
+        .find(|x| x.status == SandboxStatus::Running)
+        .expect("running")
+        .id
+        .clone();
+    let pgid = h.rt.pgid(&victim).expect("pgid");
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pgid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    h.until("replaced", |s| {
+        running(s, "shop", "web") == 2
+            && s.sandboxes
+                .iter()
+                .any(|x| x.id == victim && x.status == SandboxStatus::Dead)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.await.expect("load");
+    assert!(ok > 50, "only {ok} requests");
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        failed.first()
+    );
+    h.ctl.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redeploy_under_load_fails_no_request() {
+    let h = Arc::new(Harness::new(ProxyConfig::default()).await);
+    h.deploy(&web_app("shop", FIXED_2)).await;
+    h.route("shop.example", "shop").await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn(load_loop(h.clone(), "shop.example", stop.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v2 = h
+        .deploy(&web_app("shop", FIXED_2).replace(
+            "command = \"MIREN_TEST_ROLE",
+            "command = \"V=2 MIREN_TEST_ROLE",
+        ))
+        .await;
+    assert_eq!(v2.state, VersionState::Active);
+    h.until("old instances gone", |s| {
+        s.sandboxes
+            .iter()
+            .filter(|x| x.status == SandboxStatus::Running)
+            .all(|x| x.version == v2.id)
+    })
+    .await;
+    let (_, body) = h.get("shop.example", "/").await;
+    assert!(body.ends_with("v=2"), "{body}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.await.expect("load");
+    assert!(ok > 50, "only {ok} requests");
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        failed.first()
+    );
+    h.ctl.shutdown().await.expect("shutdown");
+}
+
+const TO_ZERO: &str =
+    "mode = \"auto\"\nscale_down_delay = \"2s\"\nmin_instances = 0\nrequests_per_instance = 10";
+
+async fn at_zero(h: &Harness, app: &str) {
+    h.until("scaled to zero", |s| {
+        s.pools
+            .iter()
+            .any(|p| p.app == app && p.desired == 0 && p.current == 0)
+    })
+    .await;
+    h.reloader.reload().await;
+}
+
+/// Deploys `shop` (routed at shop.example), waits until it scaled to zero, then makes
+/// its next start run `then` (a shell command) first.
+async fn at_zero_then(h: &Harness, then: &str) {
+    let flag = h.dir.path().join("flag");
+    let app = web_app("shop", TO_ZERO).replace(
+        "command = \"MIREN_TEST_ROLE",
+        &format!(
+            "command = \"test -e {} && {then}; MIREN_TEST_ROLE",
+            flag.display()
+        ),
+    );
+    assert_eq!(h.deploy(&app).await.state, VersionState::Active);
+    h.route("shop.example", "shop").await;
+    at_zero(h, "shop").await;
+    std::fs::write(&flag, "").expect("flag");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_from_zero_holds_requests_and_answers_them_all() {
+    let h = Arc::new(
+        Harness::new(ProxyConfig {
+            hold_timeout: Duration::from_secs(5),
+            ..ProxyConfig::default()
+        })
+        .await,
+    );
+    h.deploy(&web_app("shop", TO_ZERO)).await;
+    h.route("shop.example", "shop").await;
+    at_zero(&h, "shop").await;
+
+    // One request: held, then answered.
+    let t0 = Instant::now();
+    let (s, body) = h.get("shop.example", "/").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+
+    // Back to zero; then 20 at once: all answered.
+    at_zero(&h, "shop").await;
+    let mut all = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let h = h.clone();
+        all.spawn(async move { h.get("shop.example", "/").await });
+    }
+    while let Some(r) = all.join_next().await {
+        let (s, body) = r.expect("task");
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+    let s = h.ctl.snapshot(Some("shop")).await.expect("snap");
+    let pool = s.pools.iter().find(|p| p.service == "web").expect("pool");
+    assert!(
+        pool.desired >= 1 && pool.desired_reason.starts_with("auto:"),
+        "{}",
+        pool.desired_reason
+    );
+    h.ctl.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_requests_time_out_and_overflow_with_503() {
+    let config = ProxyConfig {
+        hold_timeout: Duration::from_millis(800),
+        max_held_per_app: 2,
+        ..ProxyConfig::default()
+    };
+    let h = Arc::new(Harness::new(config).await);
+    // Once at zero, its next start takes 5 s.
+    at_zero_then(&h, "sleep 5").await;
+
+    let mut held = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let h = h.clone();
+        held.spawn(async move { h.request("GET", "shop.example", "/", empty()).await });
+    }
+    // Let both be held; the third overflows at once.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t0 = Instant::now();
+    let (s, headers, body) = h.request("GET", "shop.example", "/", empty()).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("already has 2 requests waiting"), "{body}");
+    assert_eq!(
+        headers.get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    assert!(t0.elapsed() < Duration::from_millis(200));
+    while let Some(r) = held.join_next().await {
+        let (s, headers, body) = r.expect("task");
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains("did not start within"), "{body}");
+        assert!(headers.contains_key("retry-after"));
+    }
+    h.ctl.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_that_dies_while_starting_gives_502_within_a_second() {
+    let h = Harness::new(ProxyConfig::default()).await;
+    // Once at zero, its next start exits at once.
+    at_zero_then(&h, "exit 1").await;
+    let t0 = Instant::now();
+    let (s, body) = h.get("shop.example", "/").await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(
+        body.contains("died while starting (exited with code 1)"),
+        "{body}"
+    );
+    assert!(body.contains("miren logs -a shop"), "{body}");
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    h.ctl.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_pass_through() {
+    let h = Harness::new(ProxyConfig::default()).await;
+    h.deploy(&web_app("shop", FIXED_2)).await;
+    h.route("shop.example", "shop").await;
+    let tcp = tokio::net::TcpStream::connect(h.addr)
+        .await
+        .expect("connect");
+    let (mut ws, resp) = tokio_tungstenite::client_async("ws://shop.example/ws", tcp)
+        .await
+        .expect("handshake");
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    for i in 0..5 {
+        let m = format!("hello {i}");
+        ws.send(m.clone().into()).await.expect("send");
+        let back = ws.next().await.expect("message").expect("ok");
+        assert_eq!(back.into_text().expect("text").as_str(), m);
+    }
+    ws.close(None).await.expect("close");
+    h.ctl.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_mib_upload_and_download_stream_through_in_bounded_memory() {
+    const SIZE: u64 = 100 << 20;
+    let h = Harness::new(ProxyConfig::default()).await;
+    h.deploy(&web_app("shop", FIXED_2)).await;
+    h.route("shop.example", "shop").await;
+    let before = miren_core::testing::rss_kib();
+    let chunk = Bytes::from(vec![b'y'; 256 * 1024]);
+    let chunks = (SIZE / chunk.len() as u64) as usize;
+    let stream = futures_util::stream::iter(
+        (0..chunks).map(move |_| Ok::<_, std::io::Error>(Frame::data(chunk.clone()))),
+    );
+    let (s, _, body) = h
+        .request(
+            "POST",
+            "shop.example",
+            "/upload",
+            BodyExt::boxed(StreamBody::new(stream)),
+        )
+        .await;
+    assert_eq!((s, body), (StatusCode::OK, SIZE.to_string()));
+
+    let req = Request::builder()
+        .uri(format!("http://{}/download?bytes={SIZE}", h.addr))
+        .header("host", "shop.example")
+        .body(empty())
+        .expect("request");
+    let mut body = h.client.request(req).await.expect("download").into_body();
+    let mut got: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        got += frame
+            .expect("frame")
+            .data_ref()
+            .map_or(0, |d| d.len() as u64);
+    }
+    assert_eq!(got, SIZE);
+    let grew = miren_core::testing::rss_kib().saturating_sub(before);
+    assert!(grew < 32 * 1024, "memory grew by {grew} KiB moving 200 MiB");
+    let _ = Full::new(Bytes::new());
+    h.ctl.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let config = ProxyConfig {
+        header_timeout: Duration::from_millis(500),
+        ..ProxyConfig::default()
+    };
+    let h = Harness::new(config).await;
+    let mut tcp = tokio::net::TcpStream::connect(h.addr)
+        .await
+        .expect("connect");
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: shop.example\r\nX-Slow: ")
+        .await
+        .expect("write");
+    let t0 = Instant::now();
+    let mut buf = [0u8; 1024];
+    let r = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await;
+    let elapsed = t0.elapsed();
+    match r {
+        Ok(Ok(_)) | Ok(Err(_)) => {}
+        Err(_) => panic!("the connection was still open after 5 s"),
+    }
+    assert!(
+        elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+}
