@@ -21,7 +21,7 @@ use miren_core::controller::Controller;
 use tokio::sync::watch;
 
 use crate::ProxyConfig;
-use crate::table::{Lookup, PoolLoad, Shared, Table, pick};
+use crate::table::{AppTarget, Lookup, PoolLoad, Shared, pick};
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -111,62 +111,71 @@ impl Forwarder {
 
     async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let started = Instant::now();
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
-        if path == HEALTH_PATH {
+        if req.uri().path() == HEALTH_PATH {
             return text(StatusCode::OK, "ok\n");
         }
-        let host = req
-            .headers()
-            .get(header::HOST)
+        // Header values are shared buffers: cloning one is a reference count.
+        let host_value = req.headers().get(header::HOST).cloned();
+        let authority = req.uri().authority().map(|a| a.as_str().to_string());
+        let host = host_value
+            .as_ref()
             .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .or(authority.as_deref())
             .unwrap_or_default();
-        let (table, app, _demand) = match self.route(&host).await {
+        let (target, _demand) = match self.route(host).await {
             Ok(x) => x,
             Err(r) => {
-                access(&host, "-", &method, &path, r.status(), started);
+                access(
+                    host,
+                    "-",
+                    req.method(),
+                    req.uri().path(),
+                    r.status(),
+                    started,
+                );
                 return r;
             }
         };
-        let Lookup::App(_, target) = table.lookup(&host) else {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the route changed; try again\n",
-            );
-        };
+        let app: &str = &target.name;
         let client_upgrade = wants_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        prepare_headers(&mut parts.headers, peer, &host);
+        prepare_headers(&mut parts.headers, peer, host);
         let empty_body = client_upgrade.is_some() || body_is_empty(&parts.headers, &body);
         let idempotent = client_upgrade.is_none()
             && matches!(
                 parts.method,
                 hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
             );
+        let retryable = idempotent && empty_body;
         let mut body = Some(body.boxed());
         let mut tried = Vec::new();
         let seed = self
             .seed
             .fetch_add(1, Ordering::Relaxed)
             .wrapping_mul(2654435761);
-        let mut sandbox = String::from("-");
+        let mut sandbox = "-";
         let response = loop {
-            let Some(backend) = pick(target, &tried, seed.wrapping_add(tried.len())) else {
+            let Some(backend) = pick(&target, &tried, seed.wrapping_add(tried.len())) else {
                 break retry_later(&format!(
                     "app {app} has no ready web instance; try again shortly\n"
                 ));
             };
-            sandbox = backend.sandbox.clone();
-            let uri = format!(
-                "http://{}{}",
-                backend.addr,
-                parts.uri.path_and_query().map_or("/", |p| p.as_str())
-            );
+            sandbox = &backend.sandbox;
+            let mut uri = hyper::http::uri::Parts::default();
+            uri.scheme = Some(hyper::http::uri::Scheme::HTTP);
+            uri.authority = Some(backend.authority.clone());
+            uri.path_and_query = parts.uri.path_and_query().cloned();
+            let Ok(uri) = hyper::Uri::from_parts(uri) else {
+                break text(StatusCode::BAD_REQUEST, "bad request target\n");
+            };
             let mut out = Request::builder().method(parts.method.clone()).uri(uri);
             if let Some(h) = out.headers_mut() {
-                *h = parts.headers.clone();
+                // Only a request that may be retried needs its headers kept.
+                *h = if retryable {
+                    parts.headers.clone()
+                } else {
+                    std::mem::take(&mut parts.headers)
+                };
             }
             let b = match body.take() {
                 Some(b) => b,
@@ -195,8 +204,7 @@ impl Forwarder {
                 // idempotent request whose instance died before answering (killed
                 // mid-request) can too.
                 Ok(Err(e))
-                    if (e.is_connect() || idempotent)
-                        && empty_body
+                    if ((e.is_connect() && empty_body) || retryable)
                         && tried.len() + 1 < ATTEMPTS =>
                 {
                     tried.push(backend.addr);
@@ -218,13 +226,20 @@ impl Forwarder {
                 }
             }
         };
-        access(&app, &sandbox, &method, &path, response.status(), started);
+        access(
+            app,
+            sandbox,
+            &parts.method,
+            parts.uri.path(),
+            response.status(),
+            started,
+        );
         response
     }
 
     /// Resolves the host to an app with a ready instance, holding the request while
     /// its pool starts one (scale from zero). The request counts as demand from here.
-    async fn route(&self, host: &str) -> Result<(Arc<Table>, String, InFlight), Response<Body>> {
+    async fn route(&self, host: &str) -> Result<(Arc<AppTarget>, InFlight), Response<Body>> {
         let mut table = self.table.load_full();
         let mut version = self.version.clone();
         let mut hold: Option<(Held, Instant, u64)> = None;
@@ -244,14 +259,14 @@ impl Forwarder {
                         &format!("app {app} has no web service running\n"),
                     ));
                 }
-                Lookup::App(app, t) => (app.to_string(), t),
+                Lookup::App(t) => (t.name.to_string(), t),
             };
             if demand.is_none() {
                 demand = Some(InFlight::new(target.load.clone()));
             }
             if !target.backends.is_empty() {
                 let demand = demand.unwrap_or_else(|| InFlight::new(target.load.clone()));
-                return Ok((table.clone(), app, demand));
+                return Ok((target.clone(), demand));
             }
             let (since, since_ms) = match &hold {
                 Some((_, since, since_ms)) => (*since, *since_ms),
@@ -367,19 +382,28 @@ fn body_is_empty(h: &HeaderMap, body: &Incoming) -> bool {
             || h.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()) == Some("0"))
 }
 
-const HOP_BY_HOP: [&str; 7] = [
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-];
+/// Whether a header only concerns one hop (RFC 9110 §7.6.1).
+fn is_hop_by_hop(n: &HeaderName) -> bool {
+    n == header::CONNECTION
+        || n == header::TE
+        || n == header::TRAILER
+        || n == header::TRANSFER_ENCODING
+        || n == header::PROXY_AUTHENTICATE
+        || n == header::PROXY_AUTHORIZATION
+        || n.as_str() == "keep-alive"
+        || n.as_str() == "proxy-connection"
+}
 
+/// Removes hop-by-hop headers (and those `Connection` names), keeping an upgrade's
+/// `Connection: upgrade` and `Upgrade`. One pass; removes only what is there.
 fn strip_hop_by_hop(h: &mut HeaderMap) {
+    if !h.keys().any(is_hop_by_hop) {
+        if h.contains_key(header::UPGRADE) {
+            h.remove(header::UPGRADE);
+        }
+        return;
+    }
     let upgrade = wants_upgrade(h);
-    // Headers named in Connection are hop-by-hop too.
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
@@ -391,35 +415,48 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     for n in named {
         h.remove(n);
     }
-    for n in HOP_BY_HOP {
+    let hop: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    for n in hop {
         h.remove(n);
     }
     if upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     } else {
-        h.remove(header::CONNECTION);
         h.remove(header::UPGRADE);
     }
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A unique request id: this process's random prefix and a counter, as hex. Cheap
+/// enough for every request.
+fn request_id() -> String {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| miren_core::model::new_suffix()[..10].to_string());
+    format!("{prefix}{:012x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 fn prepare_headers(h: &mut HeaderMap, peer: SocketAddr, host: &str) {
     strip_hop_by_hop(h);
     let ip = peer.ip().to_string();
-    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {ip}"),
         None => ip,
     };
     if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert("x-forwarded-for", v);
+        h.insert(X_FORWARDED_FOR, v);
     }
-    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Ok(v) = HeaderValue::from_str(host) {
-        h.insert("x-forwarded-host", v);
+        h.insert(X_FORWARDED_HOST, v);
     }
-    if !h.contains_key("x-request-id") {
-        let id = miren_core::model::new_suffix();
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            h.insert("x-request-id", v);
-        }
+    if !h.contains_key(&X_REQUEST_ID)
+        && let Ok(v) = HeaderValue::from_str(&request_id())
+    {
+        h.insert(X_REQUEST_ID, v);
     }
 }

@@ -19,12 +19,14 @@ pub const DEFAULT_HOST: &str = "*";
 pub struct Table {
     routes: HashMap<String, String>,
     default_app: Option<String>,
-    apps: HashMap<String, AppTarget>,
+    apps: HashMap<String, Arc<AppTarget>>,
 }
 
 /// One app's web instances.
 #[derive(Debug, Default)]
 pub struct AppTarget {
+    /// The app.
+    pub name: Arc<str>,
     /// Whether the active version has a web service at all.
     pub has_web: bool,
     /// The active version's web pool.
@@ -52,6 +54,8 @@ pub struct PoolLoad {
 pub struct Backend {
     /// The sandbox id.
     pub sandbox: String,
+    /// `addr` as a URI authority, parsed once.
+    pub authority: hyper::http::uri::Authority,
     /// Where it listens.
     pub addr: SocketAddr,
     /// Requests in flight to it.
@@ -65,7 +69,7 @@ pub enum Lookup<'a> {
     /// Routed to an app that doesn't exist (any more) or has no active web.
     NoWeb(&'a str),
     /// Routed; these are its instances (maybe none ready).
-    App(&'a str, &'a AppTarget),
+    App(&'a Arc<AppTarget>),
 }
 
 impl Table {
@@ -78,20 +82,26 @@ impl Table {
                 host
             }
         });
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let app = match self.routes.get(&host).or(self.default_app.as_ref()) {
+        let host = host.trim_end_matches('.');
+        // Lowercase only when needed: most Host headers already are.
+        let found = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.routes.get(&host.to_ascii_lowercase())
+        } else {
+            self.routes.get(host)
+        };
+        let app = match found.or(self.default_app.as_ref()) {
             Some(a) => a,
             None => return Lookup::NoRoute,
         };
         match self.apps.get(app) {
-            Some(t) if t.has_web => Lookup::App(app, t),
+            Some(t) if t.has_web => Lookup::App(t),
             _ => Lookup::NoWeb(app),
         }
     }
 
     /// Every app's target, for the load reporter.
     pub fn targets(&self) -> impl Iterator<Item = &AppTarget> {
-        self.apps.values()
+        self.apps.values().map(|t| t.as_ref())
     }
 
     /// Reads everything it needs from the store. In-flight counts carry over from
@@ -102,6 +112,7 @@ impl Table {
         let pools: Vec<SandboxPool> = keys::list(store, keys::POOLS).await?;
         let sandboxes: Vec<Sandbox> = keys::list(store, keys::SANDBOXES).await?;
         let mut t = Table::default();
+        let mut apps_built: HashMap<String, AppTarget> = HashMap::new();
         for r in routes {
             if r.default {
                 t.default_app = Some(r.app.clone());
@@ -115,7 +126,10 @@ impl Table {
             let Some(active) = &a.active_version else {
                 continue;
             };
-            let mut target = AppTarget::default();
+            let mut target = AppTarget {
+                name: Arc::from(a.name.as_str()),
+                ..AppTarget::default()
+            };
             for p in pools
                 .iter()
                 .filter(|p| p.app == a.name && p.service == "web")
@@ -133,14 +147,14 @@ impl Table {
                     web_pools.insert(p.id.as_str(), a.name.as_str());
                 }
             }
-            t.apps.insert(a.name.clone(), target);
+            apps_built.insert(a.name.clone(), target);
         }
         for s in sandboxes {
             let Some(app) = web_pools.get(s.pool.as_str()) else {
                 continue;
             };
             if s.status == SandboxStatus::Dead {
-                if let Some(target) = t.apps.get_mut(*app)
+                if let Some(target) = apps_built.get_mut(*app)
                     && target
                         .last_death
                         .as_ref()
@@ -155,7 +169,11 @@ impl Table {
             if s.status != SandboxStatus::Running || s.reason.is_some() {
                 continue;
             }
-            let Some(addr) = s.address.as_deref().and_then(|a| a.parse().ok()) else {
+            let Some(addr) = s
+                .address
+                .as_deref()
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+            else {
                 continue;
             };
             let carried = previous
@@ -163,39 +181,47 @@ impl Table {
                 .get(*app)
                 .and_then(|t| t.backends.iter().find(|b| b.sandbox == s.id.as_str()))
                 .map_or(0, |b| b.in_flight.load(Ordering::Relaxed));
-            if let Some(target) = t.apps.get_mut(*app) {
+            if let Some(target) = apps_built.get_mut(*app) {
+                let Ok(authority) = addr.to_string().parse() else {
+                    continue;
+                };
                 target.backends.push(Backend {
                     sandbox: s.id.to_string(),
+                    authority,
                     addr,
                     in_flight: AtomicUsize::new(carried),
                 });
             }
         }
+        t.apps = apps_built
+            .into_iter()
+            .map(|(k, v)| (k, Arc::new(v)))
+            .collect();
         Ok(t)
     }
 }
 
 /// Least outstanding requests among two random choices (power of two), skipping
-/// instances already tried.
+/// instances already tried. No allocation: this runs for every request.
 pub fn pick<'a>(t: &'a AppTarget, tried: &[SocketAddr], seed: usize) -> Option<&'a Backend> {
-    let candidates: Vec<&Backend> = t
-        .backends
-        .iter()
-        .filter(|b| !tried.contains(&b.addr))
-        .collect();
-    match candidates.len() {
+    let n = t.backends.len();
+    if !tried.is_empty() {
+        // A retry: the least loaded of those not tried yet.
+        return t
+            .backends
+            .iter()
+            .filter(|b| !tried.contains(&b.addr))
+            .min_by_key(|b| b.in_flight.load(Ordering::Relaxed));
+    }
+    match n {
         0 => None,
-        1 => Some(candidates[0]),
-        n => {
-            let a = candidates[seed % n];
-            let b = candidates[(seed / n + 1 + seed % n) % n];
-            Some(
-                if b.in_flight.load(Ordering::Relaxed) < a.in_flight.load(Ordering::Relaxed) {
-                    b
-                } else {
-                    a
-                },
-            )
+        1 => t.backends.first(),
+        _ => {
+            let i = seed % n;
+            let j = (i + 1 + (seed / n) % (n - 1)) % n;
+            let (a, b) = (&t.backends[i], &t.backends[j]);
+            let less = b.in_flight.load(Ordering::Relaxed) < a.in_flight.load(Ordering::Relaxed);
+            Some(if less { b } else { a })
         }
     }
 }
