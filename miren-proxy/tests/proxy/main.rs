@@ -543,3 +543,36 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         "{elapsed:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_with_prior_knowledge_is_served() {
+    let h = Harness::new(ProxyConfig::default()).await;
+    h.deploy(&web_app("shop", FIXED_2)).await;
+    h.route("shop.example", "shop").await;
+    let h2: Client<HttpConnector, Body> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new());
+    for _ in 0..3 {
+        let req = Request::builder()
+            .uri(format!("http://shop.example:80/"))
+            .body(empty())
+            .expect("request");
+        // Dial the proxy, whatever the authority says.
+        let (mut parts, body) = req.into_parts();
+        parts.uri = format!("http://{}/", h.addr).parse().expect("uri");
+        parts
+            .headers
+            .insert("host", "shop.example".parse().expect("host"));
+        let resp = h2
+            .request(Request::from_parts(parts, body))
+            .await
+            .expect("h2 answer");
+        assert_eq!(resp.version(), hyper::Version::HTTP_2);
+        let status = resp.status();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.starts_with("web "), "{body}");
+    }
+    h.ctl.shutdown().await.expect("shutdown");
+}
