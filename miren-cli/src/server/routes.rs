@@ -276,12 +276,15 @@ fn progress(
             }
         };
         tokio::pin!(done);
+        // Say each sandbox's status once, when it changes.
+        let mut said = std::collections::HashMap::new();
         let finished: Option<Version> = loop {
             tokio::select! {
                 v = &mut done => break v,
                 ev = events.recv() => {
                     if let Ok(Event::Sandbox { app: a, service, id, status, reason }) = ev
-                        && a == app {
+                        && a == app
+                        && said.insert(id.clone(), status) != Some(status) {
                             let msg = match reason {
                                 Some(r) if status != miren_core::model::SandboxStatus::Running => {
                                     format!("{service}: sandbox {} {:?}: {r}", id.short(), status)
