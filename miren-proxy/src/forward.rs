@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -14,14 +14,14 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use miren_core::controller::Controller;
 use tokio::sync::watch;
 
 use crate::ProxyConfig;
 use crate::table::{AppTarget, Lookup, PoolLoad, Shared, pick};
+
+use crate::upstream::{UpstreamError, Upstreams};
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -35,7 +35,7 @@ pub struct Forwarder {
     version: watch::Receiver<u64>,
     controller: Option<Controller>,
     config: ProxyConfig,
-    client: Client<HttpConnector, Body>,
+    upstreams: Upstreams,
     seed: AtomicUsize,
     /// Requests held per app.
     held: Mutex<HashMap<String, Arc<AtomicUsize>>>,
@@ -74,19 +74,12 @@ impl Forwarder {
         controller: Option<Controller>,
         config: ProxyConfig,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(256)
-            .build(connector);
         Self {
             table,
             version,
             controller,
             config,
-            client,
+            upstreams: Upstreams::default(),
             seed: AtomicUsize::new(0),
             held: Mutex::new(HashMap::new()),
         }
@@ -161,9 +154,8 @@ impl Forwarder {
                 ));
             };
             sandbox = &backend.sandbox;
+            // Origin-form: the instance is dialled directly; Host stays as sent.
             let mut uri = hyper::http::uri::Parts::default();
-            uri.scheme = Some(hyper::http::uri::Scheme::HTTP);
-            uri.authority = Some(backend.authority.clone());
             uri.path_and_query = parts.uri.path_and_query().cloned();
             let Ok(uri) = hyper::Uri::from_parts(uri) else {
                 break text(StatusCode::BAD_REQUEST, "bad request target\n");
@@ -185,8 +177,11 @@ impl Forwarder {
                 break text(StatusCode::BAD_REQUEST, "bad request\n");
             };
             backend.in_flight.fetch_add(1, Ordering::Relaxed);
-            let r =
-                tokio::time::timeout(self.config.upstream_timeout, self.client.request(out)).await;
+            let r = tokio::time::timeout(
+                self.config.upstream_timeout,
+                self.upstreams.send(backend.addr, out),
+            )
+            .await;
             backend.in_flight.fetch_sub(1, Ordering::Relaxed);
             match r {
                 Ok(Ok(mut resp)) => {
@@ -204,7 +199,7 @@ impl Forwarder {
                 // idempotent request whose instance died before answering (killed
                 // mid-request) can too.
                 Ok(Err(e))
-                    if ((e.is_connect() && empty_body) || retryable)
+                    if ((matches!(e, UpstreamError::Connect(_)) && empty_body) || retryable)
                         && tried.len() + 1 < ATTEMPTS =>
                 {
                     tried.push(backend.addr);

@@ -20,6 +20,7 @@
 
 mod forward;
 pub mod table;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
