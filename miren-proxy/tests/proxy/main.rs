@@ -569,3 +569,29 @@ async fn http2_with_prior_knowledge_is_served() {
     }
     h.ctl.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_are_refused_without_reaching_the_app() {
+    let h = Harness::new(ProxyConfig::default()).await;
+    h.deploy(&web_app("shop", FIXED_2)).await;
+    h.route("shop.example", "shop").await;
+    let mut tcp = tokio::net::TcpStream::connect(h.addr)
+        .await
+        .expect("connect");
+    let big = "a".repeat(200 * 1024);
+    let req = format!("GET / HTTP/1.1\r\nHost: shop.example\r\nX-Big: {big}\r\n\r\n");
+    // The proxy may close while we are still writing: that is a refusal too.
+    let _ = tcp.write_all(req.as_bytes()).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 431"),
+        "an oversized request got: {}",
+        text.lines().next().unwrap_or_default()
+    );
+    // And a normal request on a new connection still works.
+    let (s, _) = h.get("shop.example", "/").await;
+    assert_eq!(s, StatusCode::OK);
+    h.ctl.shutdown().await.expect("shutdown");
+}
