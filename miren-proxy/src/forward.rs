@@ -89,7 +89,8 @@ impl Forwarder {
         let me = self.clone();
         let service = hyper::service::service_fn(move |req| {
             let me = me.clone();
-            async move { Ok::<_, Infallible>(me.handle(req, peer).await) }
+            // Boxed: the request future is large; hyper then moves a pointer, not it.
+            Box::pin(async move { Ok::<_, Infallible>(me.handle(req, peer).await) })
         });
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder
