@@ -140,7 +140,8 @@ impl Forwarder {
                 parts.method,
                 hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
             );
-        let retryable = idempotent && empty_body;
+        // A retry goes to another instance: with one, there is nothing to keep a copy for.
+        let retryable = idempotent && empty_body && target.backends.len() > 1;
         let mut body = Some(body.boxed());
         let mut tried = Vec::new();
         let seed = self
