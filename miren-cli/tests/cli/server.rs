@@ -158,9 +158,39 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// A test that fails midway still leaves nothing running: SIGTERM lets the
+    /// server stop its sandboxes; SIGKILL only if it hangs.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_child(&mut self.child);
+    }
+}
+
+/// SIGTERM, up to 15 s to exit, then SIGKILL.
+fn stop_child(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A child process stopped like a server when the guard goes.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        stop_child(&mut self.0);
     }
 }
 
@@ -484,15 +514,17 @@ fn the_tcp_api_wants_the_token_and_the_socket_is_private() {
 #[test]
 fn miren_up_serves_the_demo_and_ctrl_c_leaves_nothing() {
     let app = demo_copy();
-    let mut up = Command::new(assert_cmd::cargo::cargo_bin("miren"))
-        .arg("up")
-        .arg(app.path())
-        .args(["--http-addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let lines = lines_of(up.stdout.take().unwrap_or_else(|| panic!("stdout")));
+    let mut up = Guard(
+        Command::new(assert_cmd::cargo::cargo_bin("miren"))
+            .arg("up")
+            .arg(app.path())
+            .args(["--http-addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let lines = lines_of(up.0.stdout.take().unwrap_or_else(|| panic!("stdout")));
     let url = wait_line(&lines, 60, |l| {
         after(l, "is up at http://").map(str::to_string)
     });
@@ -507,8 +539,8 @@ fn miren_up_serves_the_demo_and_ctrl_c_leaves_nothing() {
     let (_, again) = get(&url, "localhost");
     assert!(again.contains("visit 2;"), "{again}");
 
-    signal(up.id(), nix::sys::signal::Signal::SIGINT);
-    let status = wait_exit(&mut up, 30);
+    signal(up.0.id(), nix::sys::signal::Signal::SIGINT);
+    let status = wait_exit(&mut up.0, 30);
     assert!(status.success(), "{status:?}");
     assert_eq!(
         processes_under(&app.path().join(".miren/data")),
