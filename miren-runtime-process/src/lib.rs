@@ -147,6 +147,15 @@ impl ProcessRuntime {
         }
     }
 
+    /// Kills every sandbox's process group at once, without waiting (SIGKILL). For
+    /// emergencies and test teardown, where nothing can be awaited; a clean stop goes
+    /// through the controller.
+    pub fn kill_all(&self) {
+        for p in lock(&self.inner.running).values() {
+            let _ = killpg(Pid::from_raw(p.pgid as i32), Signal::SIGKILL);
+        }
+    }
+
     /// The stable address of an app's service, once prepared.
     pub fn service_address(&self, app: &str, service: &str) -> Option<SocketAddr> {
         lock(&self.inner.apps)

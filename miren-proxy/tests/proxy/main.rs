@@ -136,6 +136,13 @@ impl Harness {
     }
 }
 
+impl Drop for Harness {
+    /// A test that panics before shutting down leaves no process behind.
+    fn drop(&mut self) {
+        self.rt.kill_all();
+    }
+}
+
 fn empty() -> Body {
     http_body_util::Empty::new()
         .map_err(|never| match never {})

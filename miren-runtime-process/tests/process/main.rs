@@ -81,6 +81,13 @@ impl Harness {
     }
 }
 
+impl Drop for Harness {
+    /// A test that panics before shutting down leaves no process behind.
+    fn drop(&mut self) {
+        self.rt.kill_all();
+    }
+}
+
 async fn start(
     store: &Arc<MemoryStore>,
     rt: &ProcessRuntime,
