@@ -246,10 +246,12 @@ impl Actor {
             Command::Shutdown(reply) => {
                 // Set first: stops during shutdown skip the drain delay.
                 self.shutdown = Some(reply);
+                // Every live sandbox, including those whose start is still in flight:
+                // `stop_sandbox` marks them and `started` stops them when it returns.
                 let live: Vec<(SandboxId, bool)> = self
                     .sandboxes
                     .iter()
-                    .filter(|(_, s)| is_live(s.sb.status) && !s.starting)
+                    .filter(|(_, s)| is_live(s.sb.status))
                     .map(|(id, s)| (id.clone(), s.stopping))
                     .collect();
                 for (id, already_stopping) in live {

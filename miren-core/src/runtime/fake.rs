@@ -45,6 +45,7 @@ struct State {
     started: Vec<SandboxSpec>,
     prepared: Vec<PrepareApp>,
     fail_prepare: Option<String>,
+    start_delay: Duration,
     removed_apps: Vec<(String, bool)>,
 }
 
@@ -68,6 +69,11 @@ impl FakeRuntime {
     /// containing it) do from now on.
     pub fn behave(&self, key: &str, behavior: Behavior) {
         self.lock().behaviors.insert(key.to_string(), behavior);
+    }
+
+    /// Makes `start` take this long before it returns (a slow image pull, say).
+    pub fn start_delay(&self, delay: Duration) {
+        self.lock().start_delay = delay;
     }
 
     /// Makes the next `prepare` calls fail with `message` (`None` to stop).
@@ -151,6 +157,10 @@ impl Runtime for FakeRuntime {
     }
 
     async fn start(&self, spec: &SandboxSpec, events: EventSink) -> Result<Started, RuntimeError> {
+        let delay = self.lock().start_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let address = spec.spec.port.map(|p| format!("127.0.0.1:{p}"));
         let behavior = self.behavior(spec);
         let task = match behavior {

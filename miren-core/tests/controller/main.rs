@@ -655,3 +655,26 @@ async fn an_auto_pool_that_never_sees_a_request_goes_to_zero_after_the_delay() {
     h.until("zero", |s| web_pool(s).desired == 0).await;
     assert_eq!(t0.elapsed(), Duration::from_secs(60));
 }
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_also_stops_a_sandbox_whose_start_is_still_in_flight() {
+    let h = Harness::new().await;
+    h.deploy_and_wait(SHOP).await;
+    let web = web_pool(&h.snap().await).id;
+    h.rt.start_delay(Duration::from_secs(3));
+    h.ctl
+        .set_desired(&web, 3, "set by an operator")
+        .await
+        .expect("set");
+    // The third web sandbox is being started when the shutdown comes.
+    h.until("starting", |s| {
+        s.sandboxes
+            .iter()
+            .filter(|x| x.service == "web" && x.status == SandboxStatus::Pending)
+            .count()
+            == 1
+    })
+    .await;
+    h.ctl.shutdown().await.expect("shutdown");
+    assert_eq!(h.rt.running(), Vec::new(), "nothing is left running");
+}
