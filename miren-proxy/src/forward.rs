@@ -256,6 +256,11 @@ impl Forwarder {
                         &format!("app {app} has no web service running\n"),
                     ));
                 }
+                Lookup::NotDeployed(app) => {
+                    return Err(retry_later(&format!(
+                        "app {app} has no active version yet (is it still deploying?)\n"
+                    )));
+                }
                 Lookup::App(t) => (t.name.to_string(), t),
             };
             if demand.is_none() {

@@ -68,6 +68,8 @@ pub enum Lookup<'a> {
     NoRoute,
     /// Routed to an app that doesn't exist (any more) or has no active web.
     NoWeb(&'a str),
+    /// Routed to an app with no active version (its first deploy, or none yet).
+    NotDeployed(&'a str),
     /// Routed; these are its instances (maybe none ready).
     App(&'a Arc<AppTarget>),
 }
@@ -95,7 +97,8 @@ impl Table {
         };
         match self.apps.get(app) {
             Some(t) if t.has_web => Lookup::App(t),
-            _ => Lookup::NoWeb(app),
+            Some(_) => Lookup::NoWeb(app),
+            None => Lookup::NotDeployed(app),
         }
     }
 

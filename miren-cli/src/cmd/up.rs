@@ -67,6 +67,17 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         }
     });
 
+    // Routed first: a request during the deploy hears "still deploying", not 404.
+    let route = Route {
+        host: "*".to_string(),
+        app: app.clone(),
+        default: true,
+    };
+    server
+        .store
+        .txn(vec![Op::put(keys::route("*"), keys::encode(&route))])
+        .await?;
+    server.proxy.reload().await;
     eprintln!("deploying {app} from {}", dir.display());
     let outcome = async {
         let bytes = pack(&dir).await?;
@@ -94,7 +105,10 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         }
     };
     let ok = match version {
-        Ok(v) if v.state == VersionState::Active => true,
+        Ok(v) if v.state == VersionState::Active => {
+            server.proxy.reload().await;
+            true
+        }
         Ok(v) => {
             eprintln!(
                 "error: {} failed: {}",
@@ -113,16 +127,6 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         server.shutdown().await?;
         return Ok(Exit::Failed);
     }
-    let route = Route {
-        host: "*".to_string(),
-        app: app.clone(),
-        default: true,
-    };
-    server
-        .store
-        .txn(vec![Op::put(keys::route("*"), keys::encode(&route))])
-        .await?;
-    server.proxy.reload().await;
     {
         let mut out = std::io::stdout().lock();
         writeln!(

@@ -186,6 +186,16 @@ async fn routes_by_exact_host_then_default_and_reaches_only_web() {
     let v = h.deploy(&blog).await;
     assert_eq!(v.state, VersionState::Active, "{:?}", v.failure);
 
+    // Routed to an app that was never deployed: 503, try later.
+    h.route("new.example", "fresh").await;
+    let (s, headers, body) = h.request("GET", "new.example", "/", empty()).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body,
+        "app fresh has no active version yet (is it still deploying?)\n"
+    );
+    assert!(headers.contains_key("retry-after"));
+
     let (s, body) = h.get("nowhere.example", "/").await;
     assert_eq!(
         (s, body.as_str()),
