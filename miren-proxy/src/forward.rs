@@ -87,10 +87,13 @@ impl Forwarder {
 
     pub async fn serve_connection(self: Arc<Self>, conn: tokio::net::TcpStream, peer: SocketAddr) {
         let me = self.clone();
+        // The client's address, as X-Forwarded-For wants it: once per connection.
+        let ip = HeaderValue::from_str(&peer.ip().to_string()).ok();
         let service = hyper::service::service_fn(move |req| {
             let me = me.clone();
+            let ip = ip.clone();
             // Boxed: the request future is large; hyper then moves a pointer, not it.
-            Box::pin(async move { Ok::<_, Infallible>(me.handle(req, peer).await) })
+            Box::pin(async move { Ok::<_, Infallible>(me.handle(req, ip).await) })
         });
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder
@@ -103,7 +106,11 @@ impl Forwarder {
             .await;
     }
 
-    async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        peer: Option<HeaderValue>,
+    ) -> Response<Body> {
         let started = Instant::now();
         if req.uri().path() == HEALTH_PATH {
             return text(StatusCode::OK, "ok\n");
@@ -442,15 +449,20 @@ fn request_id() -> String {
     format!("{prefix}{:012x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-fn prepare_headers(h: &mut HeaderMap, peer: SocketAddr, host: &str) {
+fn prepare_headers(h: &mut HeaderMap, peer: Option<HeaderValue>, host: &str) {
     strip_hop_by_hop(h);
-    let ip = peer.ip().to_string();
-    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert(X_FORWARDED_FOR, v);
+    if let Some(ip) = peer {
+        // Appended to what earlier proxies said; set as is otherwise (no allocation).
+        let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prev) => ip
+                .to_str()
+                .ok()
+                .and_then(|ip| HeaderValue::from_str(&format!("{prev}, {ip}")).ok()),
+            None => Some(ip),
+        };
+        if let Some(v) = xff {
+            h.insert(X_FORWARDED_FOR, v);
+        }
     }
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Ok(v) = HeaderValue::from_str(host) {
