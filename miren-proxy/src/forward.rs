@@ -268,7 +268,8 @@ impl Forwarder {
                         "app {app} has no active version yet (is it still deploying?)\n"
                     )));
                 }
-                Lookup::App(t) => (t.name.to_string(), t),
+                // A reference count, not a copy: this runs for every request.
+                Lookup::App(t) => (t.name.clone(), t),
             };
             if demand.is_none() {
                 demand = Some(InFlight::new(target.load.clone()));

@@ -123,6 +123,15 @@ impl TestServer {
         stdout_of(&out)
     }
 
+    /// `miren deploy -d <dir>`, successful; the version id.
+    fn deploy(&self, dir: &Path) -> String {
+        self.ok([
+            std::ffi::OsStr::new("deploy"),
+            "-d".as_ref(),
+            dir.as_os_str(),
+        ])
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let out = self
             .cli()
@@ -273,11 +282,7 @@ fn a_deployed_app_is_listed_routed_logged_rolled_back_and_deleted() {
     let app = demo_copy();
 
     // Deploy: the version id on stdout.
-    let v1 = server.ok([
-        std::ffi::OsStr::new("deploy"),
-        "-d".as_ref(),
-        app.path().as_os_str(),
-    ]);
+    let v1 = server.deploy(app.path());
     assert!(v1.starts_with("demo-v"), "{v1}");
 
     // Listings, table and JSON.
@@ -393,11 +398,7 @@ fn a_deployed_app_is_listed_routed_logged_rolled_back_and_deleted() {
         ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let v2 = server.ok([
-        std::ffi::OsStr::new("deploy"),
-        "-d".as_ref(),
-        app.path().as_os_str(),
-    ]);
+    let v2 = server.deploy(app.path());
     let history = server.json(&["app", "history", "-a", "demo"]);
     assert_eq!(history[0]["id"], v2.as_str());
     assert_eq!(history[0]["state"], "active");
@@ -552,11 +553,7 @@ fn miren_up_serves_the_demo_and_ctrl_c_leaves_nothing() {
 fn a_failing_deploy_exits_1_with_the_instance_last_lines_and_the_old_version_keeps_serving() {
     let server = TestServer::start(&[]);
     let app = demo_copy();
-    let v1 = server.ok([
-        std::ffi::OsStr::new("deploy"),
-        "-d".as_ref(),
-        app.path().as_os_str(),
-    ]);
+    let v1 = server.deploy(app.path());
     let toml = std::fs::read_to_string(app.path().join(".miren/app.toml")).unwrap_or_default();
     std::fs::write(
         app.path().join(".miren/app.toml"),
@@ -592,11 +589,7 @@ fn a_failing_deploy_exits_1_with_the_instance_last_lines_and_the_old_version_kee
 fn kill_9_of_the_server_then_restart_keeps_state_and_duplicates_nothing() {
     let mut server = TestServer::start(&[]);
     let app = demo_copy();
-    let v1 = server.ok([
-        std::ffi::OsStr::new("deploy"),
-        "-d".as_ref(),
-        app.path().as_os_str(),
-    ]);
+    let v1 = server.deploy(app.path());
     server
         .cli()
         .args(["route", "add", "demo.example", "--app", "demo"])

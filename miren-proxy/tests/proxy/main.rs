@@ -267,13 +267,40 @@ async fn load_loop(
     (ok, failed)
 }
 
+/// A bounded GET loop through the proxy, running while a test does something nasty.
+struct LoadLoop {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<(u32, Vec<String>)>,
+}
+
+impl LoadLoop {
+    fn start(h: &Arc<Harness>, host: &'static str) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn(load_loop(h.clone(), host, stop.clone()));
+        Self { stop, task }
+    }
+
+    /// Stops the loop and asserts that it did real work and no request failed.
+    async fn assert_no_failure(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (ok, failed) = self.task.await.expect("load");
+        assert!(ok > 50, "only {ok} requests");
+        assert!(
+            failed.is_empty(),
+            "{} of {} failed: {:?}",
+            failed.len(),
+            ok as usize + failed.len(),
+            failed.first()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_one_of_two_instances_under_load_fails_no_get() {
     let h = Arc::new(Harness::new(ProxyConfig::default()).await);
     h.deploy(&web_app("shop", FIXED_2)).await;
     h.route("shop.example", "shop").await;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = tokio::spawn(load_loop(h.clone(), "shop.example", stop.clone()));
+    let load = LoadLoop::start(&h, "shop.example");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let s = h.ctl.snapshot(Some("shop")).await.expect("snap");
     let victim = s
@@ -297,16 +324,7 @@ async fn killing_one_of_two_instances_under_load_fails_no_get() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed) = load.await.expect("load");
-    assert!(ok > 50, "only {ok} requests");
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {:?}",
-        failed.len(),
-        ok as usize + failed.len(),
-        failed.first()
-    );
+    load.assert_no_failure().await;
     h.ctl.shutdown().await.expect("shutdown");
 }
 
@@ -315,8 +333,7 @@ async fn a_redeploy_under_load_fails_no_request() {
     let h = Arc::new(Harness::new(ProxyConfig::default()).await);
     h.deploy(&web_app("shop", FIXED_2)).await;
     h.route("shop.example", "shop").await;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = tokio::spawn(load_loop(h.clone(), "shop.example", stop.clone()));
+    let load = LoadLoop::start(&h, "shop.example");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let v2 = h
         .deploy(&web_app("shop", FIXED_2).replace(
@@ -334,16 +351,7 @@ async fn a_redeploy_under_load_fails_no_request() {
     .await;
     let (_, body) = h.get("shop.example", "/").await;
     assert!(body.ends_with("v=2"), "{body}");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed) = load.await.expect("load");
-    assert!(ok > 50, "only {ok} requests");
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {:?}",
-        failed.len(),
-        ok as usize + failed.len(),
-        failed.first()
-    );
+    load.assert_no_failure().await;
     h.ctl.shutdown().await.expect("shutdown");
 }
 
