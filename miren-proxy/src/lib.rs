@@ -19,6 +19,8 @@
 //! ```
 
 mod forward;
+mod h1;
+mod h2;
 pub mod table;
 mod upstream;
 
@@ -167,8 +169,7 @@ impl Proxy {
                 }
             };
             let _ = conn.set_nodelay(true);
-            let f = forwarder.clone();
-            tokio::spawn(async move { f.serve_connection(conn, peer).await });
+            tokio::spawn(h1::serve(forwarder.clone(), conn, peer));
         }
     }
 }

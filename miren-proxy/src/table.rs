@@ -35,7 +35,7 @@ pub struct AppTarget {
     /// across reloads.
     pub load: Arc<PoolLoad>,
     /// Ready instances.
-    pub backends: Vec<Backend>,
+    pub backends: Vec<Arc<Backend>>,
     /// The latest instance of the pool that died on its own: when, and why.
     pub last_death: Option<(UnixMillis, String)>,
 }
@@ -54,12 +54,12 @@ pub struct PoolLoad {
 pub struct Backend {
     /// The sandbox id.
     pub sandbox: String,
-    /// `addr` as a URI authority, parsed once.
-    pub authority: hyper::http::uri::Authority,
     /// Where it listens.
     pub addr: SocketAddr,
     /// Requests in flight to it.
     pub in_flight: AtomicUsize,
+    /// Its kept-alive connections, which go when it leaves the table.
+    pub idle: crate::h1::IdleConns,
 }
 
 /// What a host resolves to.
@@ -179,21 +179,25 @@ impl Table {
             else {
                 continue;
             };
+            // The same instance keeps its counts and connections across reloads.
             let carried = previous
                 .apps
                 .get(*app)
-                .and_then(|t| t.backends.iter().find(|b| b.sandbox == s.id.as_str()))
-                .map_or(0, |b| b.in_flight.load(Ordering::Relaxed));
+                .and_then(|t| {
+                    t.backends
+                        .iter()
+                        .find(|b| b.sandbox == s.id.as_str() && b.addr == addr)
+                })
+                .cloned();
             if let Some(target) = apps_built.get_mut(*app) {
-                let Ok(authority) = addr.to_string().parse() else {
-                    continue;
-                };
-                target.backends.push(Backend {
-                    sandbox: s.id.to_string(),
-                    authority,
-                    addr,
-                    in_flight: AtomicUsize::new(carried),
-                });
+                target.backends.push(carried.unwrap_or_else(|| {
+                    Arc::new(Backend {
+                        sandbox: s.id.to_string(),
+                        addr,
+                        in_flight: AtomicUsize::new(0),
+                        idle: Default::default(),
+                    })
+                }));
             }
         }
         t.apps = apps_built
@@ -214,11 +218,12 @@ pub fn pick<'a>(t: &'a AppTarget, tried: &[SocketAddr], seed: usize) -> Option<&
             .backends
             .iter()
             .filter(|b| !tried.contains(&b.addr))
-            .min_by_key(|b| b.in_flight.load(Ordering::Relaxed));
+            .min_by_key(|b| b.in_flight.load(Ordering::Relaxed))
+            .map(|b| &**b);
     }
     match n {
         0 => None,
-        1 => t.backends.first(),
+        1 => t.backends.first().map(|b| &**b),
         _ => {
             let i = seed % n;
             let j = (i + 1 + (seed / n) % (n - 1)) % n;

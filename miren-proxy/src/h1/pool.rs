@@ -1,0 +1,70 @@
+//! Kept-alive connections to one web instance. Each [`Backend`](crate::table::Backend)
+//! owns its idle list, so a request takes a connection without a map lookup, and an
+//! instance that leaves the table takes its connections with it.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+
+/// Idle connections kept per instance at most.
+const MAX_IDLE: usize = 256;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Starting size of a connection's read buffer (grows for large heads, up to the
+/// head limit, and for streamed bodies, up to [`STREAM_CHUNK`](super::STREAM_CHUNK)).
+const READ_BUF: usize = 8 * 1024;
+
+/// A connection to an instance and what was read from it but not used yet.
+pub struct UpConn {
+    pub stream: TcpStream,
+    pub buf: BytesMut,
+}
+
+/// An instance's idle connections.
+#[derive(Default)]
+pub struct IdleConns(Mutex<Vec<UpConn>>);
+
+impl std::fmt::Debug for IdleConns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map_or(0, |l| l.len());
+        write!(f, "IdleConns({n})")
+    }
+}
+
+impl IdleConns {
+    /// An idle connection the instance has not closed meanwhile (as far as the
+    /// reactor knows: checking costs no system call unless the socket turned readable).
+    pub fn take(&self) -> Option<UpConn> {
+        loop {
+            let conn = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            let mut probe = [0u8; 1];
+            match conn.stream.try_read(&mut probe) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(conn),
+                // Closed, reset, or bytes nobody asked for: not reusable.
+                _ => continue,
+            }
+        }
+    }
+
+    /// Gives a connection back after a complete exchange.
+    pub fn put(&self, conn: UpConn) {
+        let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+}
+
+/// A new connection.
+pub async fn connect(addr: SocketAddr) -> std::io::Result<UpConn> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let _ = stream.set_nodelay(true);
+    Ok(UpConn {
+        stream,
+        buf: BytesMut::with_capacity(READ_BUF),
+    })
+}
