@@ -51,6 +51,7 @@ pub async fn serve(fwd: Arc<Forwarder>, client: TcpStream, peer: SocketAddr) {
         ip: peer.ip().to_string(),
         header_timer: Deadline::default(),
         upstream_timer: Deadline::default(),
+        unread_input: false,
     };
     let mut first = true;
     loop {
@@ -62,16 +63,41 @@ pub async fn serve(fwd: Arc<Forwarder>, client: TcpStream, peer: SocketAddr) {
             }
             Next::Refuse(status, why) => {
                 write_reject(&mut c.down, &Reject::new(status, why.into()), true, false);
-                let _ = c.client.write_all(&c.down).await;
+                if c.client.write_all(&c.down).await.is_ok() {
+                    linger(&mut c.client).await;
+                }
                 return;
             }
             Next::Close => return,
         };
         first = false;
         if !c.exchange(head).await {
+            if c.unread_input {
+                linger(&mut c.client).await;
+            }
             return;
         }
     }
+}
+
+/// Closes a connection whose client may still be sending (a body the proxy did not
+/// read): closing at once would make the kernel reset it, and a reset can destroy the
+/// answer before the client reads it. So: end the writing side, then read and drop
+/// what still comes, for a bounded time and amount (as nginx's lingering close).
+async fn linger(client: &mut TcpStream) {
+    const MAX: usize = 16 << 20;
+    let _ = client.shutdown().await;
+    let mut scratch = vec![0u8; STREAM_CHUNK];
+    let drain = async {
+        let mut total = 0;
+        while total < MAX {
+            match client.read(&mut scratch).await {
+                Ok(n) if n > 0 => total += n,
+                _ => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
 }
 
 struct ClientConn {
@@ -87,6 +113,8 @@ struct ClientConn {
     ip: String,
     header_timer: Deadline,
     upstream_timer: Deadline,
+    /// The connection ends with part of the client's request unread.
+    unread_input: bool,
 }
 
 enum Next {
@@ -311,6 +339,7 @@ impl ClientConn {
             up: request,
             down,
             upstream_timer,
+            unread_input,
             ..
         } = self;
         if let Err(e) = up.stream.write_all(request).await {
@@ -403,6 +432,7 @@ impl ClientConn {
             put_header(down, b"connection", b"close");
             down.extend_from_slice(b"\r\n");
             resp.close = true;
+            *unread_input = true;
         }
         if copy_body(&resp, up, client, down).await.is_err() {
             return Sent::Aborted;
@@ -422,6 +452,7 @@ impl ClientConn {
     /// read (then the connection can go on).
     async fn answer(&mut self, head: &RequestHead, r: Reject, whole: Option<usize>) -> bool {
         let keep = head.keep_alive && whole.is_some();
+        self.unread_input = whole.is_none();
         write_reject(&mut self.down, &r, !keep, head.is_head);
         if self.client.write_all(&self.down).await.is_err() {
             return false;

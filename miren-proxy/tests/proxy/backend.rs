@@ -5,6 +5,11 @@
 //! - `POST /upload`: reads the body as it streams, answers its size
 //! - `GET /download?bytes=N`: streams N bytes
 //! - `GET /ws`: a WebSocket that echoes every message
+//! - `POST /refuse`: 413 at once, without reading the body
+//!
+//! With `ONESHOT=1` it is a minimal server instead that answers one request per
+//! connection and then closes it, although its answer says nothing of closing — as a
+//! server whose keep-alive timeout is shorter than the proxy's idle time behaves.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -50,6 +55,9 @@ async fn serve() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     println!("listening on {port}");
+    if std::env::var("ONESHOT").is_ok() {
+        return oneshot(listener).await;
+    }
     loop {
         let Ok((conn, _)) = listener.accept().await else {
             continue;
@@ -59,6 +67,31 @@ async fn serve() {
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection_with_upgrades(TokioIo::new(conn), service)
                 .await;
+        });
+    }
+}
+
+async fn oneshot(listener: tokio::net::TcpListener) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf).await {
+                    Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                    _ => return,
+                }
+            }
+            let body = format!("oneshot {}", std::process::id());
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes()).await;
         });
     }
 }
@@ -93,6 +126,10 @@ async fn handle(mut req: Request<Incoming>) -> Result<Response<Body>, Infallible
             }
             Ok(full(StatusCode::OK, n.to_string()))
         }
+        "/refuse" => Ok(full(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too large\n".to_string(),
+        )),
         "/download" => {
             let total: u64 = req
                 .uri()

@@ -620,3 +620,187 @@ async fn oversized_headers_are_refused_without_reaching_the_app() {
     assert_eq!(s, StatusCode::OK);
     h.ctl.shutdown().await.expect("shutdown");
 }
+
+/// Reads one response from a raw connection: its head, and its `Content-Length` body
+/// unless `bodiless` (an answer to HEAD, a `100 Continue`).
+async fn read_response(
+    conn: &mut tokio::io::BufReader<tokio::net::TcpStream>,
+    bodiless: bool,
+) -> (String, String) {
+    use tokio::io::AsyncBufReadExt;
+    let read = async {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            let n = conn.read_line(&mut line).await.expect("read");
+            assert!(n > 0, "closed before the end of a head: {head:?}");
+            if line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let len = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().expect("length"))
+            })
+            .unwrap_or(0);
+        let mut body = vec![0; if bodiless { 0 } else { len }];
+        conn.read_exact(&mut body).await.expect("body");
+        (head, String::from_utf8_lossy(&body).into_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("a response within 10 s")
+}
+
+/// Everything the client sends until it closes (bounded by 10 s).
+async fn read_until_closed(conn: &mut tokio::net::TcpStream) -> String {
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut out))
+        .await
+        .expect("closed within 10 s")
+        .expect("read");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_details_on_raw_connections() {
+    let h = Harness::new(ProxyConfig::default()).await;
+    h.deploy(&web_app("shop", FIXED_2)).await;
+    h.route("shop.example", "shop").await;
+    let connect = || async {
+        tokio::net::TcpStream::connect(h.addr)
+            .await
+            .expect("connect")
+    };
+
+    // Three requests in one write (pipelining): three answers, in order. HEAD gets
+    // the length but no body; absolute-form is routed by its authority.
+    let mut c = tokio::io::BufReader::new(connect().await);
+    c.get_mut()
+        .write_all(
+            b"GET /?first HTTP/1.1\r\nHost: shop.example\r\n\r\n\
+              HEAD / HTTP/1.1\r\nHost: shop.example\r\n\r\n\
+              GET http://shop.example/ HTTP/1.1\r\nHost: elsewhere\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    let (head, body) = read_response(&mut c, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.starts_with("web "), "{body}");
+    let (head, body) = read_response(&mut c, true).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: "),
+        "{head}"
+    );
+    assert_eq!(body, "");
+    let (head, body) = read_response(&mut c, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.contains("host=shop.example "), "{body}");
+
+    // Expect: 100-continue, on the same connection: the proxy says continue, the
+    // body follows and reaches the app.
+    c.get_mut()
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, _) = read_response(&mut c, true).await;
+    assert!(head.starts_with("HTTP/1.1 100"), "{head}");
+    c.get_mut().write_all(b"hello").await.expect("write");
+    let (head, body) = read_response(&mut c, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "5");
+
+    // HTTP/1.0 gets a chunked download without the chunks, delimited by closing.
+    let mut c = connect().await;
+    c.write_all(b"GET /download?bytes=100000 HTTP/1.0\r\nHost: shop.example\r\n\r\n")
+        .await
+        .expect("write");
+    let all = read_until_closed(&mut c).await;
+    let (head, body) = all.split_once("\r\n\r\n").expect("a head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
+    assert_eq!(body.len(), 100_000);
+    assert!(body.bytes().all(|b| b == b'x'));
+
+    // Framing a proxy must not guess at: 400, and the connection closes.
+    let mut c = connect().await;
+    c.write_all(b"POST /upload HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc")
+        .await
+        .expect("write");
+    let all = read_until_closed(&mut c).await;
+    assert!(all.starts_with("HTTP/1.1 400 "), "{all}");
+    assert!(
+        all.contains("Content-Length and Transfer-Encoding"),
+        "{all}"
+    );
+
+    // An app that answers before the body is all there (413): the client, still
+    // sending, gets the answer, then the connection closes — not a reset that would
+    // eat the answer.
+    let (mut r, mut w) = connect().await.into_split();
+    w.write_all(
+        b"POST /refuse HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 100000000\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let sending = tokio::spawn(async move {
+        let chunk = vec![b'z'; 64 * 1024];
+        for _ in 0..128 {
+            if w.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), r.read_to_end(&mut all))
+        .await
+        .expect("closed within 10 s")
+        .expect("closed, not reset");
+    let _ = sending.await;
+    let all = String::from_utf8_lossy(&all);
+    assert!(all.starts_with("HTTP/1.1 413 "), "{all}");
+    assert!(
+        all.to_ascii_lowercase().contains("connection: close"),
+        "{all}"
+    );
+    assert!(all.ends_with("too large\n"), "{all}");
+    h.ctl.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_drops_kept_alive_connections_fails_no_request() {
+    let h = Harness::new(ProxyConfig::default()).await;
+    let app = web_app("shop", "mode = \"fixed\"\nnum_instances = 1").replace(
+        "command = \"MIREN_TEST_ROLE=web exec",
+        "command = \"ONESHOT=1 MIREN_TEST_ROLE=web exec",
+    );
+    assert!(app.contains("ONESHOT=1"));
+    h.deploy(&app).await;
+    h.route("shop.example", "shop").await;
+    // Every connection the proxy keeps is closed by the app after one answer; the
+    // proxy notices (or finds out when sending) and uses a new one. One client
+    // connection, sequential requests: each reuses what the last one left.
+    let mut c = tokio::io::BufReader::new(
+        tokio::net::TcpStream::connect(h.addr)
+            .await
+            .expect("connect"),
+    );
+    for i in 0..200 {
+        c.get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+            .await
+            .expect("write");
+        let (head, body) = read_response(&mut c, false).await;
+        assert!(
+            head.starts_with("HTTP/1.1 200"),
+            "request {i}: {head}{body}"
+        );
+        assert!(body.starts_with("oneshot "), "request {i}: {body}");
+    }
+    h.ctl.shutdown().await.expect("shutdown");
+}
