@@ -1,9 +1,9 @@
 //! miren-proxy: routes HTTP requests by host name to the web service of each app's
 //! active version (SPEC §6).
 //!
-//! The routing [`Table`](table::Table) is rebuilt from the store whenever routes,
-//! apps, pools or sandboxes change and swapped in atomically (arc-swap), so requests
-//! never wait on a lock. Requests go to the ready instance with the fewest requests
+//! The routing [`Table`](table::Table) follows the store's watch: a change rebuilds
+//! the apps it touches, and the new table is swapped in atomically (arc-swap), so
+//! requests never wait on a lock. Requests go to the ready instance with the fewest requests
 //! in flight (power of two choices); a connection refused before anything was sent
 //! is retried on another instance.
 //!
@@ -34,7 +34,7 @@ use miren_core::store::{Store, WatchEvent};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use table::{Shared, Table};
+use table::{Changed, Mirror, Shared, Table};
 
 pub use forward::HEALTH_PATH;
 
@@ -68,34 +68,61 @@ impl Default for ProxyConfig {
 /// A bound proxy; [`run`](Proxy::run) serves.
 pub struct Proxy {
     listener: TcpListener,
+    /// The store's changes since the table was built.
+    changes: Option<miren_core::store::Watch>,
     reloader: Reloader,
     controller: Option<Controller>,
     config: ProxyConfig,
 }
 
-/// Rebuilds the proxy's table from the store. Cheap to clone. Reloads are serialized,
-/// so the last one to finish read the newest state.
+/// Keeps the proxy's table in step with the store. Cheap to clone. Updates are
+/// serialized, so the last one to finish saw the newest state.
 #[derive(Clone)]
 pub struct Reloader {
     store: Arc<dyn Store>,
     table: Shared,
-    lock: Arc<tokio::sync::Mutex<()>>,
+    /// The store's routing state, as of the table in `table`.
+    mirror: Arc<tokio::sync::Mutex<Mirror>>,
     /// Bumped after every swap: held requests wait on it.
     version: Arc<watch::Sender<u64>>,
 }
 
 impl Reloader {
-    /// Reloads now; returns once requests see the store as it is.
+    /// Reads everything again now; returns once requests see the store as it is.
     pub async fn reload(&self) {
-        let _one_at_a_time = self.lock.lock().await;
-        let previous = self.table.load_full();
-        match Table::load(self.store.as_ref(), &previous).await {
-            Ok(t) => {
-                self.table.store(Arc::new(t));
-                self.version.send_modify(|v| *v += 1);
+        let mut mirror = self.mirror.lock().await;
+        self.relist(&mut mirror).await;
+    }
+
+    async fn relist(&self, mirror: &mut Mirror) {
+        match Mirror::load(self.store.as_ref()).await {
+            Ok(m) => {
+                *mirror = m;
+                let previous = self.table.load_full();
+                self.swap(Table::build(mirror, &previous));
             }
             Err(e) => tracing::warn!("proxy: reloading routes failed: {e}"),
         }
+    }
+
+    /// Applies a burst of watch events: only the apps they touch are rebuilt.
+    async fn apply(&self, events: &[WatchEvent]) {
+        let mut mirror = self.mirror.lock().await;
+        let mut changed = Changed::default();
+        for ev in events {
+            if mirror.apply(ev, &mut changed).is_err() {
+                return self.relist(&mut mirror).await;
+            }
+        }
+        if !changed.is_empty() {
+            let next = self.table.load().update(&mirror, &changed);
+            self.swap(next);
+        }
+    }
+
+    fn swap(&self, table: Table) {
+        self.table.store(Arc::new(table));
+        self.version.send_modify(|v| *v += 1);
     }
 }
 
@@ -109,15 +136,20 @@ impl Proxy {
         config: ProxyConfig,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        let table = Table::load(store.as_ref(), &Table::default())
+        // Watching from before the listing: nothing falls between the two (events the
+        // listing already reflects are skipped by revision).
+        let changes = store.watch("");
+        let mirror = Mirror::load(store.as_ref())
             .await
             .map_err(std::io::Error::other)?;
+        let table = Table::build(&mirror, &Table::default());
         Ok(Self {
             listener,
+            changes: Some(changes),
             reloader: Reloader {
                 store,
                 table: Arc::new(arc_swap::ArcSwap::from_pointee(table)),
-                lock: Arc::new(tokio::sync::Mutex::new(())),
+                mirror: Arc::new(tokio::sync::Mutex::new(mirror)),
                 version: Arc::new(watch::channel(0).0),
             },
             controller,
@@ -139,8 +171,9 @@ impl Proxy {
 
     /// Serves until the task is dropped (which also stops following the store and
     /// reporting demand).
-    pub async fn run(self) {
-        let fresh = keep_table_fresh(self.reloader.clone());
+    pub async fn run(mut self) {
+        let changes = self.changes.take();
+        let fresh = keep_table_fresh(self.reloader.clone(), changes);
         let report = report_load(
             self.reloader.table.clone(),
             self.controller.clone(),
@@ -199,28 +232,19 @@ async fn report_load(table: Shared, controller: Option<Controller>, every: Durat
     }
 }
 
-/// Rebuilds the table after every burst of store changes.
-async fn keep_table_fresh(reloader: Reloader) {
-    let mut watch = reloader.store.watch("");
+/// Applies the store's changes to the table, a burst at a time.
+async fn keep_table_fresh(reloader: Reloader, changes: Option<miren_core::store::Watch>) {
+    let mut watch = match changes {
+        Some(w) => w,
+        None => return std::future::pending().await,
+    };
     loop {
         let Some(ev) = watch.next().await else { return };
-        // A burst (a deploy writes many keys) becomes one reload.
+        // A burst (a deploy writes many keys) becomes one swap.
         let mut burst = vec![ev];
         while let Ok(Some(more)) = tokio::time::timeout(Duration::ZERO, watch.next()).await {
             burst.push(more);
         }
-        let relevant = |k: &str| {
-            k.starts_with(miren_core::controller::keys::ROUTES)
-                || k.starts_with(miren_core::controller::keys::APPS)
-                || k.starts_with(miren_core::controller::keys::POOLS)
-                || k.starts_with(miren_core::controller::keys::SANDBOXES)
-        };
-        let changed = burst.iter().any(|ev| match ev {
-            WatchEvent::Put { key, .. } | WatchEvent::Delete { key, .. } => relevant(key),
-            WatchEvent::Lagged => true,
-        });
-        if changed {
-            reloader.reload().await;
-        }
+        reloader.apply(&burst).await;
     }
 }

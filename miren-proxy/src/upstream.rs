@@ -1,6 +1,7 @@
-//! Connections to web instances: HTTP/1.1, kept alive and reused, one idle list per
-//! instance. Lighter than a general-purpose client: the proxy only ever speaks
-//! origin-form HTTP/1.1 to loopback or app-network addresses it already parsed.
+//! Connections to web instances for HTTP/2 clients: HTTP/1.1 through hyper's client,
+//! kept alive and reused, one idle list per instance. Lighter than a general-purpose
+//! client: the proxy only ever speaks origin-form HTTP/1.1 to loopback or app-network
+//! addresses it already parsed.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,13 +44,21 @@ impl std::fmt::Display for UpstreamError {
 /// The pool. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Upstreams {
-    idle: Arc<Mutex<HashMap<SocketAddr, Vec<SendRequest<Body>>>>>,
+    idle: Arc<Mutex<Idle>>,
+}
+
+#[derive(Default)]
+struct Idle {
+    by_addr: HashMap<SocketAddr, Vec<SendRequest<Body>>>,
+    /// Gives back since the last sweep of closed connections (instances that went
+    /// away leave theirs behind otherwise).
+    puts: usize,
 }
 
 impl Upstreams {
     fn take(&self, addr: SocketAddr) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(&addr)?;
+        let list = idle.by_addr.get_mut(&addr)?;
         while let Some(s) = list.pop() {
             if !s.is_closed() {
                 return Some(s);
@@ -65,7 +74,15 @@ impl Upstreams {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(addr).or_default();
+        idle.puts += 1;
+        if idle.puts >= 256 {
+            idle.puts = 0;
+            idle.by_addr.retain(|_, list| {
+                list.retain(|s| !s.is_closed());
+                !list.is_empty()
+            });
+        }
+        let list = idle.by_addr.entry(addr).or_default();
         if list.len() < MAX_IDLE {
             list.push(s);
         }

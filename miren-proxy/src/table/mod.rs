@@ -1,15 +1,19 @@
-//! The routing table: host → app → ready web instances of its active version, rebuilt
-//! from the store whenever routes, apps, pools or sandboxes change, and swapped in
-//! whole so the request path never takes a lock.
+//! The routing table: host → app → ready web instances of its active version. A
+//! change in the store rebuilds the apps it touched ([`Mirror`] follows the store's
+//! watch); the new table is swapped in whole, so the request path never takes a lock.
+
+mod mirror;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use miren_core::controller::keys;
-use miren_core::model::{App, PoolId, Route, Sandbox, SandboxPool, SandboxStatus, UnixMillis};
-use miren_core::store::{Store, StoreError};
+use miren_core::model::{PoolId, SandboxStatus, UnixMillis};
+
+pub use mirror::{Changed, Mirror, Relist};
 
 /// The host that stands for "every host without a route of its own".
 pub const DEFAULT_HOST: &str = "*";
@@ -17,7 +21,8 @@ pub const DEFAULT_HOST: &str = "*";
 /// Where a request goes.
 #[derive(Debug, Default)]
 pub struct Table {
-    routes: HashMap<String, String>,
+    /// Shared between tables until a route changes.
+    routes: Arc<HashMap<String, String>>,
     default_app: Option<String>,
     apps: HashMap<String, Arc<AppTarget>>,
 }
@@ -107,105 +112,125 @@ impl Table {
         self.apps.values().map(|t| t.as_ref())
     }
 
-    /// Reads everything it needs from the store. In-flight counts carry over from
-    /// `previous` for instances that are still there.
-    pub async fn load(store: &dyn Store, previous: &Table) -> Result<Self, StoreError> {
-        let routes: Vec<Route> = keys::list(store, keys::ROUTES).await?;
-        let apps: Vec<App> = keys::list(store, keys::APPS).await?;
-        let pools: Vec<SandboxPool> = keys::list(store, keys::POOLS).await?;
-        let sandboxes: Vec<Sandbox> = keys::list(store, keys::SANDBOXES).await?;
+    /// The table for `mirror`. Instances still there keep their counts and kept-alive
+    /// connections from `previous`.
+    pub fn build(mirror: &Mirror, previous: &Table) -> Self {
         let mut t = Table::default();
-        let mut apps_built: HashMap<String, AppTarget> = HashMap::new();
-        for r in routes {
+        t.set_routes(mirror);
+        for name in mirror.apps.keys() {
+            if let Some(target) = build_target(name, mirror, previous) {
+                t.apps.insert(name.clone(), Arc::new(target));
+            }
+        }
+        t
+    }
+
+    /// This table with what `changed` touched rebuilt from `mirror`: work for those
+    /// apps only, and a pointer copy for each of the others.
+    pub fn update(&self, mirror: &Mirror, changed: &Changed) -> Self {
+        let mut t = Table {
+            routes: self.routes.clone(),
+            default_app: self.default_app.clone(),
+            apps: self.apps.clone(),
+        };
+        if changed.routes {
+            t.set_routes(mirror);
+        }
+        for name in &changed.apps {
+            match build_target(name, mirror, self) {
+                Some(target) => t.apps.insert(name.clone(), Arc::new(target)),
+                None => t.apps.remove(name),
+            };
+        }
+        t
+    }
+
+    fn set_routes(&mut self, mirror: &Mirror) {
+        let mut routes = HashMap::new();
+        self.default_app = None;
+        for r in mirror.routes.values() {
             if r.default {
-                t.default_app = Some(r.app.clone());
+                self.default_app = Some(r.app.clone());
             }
             if r.host != DEFAULT_HOST {
-                t.routes.insert(r.host, r.app);
+                routes.insert(r.host.clone(), r.app.clone());
             }
         }
-        let mut web_pools: HashMap<&str, &str> = HashMap::new(); // pool id → app
-        for a in &apps {
-            let Some(active) = &a.active_version else {
-                continue;
-            };
-            let mut target = AppTarget {
-                name: Arc::from(a.name.as_str()),
-                ..AppTarget::default()
-            };
-            for p in pools
-                .iter()
-                .filter(|p| p.app == a.name && p.service == "web")
-            {
-                if p.versions.contains(active) {
-                    target.has_web = true;
-                    target.pool = Some(p.id.clone());
-                    // Demand carries over while the pool stays the same.
-                    target.load = previous
-                        .apps
-                        .get(&a.name)
-                        .filter(|t| t.pool.as_ref() == Some(&p.id))
-                        .map(|t| t.load.clone())
-                        .unwrap_or_default();
-                    web_pools.insert(p.id.as_str(), a.name.as_str());
-                }
-            }
-            apps_built.insert(a.name.clone(), target);
-        }
-        for s in sandboxes {
-            let Some(app) = web_pools.get(s.pool.as_str()) else {
-                continue;
-            };
-            if s.status == SandboxStatus::Dead {
-                if let Some(target) = apps_built.get_mut(*app)
-                    && target
-                        .last_death
-                        .as_ref()
-                        .is_none_or(|(at, _)| *at < s.updated)
-                {
-                    let why = s.reason.clone().unwrap_or_else(|| "exited".into());
-                    target.last_death = Some((s.updated, why));
-                }
-                continue;
-            }
-            // A running sandbox with a reason is stopping: it gets no new requests.
-            if s.status != SandboxStatus::Running || s.reason.is_some() {
-                continue;
-            }
-            let Some(addr) = s
-                .address
-                .as_deref()
-                .and_then(|a| a.parse::<SocketAddr>().ok())
-            else {
-                continue;
-            };
-            // The same instance keeps its counts and connections across reloads.
-            let carried = previous
-                .apps
-                .get(*app)
-                .and_then(|t| {
-                    t.backends
-                        .iter()
-                        .find(|b| b.sandbox == s.id.as_str() && b.addr == addr)
-                })
-                .cloned();
-            if let Some(target) = apps_built.get_mut(*app) {
-                target.backends.push(carried.unwrap_or_else(|| {
-                    Arc::new(Backend {
-                        sandbox: s.id.to_string(),
-                        addr,
-                        in_flight: AtomicUsize::new(0),
-                        idle: Default::default(),
-                    })
-                }));
-            }
-        }
-        t.apps = apps_built
-            .into_iter()
-            .map(|(k, v)| (k, Arc::new(v)))
-            .collect();
-        Ok(t)
+        self.routes = Arc::new(routes);
     }
+}
+
+/// One app's target: its active version's web pool and the pool's ready instances.
+/// `None`: no such app, or nothing deployed yet.
+fn build_target(name: &str, mirror: &Mirror, previous: &Table) -> Option<AppTarget> {
+    let app = mirror.apps.get(name)?;
+    let active = app.active_version.as_ref()?;
+    let mut target = AppTarget {
+        name: Arc::from(name),
+        ..AppTarget::default()
+    };
+    let Some(pool) = mirror
+        .pools
+        .get(name)
+        .and_then(|pools| pools.values().find(|p| p.versions.contains(active)))
+    else {
+        return Some(target);
+    };
+    let before = previous.apps.get(name);
+    target.has_web = true;
+    target.pool = Some(pool.id.clone());
+    // Demand carries over while the pool stays the same.
+    target.load = before
+        .filter(|t| t.pool.as_ref() == Some(&pool.id))
+        .map(|t| t.load.clone())
+        .unwrap_or_default();
+    let sandboxes = mirror
+        .sandboxes
+        .get(name)
+        .into_iter()
+        .flat_map(|m| m.values());
+    for s in sandboxes.filter(|s| s.pool == pool.id) {
+        if s.status == SandboxStatus::Dead {
+            if target
+                .last_death
+                .as_ref()
+                .is_none_or(|(at, _)| *at < s.updated)
+            {
+                let why = s.reason.clone().unwrap_or_else(|| "exited".into());
+                target.last_death = Some((s.updated, why));
+            }
+            continue;
+        }
+        // A running sandbox with a reason is stopping: it gets no new requests.
+        if s.status != SandboxStatus::Running || s.reason.is_some() {
+            continue;
+        }
+        let Some(addr) = s
+            .address
+            .as_deref()
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+        else {
+            continue;
+        };
+        // The same instance keeps its counts and connections across reloads.
+        let carried = before
+            .and_then(|t| {
+                t.backends
+                    .iter()
+                    .find(|b| b.sandbox == s.id.as_str() && b.addr == addr)
+            })
+            .cloned();
+        target.backends.push(carried.unwrap_or_else(|| {
+            Arc::new(Backend {
+                sandbox: s.id.to_string(),
+                addr,
+                in_flight: AtomicUsize::new(0),
+                idle: Default::default(),
+            })
+        }));
+    }
+    target.backends.sort_by(|a, b| a.sandbox.cmp(&b.sandbox));
+    Some(target)
 }
 
 /// Least outstanding requests among two random choices (power of two), skipping
