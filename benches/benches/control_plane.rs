@@ -108,7 +108,59 @@ fn run(apps: usize) {
             rss,
             rss as f64 / sandboxes as f64,
         );
+        proxy_table(&ctl, store.as_ref()).await;
     });
+}
+
+/// The proxy's routing table at this size: built from a full listing, and brought up
+/// to date after one app's web pool grows by an instance (what the proxy does on
+/// every change, from the store's watch events).
+async fn proxy_table(ctl: &Controller, store: &dyn Store) {
+    use miren_proxy::table::{Changed, Mirror, Table};
+    let t0 = Instant::now();
+    let mut mirror = Mirror::load(store).await.expect("list");
+    let table = Table::build(&mirror, &Table::default());
+    let full = t0.elapsed();
+
+    let mut watch = store.watch("");
+    let snapshot = ctl.snapshot(Some("app0")).await.expect("snapshot");
+    let web = snapshot
+        .pools
+        .iter()
+        .find(|p| p.service == "web")
+        .expect("web pool");
+    ctl.set_desired(&web.id, 2, "bench")
+        .await
+        .expect("set desired");
+    ctl.wait_for(Some("app0"), Duration::from_secs(60), |s| {
+        s.sandboxes
+            .iter()
+            .filter(|x| x.service == "web" && x.status == SandboxStatus::Running)
+            .count()
+            == 2
+    })
+    .await
+    .expect("snapshot")
+    .expect("a second web instance");
+    let mut events = Vec::new();
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, watch.next()).await {
+        events.push(ev);
+    }
+    let t0 = Instant::now();
+    let mut changed = Changed::default();
+    for ev in &events {
+        mirror.apply(ev, &mut changed).expect("apply");
+    }
+    let updated = table.update(&mirror, &changed);
+    let incremental = t0.elapsed();
+    assert_eq!(changed.apps.len(), 1);
+    assert_eq!(updated.targets().count(), table.targets().count());
+    println!(
+        "        proxy table: full listing + build {:>8.2} ms;  after one app's change ({} events) {:>7.1} µs",
+        full.as_secs_f64() * 1e3,
+        events.len(),
+        incremental.as_secs_f64() * 1e6,
+    );
 }
 
 fn main() {

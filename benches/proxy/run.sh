@@ -70,20 +70,32 @@ backend_worker=$(worker_of "$tmp/backend.pid")
 nginx_worker=$(worker_of "$tmp/nginx.pid")
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+idle_ticks() { awk '/^cpu /{print $5 + $6}' /proc/stat; }
+# CPU seconds of this shell's finished children (wrk), from the `times` builtin, into
+# $CHILD (run in this shell: a subshell would count only its own children).
+child_secs() {
+  times > "$tmp/times"
+  CHILD=$(tail -1 "$tmp/times" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.3f", t }')
+}
 hz=$(getconf CLK_TCK)
+ncpu=$(nproc)
 
-# run <name> <port> <pid> <conns>: prints "name conns rps p99_us cpu_us_per_req"
+# run <name> <port> <pid> <conns>: prints
+#   name conns rps p99_us cpu_us_per_req backend_us_per_req wrk_us_per_req idle_pct
 run() {
-  local name=$1 port=$2 pid=$3 c=$4 before after out
-  before=$(ticks "$pid")
+  local name=$1 port=$2 pid=$3 c=$4 before after b0 b1 i0 i1 w0 w1 out
+  before=$(ticks "$pid"); b0=$(ticks "$backend_worker"); i0=$(idle_ticks); child_secs; w0=$CHILD
   out=$(wrk -t1 -c"$c" -d"$DUR" --latency "http://127.0.0.1:$port/")
-  after=$(ticks "$pid")
-  echo "$out" | awk -v name="$name" -v c="$c" -v dt="$((after - before))" -v hz="$hz" '
+  after=$(ticks "$pid"); b1=$(ticks "$backend_worker"); i1=$(idle_ticks); child_secs; w1=$CHILD
+  echo "$out" | awk -v name="$name" -v c="$c" -v dt="$((after - before))" -v db="$((b1 - b0))" \
+      -v di="$((i1 - i0))" -v dw="$(echo "$w1 $w0" | awk '{print $1 - $2}')" -v hz="$hz" -v ncpu="$ncpu" '
     function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
     / 99%/ { p99 = us($2) }
-    /requests in/ { n = $1 }
+    /requests in/ { n = $1; secs = $4 + 0 }
     /Requests\/sec/ { rps = $2 }
-    END { printf "%s %d %.0f %.0f %.1f\n", name, c, rps, p99, (n > 0 ? dt * 1000000 / hz / n : 0) }'
+    END { if (n == 0) n = 1
+      printf "%s %d %.0f %.0f %.1f %.1f %.1f %.0f\n", name, c, rps, p99, dt * 1000000 / hz / n,
+        db * 1000000 / hz / n, dw * 1000000 / n, 100 * di / hz / (secs * ncpu) }'
 }
 
 results="$tmp/results"
@@ -96,18 +108,25 @@ for round in $(seq "$ROUNDS"); do
   done
 done > "$results"
 
-echo "proxy bench: wrk -t1 -d$DUR, $ROUNDS round(s), medians; CPU is the proxy's own (the backend's for direct)"
-printf "%-8s %5s %10s %10s %12s\n" target conns req/s p99_us cpu_us/req
+echo "proxy bench: wrk -t1 -d$DUR, $ROUNDS round(s), medians. cpu: the proxy's own per request (the"
+echo "backend's for direct); backend, wrk: theirs per request in the same run; idle: the machine's idle share"
+printf "%-8s %5s %9s %8s %8s %8s %8s %5s\n" target conns req/s p99_us cpu_us backend wrk idle%
 sort -k1,1 -k2,2n "$results" | awk '
-  { key = $1 " " $2; n[key]++; rps[key, n[key]] = $3; p99[key, n[key]] = $4; cpu[key, n[key]] = $5; keys[key] = 1 }
-  function med(a, key, k,   i, j, t, v) { for (i = 1; i <= k; i++) v[i] = a[key, i];
-    for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-    return v[int((k + 1) / 2)] }
+  { key = $1 " " $2; n[key]++; k = n[key]; for (f = 3; f <= 8; f++) v[key, f, k] = $f; keys[key] = 1 }
+  function med(key, f, k,   i, j, t, a) { for (i = 1; i <= k; i++) a[i] = v[key, f, i];
+    for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return a[int((k + 1) / 2)] }
   END { for (key in keys) { split(key, p, " "); k = n[key];
-      printf "%-8s %5s %10.0f %10.0f %12.1f\n", p[1], p[2], med(rps, key, k), med(p99, key, k), med(cpu, key, k) } }' | sort -k2,2n -k1,1 | tee "$tmp/table"
+      printf "%-8s %5s %9.0f %8.0f %8.1f %8.1f %8.1f %5.0f\n", p[1], p[2], med(key, 3, k), med(key, 4, k),
+        med(key, 5, k), med(key, 6, k), med(key, 7, k), med(key, 8, k) } }' | sort -k2,2n -k1,1 | tee "$tmp/table"
 awk '
-  { rps[$1, $2] = $3; p99[$1, $2] = $4; cpu[$1, $2] = $5 }
+  { rps[$1, $2] = $3; p99[$1, $2] = $4; cpu[$1, $2] = $5; be[$1, $2] = $6; wrk[$1, $2] = $7 }
   END { for (c = 64; c <= 256; c *= 4) {
       best = rps["nginx", c] > rps["haproxy", c] ? "nginx" : "haproxy"
       printf "c%d: miren %.2fx %s req/s (target >= 1.10), p99 %.0f vs %.0f us, CPU %.1f us/req (target <= 19)\n",
-        c, rps["miren", c] / rps[best, c], best, p99["miren", c], p99[best, c], cpu["miren", c] } }' "$tmp/table"
+        c, rps["miren", c] / rps[best, c], best, p99["miren", c], p99[best, c], cpu["miren", c]
+      # What one core of proxy work buys, and what the rest of the machine allows: wrk and the
+      # backend share the other core, so no proxy can pass 1 / (their CPU per request).
+      printf "      per core of proxy CPU: miren %.0f req/s, %s %.0f (%.2fx); ceiling set by wrk + backend on the other core: %.0f req/s (%.2fx %s)\n",
+        1e6 / cpu["miren", c], best, 1e6 / cpu[best, c], cpu[best, c] / cpu["miren", c],
+        1e6 / (be["miren", c] + wrk["miren", c]), 1e6 / (be["miren", c] + wrk["miren", c]) / rps[best, c], best } }' "$tmp/table"

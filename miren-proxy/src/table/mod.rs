@@ -24,7 +24,8 @@ pub struct Table {
     /// Shared between tables until a route changes.
     routes: Arc<HashMap<String, String>>,
     default_app: Option<String>,
-    apps: HashMap<String, Arc<AppTarget>>,
+    /// Keyed by the target's own name: copying the map for an update copies pointers.
+    apps: HashMap<Arc<str>, Arc<AppTarget>>,
 }
 
 /// One app's web instances.
@@ -100,7 +101,7 @@ impl Table {
             Some(a) => a,
             None => return Lookup::NoRoute,
         };
-        match self.apps.get(app) {
+        match self.apps.get(app.as_str()) {
             Some(t) if t.has_web => Lookup::App(t),
             Some(_) => Lookup::NoWeb(app),
             None => Lookup::NotDeployed(app),
@@ -119,7 +120,7 @@ impl Table {
         t.set_routes(mirror);
         for name in mirror.apps.keys() {
             if let Some(target) = build_target(name, mirror, previous) {
-                t.apps.insert(name.clone(), Arc::new(target));
+                t.apps.insert(target.name.clone(), Arc::new(target));
             }
         }
         t
@@ -138,8 +139,8 @@ impl Table {
         }
         for name in &changed.apps {
             match build_target(name, mirror, self) {
-                Some(target) => t.apps.insert(name.clone(), Arc::new(target)),
-                None => t.apps.remove(name),
+                Some(target) => t.apps.insert(target.name.clone(), Arc::new(target)),
+                None => t.apps.remove(name.as_str()),
             };
         }
         t
