@@ -50,6 +50,14 @@ impl Reject {
         }
     }
 
+    /// 504: the instance took longer than the upstream timeout to start answering.
+    pub fn too_slow(app: &str, timeout: std::time::Duration) -> Self {
+        Self::new(
+            504,
+            format!("app {app} did not answer within {}\n", show(timeout)),
+        )
+    }
+
     /// 503 with `Retry-After: 1`: the condition is expected to pass.
     pub fn retry_later(body: String) -> Self {
         Self {
@@ -208,8 +216,8 @@ impl Forwarder {
                 Ok(Ok(())) => table = self.table.load_full(),
                 _ => {
                     return Err(Reject::retry_later(format!(
-                        "app {app} did not start within {}s; try again shortly\n",
-                        self.config.hold_timeout.as_secs()
+                        "app {app} did not start within {}; try again shortly\n",
+                        show(self.config.hold_timeout)
                     )));
                 }
             }
@@ -219,6 +227,15 @@ impl Forwarder {
     fn held_counter(&self, app: &str) -> Arc<AtomicUsize> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         held.entry(app.to_string()).or_default().clone()
+    }
+}
+
+/// A timeout as people write it: `60s`, `300ms`.
+fn show(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
     }
 }
 

@@ -142,13 +142,7 @@ async fn handle(
                 ));
             }
             Err(_) => {
-                break text(Reject::new(
-                    504,
-                    format!(
-                        "app {app} did not answer within {}s\n",
-                        fwd.config.upstream_timeout.as_secs()
-                    ),
-                ));
+                break text(Reject::too_slow(app, fwd.config.upstream_timeout));
             }
         }
     };

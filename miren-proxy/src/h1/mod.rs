@@ -309,13 +309,7 @@ impl ClientConn {
                     Reject::new(502, format!("app {app}: the web instance failed: {e}\n"))
                 }
                 Sent::Bad(why) => Reject::new(502, format!("app {app}: {why}\n")),
-                Sent::TimedOut => Reject::new(
-                    504,
-                    format!(
-                        "app {app} did not answer within {}s\n",
-                        self.fwd.config.upstream_timeout.as_secs()
-                    ),
-                ),
+                Sent::TimedOut => Reject::too_slow(app, self.fwd.config.upstream_timeout),
             };
             return self
                 .answer_logged(&head, r, whole, app, sandbox, &log, started)

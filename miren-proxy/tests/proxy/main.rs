@@ -804,3 +804,27 @@ async fn an_app_that_drops_kept_alive_connections_fails_no_request() {
     }
     h.ctl.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_slower_than_the_upstream_timeout_gets_504() {
+    let config = ProxyConfig {
+        upstream_timeout: Duration::from_millis(300),
+        ..ProxyConfig::default()
+    };
+    let h = Harness::new(config).await;
+    h.deploy(&web_app("shop", FIXED_2)).await;
+    h.route("shop.example", "shop").await;
+    let t0 = Instant::now();
+    let (s, body) = h.get("shop.example", "/?sleep_ms=3000").await;
+    let took = t0.elapsed();
+    assert_eq!(s, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body, "app shop did not answer within 300ms\n");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    // A quick request on the same client still works.
+    let (s, _) = h.get("shop.example", "/").await;
+    assert_eq!(s, StatusCode::OK);
+    h.ctl.shutdown().await.expect("shutdown");
+}
