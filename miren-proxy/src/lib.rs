@@ -26,11 +26,11 @@ mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use miren_core::controller::Controller;
-use miren_core::store::{Store, WatchEvent};
+use miren_core::store::{Revision, Store, WatchEvent};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -85,11 +85,30 @@ pub struct Reloader {
     mirror: Arc<tokio::sync::Mutex<Mirror>>,
     /// Bumped after every swap: held requests wait on it.
     version: Arc<watch::Sender<u64>>,
+    /// The store revision the table reflects.
+    applied: Arc<watch::Sender<Revision>>,
+    /// Whether the watch is being followed (the proxy runs).
+    following: Arc<AtomicBool>,
 }
 
+/// How long [`Reloader::reload`] waits for the watch before listing everything.
+const CATCH_UP: Duration = Duration::from_secs(5);
+
 impl Reloader {
-    /// Reads everything again now; returns once requests see the store as it is.
+    /// Returns once requests see the store as it is now: when the watch has brought
+    /// the table to the store's current revision (no listing: cheap at any size), or
+    /// after listing everything when the proxy is not following the store.
     pub async fn reload(&self) {
+        if self.following.load(Ordering::Relaxed)
+            && let Ok(now) = self.store.revision().await
+        {
+            let mut applied = self.applied.subscribe();
+            let caught_up = tokio::time::timeout(CATCH_UP, applied.wait_for(|a| *a >= now));
+            if let Ok(Ok(_)) = caught_up.await {
+                return;
+            }
+            tracing::warn!("proxy: the store's watch is behind; listing everything");
+        }
         let mut mirror = self.mirror.lock().await;
         self.relist(&mut mirror).await;
     }
@@ -100,6 +119,7 @@ impl Reloader {
                 *mirror = m;
                 let previous = self.table.load_full();
                 self.swap(Table::build(mirror, &previous));
+                self.applied.send_replace(mirror.seen());
             }
             Err(e) => tracing::warn!("proxy: reloading routes failed: {e}"),
         }
@@ -118,6 +138,12 @@ impl Reloader {
             let next = self.table.load().update(&mirror, &changed);
             self.swap(next);
         }
+        let seen = mirror.seen();
+        self.applied.send_if_modified(|a| {
+            let newer = seen > *a;
+            *a = (*a).max(seen);
+            newer
+        });
     }
 
     fn swap(&self, table: Table) {
@@ -143,6 +169,7 @@ impl Proxy {
             .await
             .map_err(std::io::Error::other)?;
         let table = Table::build(&mirror, &Table::default());
+        let seen = mirror.seen();
         Ok(Self {
             listener,
             changes: Some(changes),
@@ -151,6 +178,8 @@ impl Proxy {
                 table: Arc::new(arc_swap::ArcSwap::from_pointee(table)),
                 mirror: Arc::new(tokio::sync::Mutex::new(mirror)),
                 version: Arc::new(watch::channel(0).0),
+                applied: Arc::new(watch::channel(seen).0),
+                following: Arc::new(AtomicBool::new(false)),
             },
             controller,
             config,
@@ -238,6 +267,15 @@ async fn keep_table_fresh(reloader: Reloader, changes: Option<miren_core::store:
         Some(w) => w,
         None => return std::future::pending().await,
     };
+    /// Clears `following` however the loop ends (the proxy's task dropped included).
+    struct Following(Arc<AtomicBool>);
+    impl Drop for Following {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Relaxed);
+        }
+    }
+    reloader.following.store(true, Ordering::Relaxed);
+    let _following = Following(reloader.following.clone());
     loop {
         let Some(ev) = watch.next().await else { return };
         // A burst (a deploy writes many keys) becomes one swap.
@@ -246,5 +284,95 @@ async fn keep_table_fresh(reloader: Reloader, changes: Option<miren_core::store:
             burst.push(more);
         }
         reloader.apply(&burst).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use miren_core::controller::keys;
+    use miren_core::model::Route;
+    use miren_core::store::{MemoryStore, Op, StoreError, Versioned, Watch};
+
+    use super::*;
+    use crate::table::Lookup;
+
+    /// A store that counts listings.
+    #[derive(Default)]
+    struct Counting {
+        inner: MemoryStore,
+        lists: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for Counting {
+        async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+            self.inner.get(key).await
+        }
+        async fn list(
+            &self,
+            prefix: &str,
+        ) -> Result<(Vec<(String, Versioned)>, Revision), StoreError> {
+            self.lists.fetch_add(1, Ordering::Relaxed);
+            self.inner.list(prefix).await
+        }
+        async fn txn(&self, ops: Vec<Op>) -> Result<Revision, StoreError> {
+            self.inner.txn(ops).await
+        }
+        fn watch(&self, prefix: &str) -> Watch {
+            self.inner.watch(prefix)
+        }
+        async fn revision(&self) -> Result<Revision, StoreError> {
+            self.inner.revision().await
+        }
+    }
+
+    fn default_route(app: &str) -> Op {
+        let r = Route {
+            host: "*".into(),
+            app: app.into(),
+            default: true,
+        };
+        Op::put(keys::route("*"), keys::encode(&r))
+    }
+
+    fn routed_to(r: &Reloader) -> String {
+        match r.table.load().lookup("any.example") {
+            Lookup::NotDeployed(app) => app.to_string(),
+            _ => "-".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn reload_catches_up_through_the_watch_without_listing() {
+        let store = Arc::new(Counting::default());
+        let addr = "127.0.0.1:0".parse().expect("addr");
+        let proxy = Proxy::bind(addr, store.clone(), None, ProxyConfig::default())
+            .await
+            .expect("bind");
+        let reloader = proxy.reloader();
+        // Not following the store yet: a reload lists.
+        store.txn(vec![default_route("one")]).await.expect("txn");
+        let before = store.lists.load(Ordering::Relaxed);
+        reloader.reload().await;
+        assert!(store.lists.load(Ordering::Relaxed) > before);
+        assert_eq!(routed_to(&reloader), "one");
+
+        let running = tokio::spawn(proxy.run());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !reloader.following.load(Ordering::Relaxed) {
+            assert!(std::time::Instant::now() < deadline, "never followed");
+            tokio::task::yield_now().await;
+        }
+        // Following: a write is in effect when reload returns, and nothing is listed.
+        let before = store.lists.load(Ordering::Relaxed);
+        for app in ["two", "three"] {
+            store.txn(vec![default_route(app)]).await.expect("txn");
+            reloader.reload().await;
+            assert_eq!(routed_to(&reloader), app);
+        }
+        assert_eq!(store.lists.load(Ordering::Relaxed), before);
+        running.abort();
     }
 }

@@ -72,7 +72,11 @@ async fn contract(store: &dyn Store) {
         .await
         .unwrap_or_default();
     store.txn(vec![Op::delete("apps/d")]).await.ok();
-    store.txn(vec![Op::delete("apps/nope")]).await.ok();
+    // Changing nothing makes no revision: a watcher that saw the last event is up to
+    // date exactly when its revision is the store's.
+    let nothing = store.txn(vec![Op::delete("apps/nope")]).await.ok();
+    assert_eq!(nothing, Some(rev + 1));
+    assert_eq!(store.revision().await.ok(), Some(rev + 1));
     assert_eq!(
         w.next().await,
         Some(WatchEvent::Put {

@@ -84,6 +84,10 @@ impl Store for MemoryStore {
                 }
             }
         }
+        if events.is_empty() {
+            // Nothing changed (deletes of absent keys): no new revision.
+            return Ok(s.revision);
+        }
         s.revision = revision;
         self.hub.publish(events);
         Ok(revision)

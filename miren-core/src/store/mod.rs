@@ -140,7 +140,8 @@ pub trait Store: Send + Sync {
     /// Every key starting with `prefix`, in key order, with the revision the listing
     /// reflects (start a watch from it to miss nothing).
     async fn list(&self, prefix: &str) -> Result<(Vec<(String, Versioned)>, Revision), StoreError>;
-    /// Applies `ops` all-or-nothing; returns the new revision.
+    /// Applies `ops` all-or-nothing; returns the new revision (the same one when
+    /// nothing changed: deletes of absent keys make none).
     async fn txn(&self, ops: Vec<Op>) -> Result<Revision, StoreError>;
     /// Changes to keys under `prefix` from now on.
     fn watch(&self, prefix: &str) -> Watch;

@@ -121,6 +121,10 @@ impl Inner {
                     }
                 }
             }
+            if events.is_empty() {
+                // Nothing changed (deletes of absent keys): no new revision, no write.
+                return Ok(revision - 1);
+            }
             meta.insert("revision", revision).map_err(backend)?;
         }
         // Dropping `tx` without commit (on any error above) aborts it.

@@ -23,6 +23,8 @@ pub struct Mirror {
     /// Per prefix, the revision the last full listing reflected: older events are
     /// already in it.
     floors: [Revision; 4],
+    /// Every change up to this revision is in the mirror.
+    seen: Revision,
 }
 
 /// What a batch of events touched.
@@ -59,7 +61,16 @@ impl Mirror {
                     .map_err(|_| StoreError::Backend(format!("`{key}` does not decode").into()))?;
             }
         }
+        // The prefixes were listed one after the other: changes after the first
+        // listing may still be on their way through the watch.
+        m.seen = m.floors.iter().copied().min().unwrap_or_default();
         Ok(m)
+    }
+
+    /// Every change up to this revision is in the mirror (the watch has delivered the
+    /// events after it, and only those, since it was listed).
+    pub fn seen(&self) -> Revision {
+        self.seen
     }
 
     /// Applies one watch event, noting what it touched.
@@ -70,6 +81,7 @@ impl Mirror {
             }
             WatchEvent::Lagged => return Err(Relist),
         };
+        self.seen = self.seen.max(revision);
         let Some(i) = PREFIXES.iter().position(|p| key.starts_with(p)) else {
             return Ok(());
         };
