@@ -19,6 +19,8 @@ struct TestServer {
     data: tempfile::TempDir,
     http: String,
     api: Option<String>,
+    /// The server's own log lines (stderr), as they come.
+    log: mpsc::Receiver<String>,
 }
 
 /// Reads `r` line by line on a thread; lines come out of the receiver.
@@ -67,7 +69,11 @@ fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
 
 impl TestServer {
     fn start(extra: &[&str]) -> Self {
-        let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        Self::start_in(tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")), extra)
+    }
+
+    /// A server on `data` (a fresh one, or what an earlier server left).
+    fn start_in(data: tempfile::TempDir, extra: &[&str]) -> Self {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("miren"))
             .args(["server", "--data-dir"])
             .arg(data.path())
@@ -84,13 +90,14 @@ impl TestServer {
             let api = after(l, " and http://").map(str::to_string);
             Some((http, api))
         });
-        // Keep draining stderr so the server never blocks on it.
-        std::thread::spawn(move || for _ in stderr {});
+        // The reader thread keeps draining stderr into the channel, so the server
+        // never blocks on it.
         Self {
             child,
             data,
             http,
             api,
+            log: stderr,
         }
     }
 
@@ -338,6 +345,18 @@ fn a_deployed_app_is_listed_routed_logged_rolled_back_and_deleted() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Hello from miren! visit 1"), "{body}");
     assert!(body.contains("the worker has ticked"), "{body}");
+    // One access line per request: app, sandbox, method, path, status, duration.
+    let access = wait_line(&server.log, 10, |l| {
+        l.contains(" demo demo-web-").then(|| l.to_string())
+    });
+    let fields: Vec<&str> = access.split_whitespace().collect();
+    let at = fields
+        .iter()
+        .position(|f| *f == "demo")
+        .unwrap_or_else(|| panic!("{access}"));
+    assert!(fields[at + 1].starts_with("demo-web-"), "{access}");
+    assert_eq!(&fields[at + 2..at + 5], ["GET", "/", "200"], "{access}");
+    assert!(fields[at + 5].ends_with("ms"), "{access}");
     server
         .cli()
         .args(["route", "remove", "demo.example"])
@@ -606,26 +625,7 @@ fn kill_9_of_the_server_then_restart_keeps_state_and_duplicates_nothing() {
         tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
     );
     drop(server);
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("miren"))
-        .args(["server", "--data-dir"])
-        .arg(data.path())
-        .args(["--http-addr", "127.0.0.1:0", "--runtime", "process"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stderr = lines_of(child.stderr.take().unwrap_or_else(|| panic!("stderr")));
-    let http = wait_line(&stderr, 30, |l| {
-        after(l, "HTTP on http://").map(str::to_string)
-    });
-    std::thread::spawn(move || for _ in stderr {});
-    let again = TestServer {
-        child,
-        data,
-        http,
-        api: None,
-    };
+    let again = TestServer::start_in(data, &[]);
     let apps = again.until(&["app", "list"], |v| v[0]["status"] == "running");
     assert_eq!(apps[0]["version"], v1.as_str(), "the deploy survived");
     assert_eq!(again.json(&["route", "list"])[0]["host"], "demo.example");
