@@ -184,10 +184,6 @@ impl ClientConn {
             method: String::from_utf8_lossy(&self.buf[head.method.clone()]).into_owned(),
             path: String::from_utf8_lossy(target_path).into_owned(),
         });
-        if target_path == HEALTH_PATH.as_bytes() {
-            let ok = Reject::new(200, "ok\n".into());
-            return self.answer(&head, ok, Some(0)).await;
-        }
 
         // How much of the body came with the head.
         let after = &self.buf[head.len..];
@@ -208,6 +204,10 @@ impl ClientConn {
         };
         // What the client sent in full and can be skipped to serve its next request.
         let whole = body_complete.then_some(body_here);
+        if target_path == HEALTH_PATH.as_bytes() {
+            let ok = Reject::new(200, "ok\n".into());
+            return self.answer(&head, ok, whole).await;
+        }
 
         let host = std::str::from_utf8(&self.buf[head.host.clone()]).unwrap_or_default();
         let (target, demand) = match self.fwd.route(host).await {

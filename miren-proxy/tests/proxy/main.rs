@@ -677,13 +677,14 @@ async fn http1_details_on_raw_connections() {
             .expect("connect")
     };
 
-    // Three requests in one write (pipelining): three answers, in order. HEAD gets
-    // the length but no body; absolute-form is routed by its authority.
+    // Four requests in one write (pipelining): four answers, in order. HEAD gets the
+    // length but no body; absolute-form is routed by its authority.
     let mut c = tokio::io::BufReader::new(connect().await);
     c.get_mut()
         .write_all(
             b"GET /?first HTTP/1.1\r\nHost: shop.example\r\n\r\n\
               HEAD / HTTP/1.1\r\nHost: shop.example\r\n\r\n\
+              POST /.well-known/miren/health HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi\
               GET http://shop.example/ HTTP/1.1\r\nHost: elsewhere\r\n\r\n",
         )
         .await
@@ -698,6 +699,9 @@ async fn http1_details_on_raw_connections() {
         "{head}"
     );
     assert_eq!(body, "");
+    let (head, body) = read_response(&mut c, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "ok\n", "the proxy's health, its body skipped");
     let (head, body) = read_response(&mut c, false).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(body.contains("host=shop.example "), "{body}");
