@@ -8,6 +8,8 @@ mod chunked;
 mod deadline;
 mod head;
 mod pool;
+#[cfg(test)]
+mod props;
 mod request;
 mod response;
 mod rewind;
