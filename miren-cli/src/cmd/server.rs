@@ -16,6 +16,22 @@ pub fn init_tracing(default: &str) {
         .try_init();
 }
 
+/// Raises the soft limit on open files to the hard one, as a server that holds two
+/// sockets per proxied request needs (the usual soft limit, 1024, is reached at ~500
+/// concurrent requests). Sandboxes inherit it. Best effort: the limit stays as it was
+/// if raising fails.
+pub fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!("open files limit raised from {soft} to {hard}"),
+            Err(e) => tracing::warn!("open files limit stays at {soft}: {e}"),
+        }
+    }
+}
+
 /// The runtime to use: `auto` is docker when it is part of the build and answers.
 pub fn resolve_runtime(choice: RuntimeChoice) -> RuntimeChoice {
     match choice {
@@ -45,6 +61,7 @@ pub async fn stop_signal() {
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
     init_tracing("info");
+    raise_open_files_limit();
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let api_socket = args.api_socket.unwrap_or_else(|| socket_in(&data_dir));
     let opts = Options {

@@ -11,13 +11,14 @@ use miren_core::store::Op;
 
 use super::deploy::{check_locally, git_commit, pack};
 use super::logs::format_line;
-use super::server::{init_tracing, resolve_runtime, stop_signal};
+use super::server::{init_tracing, raise_open_files_limit, resolve_runtime, stop_signal};
 use crate::Exit;
 use crate::cli::{ColorChoice, UpArgs};
 use crate::server::{Options, Server, socket_in};
 
 pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     init_tracing("warn");
+    raise_open_files_limit();
     let dir = match args.dir.canonicalize() {
         Ok(d) => d,
         Err(e) => {

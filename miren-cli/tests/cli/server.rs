@@ -74,7 +74,27 @@ impl TestServer {
 
     /// A server on `data` (a fresh one, or what an earlier server left).
     fn start_in(data: tempfile::TempDir, extra: &[&str]) -> Self {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("miren"))
+        Self::spawn(
+            data,
+            extra,
+            Command::new(assert_cmd::cargo::cargo_bin("miren")),
+        )
+    }
+
+    /// A server started with a soft limit of `n` open files, as a login shell gives.
+    fn start_with_open_files(n: u32) -> Self {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", &format!("ulimit -Sn {n} && exec \"$@\""), "sh"])
+            .arg(assert_cmd::cargo::cargo_bin("miren"));
+        Self::spawn(
+            tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+            &[],
+            sh,
+        )
+    }
+
+    fn spawn(data: tempfile::TempDir, extra: &[&str], mut miren: Command) -> Self {
+        let mut child = miren
             .args(["server", "--data-dir"])
             .arg(data.path())
             .args(["--http-addr", "127.0.0.1:0", "--runtime", "process"])
@@ -446,6 +466,29 @@ fn a_deployed_app_is_listed_routed_logged_rolled_back_and_deleted() {
 
     let status = server.stop();
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn the_server_raises_its_open_files_limit() {
+    let limits = |pid: u32| -> (String, String) {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/limits"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap_or_else(|| panic!("{text}"))
+            .to_string();
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f[3].to_string(), f[4].to_string())
+    };
+    let me = limits(std::process::id());
+    if me.1.parse::<u64>().is_ok_and(|hard| hard <= 256) {
+        eprintln!("skipped: the hard limit here is {} files", me.1);
+        return;
+    }
+    let server = TestServer::start_with_open_files(256);
+    let (soft, hard) = limits(server.child.id());
+    assert_eq!(soft, hard, "soft limit raised to the hard one (was 256)");
 }
 
 #[test]
