@@ -832,3 +832,83 @@ async fn an_app_slower_than_the_upstream_timeout_gets_504() {
     assert_eq!(s, StatusCode::OK);
     h.ctl.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_mixed_traffic_gets_every_answer_right() {
+    let h = Arc::new(Harness::new(ProxyConfig::default()).await);
+    h.deploy(&web_app("shop", FIXED_2)).await;
+    h.route("shop.example", "shop").await;
+    // 16 clients × 40 requests: uploads with a length or chunked, downloads, plain
+    // GETs, sizes from a fixed pseudo-random sequence. Kept-alive connections on both
+    // sides are reused throughout, so a byte left behind by one exchange would show
+    // up in another's answer.
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..16u64 {
+        let h = h.clone();
+        clients.spawn(async move {
+            let mut x = client.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut next = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            for i in 0..40 {
+                let size = (next() % 200_000) as usize;
+                match next() % 4 {
+                    0 => {
+                        let body = Full::new(Bytes::from(vec![b'a'; size]))
+                            .map_err(|never| match never {})
+                            .boxed();
+                        let (s, _, got) = h.request("POST", "shop.example", "/upload", body).await;
+                        assert_eq!(
+                            (s, got),
+                            (StatusCode::OK, size.to_string()),
+                            "client {client} #{i}"
+                        );
+                    }
+                    1 => {
+                        let piece = Bytes::from(vec![b'c'; 7_001]);
+                        let pieces = size / piece.len();
+                        let stream = futures_util::stream::iter(
+                            (0..pieces)
+                                .map(move |_| Ok::<_, std::io::Error>(Frame::data(piece.clone()))),
+                        );
+                        let body = BodyExt::boxed(StreamBody::new(stream));
+                        let (s, _, got) = h.request("POST", "shop.example", "/upload", body).await;
+                        let sent = pieces * 7_001;
+                        assert_eq!(
+                            (s, got),
+                            (StatusCode::OK, sent.to_string()),
+                            "client {client} #{i}"
+                        );
+                    }
+                    2 => {
+                        let path = format!("/download?bytes={size}");
+                        let (s, _, got) = h.request("GET", "shop.example", &path, empty()).await;
+                        assert_eq!(s, StatusCode::OK, "client {client} #{i}");
+                        assert_eq!(got.len(), size, "client {client} #{i}");
+                        assert!(got.bytes().all(|b| b == b'x'), "client {client} #{i}");
+                    }
+                    _ => {
+                        let (s, body) = h.get("shop.example", "/").await;
+                        assert_eq!(s, StatusCode::OK, "client {client} #{i}");
+                        assert!(
+                            body.starts_with("web ") && body.contains("host=shop.example "),
+                            "{body}"
+                        );
+                    }
+                }
+            }
+        });
+    }
+    let all = async {
+        while let Some(done) = clients.join_next().await {
+            done.expect("a client failed");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .expect("640 requests within 60 s");
+    h.ctl.shutdown().await.expect("shutdown");
+}
