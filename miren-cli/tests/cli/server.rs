@@ -299,6 +299,14 @@ fn pythons_under(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// Replaces `from` (which must be there) with `to` in the app's `.miren/app.toml`.
+fn edit_app_toml(app: &Path, from: &str, to: &str) {
+    let path = app.join(".miren/app.toml");
+    let toml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(toml.contains(from), "{from:?} is not in {}", path.display());
+    std::fs::write(&path, toml.replace(from, to)).unwrap_or_else(|e| panic!("{e}"));
+}
+
 fn stdout_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -428,15 +436,11 @@ fn a_deployed_app_is_listed_routed_logged_rolled_back_and_deleted() {
     let _ = follow.wait();
 
     // A second version, history, rollback.
-    let toml = std::fs::read_to_string(app.path().join(".miren/app.toml")).unwrap_or_default();
-    std::fs::write(
-        app.path().join(".miren/app.toml"),
-        toml.replace(
-            "command = \"python3 worker.py\"",
-            "command = \"python3 -u worker.py\"",
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    edit_app_toml(
+        app.path(),
+        "command = \"python3 worker.py\"",
+        "command = \"python3 -u worker.py\"",
+    );
     let v2 = server.deploy(app.path());
     let history = server.json(&["app", "history", "-a", "demo"]);
     assert_eq!(history[0]["id"], v2.as_str());
@@ -616,15 +620,11 @@ fn a_failing_deploy_exits_1_with_the_instance_last_lines_and_the_old_version_kee
     let server = TestServer::start(&[]);
     let app = demo_copy();
     let v1 = server.deploy(app.path());
-    let toml = std::fs::read_to_string(app.path().join(".miren/app.toml")).unwrap_or_default();
-    std::fs::write(
-        app.path().join(".miren/app.toml"),
-        toml.replace(
-            "command = \"python3 web.py\"",
-            "command = \"echo 'web: missing SECRET_KEY' >&2; exit 3\"",
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    edit_app_toml(
+        app.path(),
+        "command = \"python3 web.py\"",
+        "command = \"echo 'web: missing SECRET_KEY' >&2; exit 3\"",
+    );
     server
         .cli()
         .args(["deploy", "-d"])

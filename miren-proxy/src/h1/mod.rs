@@ -179,10 +179,10 @@ impl ClientConn {
 
     /// One request and its response. Whether the connection goes on.
     async fn exchange(&mut self, head: RequestHead) -> bool {
-        let started = std::time::Instant::now();
         let target_path = path_of(&self.buf[head.target.clone()]);
         // Only built when someone listens: the common case copies nothing.
         let log = access_enabled().then(|| LogLine {
+            started: std::time::Instant::now(),
             method: String::from_utf8_lossy(&self.buf[head.method.clone()]).into_owned(),
             path: String::from_utf8_lossy(target_path).into_owned(),
         });
@@ -217,7 +217,7 @@ impl ClientConn {
             Err(r) => {
                 if let Some(l) = &log {
                     let host = String::from_utf8_lossy(&self.buf[head.host.clone()]);
-                    access(&host, "-", &l.method, &l.path, r.status, started);
+                    access(&host, "-", &l.method, &l.path, r.status, l.started);
                 }
                 return self.answer(&head, r, whole).await;
             }
@@ -235,9 +235,7 @@ impl ClientConn {
                 let r = Reject::retry_later(format!(
                     "app {app} has no ready web instance; try again shortly\n"
                 ));
-                return self
-                    .answer_logged(&head, r, whole, app, "-", &log, started)
-                    .await;
+                return self.answer_logged(&head, r, whole, app, "-", &log).await;
             };
             let counted = OnBackend::new(&backend.in_flight);
             let pooled = if fresh { None } else { backend.idle.take() };
@@ -259,7 +257,7 @@ impl ClientConn {
                         );
                         let sandbox = &backend.sandbox;
                         return self
-                            .answer_logged(&head, r, whole, app, sandbox, &log, started)
+                            .answer_logged(&head, r, whole, app, sandbox, &log)
                             .await;
                     }
                 },
@@ -280,13 +278,13 @@ impl ClientConn {
                         backend.idle.put(up);
                     }
                     if let Some(l) = &log {
-                        access(app, sandbox, &l.method, &l.path, status, started);
+                        access(app, sandbox, &l.method, &l.path, status, l.started);
                     }
                     return keep;
                 }
                 Sent::Upgraded => {
                     if let Some(l) = &log {
-                        access(app, sandbox, &l.method, &l.path, 101, started);
+                        access(app, sandbox, &l.method, &l.path, 101, l.started);
                     }
                     // A long-lived tunnel is not demand on the pool.
                     drop(demand);
@@ -314,7 +312,7 @@ impl ClientConn {
                 Sent::TimedOut => Reject::too_slow(app, self.fwd.config.upstream_timeout),
             };
             return self
-                .answer_logged(&head, r, whole, app, sandbox, &log, started)
+                .answer_logged(&head, r, whole, app, sandbox, &log)
                 .await;
         }
     }
@@ -459,7 +457,6 @@ impl ClientConn {
         keep
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn answer_logged(
         &mut self,
         head: &RequestHead,
@@ -468,16 +465,17 @@ impl ClientConn {
         app: &str,
         sandbox: &str,
         log: &Option<LogLine>,
-        started: std::time::Instant,
     ) -> bool {
         if let Some(l) = log {
-            access(app, sandbox, &l.method, &l.path, r.status, started);
+            access(app, sandbox, &l.method, &l.path, r.status, l.started);
         }
         self.answer(head, r, whole).await
     }
 }
 
 struct LogLine {
+    /// When the request's head was read: the clock is read only for the log.
+    started: std::time::Instant,
     method: String,
     path: String,
 }
