@@ -1,0 +1,28 @@
+//! Miren's service DNS (SPEC §7): the authoritative server for `app.miren.`, so a
+//! sandbox reaches the other services of its app as `<service>.app.miren`.
+//!
+//! Who asks decides what a name means: a query's source address is looked up among the
+//! app's sandboxes, so `postgres.app.miren` is each app's own database, another app's
+//! names are refused to it, and out-of-zone names are forwarded only for sandboxes. The
+//! zone is built from the store ([`zone::mirror`]) and follows it through its watch: a
+//! sandbox that stops is gone from answers as soon as the store says so.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use std::sync::Arc;
+//! use miren_core::store::MemoryStore;
+//! use miren_dns::{Dns, DnsConfig};
+//!
+//! let store = Arc::new(MemoryStore::new());
+//! let dns = Dns::bind("127.0.0.1:5353".parse().unwrap(), store, DnsConfig::default()).await?;
+//! println!("DNS on {}", dns.local_addr());
+//! tokio::spawn(dns.run());
+//! # Ok(()) }
+//! ```
+
+pub mod answer;
+pub mod forward;
+mod server;
+pub mod zone;
+
+pub use server::{Dns, DnsConfig};

@@ -1,0 +1,268 @@
+//! The sockets: UDP and TCP on one address, served by hickory-server, answering from
+//! the zone snapshot the store's watch keeps current.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::op::{
+    Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode,
+};
+use hickory_server::proto::rr::{Name, Record};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use miren_core::store::{Store, Watch};
+use tokio::net::{TcpListener, UdpSocket};
+
+use crate::answer::{Outcome, answer};
+use crate::forward::forward;
+use crate::zone::Zone;
+use crate::zone::mirror::{Mirror, Relist};
+
+/// How the DNS server behaves.
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    /// Where out-of-zone questions from sandboxes go; `None`: they get SERVFAIL.
+    pub upstream: Option<SocketAddr>,
+    /// How long the upstream may take.
+    pub forward_timeout: Duration,
+    /// How long a TCP client may stay idle between queries.
+    pub tcp_idle: Duration,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            upstream: None,
+            forward_timeout: Duration::from_secs(2),
+            tcp_idle: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The largest UDP answer we send to a client that speaks EDNS (the DNS flag day 2020
+/// figure, which avoids IP fragmentation).
+const EDNS_PAYLOAD: u16 = 1232;
+
+/// A bound DNS server.
+pub struct Dns {
+    udp: UdpSocket,
+    tcp: TcpListener,
+    store: Arc<dyn Store>,
+    changes: Watch,
+    mirror: Mirror,
+    zone: Arc<ArcSwap<Zone>>,
+    config: DnsConfig,
+}
+
+impl Dns {
+    /// Binds UDP and TCP on `addr` (port 0: one free port for both) and loads the zone.
+    pub async fn bind(
+        addr: SocketAddr,
+        store: Arc<dyn Store>,
+        config: DnsConfig,
+    ) -> std::io::Result<Dns> {
+        // Watching from before the listing: nothing falls between the two.
+        let changes = store.watch("");
+        let mirror = Mirror::load(&*store).await.map_err(std::io::Error::other)?;
+        let zone = Arc::new(ArcSwap::from_pointee(mirror.zone()));
+        let (udp, tcp) = bind_both(addr).await?;
+        Ok(Dns {
+            udp,
+            tcp,
+            store,
+            changes,
+            mirror,
+            zone,
+            config,
+        })
+    }
+
+    /// Where it listens (UDP and TCP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.udp
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until the task is dropped.
+    pub async fn run(self) {
+        let handler = Handler {
+            zone: self.zone.clone(),
+            config: self.config.clone(),
+        };
+        let mut server = hickory_server::Server::new(handler);
+        server.register_socket(self.udp);
+        server.register_listener(self.tcp, self.config.tcp_idle, 64);
+        let fresh = keep_zone_fresh(self.store, self.changes, self.mirror, self.zone);
+        tokio::select! {
+            r = server.block_until_done() => {
+                if let Err(e) = r {
+                    tracing::error!("DNS server stopped: {e}");
+                }
+            }
+            () = fresh => {}
+        }
+    }
+}
+
+/// UDP and TCP on the same port; with port 0 the kernel picks the UDP one, and TCP
+/// follows (retrying with a new pick if another program holds that TCP port).
+async fn bind_both(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    let mut last = None;
+    for _ in 0..16 {
+        let udp = UdpSocket::bind(addr).await?;
+        let at = udp.local_addr()?;
+        match TcpListener::bind(at).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no port free for both UDP and TCP")))
+}
+
+/// Applies the store's changes to the zone, one swap per burst.
+async fn keep_zone_fresh(
+    store: Arc<dyn Store>,
+    mut changes: Watch,
+    mut mirror: Mirror,
+    zone: Arc<ArcSwap<Zone>>,
+) {
+    loop {
+        let Some(ev) = changes.next().await else {
+            return std::future::pending().await;
+        };
+        let mut burst = vec![ev];
+        while let Ok(Some(more)) = tokio::time::timeout(Duration::ZERO, changes.next()).await {
+            burst.push(more);
+        }
+        match mirror.apply(&burst) {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(Relist) => match Mirror::load(&*store).await {
+                Ok(m) => mirror = m,
+                Err(e) => {
+                    tracing::warn!(
+                        "DNS zone: listing the store failed ({e}); answers may be stale until the next change"
+                    );
+                    continue;
+                }
+            },
+        }
+        zone.store(Arc::new(mirror.zone()));
+    }
+}
+
+struct Handler {
+    zone: Arc<ArcSwap<Zone>>,
+    config: DnsConfig,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response: R,
+    ) -> ResponseInfo {
+        let edns = request.edns.as_ref().map(|_| {
+            let mut e = Edns::new();
+            e.set_max_payload(EDNS_PAYLOAD);
+            e
+        });
+        let mut builder = MessageResponseBuilder::from_message_request(request);
+        if let Some(e) = &edns {
+            builder.edns(e);
+        }
+        let mut meta = Metadata::response_from_request(&request.metadata);
+        let info = match request.request_info() {
+            Ok(info)
+                if request.metadata.op_code == OpCode::Query
+                    && request.metadata.message_type == MessageType::Query =>
+            {
+                info
+            }
+            Ok(_) => return send_code(response, builder, meta, ResponseCode::NotImp).await,
+            Err(_) => return send_code(response, builder, meta, ResponseCode::FormErr).await,
+        };
+        let qname = Name::from(info.query.name());
+        let outcome = answer(
+            &self.zone.load(),
+            &qname,
+            info.query.query_type(),
+            info.src.ip(),
+        );
+        let sent = match outcome {
+            Outcome::Reply(r) => {
+                meta.authoritative = r.code != ResponseCode::Refused;
+                meta.response_code = r.code;
+                let msg = builder.build(
+                    meta,
+                    &r.answers,
+                    &r.authority,
+                    &[] as &[Record],
+                    &r.additionals,
+                );
+                response.send_response(msg).await
+            }
+            Outcome::Forward => {
+                match forward(
+                    request.as_slice(),
+                    self.config.upstream,
+                    self.config.forward_timeout,
+                )
+                .await
+                {
+                    Ok(up) => {
+                        meta.response_code = up.metadata.response_code;
+                        meta.recursion_available = up.metadata.recursion_available;
+                        meta.authentic_data = up.metadata.authentic_data;
+                        let msg = builder.build(
+                            meta,
+                            &up.answers,
+                            &up.authorities,
+                            &[] as &[Record],
+                            &up.additionals,
+                        );
+                        response.send_response(msg).await
+                    }
+                    Err(e) => {
+                        tracing::debug!("forwarding {qname} for {}: {e}", info.src);
+                        return send_code(response, builder, meta, ResponseCode::ServFail).await;
+                    }
+                }
+            }
+        };
+        sent.unwrap_or_else(|e| {
+            tracing::debug!("answering {}: {e}", info.src);
+            failed(&request.metadata)
+        })
+    }
+}
+
+async fn send_code<R: ResponseHandler>(
+    mut response: R,
+    builder: MessageResponseBuilder<'_>,
+    mut meta: Metadata,
+    code: ResponseCode,
+) -> ResponseInfo {
+    meta.response_code = code;
+    let id = meta.id;
+    let op = meta.op_code;
+    match response.send_response(builder.build_no_records(meta)).await {
+        Ok(info) => info,
+        Err(_) => failed(&Metadata::new(id, MessageType::Query, op)),
+    }
+}
+
+fn failed(req: &Metadata) -> ResponseInfo {
+    let mut metadata = Metadata::new(req.id, MessageType::Response, req.op_code);
+    metadata.response_code = ResponseCode::ServFail;
+    ResponseInfo::from(Header {
+        metadata,
+        counts: HeaderCounts::default(),
+    })
+}

@@ -1,0 +1,223 @@
+//! What the DNS answers from: per app, each service's ready instances, and which
+//! addresses belong to which app's sandboxes (to know who is asking). Plain data,
+//! rebuilt per app from the store's watch events ([`mirror`]) and swapped in whole, so a
+//! query reads one immutable snapshot without a lock.
+
+pub mod mirror;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use miren_core::model::{Sandbox, SandboxStatus};
+
+/// One ready instance of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instance {
+    /// Its address.
+    pub ip: IpAddr,
+    /// Where it listens, when it does (a worker may not).
+    pub port: Option<u16>,
+}
+
+impl Instance {
+    /// The instance of a sandbox whose address is known: `ip`, `ip:port` or `[v6]:port`.
+    pub fn of(sandbox: &Sandbox) -> Option<Instance> {
+        let addr = sandbox.address.as_deref()?;
+        if let Ok(sa) = addr.parse::<SocketAddr>() {
+            return Some(Instance {
+                ip: sa.ip(),
+                port: Some(sa.port()),
+            });
+        }
+        let ip = addr.trim_start_matches('[').trim_end_matches(']');
+        ip.parse().ok().map(|ip| Instance { ip, port: None })
+    }
+}
+
+/// One app's part of the zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppZone {
+    /// Every service the app has a pool for, with its ready instances (sorted, no
+    /// duplicates); a service scaled to zero is here with none.
+    pub services: BTreeMap<String, Vec<Instance>>,
+    /// The addresses of its live sandboxes (booting ones included: they resolve their
+    /// database at start).
+    pub callers: Vec<IpAddr>,
+}
+
+impl AppZone {
+    /// Builds an app's zone from its pools' services and its sandboxes.
+    pub fn build<'a>(
+        services: impl IntoIterator<Item = &'a str>,
+        sandboxes: impl IntoIterator<Item = &'a Sandbox>,
+    ) -> AppZone {
+        let mut z = AppZone::default();
+        for s in services {
+            z.services.entry(s.to_string()).or_default();
+        }
+        for sb in sandboxes {
+            let live = matches!(sb.status, SandboxStatus::Pending | SandboxStatus::Running);
+            let Some(inst) = Instance::of(sb).filter(|_| live) else {
+                continue;
+            };
+            z.callers.push(inst.ip);
+            if sb.status == SandboxStatus::Running {
+                z.services.entry(sb.service.clone()).or_default().push(inst);
+            }
+        }
+        for instances in z.services.values_mut() {
+            instances.sort_unstable();
+            instances.dedup();
+        }
+        z.callers.sort_unstable();
+        z.callers.dedup();
+        z
+    }
+}
+
+/// The whole zone at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Zone {
+    /// By app name.
+    pub apps: HashMap<Arc<str>, Arc<AppZone>>,
+    /// Which app a source address belongs to. An address that sandboxes of two apps
+    /// share (the process runtime's sandboxes all listen on 127.0.0.1) tells nothing
+    /// about the caller, so it is not here: such callers are treated as outsiders, which
+    /// can never widen what they see.
+    pub callers: HashMap<IpAddr, Arc<str>>,
+    /// Bumped with every change: the SOA serial.
+    pub serial: u32,
+}
+
+impl Zone {
+    /// A zone of these apps.
+    pub fn new(apps: HashMap<Arc<str>, Arc<AppZone>>, serial: u32) -> Zone {
+        let mut owners: HashMap<IpAddr, Option<Arc<str>>> = HashMap::new();
+        for (name, app) in &apps {
+            for ip in &app.callers {
+                owners
+                    .entry(*ip)
+                    .and_modify(|o| {
+                        if o.as_ref() != Some(name) {
+                            *o = None;
+                        }
+                    })
+                    .or_insert_with(|| Some(name.clone()));
+            }
+        }
+        let callers = owners
+            .into_iter()
+            .filter_map(|(ip, o)| Some((ip, o?)))
+            .collect();
+        Zone {
+            apps,
+            callers,
+            serial,
+        }
+    }
+
+    /// The app whose sandbox asks from `ip`, if any.
+    pub fn caller(&self, ip: IpAddr) -> Option<&str> {
+        self.callers.get(&ip).map(|a| &**a)
+    }
+}
+
+/// A sandbox of `app` at `addr` (empty: none yet), for tests.
+#[cfg(test)]
+pub(crate) fn sandbox(app: &str, svc: &str, addr: &str, status: SandboxStatus) -> Sandbox {
+    use miren_core::model::{PoolId, SandboxId, VersionId};
+    Sandbox {
+        id: SandboxId::new(app, svc),
+        pool: PoolId::new(),
+        version: VersionId::new(app),
+        service: svc.into(),
+        address: (!addr.is_empty()).then(|| addr.into()),
+        status,
+        reason: None,
+        exit_code: None,
+        restarts: 0,
+        created: 0,
+        updated: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_in_every_form_the_runtimes_write() {
+        let s = |a| Instance::of(&sandbox("a", "web", a, SandboxStatus::Running));
+        assert_eq!(
+            s("10.1.0.2:5432"),
+            Some(Instance {
+                ip: "10.1.0.2".parse().expect("an address"),
+                port: Some(5432)
+            })
+        );
+        assert_eq!(
+            s("[fd00::2]:80"),
+            Some(Instance {
+                ip: "fd00::2".parse().expect("an address"),
+                port: Some(80)
+            })
+        );
+        assert_eq!(
+            s("10.1.0.3"),
+            Some(Instance {
+                ip: "10.1.0.3".parse().expect("an address"),
+                port: None
+            })
+        );
+        assert_eq!(s("fd00::3").map(|i| i.port), Some(None));
+        assert_eq!(s(""), None);
+        assert_eq!(s("not an address"), None);
+    }
+
+    #[test]
+    fn only_running_sandboxes_answer_but_booting_ones_are_callers() {
+        use SandboxStatus::*;
+        let sbs = [
+            sandbox("a", "web", "10.0.0.2:80", Running),
+            sandbox("a", "web", "10.0.0.3:80", Pending),
+            sandbox("a", "web", "10.0.0.4:80", Stopped),
+            sandbox("a", "db", "10.0.0.5:5432", Dead),
+        ];
+        let z = AppZone::build(["web", "db", "worker"], &sbs);
+        let ips = |s: &str| {
+            z.services[s]
+                .iter()
+                .map(|i| i.ip.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ips("web"), ["10.0.0.2"]);
+        assert!(ips("db").is_empty(), "a dead database is not an answer");
+        assert!(ips("worker").is_empty());
+        let callers: Vec<_> = z.callers.iter().map(|i| i.to_string()).collect();
+        assert_eq!(callers, ["10.0.0.2", "10.0.0.3"]);
+    }
+
+    #[test]
+    fn an_address_two_apps_share_identifies_nobody() {
+        use SandboxStatus::Running;
+        let a = AppZone::build(
+            ["web"],
+            &[
+                sandbox("a", "web", "127.0.0.1:4001", Running),
+                sandbox("a", "web", "10.0.0.2:80", Running),
+            ],
+        );
+        let b = AppZone::build(["web"], &[sandbox("b", "web", "127.0.0.1:4002", Running)]);
+        let zone = Zone::new(
+            [("a".into(), Arc::new(a)), ("b".into(), Arc::new(b))].into(),
+            1,
+        );
+        assert_eq!(zone.caller("127.0.0.1".parse().expect("an address")), None);
+        assert_eq!(
+            zone.caller("10.0.0.2".parse().expect("an address")),
+            Some("a")
+        );
+        assert_eq!(zone.caller("10.0.0.9".parse().expect("an address")), None);
+    }
+}
