@@ -56,3 +56,56 @@ pub fn rss_kib() -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// A pool of `service` in `app` running an image, one instance wanted: the plain data
+/// a store holds, for tests of what reads the store (proxy, DNS).
+pub fn pool(app: &str, service: &str) -> crate::model::SandboxPool {
+    use crate::config::Concurrency;
+    use crate::model::{CodeSource, PoolId, PoolSpec, SandboxPool};
+    let spec = PoolSpec {
+        service: service.into(),
+        source: CodeSource::Image(format!("{service}:latest")),
+        command: None,
+        env: Default::default(),
+        port: None,
+        disks: vec![],
+    };
+    SandboxPool {
+        id: PoolId::new(),
+        app: app.into(),
+        service: service.into(),
+        spec_hash: spec.hash(),
+        spec,
+        versions: vec![],
+        scaling: Concurrency::Fixed { num_instances: 1 },
+        desired: 1,
+        desired_reason: String::new(),
+        current: 1,
+        ready: 1,
+        quick_crashes: 0,
+        retry_at: None,
+    }
+}
+
+/// A sandbox of `service` in `app` at `address` (`None`: not known yet).
+pub fn sandbox(
+    app: &str,
+    service: &str,
+    address: Option<&str>,
+    status: crate::model::SandboxStatus,
+) -> crate::model::Sandbox {
+    use crate::model::{PoolId, Sandbox, SandboxId, VersionId};
+    Sandbox {
+        id: SandboxId::new(app, service),
+        pool: PoolId::new(),
+        version: VersionId::new(app),
+        service: service.into(),
+        address: address.map(Into::into),
+        status,
+        reason: None,
+        exit_code: None,
+        restarts: 0,
+        created: 0,
+        updated: 0,
+    }
+}

@@ -9,12 +9,10 @@ use std::time::{Duration, Instant};
 use hickory_server::proto::op::{Message, Query, ResponseCode};
 use hickory_server::proto::rr::rdata::A;
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
-use miren_core::config::Concurrency;
 use miren_core::controller::keys;
-use miren_core::model::{
-    CodeSource, PoolId, PoolSpec, Sandbox, SandboxId, SandboxPool, SandboxStatus, VersionId,
-};
+use miren_core::model::{Sandbox, SandboxId, SandboxPool, SandboxStatus};
 use miren_core::store::{MemoryStore, Op, Store};
+use miren_core::testing::{self, pool};
 use miren_dns::{Dns, DnsConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -33,46 +31,10 @@ struct Fixture {
     _task: tokio::task::JoinHandle<()>,
 }
 
-fn pool(app: &str, svc: &str) -> SandboxPool {
-    let spec = PoolSpec {
-        service: svc.into(),
-        source: CodeSource::Image(format!("{svc}:latest")),
-        command: None,
-        env: Default::default(),
-        port: None,
-        disks: vec![],
-    };
-    SandboxPool {
-        id: PoolId::new(),
-        app: app.into(),
-        service: svc.into(),
-        spec_hash: spec.hash(),
-        spec,
-        versions: vec![],
-        scaling: Concurrency::Fixed { num_instances: 1 },
-        desired: 1,
-        desired_reason: String::new(),
-        current: 1,
-        ready: 1,
-        quick_crashes: 0,
-        retry_at: None,
-    }
-}
-
 fn sandbox(app: &str, p: &SandboxPool, addr: &str) -> Sandbox {
-    Sandbox {
-        id: SandboxId::new(app, &p.service),
-        pool: p.id.clone(),
-        version: VersionId::new(app),
-        service: p.service.clone(),
-        address: Some(addr.into()),
-        status: SandboxStatus::Running,
-        reason: None,
-        exit_code: None,
-        restarts: 0,
-        created: 0,
-        updated: 0,
-    }
+    let mut s = testing::sandbox(app, &p.service, Some(addr), SandboxStatus::Running);
+    s.pool = p.id.clone();
+    s
 }
 
 async fn put_sandbox(store: &MemoryStore, app: &str, s: &Sandbox) {

@@ -158,3 +158,87 @@ impl Mirror {
 fn split_app<'a>(key: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
     key.strip_prefix(prefix)?.split_once('/')
 }
+
+#[cfg(test)]
+mod tests {
+    use miren_core::model::SandboxStatus;
+    use miren_core::store::{MemoryStore, Op};
+
+    use super::*;
+    use crate::zone::sandbox;
+
+    async fn next_burst(w: &mut miren_core::store::Watch) -> Vec<WatchEvent> {
+        let mut v = vec![w.next().await.expect("an event")];
+        while let Ok(Some(e)) = tokio::time::timeout(std::time::Duration::ZERO, w.next()).await {
+            v.push(e);
+        }
+        v
+    }
+
+    #[tokio::test]
+    async fn events_give_the_zone_a_full_listing_gives_and_touch_only_their_app() {
+        let store = MemoryStore::new();
+        let p = miren_core::testing::pool("shop", "db");
+        let db = sandbox("shop", "db", "10.0.0.4:5432", SandboxStatus::Running);
+        let blog = sandbox("blog", "web", "10.1.0.2:80", SandboxStatus::Running);
+        store
+            .txn(vec![Op::put(
+                keys::sandbox("blog", &blog.id),
+                keys::encode(&blog),
+            )])
+            .await
+            .expect("write");
+        let mut watch = store.watch("");
+        let mut m = Mirror::load(&store).await.expect("listing");
+        let blog_zone = m.zone().apps["blog"].clone();
+
+        store
+            .txn(vec![
+                Op::put(keys::pool("shop", &p.id), keys::encode(&p)),
+                Op::put(keys::sandbox("shop", &db.id), keys::encode(&db)),
+            ])
+            .await
+            .expect("write");
+        assert!(m.apply(&next_burst(&mut watch).await).expect("applies"));
+        let fresh = Mirror::load(&store).await.expect("listing");
+        assert_eq!(m.zone().apps, fresh.zone().apps);
+        assert!(
+            Arc::ptr_eq(&blog_zone, &m.zone().apps["blog"]),
+            "blog untouched"
+        );
+
+        // A stop, then the sandbox's removal: gone, and the pool keeps the name.
+        let mut stopped = db.clone();
+        stopped.status = SandboxStatus::Stopped;
+        store
+            .txn(vec![Op::put(
+                keys::sandbox("shop", &db.id),
+                keys::encode(&stopped),
+            )])
+            .await
+            .expect("write");
+        store
+            .txn(vec![Op::delete(keys::sandbox("shop", &db.id))])
+            .await
+            .expect("write");
+        let events = next_burst(&mut watch).await;
+        assert!(m.apply(&events).expect("applies"));
+        assert_eq!(m.zone().apps["shop"].services["db"], []);
+        assert_eq!(
+            m.zone().apps,
+            Mirror::load(&store).await.expect("listing").zone().apps
+        );
+        // Replayed (stale) events change nothing; a lag asks for a listing.
+        let before = m.zone().apps;
+        let _ = m.apply(&events);
+        assert_eq!(m.zone().apps, before);
+        assert!(m.apply(&[WatchEvent::Lagged]).is_err());
+        // The last object of an app gone: the app is gone.
+        store
+            .txn(vec![Op::delete(keys::pool("shop", &p.id))])
+            .await
+            .expect("write");
+        assert!(m.apply(&next_burst(&mut watch).await).expect("applies"));
+        assert!(!m.zone().apps.contains_key("shop"));
+    }
+}

@@ -126,20 +126,7 @@ impl Zone {
 /// A sandbox of `app` at `addr` (empty: none yet), for tests.
 #[cfg(test)]
 pub(crate) fn sandbox(app: &str, svc: &str, addr: &str, status: SandboxStatus) -> Sandbox {
-    use miren_core::model::{PoolId, SandboxId, VersionId};
-    Sandbox {
-        id: SandboxId::new(app, svc),
-        pool: PoolId::new(),
-        version: VersionId::new(app),
-        service: svc.into(),
-        address: (!addr.is_empty()).then(|| addr.into()),
-        status,
-        reason: None,
-        exit_code: None,
-        restarts: 0,
-        created: 0,
-        updated: 0,
-    }
+    miren_core::testing::sandbox(app, svc, (!addr.is_empty()).then_some(addr), status)
 }
 
 #[cfg(test)]
