@@ -93,6 +93,9 @@ pub struct UpArgs {
     /// Where the HTTP proxy listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
+    /// Also serve service DNS (`<service>.<app>.app.miren`) here; off by default.
+    #[arg(long)]
+    pub dns_addr: Option<SocketAddr>,
 }
 
 /// `miren server`.
@@ -108,9 +111,13 @@ pub struct ServerArgs {
     /// Where the HTTP proxy listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
-    /// Where service DNS listens.
+    /// Where service DNS listens (UDP and TCP).
     #[arg(long, default_value = "127.0.0.1:5353")]
     pub dns_addr: SocketAddr,
+    /// Where service DNS forwards sandboxes' out-of-zone questions (default: the first
+    /// nameserver in /etc/resolv.conf).
+    #[arg(long)]
+    pub dns_upstream: Option<SocketAddr>,
     /// The API's Unix socket (default: <data-dir>/miren.sock).
     #[arg(long)]
     pub api_socket: Option<PathBuf>,

@@ -2,7 +2,8 @@
 //! default), so a container resolving `api.github.com` works with only miren-dns in its
 //! resolv.conf. Anyone else gets REFUSED ([`crate::answer`]): never an open resolver.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
 
 use hickory_server::proto::op::Message;
@@ -58,4 +59,52 @@ pub async fn forward(
     tokio::time::timeout(timeout, wait)
         .await
         .map_err(|_| ForwardError::Timeout(upstream, timeout))?
+}
+
+/// The first `nameserver` of a resolv.conf (port 53): the host's resolver, the natural
+/// upstream. `None` when the file is missing or names none.
+pub fn system_resolver(resolv_conf: &Path) -> Option<SocketAddr> {
+    let text = std::fs::read_to_string(resolv_conf).ok()?;
+    text.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next()? == "nameserver")
+            .then(|| words.next())?
+            // A scoped IPv6 address (`fe80::1%eth0`) names its interface: not ours to use.
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, 53))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_usable_nameserver_of_resolv_conf_is_the_upstream() {
+        let dir = std::env::temp_dir().join(format!("miren-dns-resolv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let f = dir.join("resolv.conf");
+        let cases = [
+            (
+                "# generated\nsearch lan\nnameserver 10.0.0.1\nnameserver 10.0.0.2\n",
+                Some("10.0.0.1:53"),
+            ),
+            (
+                "nameserver fe80::1%eth0\nnameserver ::1\n",
+                Some("[::1]:53"),
+            ),
+            ("options edns0\n", None),
+            ("nameserver\n", None),
+        ];
+        for (text, want) in cases {
+            std::fs::write(&f, text).expect("write");
+            assert_eq!(
+                system_resolver(&f),
+                want.map(|w| w.parse().expect("addr")),
+                "{text}"
+            );
+        }
+        assert_eq!(system_resolver(&dir.join("missing")), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -26,3 +26,6 @@ mod server;
 pub mod zone;
 
 pub use server::{Dns, DnsConfig};
+
+/// The DNS wire types (hickory-proto), for clients and tests of this server.
+pub use hickory_server::proto;

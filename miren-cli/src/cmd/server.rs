@@ -1,8 +1,13 @@
 //! `miren server`.
 
+use std::path::Path;
+
 use crate::Exit;
 use crate::cli::ServerArgs;
 use crate::server::{Options, RuntimeChoice, Server, default_data_dir, socket_in};
+
+/// Where the host's resolver is named: the default upstream of service DNS.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// Logs of the server itself (not of sandboxes) on stderr; `RUST_LOG` overrides.
 pub fn init_tracing(default: &str) {
@@ -70,7 +75,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
         http_addr: args.http_addr,
         api_socket: api_socket.clone(),
         api_addr: args.api_addr,
+        dns_addr: Some(args.dns_addr),
+        dns_upstream: args
+            .dns_upstream
+            .or_else(|| miren_dns::forward::system_resolver(Path::new(RESOLV_CONF)))
+            .filter(|up| *up != args.dns_addr),
     };
+    let opts_upstream = opts.dns_upstream;
     // Installed before anything starts, so a signal during startup still stops cleanly.
     let stop = tokio::spawn(stop_signal());
     let server = match Server::start(opts).await {
@@ -81,7 +92,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
         }
     };
     tracing::info!(
-        "miren server: data in {}, API on {}{}, HTTP on http://{} (service DNS on {} comes with miren-dns)",
+        "miren server: data in {}, API on {}{}, HTTP on http://{}, DNS on {}{}",
         data_dir.display(),
         api_socket.display(),
         server
@@ -92,7 +103,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
             ))
             .unwrap_or_default(),
         server.http_addr,
-        args.dns_addr,
+        server.dns_addr.unwrap_or(args.dns_addr),
+        opts_upstream
+            .map(|u| format!(" (forwarding for sandboxes to {u})"))
+            .unwrap_or_default(),
     );
     let _ = stop.await;
     tracing::info!("stopping: every sandbox gets its grace period");

@@ -3,6 +3,7 @@
 //! the app's logs; Ctrl-C stops every sandbox and exits 0.
 
 use std::io::Write;
+use std::path::Path;
 
 use miren_core::artifact::LOCAL_DATA_DIR;
 use miren_core::controller::{DeployRequest, keys};
@@ -11,7 +12,9 @@ use miren_core::store::Op;
 
 use super::deploy::{check_locally, git_commit, pack};
 use super::logs::format_line;
-use super::server::{init_tracing, raise_open_files_limit, resolve_runtime, stop_signal};
+use super::server::{
+    RESOLV_CONF, init_tracing, raise_open_files_limit, resolve_runtime, stop_signal,
+};
 use crate::Exit;
 use crate::cli::{ColorChoice, UpArgs};
 use crate::server::{Options, Server, socket_in};
@@ -42,6 +45,8 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         runtime: resolve_runtime(args.runtime),
         http_addr: args.http_addr,
         api_addr: None,
+        dns_addr: args.dns_addr,
+        dns_upstream: miren_dns::forward::system_resolver(Path::new(RESOLV_CONF)),
     })
     .await
     {

@@ -43,6 +43,10 @@ pub struct Options {
     pub api_socket: PathBuf,
     /// The control API on TCP too (bearer token required).
     pub api_addr: Option<SocketAddr>,
+    /// Where service DNS listens, if it does.
+    pub dns_addr: Option<SocketAddr>,
+    /// Where it forwards sandboxes' out-of-zone questions.
+    pub dns_upstream: Option<SocketAddr>,
 }
 
 /// A running server.
@@ -59,6 +63,8 @@ pub struct Server {
     pub http_addr: SocketAddr,
     /// Where the TCP API listens, if it does.
     pub api_addr: Option<SocketAddr>,
+    /// Where service DNS listens, if it does.
+    pub dns_addr: Option<SocketAddr>,
     /// Makes store changes take effect in the proxy now.
     pub proxy: miren_proxy::Reloader,
     runtime: ProcessRuntime,
@@ -132,6 +138,19 @@ impl Server {
         let reloader = proxy.reloader();
         let mut tasks = vec![tokio::spawn(proxy.run())];
 
+        let mut dns_addr = None;
+        if let Some(addr) = opts.dns_addr {
+            let config = miren_dns::DnsConfig {
+                upstream: opts.dns_upstream,
+                ..miren_dns::DnsConfig::default()
+            };
+            let dns = miren_dns::Dns::bind(addr, store.clone(), config)
+                .await
+                .with_context(|| format!("listening on {addr} for DNS (UDP and TCP)"))?;
+            dns_addr = Some(dns.local_addr());
+            tasks.push(tokio::spawn(dns.run()));
+        }
+
         let state = Arc::new(routes::State {
             controller: controller.clone(),
             store: store.clone(),
@@ -183,6 +202,7 @@ impl Server {
             artifacts,
             http_addr,
             api_addr,
+            dns_addr,
             proxy: reloader,
             runtime,
             socket,

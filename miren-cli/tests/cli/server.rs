@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use miren_dns::proto::op::{Message, Query, ResponseCode};
+use miren_dns::proto::rr::{Name, RData, RecordType};
 use serde_json::Value;
 
 use super::{examples, miren};
@@ -19,6 +21,8 @@ struct TestServer {
     data: tempfile::TempDir,
     http: String,
     api: Option<String>,
+    /// Where service DNS answers (UDP and TCP).
+    dns: String,
     /// The server's own log lines (stderr), as they come.
     log: mpsc::Receiver<String>,
 }
@@ -98,6 +102,7 @@ impl TestServer {
             .args(["server", "--data-dir"])
             .arg(data.path())
             .args(["--http-addr", "127.0.0.1:0", "--runtime", "process"])
+            .args(["--dns-addr", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -105,10 +110,11 @@ impl TestServer {
             .spawn()
             .unwrap_or_else(|e| panic!("{e}"));
         let stderr = lines_of(child.stderr.take().unwrap_or_else(|| panic!("stderr")));
-        let (http, api) = wait_line(&stderr, 30, |l| {
+        let (http, api, dns) = wait_line(&stderr, 30, |l| {
             let http = after(l, "HTTP on http://")?.to_string();
             let api = after(l, " and http://").map(str::to_string);
-            Some((http, api))
+            let dns = after(l, "DNS on ")?.to_string();
+            Some((http, api, dns))
         });
         // The reader thread keeps draining stderr into the channel, so the server
         // never blocks on it.
@@ -117,6 +123,7 @@ impl TestServer {
             data,
             http,
             api,
+            dns,
             log: stderr,
         }
     }
@@ -307,6 +314,39 @@ fn edit_app_toml(app: &Path, from: &str, to: &str) {
     std::fs::write(&path, toml.replace(from, to)).unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// One DNS question over UDP from 127.0.0.1 (an operator, not a sandbox): the answer's
+/// code and its records as text (`A 127.0.0.1`, `SRV 7000 127-0-0-1.store.demo.app.miren.`).
+fn dig(server: &str, name: &str, t: RecordType) -> (ResponseCode, Vec<String>) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut q = Message::query();
+    q.add_query(Query::query(
+        Name::from_ascii(name).unwrap_or_else(|e| panic!("{e}")),
+        t,
+    ));
+    let bytes = q.to_vec().unwrap_or_else(|e| panic!("{e}"));
+    socket
+        .send_to(&bytes, server)
+        .unwrap_or_else(|e| panic!("{server}: {e}"));
+    let mut buf = [0u8; 4096];
+    let n = socket
+        .recv(&mut buf)
+        .unwrap_or_else(|e| panic!("no DNS answer to {name}: {e}"));
+    let m = Message::from_vec(&buf[..n]).unwrap_or_else(|e| panic!("{e}"));
+    let records = m
+        .answers
+        .iter()
+        .map(|r| match &r.data {
+            RData::A(a) => format!("A {a}"),
+            RData::SRV(s) => format!("SRV {} {}", s.port, s.target),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    (m.metadata.response_code, records)
+}
+
 fn stdout_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -359,6 +399,35 @@ fn a_deployed_app_is_listed_routed_logged_rolled_back_and_deleted() {
             .next()
             .is_some_and(|h| h.split_whitespace().collect::<Vec<_>>()
                 == ["ID", "SERVICE", "POOL", "ADDRESS", "STATUS"])
+    );
+
+    // Service DNS: an operator resolves the qualified names, with the instance's port
+    // in SRV; short names are for sandboxes; nobody gets an open resolver.
+    let store = sandboxes
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["service"] == "store"))
+        .unwrap_or_else(|| panic!("{sandboxes}"));
+    let (ip, port) = store["address"]
+        .as_str()
+        .and_then(|a| a.rsplit_once(':'))
+        .unwrap_or_else(|| panic!("{store}"));
+    assert_eq!(
+        dig(&server.dns, "store.demo.app.miren.", RecordType::A),
+        (ResponseCode::NoError, vec![format!("A {ip}")])
+    );
+    let (code, srv) = dig(&server.dns, "_store._tcp.demo.app.miren.", RecordType::SRV);
+    assert_eq!(code, ResponseCode::NoError);
+    assert!(
+        matches!(srv.as_slice(), [one] if one.starts_with(&format!("SRV {port} "))),
+        "{srv:?}"
+    );
+    assert_eq!(
+        dig(&server.dns, "store.app.miren.", RecordType::A).0,
+        ResponseCode::NXDomain
+    );
+    assert_eq!(
+        dig(&server.dns, "example.com.", RecordType::A).0,
+        ResponseCode::Refused
     );
 
     // Routes: exact host through the proxy; removed → 404.
@@ -681,4 +750,22 @@ fn kill_9_of_the_server_then_restart_keeps_state_and_duplicates_nothing() {
     let (status, body) = get(&again.http, "demo.example");
     assert_eq!(status, 200, "{body}");
     assert!(again.stop().success());
+}
+
+#[test]
+fn a_dns_port_in_use_is_a_clear_error() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = taken.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    miren()
+        .args(["server", "--data-dir"])
+        .arg(data.path())
+        .args(["--http-addr", "127.0.0.1:0", "--runtime", "process"])
+        .args(["--dns-addr", &addr.to_string()])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(format!(
+            "error: listening on {addr} for DNS (UDP and TCP): Address already in use"
+        )));
 }

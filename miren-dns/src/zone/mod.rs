@@ -81,10 +81,11 @@ impl AppZone {
 pub struct Zone {
     /// By app name.
     pub apps: HashMap<Arc<str>, Arc<AppZone>>,
-    /// Which app a source address belongs to. An address that sandboxes of two apps
-    /// share (the process runtime's sandboxes all listen on 127.0.0.1) tells nothing
-    /// about the caller, so it is not here: such callers are treated as outsiders, which
-    /// can never widen what they see.
+    /// Which app a source address belongs to. An address that tells nothing about the
+    /// caller is not here, and such callers are treated as outsiders, which can never
+    /// widen what they see: one that sandboxes of two apps share, and the host's own
+    /// loopback address, from which every local process speaks (the process runtime's
+    /// sandboxes listen on 127.0.0.1, and so does the operator's `dig`).
     pub callers: HashMap<IpAddr, Arc<str>>,
     /// Bumped with every change: the SOA serial.
     pub serial: u32,
@@ -95,7 +96,7 @@ impl Zone {
     pub fn new(apps: HashMap<Arc<str>, Arc<AppZone>>, serial: u32) -> Zone {
         let mut owners: HashMap<IpAddr, Option<Arc<str>>> = HashMap::new();
         for (name, app) in &apps {
-            for ip in &app.callers {
+            for ip in app.callers.iter().filter(|ip| identifies(**ip)) {
                 owners
                     .entry(*ip)
                     .and_modify(|o| {
@@ -127,6 +128,13 @@ impl Zone {
 #[cfg(test)]
 pub(crate) fn sandbox(app: &str, svc: &str, addr: &str, status: SandboxStatus) -> Sandbox {
     miren_core::testing::sandbox(app, svc, (!addr.is_empty()).then_some(addr), status)
+}
+
+/// Whether a sandbox's address can tell who asks.
+fn identifies(ip: IpAddr) -> bool {
+    !(ip.is_unspecified()
+        || ip == IpAddr::from([127, 0, 0, 1])
+        || ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST))
 }
 
 #[cfg(test)]
@@ -206,5 +214,15 @@ mod tests {
             Some("a")
         );
         assert_eq!(zone.caller("10.0.0.9".parse().expect("an address")), None);
+        // Even when one app alone listens there: everything on the host speaks from it.
+        let a = AppZone::build(
+            ["web"],
+            &[
+                sandbox("a", "web", "127.0.0.1:4001", Running),
+                sandbox("a", "web", "[::1]:4002", Running),
+            ],
+        );
+        let zone = Zone::new([("a".into(), Arc::new(a))].into(), 1);
+        assert!(zone.callers.is_empty());
     }
 }
