@@ -18,7 +18,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let listen = args.next().ok_or("usage: dns-standalone <listen> [names]")?;
+    let listen = args
+        .next()
+        .ok_or("usage: dns-standalone <listen> [names]")?;
     let names: u32 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(100);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -36,8 +38,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ops.push(Op::put(keys::sandbox(&app, &s.id), keys::encode(&s)));
         }
         store.txn(ops).await?;
-        let dns = miren_dns::Dns::bind(listen.parse()?, store, miren_dns::DnsConfig::default())
-            .await?;
+        let dns =
+            miren_dns::Dns::bind(listen.parse()?, store, miren_dns::DnsConfig::default()).await?;
         println!("listening on {}", dns.local_addr());
         dns.run().await;
         Ok(())
