@@ -5,7 +5,7 @@ use std::sync::Arc;
 use miren_core::config::resolve;
 use miren_core::controller::keys;
 use miren_core::model::{
-    App, PoolId, PoolSpec, Route, Sandbox, SandboxId, SandboxPool, SandboxStatus, VersionId,
+    App, PoolId, PoolSpec, Route, SandboxId, SandboxPool, SandboxStatus, VersionId,
 };
 use miren_core::store::{MemoryStore, Op, Store, WatchEvent};
 
@@ -75,25 +75,12 @@ impl World {
         port: u16,
         status: SandboxStatus,
     ) -> SandboxId {
-        let id = SandboxId::new(app, "web");
-        self.put(
-            keys::sandbox(app, &id),
-            keys::encode(&Sandbox {
-                id: id.clone(),
-                pool: pool.clone(),
-                version: version.clone(),
-                service: "web".into(),
-                address: Some(format!("127.0.0.1:{port}")),
-                status,
-                reason: None,
-                exit_code: None,
-                restarts: 0,
-                created: 0,
-                updated: 0,
-            }),
-        )
-        .await;
-        id
+        let addr = format!("127.0.0.1:{port}");
+        let mut s = miren_core::testing::sandbox(app, "web", Some(&addr), status);
+        s.pool = pool.clone();
+        s.version = version.clone();
+        self.put(keys::sandbox(app, &s.id), keys::encode(&s)).await;
+        s.id
     }
 
     async fn route(&self, host: &str, app: &str) {
