@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use miren_core::artifact::ArtifactStore;
-use miren_core::controller::{Controller, ControllerConfig, keys};
+use miren_core::controller::{Controller, ControllerConfig};
 use miren_core::model::Route;
+use miren_core::store::keys;
 use miren_core::store::{MemoryStore, Op, Store};
 use miren_runtime_process::ProcessRuntime;
 
@@ -71,7 +72,7 @@ fn main() {
             Arc::new(MemoryStore::new())
         };
         let artifacts = ArtifactStore::open(dir.path().join("artifacts")).expect("artifacts");
-        let runtime = ProcessRuntime::new(dir.path().join("process")).expect("runtime");
+        let runtime = ProcessRuntime::new(dir.path().join("process"), store.clone()).await.expect("runtime");
         let mut cfg = ControllerConfig::new(artifacts.clone());
         cfg.drain_delay = Duration::ZERO;
         let ctl = Controller::start(store.clone(), Arc::new(runtime), cfg)
@@ -81,7 +82,7 @@ fn main() {
             .await
             .expect("proxy");
         let addr = proxy.local_addr();
-        let reloader = proxy.reloader();
+        let table = proxy.progress();
         tokio::spawn(proxy.run());
         let app = format!(
             "name = \"cold\"\n[services.web]\ncommand = \"exec {APP}\"\n[services.web.concurrency]\nmode = \"auto\"\nmin_instances = 0\nscale_down_delay = \"1s\"\n"
@@ -90,7 +91,7 @@ fn main() {
         assert_eq!(v.state, miren_core::model::VersionState::Active, "{:?}", v.failure);
         let route = Route { host: "*".into(), app: "cold".into(), default: true };
         store.txn(vec![Op::put(keys::route("*"), keys::encode(&route))]).await.expect("route");
-        reloader.reload().await;
+        assert!(table.caught_up(Duration::from_secs(5)).await.expect("revision"));
         let (mut total, mut overhead) = (Vec::new(), Vec::new());
         for _ in 0..TRIALS {
             ctl.wait_for(Some("cold"), Duration::from_secs(30), |s| {
@@ -99,7 +100,7 @@ fn main() {
             .await
             .expect("snapshot")
             .expect("scaled to zero");
-            reloader.reload().await;
+            assert!(table.caught_up(Duration::from_secs(5)).await.expect("revision"));
             let t0 = Instant::now();
             let resp = tokio::task::spawn_blocking(move || get(addr)).await.expect("get");
             let ms = t0.elapsed().as_secs_f64() * 1e3;

@@ -114,12 +114,23 @@ fn run(apps: usize) {
 
 /// The proxy's routing table at this size: built from a full listing, and brought up
 /// to date after one app's web pool grows by an instance (what the proxy does on
-/// every change, from the store's watch events).
+/// every change, from the store's watch events), driving its projection by hand.
 async fn proxy_table(ctl: &Controller, store: &dyn Store) {
-    use miren_proxy::table::{Changed, Mirror, Table};
+    use miren_core::store::Projection;
+    use miren_core::store::WatchEvent;
+    use miren_core::store::keys::Key;
+    use miren_core::store::reflector::Put;
+    use miren_proxy::table::{Routing, Table};
     let t0 = Instant::now();
-    let mut mirror = Mirror::load(store).await.expect("list");
-    let table = Table::build(&mirror, &Table::default());
+    let mut routing = Routing::default();
+    for kind in Routing::KINDS {
+        let (items, _) = store.list(kind.prefix()).await.expect("list");
+        for (key, v) in &items {
+            let put = Put::new(key, &v.value).expect("a store key");
+            routing.put(put).expect("decodes");
+        }
+    }
+    let table = routing.publish(&Table::default(), 0).expect("a table");
     let full = t0.elapsed();
 
     let mut watch = store.watch("");
@@ -143,17 +154,27 @@ async fn proxy_table(ctl: &Controller, store: &dyn Store) {
     .expect("snapshot")
     .expect("a second web instance");
     let mut events = Vec::new();
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::ZERO, watch.next()).await {
+    while let Some(ev) = watch.try_next() {
         events.push(ev);
     }
     let t0 = Instant::now();
-    let mut changed = Changed::default();
     for ev in &events {
-        mirror.apply(ev, &mut changed).expect("apply");
+        match ev {
+            WatchEvent::Put { key, value, .. } => {
+                if let Some(put) = Put::new(key, value) {
+                    routing.put(put).expect("decodes");
+                }
+            }
+            WatchEvent::Delete { key, .. } => {
+                if let Some(k) = Key::parse(key) {
+                    routing.delete(k);
+                }
+            }
+            WatchEvent::Lagged => panic!("the watch lagged"),
+        }
     }
-    let updated = table.update(&mirror, &changed);
+    let updated = routing.publish(&table, 0).expect("a new table");
     let incremental = t0.elapsed();
-    assert_eq!(changed.apps.len(), 1);
     assert_eq!(updated.targets().count(), table.targets().count());
     println!(
         "        proxy table: full listing + build {:>8.2} ms;  after one app's change ({} events) {:>7.1} µs",

@@ -30,8 +30,8 @@ use miren_core::model::{SandboxPool, Version};
 /// Answer to an upload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Uploaded {
-    /// `sha256:<hex>` of the archive.
-    pub digest: String,
+    /// The archive's digest.
+    pub digest: miren_core::model::Digest,
     /// Its size.
     pub bytes: u64,
 }

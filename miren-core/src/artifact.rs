@@ -11,8 +11,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
+use crate::model::Digest;
 use crate::runtime::Artifact;
 
 /// Where `miren up` keeps its server state inside an app dir; never packed.
@@ -75,11 +74,9 @@ pub fn pack_dir(dir: &Path) -> io::Result<Vec<u8>> {
     builder.into_inner()
 }
 
-/// `sha256:<hex>` of `bytes`.
-pub fn digest(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+/// The digest of `bytes`.
+pub fn digest(bytes: &[u8]) -> Digest {
+    Digest::of(bytes)
 }
 
 /// Unpacks an archive into `dest`, which must not exist yet; it appears complete or
@@ -139,22 +136,23 @@ impl ArtifactStore {
         Ok(Artifact { digest, path })
     }
 
-    /// The stored artifact with `digest`, if any.
-    pub fn get(&self, digest: &str) -> Option<Artifact> {
-        let path = self.path_of(digest);
-        path.is_file().then(|| Artifact {
-            digest: digest.to_string(),
-            path,
-        })
+    /// The stored artifact with `digest`, if any. Stats a file: call it off the
+    /// async threads, or use [`artifact`](Self::artifact) where the file is checked later.
+    pub fn get(&self, digest: &Digest) -> Option<Artifact> {
+        let a = self.artifact(digest);
+        a.path.is_file().then_some(a)
     }
 
-    fn path_of(&self, digest: &str) -> PathBuf {
-        let hex: String = digest
-            .trim_start_matches("sha256:")
-            .chars()
-            .filter(|c| c.is_ascii_hexdigit())
-            .collect();
-        self.root.join(format!("{hex}.tar"))
+    /// Where the artifact with `digest` is (or would be), without looking.
+    pub fn artifact(&self, digest: &Digest) -> Artifact {
+        Artifact {
+            digest: digest.clone(),
+            path: self.path_of(digest),
+        }
+    }
+
+    fn path_of(&self, digest: &Digest) -> PathBuf {
+        self.root.join(format!("{}.tar", digest.hex()))
     }
 }
 

@@ -72,8 +72,8 @@
 //!     fn name(&self) -> &str { "instant" }
 //!     async fn prepare(&self, _: &PrepareApp) -> Result<(), RuntimeError> { Ok(()) }
 //!     async fn start(&self, spec: &SandboxSpec, events: EventSink) -> Result<Started, RuntimeError> {
-//!         let address = spec.spec.port.map(|p| format!("10.0.0.7:{p}"));
-//!         events.ready(address.clone());
+//!         let address = spec.spec.port.map(|p| std::net::SocketAddr::from(([10, 0, 0, 7], p)).into());
+//!         events.ready(address);
 //!         Ok(Started { address })
 //!     }
 //!     async fn stop(&self, _: &SandboxId, _: Duration) -> Result<(), RuntimeError> { Ok(()) }

@@ -31,7 +31,8 @@ pub async fn deploy_text(
     let dir = scratch.join(format!("app-{}", crate::model::new_suffix()));
     std::fs::create_dir_all(dir.join(".miren"))?;
     std::fs::write(dir.join(crate::config::APP_TOML), app_toml)?;
-    let art = artifacts.put(&pack_dir(&dir)?)?;
+    let bytes = pack_dir(&dir)?;
+    let art = artifacts.put(&bytes)?;
     let config = crate::config::resolve(app_toml)?;
     let id = ctl
         .deploy(DeployRequest {
@@ -88,6 +89,9 @@ pub fn pool(app: &str, service: &str) -> crate::model::SandboxPool {
 }
 
 /// A sandbox of `service` in `app` at `address` (`None`: not known yet).
+///
+/// # Panics
+/// When `address` is not `ip`, `ip:port` or `[v6]:port`: a test's typo.
 pub fn sandbox(
     app: &str,
     service: &str,
@@ -100,12 +104,90 @@ pub fn sandbox(
         pool: PoolId::new(),
         version: VersionId::new(app),
         service: service.into(),
-        address: address.map(Into::into),
+        address: address.map(|a| {
+            a.parse()
+                .unwrap_or_else(|e| panic!("a test's sandbox address: {e}"))
+        }),
         status,
         reason: None,
         exit_code: None,
         restarts: 0,
         created: 0,
         updated: 0,
+    }
+}
+
+/// A memory store that counts its listings, and can write just before one: for tests
+/// of what follows the store (that a follower doesn't list, that an event a listing
+/// already reflects is skipped).
+#[derive(Default)]
+pub struct CountingStore {
+    inner: crate::store::MemoryStore,
+    lists: std::sync::atomic::AtomicUsize,
+    before: std::sync::Mutex<Option<(String, Vec<crate::store::Op>)>>,
+}
+
+impl CountingStore {
+    /// How many listings it answered.
+    pub fn lists(&self) -> usize {
+        self.lists.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Applies `ops` right before the next listing of `prefix`.
+    pub fn write_before_listing(&self, prefix: &str, ops: Vec<crate::store::Op>) {
+        *self.before.lock().unwrap_or_else(|e| e.into_inner()) = Some((prefix.to_string(), ops));
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::store::Store for CountingStore {
+    async fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::store::Versioned>, crate::store::StoreError> {
+        self.inner.get(key).await
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+    ) -> Result<
+        (
+            Vec<(String, crate::store::Versioned)>,
+            crate::store::Revision,
+        ),
+        crate::store::StoreError,
+    > {
+        self.lists
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let due = {
+            let mut before = self.before.lock().unwrap_or_else(|e| e.into_inner());
+            match before.take() {
+                Some((p, ops)) if p == prefix => Some(ops),
+                other => {
+                    *before = other;
+                    None
+                }
+            }
+        };
+        if let Some(ops) = due {
+            self.inner.txn(ops).await?;
+        }
+        self.inner.list(prefix).await
+    }
+
+    async fn txn(
+        &self,
+        ops: Vec<crate::store::Op>,
+    ) -> Result<crate::store::Revision, crate::store::StoreError> {
+        self.inner.txn(ops).await
+    }
+
+    fn watch(&self, prefix: &str) -> crate::store::Watch {
+        self.inner.watch(prefix)
+    }
+
+    async fn revision(&self) -> Result<crate::store::Revision, crate::store::StoreError> {
+        self.inner.revision().await
     }
 }

@@ -1,5 +1,5 @@
 //! The sockets: UDP and TCP on one address, served by hickory-server, answering from
-//! the zone snapshot the store's watch keeps current.
+//! the zone snapshot the reflector keeps current.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,13 +13,13 @@ use hickory_server::proto::op::{
 use hickory_server::proto::rr::{Name, Record};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
-use miren_core::store::{Store, Watch};
+use miren_core::store::{Progress, Reflector, Store};
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::answer::{Outcome, answer};
 use crate::forward::forward;
 use crate::zone::Zone;
-use crate::zone::mirror::{Mirror, Relist};
+use crate::zone::projection::ZoneProjection;
 
 /// How the DNS server behaves.
 #[derive(Debug, Clone)]
@@ -50,10 +50,8 @@ const EDNS_PAYLOAD: u16 = 1232;
 pub struct Dns {
     udp: UdpSocket,
     tcp: TcpListener,
-    store: Arc<dyn Store>,
-    changes: Watch,
-    mirror: Mirror,
-    zone: Arc<ArcSwap<Zone>>,
+    /// Keeps the zone in step with the store while the server lives.
+    zone: Reflector<Zone>,
     config: DnsConfig,
 }
 
@@ -64,20 +62,22 @@ impl Dns {
         store: Arc<dyn Store>,
         config: DnsConfig,
     ) -> std::io::Result<Dns> {
-        // Watching from before the listing: nothing falls between the two.
-        let changes = store.watch("");
-        let mirror = Mirror::load(&*store).await.map_err(std::io::Error::other)?;
-        let zone = Arc::new(ArcSwap::from_pointee(mirror.zone()));
         let (udp, tcp) = bind_both(addr).await?;
+        let zone = Reflector::start(store, ZoneProjection::default())
+            .await
+            .map_err(std::io::Error::other)?;
         Ok(Dns {
             udp,
             tcp,
-            store,
-            changes,
-            mirror,
             zone,
             config,
         })
+    }
+
+    /// Which store revision the zone reflects: the API waits on it so a change is in
+    /// the answers before it answers.
+    pub fn progress(&self) -> Progress {
+        self.zone.reader().progress()
     }
 
     /// Where it listens (UDP and TCP).
@@ -90,20 +90,16 @@ impl Dns {
     /// Serves until the task is dropped.
     pub async fn run(self) {
         let handler = Handler {
-            zone: self.zone.clone(),
+            zone: self.zone.reader().cell(),
             config: self.config.clone(),
         };
         let mut server = hickory_server::Server::new(handler);
         server.register_socket(self.udp);
         server.register_listener(self.tcp, self.config.tcp_idle, 64);
-        let fresh = keep_zone_fresh(self.store, self.changes, self.mirror, self.zone);
-        tokio::select! {
-            r = server.block_until_done() => {
-                if let Err(e) = r {
-                    tracing::error!("DNS server stopped: {e}");
-                }
-            }
-            () = fresh => {}
+        // `self.zone` lives as long as this future: dropping the task stops following.
+        let _following = self.zone;
+        if let Err(e) = server.block_until_done().await {
+            tracing::error!("DNS server stopped: {e}");
         }
     }
 }
@@ -122,38 +118,6 @@ async fn bind_both(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)
         }
     }
     Err(last.unwrap_or_else(|| std::io::Error::other("no port free for both UDP and TCP")))
-}
-
-/// Applies the store's changes to the zone, one swap per burst.
-async fn keep_zone_fresh(
-    store: Arc<dyn Store>,
-    mut changes: Watch,
-    mut mirror: Mirror,
-    zone: Arc<ArcSwap<Zone>>,
-) {
-    loop {
-        let Some(ev) = changes.next().await else {
-            return std::future::pending().await;
-        };
-        let mut burst = vec![ev];
-        while let Ok(Some(more)) = tokio::time::timeout(Duration::ZERO, changes.next()).await {
-            burst.push(more);
-        }
-        match mirror.apply(&burst) {
-            Ok(false) => continue,
-            Ok(true) => {}
-            Err(Relist) => match Mirror::load(&*store).await {
-                Ok(m) => mirror = m,
-                Err(e) => {
-                    tracing::warn!(
-                        "DNS zone: listing the store failed ({e}); answers may be stale until the next change"
-                    );
-                    continue;
-                }
-            },
-        }
-        zone.store(Arc::new(mirror.zone()));
-    }
 }
 
 struct Handler {

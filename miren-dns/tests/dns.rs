@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use hickory_server::proto::op::{Message, Query, ResponseCode};
 use hickory_server::proto::rr::rdata::A;
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
-use miren_core::controller::keys;
 use miren_core::model::{Sandbox, SandboxId, SandboxPool, SandboxStatus};
-use miren_core::store::{MemoryStore, Op, Store};
+use miren_core::store::keys;
+use miren_core::store::{MemoryStore, Op, Progress, Store};
 use miren_core::testing::{self, pool};
 use miren_dns::{Dns, DnsConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,7 +28,18 @@ struct Fixture {
     store: Arc<MemoryStore>,
     addr: SocketAddr,
     db: Sandbox,
+    /// Which store revision the zone reflects.
+    progress: Progress,
     _task: tokio::task::JoinHandle<()>,
+}
+
+impl Fixture {
+    /// Writes a sandbox and waits until the zone has it.
+    async fn put_sandbox(&self, app: &str, s: &Sandbox) {
+        put_sandbox(&self.store, app, s).await;
+        let caught_up = self.progress.caught_up(Duration::from_secs(5)).await;
+        assert!(caught_up.expect("revision"), "the zone caught up");
+    }
 }
 
 fn sandbox(app: &str, p: &SandboxPool, addr: &str) -> Sandbox {
@@ -79,6 +90,7 @@ async fn start(upstream: Option<SocketAddr>) -> Fixture {
         store,
         addr,
         db: db_sb,
+        progress: dns.progress(),
         _task: tokio::spawn(dns.run()),
     }
 }
@@ -222,7 +234,7 @@ async fn a_stopped_sandbox_is_gone_from_answers_within_a_second() {
     // And back when a new one is running.
     let mut again = f.db.clone();
     again.id = SandboxId::new("shop", "postgres");
-    again.address = Some("127.0.0.5:5432".into());
+    again.address = Some("127.0.0.5:5432".parse().expect("an address"));
     put_sandbox(&f.store, "shop", &again).await;
     let t = Instant::now();
     while addrs(&udp(f.addr, SHOP_WEB, "postgres.app.miren.", RecordType::A).await) != ["127.0.0.5"]
@@ -233,6 +245,34 @@ async fn a_stopped_sandbox_is_gone_from_answers_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+#[tokio::test]
+async fn a_draining_instance_leaves_the_answers_at_once_but_can_still_ask() {
+    let f = start(None).await;
+    let mut draining = f.db.clone();
+    draining.status = SandboxStatus::Stopping;
+    draining.reason = Some("drained: no active version uses it any more".into());
+    f.put_sandbox("shop", &draining).await;
+    let m = udp(f.addr, SHOP_WEB, "postgres.app.miren.", RecordType::A).await;
+    assert!(m.answers.is_empty(), "answered a draining instance: {m:?}");
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "NODATA");
+    let srv = udp(
+        f.addr,
+        SHOP_WEB,
+        "_postgres._tcp.app.miren.",
+        RecordType::SRV,
+    )
+    .await;
+    assert!(
+        srv.answers.is_empty(),
+        "SRV of a draining instance: {srv:?}"
+    );
+    // It still runs, and may still look its app's services up.
+    assert_eq!(
+        addrs(&udp(f.addr, SHOP_DB, "web.app.miren.", RecordType::A).await),
+        [SHOP_WEB]
+    );
 }
 
 /// An upstream resolver on loopback: answers every question with 192.0.2.7 and counts

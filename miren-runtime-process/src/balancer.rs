@@ -1,47 +1,54 @@
 //! A service's stable address: a TCP listener that spreads connections over the
-//! service's ready instances (least connections), waiting briefly when none is ready
-//! (a restart, a deploy) instead of refusing.
+//! service's serving instances (least connections), waiting briefly when none is
+//! ready (a restart, a deploy) instead of refusing. Which instances serve comes from
+//! the store ([`Serving`]), so they may run on any runtime.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use miren_core::store::Reader;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+
+use crate::serving::Serving;
 
 /// How long a connection waits for a ready instance.
 const WAIT_FOR_BACKEND: Duration = Duration::from_secs(30);
 /// Instances tried per connection.
 const ATTEMPTS: usize = 3;
 
-struct Backend {
-    id: String,
-    addr: SocketAddr,
-    active: Arc<AtomicUsize>,
-}
-
-#[derive(Default)]
+/// What the accept loop's connections share.
 struct Shared {
-    backends: Mutex<Vec<Backend>>,
-    changed: Notify,
+    app: String,
+    service: String,
+    serving: Reader<Serving>,
+    /// Connections open to each instance (least connections); entries of instances
+    /// that left are dropped as the map is rebuilt.
+    active: Mutex<HashMap<SocketAddr, Arc<AtomicUsize>>>,
 }
 
 /// A running balancer; stops listening when dropped (or, awaitably, on [`close`]).
 ///
 /// [`close`]: Balancer::close
 pub struct Balancer {
-    shared: Arc<Shared>,
     task: Mutex<Option<JoinHandle<()>>>,
     addr: SocketAddr,
 }
 
 impl Balancer {
-    /// Listens on `ip:port`; when that port is privileged here, on a free port of `ip`
-    /// instead (env rewriting maps the declared port to it).
-    pub async fn bind(ip: IpAddr, port: u16) -> io::Result<Self> {
+    /// Listens on `ip:port` for `app`'s `service`; when that port is privileged here,
+    /// on a free port of `ip` instead (env rewriting maps the declared port to it).
+    pub async fn bind(
+        ip: IpAddr,
+        port: u16,
+        app: &str,
+        service: &str,
+        serving: Reader<Serving>,
+    ) -> io::Result<Self> {
         let listener = match TcpListener::bind((ip, port)).await {
             Ok(l) => l,
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
@@ -50,34 +57,19 @@ impl Balancer {
             Err(e) => return Err(e),
         };
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::default());
-        let task = Mutex::new(Some(tokio::spawn(accept_loop(listener, shared.clone()))));
-        Ok(Self { shared, task, addr })
+        let shared = Arc::new(Shared {
+            app: app.to_string(),
+            service: service.to_string(),
+            serving,
+            active: Mutex::new(HashMap::new()),
+        });
+        let task = Mutex::new(Some(tokio::spawn(accept_loop(listener, shared))));
+        Ok(Self { task, addr })
     }
 
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// An instance became ready.
-    pub fn add(&self, id: &str, addr: SocketAddr) {
-        if let Ok(mut b) = self.shared.backends.lock() {
-            b.retain(|x| x.id != id);
-            b.push(Backend {
-                id: id.to_string(),
-                addr,
-                active: Arc::new(AtomicUsize::new(0)),
-            });
-        }
-        self.shared.changed.notify_waiters();
-    }
-
-    /// An instance is stopping or gone: no new connections go to it.
-    pub fn remove(&self, id: &str) {
-        if let Ok(mut b) = self.shared.backends.lock() {
-            b.retain(|x| x.id != id);
-        }
     }
 
     /// Stops listening; returns once the address is free again.
@@ -113,22 +105,30 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// The serving instance with the fewest connections, of those not tried yet.
 fn pick(shared: &Shared, tried: &[SocketAddr]) -> Option<(SocketAddr, Arc<AtomicUsize>)> {
-    let b = shared.backends.lock().ok()?;
-    b.iter()
-        .filter(|x| !tried.contains(&x.addr))
-        .min_by_key(|x| x.active.load(Ordering::Relaxed))
-        .map(|x| (x.addr, x.active.clone()))
+    let view = shared.serving.load();
+    let serving = view.of(&shared.app, &shared.service);
+    let mut active = shared.active.lock().unwrap_or_else(|e| e.into_inner());
+    if active.len() > 2 * serving.len() + 8 {
+        active.retain(|a, _| serving.contains(a));
+    }
+    serving
+        .iter()
+        .filter(|a| !tried.contains(a))
+        .map(|a| (*a, active.entry(*a).or_default().clone()))
+        .min_by_key(|(_, n)| n.load(Ordering::Relaxed))
 }
 
 async fn forward(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
     let deadline = tokio::time::Instant::now() + WAIT_FOR_BACKEND;
+    let mut published = shared.serving.published();
     let mut tried = Vec::new();
     loop {
-        let notified = shared.changed.notified();
+        published.borrow_and_update();
         let Some((addr, active)) = pick(shared, &tried) else {
-            if tried.len() >= ATTEMPTS || tokio::time::timeout_at(deadline, notified).await.is_err()
-            {
+            let changed = tokio::time::timeout_at(deadline, published.changed());
+            if tried.len() >= ATTEMPTS || !matches!(changed.await, Ok(Ok(()))) {
                 return Ok(());
             }
             tried.clear();

@@ -9,20 +9,32 @@
 //!   connection (polled from 2 ms, doubling to 50 ms). A service without a port is
 //!   ready once started.
 //! - Every service with a port also gets a stable loopback address for the app's
-//!   lifetime (`127.77.x.y:<port>`), balancing over its ready instances; env values
-//!   naming `<svc>.app.miren` are rewritten to it.
+//!   lifetime (`127.77.x.y:<port>`), balancing over the instances the store says
+//!   serve (whichever runtime runs them); env values naming `<svc>.app.miren` are
+//!   rewritten to it.
 //! - Disks are directories under `<data>/disks/<app>/<disk>`, given as
 //!   `MIREN_DISK_<NAME>`; they outlive deploys and restarts.
 //! - Leader pids and start times are recorded under `<data>/pids/`; a new runtime on
 //!   the same data dir kills what an earlier, crashed server left running.
 //!
+//!
+//! # Layout
+//! - `lib.rs`: the [`Runtime`] implementation: prepare, start, stop, list, adopt.
+//! - `addresses`: the stable per-service loopback IPs (persisted) and the env rewriting.
+//! - `balancer`: the TCP listener at each stable address.
+//! - `serving`: which instances serve each service, as a projection of the store.
+//! - `output`: stdout/stderr read line by line.
+//! - `records`: pid + start-time records, and the `/proc` reading behind them.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use miren_core::runtime::Runtime;
+//! use miren_core::store::MemoryStore;
 //! use miren_runtime_process::ProcessRuntime;
 //!
-//! # fn main() -> Result<(), miren_core::runtime::RuntimeError> {
-//! let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::new("/var/lib/miren/process")?);
+//! # async fn demo() -> Result<(), miren_core::runtime::RuntimeError> {
+//! let store = Arc::new(MemoryStore::new());
+//! let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::new("/var/lib/miren/process", store).await?);
 //! # Ok(()) }
 //! ```
 
@@ -30,6 +42,7 @@ mod addresses;
 mod balancer;
 mod output;
 mod records;
+mod serving;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -41,10 +54,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use miren_core::artifact;
-use miren_core::model::{CodeSource, PoolSpec, SandboxId};
+use miren_core::model::{Address, CodeSource, Digest, PoolSpec, SandboxId};
 use miren_core::runtime::{
     EventSink, Listed, PrepareApp, Runtime, RuntimeError, SandboxSpec, Started, Stream,
 };
+use miren_core::store::{Reflector, Store};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::sync::watch;
@@ -52,6 +66,7 @@ use tokio::sync::watch;
 use addresses::Addresses;
 use balancer::Balancer;
 use records::{Record, Records};
+use serving::{Serving, ServingSandboxes};
 
 pub use records::group_members;
 
@@ -73,6 +88,8 @@ pub struct ProcessRuntime {
 
 struct Inner {
     dir: PathBuf,
+    /// Which instances serve each service, following the store.
+    serving: Reflector<Serving>,
     records: Records,
     addresses: Mutex<Addresses>,
     apps: Mutex<HashMap<String, AppNet>>,
@@ -95,7 +112,6 @@ struct Proc {
     sink: Arc<Mutex<EventSink>>,
     exited: watch::Receiver<bool>,
     ready: watch::Receiver<bool>,
-    balancer: Option<Arc<Balancer>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -103,30 +119,40 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ProcessRuntime {
-    /// A runtime keeping its state in `dir`. Kills whatever an earlier server on the
-    /// same dir left running (its sandboxes are restarted by the controller).
-    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, RuntimeError> {
+    /// A runtime keeping its state in `dir`, with service addresses that balance over
+    /// the instances `store` says serve. Kills whatever an earlier server on the same
+    /// dir left running (its sandboxes are restarted by the controller).
+    pub async fn new(dir: impl Into<PathBuf>, store: Arc<dyn Store>) -> Result<Self, RuntimeError> {
         let dir = dir.into();
-        let io = |what: &str| {
-            let what = what.to_string();
-            move |e| RuntimeError::io(what, e)
-        };
-        std::fs::create_dir_all(&dir).map_err(io("creating the process runtime's directory"))?;
-        let records = Records::open(dir.join("pids")).map_err(io("opening pid records"))?;
-        let killed = records
-            .kill_leftovers()
-            .map_err(io("stopping leftover processes"))?;
-        if !killed.is_empty() {
-            tracing::info!(
-                "stopped {} leftover process group(s) of an earlier server",
-                killed.len()
-            );
-        }
-        let addresses =
-            Addresses::load(dir.join("addresses.json")).map_err(io("reading addresses.json"))?;
+        let d = dir.clone();
+        let (records, addresses) = blocking(move || {
+            let io = |what: &str| {
+                let what = what.to_string();
+                move |e| RuntimeError::io(what, e)
+            };
+            std::fs::create_dir_all(&d).map_err(io("creating the process runtime's directory"))?;
+            let records = Records::open(d.join("pids")).map_err(io("opening pid records"))?;
+            let killed = records
+                .kill_leftovers()
+                .map_err(io("stopping leftover processes"))?;
+            if !killed.is_empty() {
+                tracing::info!(
+                    "stopped {} leftover process group(s) of an earlier server",
+                    killed.len()
+                );
+            }
+            let addresses =
+                Addresses::load(d.join("addresses.json")).map_err(io("reading addresses.json"))?;
+            Ok((records, addresses))
+        })
+        .await?;
+        let serving = Reflector::start(store, ServingSandboxes::default())
+            .await
+            .map_err(|e| RuntimeError::Backend(format!("following the store: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
+                serving,
                 records,
                 addresses: Mutex::new(addresses),
                 apps: Mutex::new(HashMap::new()),
@@ -175,13 +201,8 @@ impl ProcessRuntime {
         self.inner.dir.join("disks").join(app).join(disk)
     }
 
-    fn code_dir(&self, digest: &str) -> PathBuf {
-        let hex: String = digest
-            .trim_start_matches("sha256:")
-            .chars()
-            .filter(char::is_ascii_hexdigit)
-            .collect();
-        self.inner.dir.join("code").join(hex)
+    fn code_dir(&self, digest: &Digest) -> PathBuf {
+        self.inner.dir.join("code").join(digest.hex())
     }
 
     fn free_port(&self) -> Result<u16, RuntimeError> {
@@ -214,8 +235,9 @@ impl ProcessRuntime {
                 .ip(app, &s.service)
                 .map_err(alloc)?;
             let mut taken = Vec::new();
+            let serving = self.inner.serving.reader();
             let b = loop {
-                match Balancer::bind(IpAddr::V4(ip), port).await {
+                match Balancer::bind(IpAddr::V4(ip), port, app, &s.service, serving.clone()).await {
                     Ok(b) => break b,
                     // Another server on this machine has it: take the next one.
                     Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && taken.len() < 64 => {
@@ -317,14 +339,22 @@ impl Runtime for ProcessRuntime {
             return Err(RuntimeError::Unsupported(problems.join("\n")));
         }
         let dest = self.code_dir(&app.artifact.digest);
-        if !dest.is_dir() {
-            let archive = app.artifact.path.clone();
-            let d = dest.clone();
-            tokio::task::spawn_blocking(move || artifact::unpack(&archive, &d))
-                .await
-                .map_err(|e| RuntimeError::Backend(e.to_string()))?
-                .map_err(|e| RuntimeError::Prepare(format!("unpacking the app's code: {e}")))?;
-        }
+        let archive = app.artifact.clone();
+        let version = app.version.clone();
+        blocking(move || {
+            if dest.is_dir() {
+                return Ok(());
+            }
+            if !archive.path.is_file() {
+                return Err(RuntimeError::Prepare(format!(
+                    "the code of {version} ({}) is no longer stored: deploy it again",
+                    archive.digest
+                )));
+            }
+            artifact::unpack(&archive.path, &dest)
+                .map_err(|e| RuntimeError::Prepare(format!("unpacking the app's code: {e}")))
+        })
+        .await?;
         self.ensure_net(&app.app, &app.services).await
     }
 
@@ -336,22 +366,31 @@ impl Runtime for ProcessRuntime {
             return Err(RuntimeError::Unsupported("image".into()));
         };
         let code = self.code_dir(digest);
-        if !code.is_dir() {
-            return Err(RuntimeError::Start(format!(
-                "the code of version {} is not unpacked (was it prepared?)",
-                spec.version
-            )));
-        }
+        let disks: Vec<(String, PathBuf)> = spec
+            .spec
+            .disks
+            .iter()
+            .map(|d| (d.name.clone(), self.disk_dir(&spec.app, &d.name)))
+            .collect();
+        let (c, version) = (code.clone(), spec.version.clone());
+        blocking(move || {
+            if !c.is_dir() {
+                return Err(RuntimeError::Start(format!(
+                    "the code of version {version} is not unpacked (was it prepared?)"
+                )));
+            }
+            for (name, dir) in disks {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| RuntimeError::io(format!("creating disk `{name}`"), e))?;
+            }
+            Ok(())
+        })
+        .await?;
         let command = spec.spec.command.clone().unwrap_or_default();
         let port = match spec.spec.port {
             Some(_) => Some(self.free_port()?),
             None => None,
         };
-        for d in &spec.spec.disks {
-            let dir = self.disk_dir(&spec.app, &d.name);
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| RuntimeError::io(format!("creating disk `{}`", d.name), e))?;
-        }
         let mut cmd = tokio::process::Command::new("/bin/sh");
         cmd.arg("-c")
             .arg(&command)
@@ -375,25 +414,29 @@ impl Runtime for ProcessRuntime {
             }
         };
         let pgid = child.id().unwrap_or_default();
-        let record = Record {
-            sandbox: spec.id.to_string(),
-            pid: pgid,
-            start_time: records::start_time(pgid).unwrap_or_default(),
-        };
-        if let Err(e) = self.inner.records.write(&record) {
+        let records = self.inner.records.clone();
+        let sandbox = spec.id.to_string();
+        let recorded = blocking(move || {
+            let record = Record {
+                sandbox,
+                pid: pgid,
+                start_time: records::start_time(pgid).unwrap_or_default(),
+            };
+            records
+                .write(&record)
+                .map_err(|e| RuntimeError::io("recording the process", e))
+        })
+        .await;
+        if let Err(e) = recorded {
             let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
             let _ = child.wait().await;
             release_port(self);
-            return Err(RuntimeError::io("recording the process", e));
+            return Err(e);
         }
 
         let sink = Arc::new(Mutex::new(events));
         let (exited_tx, exited_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = watch::channel(false);
-        let balancer = lock(&self.inner.apps)
-            .get(&spec.app)
-            .and_then(|n| n.balancers.get(&spec.spec.service).cloned())
-            .filter(|_| port.is_some());
         lock(&self.inner.running).insert(
             spec.id.clone(),
             Proc {
@@ -403,7 +446,6 @@ impl Runtime for ProcessRuntime {
                 sink: sink.clone(),
                 exited: exited_rx.clone(),
                 ready: ready_rx.clone(),
-                balancer: balancer.clone(),
             },
         );
 
@@ -437,8 +479,6 @@ impl Runtime for ProcessRuntime {
         {
             let sink = sink.clone();
             let mut exited = exited_rx.clone();
-            let balancer = balancer.clone();
-            let id = spec.id.to_string();
             tokio::spawn(async move {
                 if let Some(addr) = address {
                     let mut delay = PROBE_FIRST;
@@ -455,12 +495,9 @@ impl Runtime for ProcessRuntime {
                         }
                         delay = (delay * 2).min(PROBE_MAX);
                     }
-                    if let Some(b) = &balancer {
-                        b.add(&id, addr);
-                    }
                 }
                 let _ = ready_tx.send(true);
-                current(&sink).ready(address.map(|a| a.to_string()));
+                current(&sink).ready(address.map(Address::from));
             });
         }
 
@@ -475,14 +512,12 @@ impl Runtime for ProcessRuntime {
                 let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
                 let mut delay = PROBE_FIRST;
                 for _ in 0..40 {
-                    if records::group_members(pgid).is_empty() {
+                    let gone = blocking(move || Ok(records::group_members(pgid).is_empty()));
+                    if gone.await.unwrap_or(true) {
                         break;
                     }
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(PROBE_MAX);
-                }
-                if let Some(b) = &balancer {
-                    b.remove(id.as_str());
                 }
                 for r in readers {
                     let _ = tokio::time::timeout(Duration::from_secs(2), r).await;
@@ -491,7 +526,12 @@ impl Runtime for ProcessRuntime {
                 if let Some(p) = port {
                     lock(&me.inner.ports).remove(&p);
                 }
-                me.inner.records.remove(id.as_str());
+                let (records, sandbox) = (me.inner.records.clone(), id.to_string());
+                let _ = blocking(move || {
+                    records.remove(&sandbox);
+                    Ok(())
+                })
+                .await;
                 let (code, reason) = match status {
                     Ok(s) => exit_reason(s),
                     Err(e) => (None, format!("lost track of the process: {e}")),
@@ -502,21 +542,18 @@ impl Runtime for ProcessRuntime {
         }
 
         Ok(Started {
-            address: address.map(|a| a.to_string()),
+            address: address.map(Address::from),
         })
     }
 
     async fn stop(&self, sandbox: &SandboxId, grace: Duration) -> Result<(), RuntimeError> {
-        let (pgid, mut exited, balancer) = {
+        let (pgid, mut exited) = {
             let running = lock(&self.inner.running);
             let p = running
                 .get(sandbox)
                 .ok_or_else(|| RuntimeError::NotFound(sandbox.clone()))?;
-            (p.pgid, p.exited.clone(), p.balancer.clone())
+            (p.pgid, p.exited.clone())
         };
-        if let Some(b) = balancer {
-            b.remove(sandbox.as_str());
-        }
         let group = Pid::from_raw(pgid as i32);
         let _ = killpg(group, Signal::SIGTERM);
         if tokio::time::timeout(grace, exited.wait_for(|e| *e))
@@ -534,7 +571,9 @@ impl Runtime for ProcessRuntime {
             .iter()
             .map(|(id, p)| Listed {
                 id: id.clone(),
-                address: p.port.map(|port| format!("127.0.0.1:{port}")),
+                address: p
+                    .port
+                    .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into()),
                 labels: p.labels.clone(),
             })
             .collect())
@@ -547,7 +586,10 @@ impl Runtime for ProcessRuntime {
             .ok_or_else(|| RuntimeError::NotFound(sandbox.clone()))?;
         *lock(&p.sink) = events.clone();
         if *p.ready.borrow() {
-            events.ready(p.port.map(|port| format!("127.0.0.1:{port}")));
+            events.ready(
+                p.port
+                    .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into()),
+            );
         }
         Ok(())
     }
@@ -559,11 +601,23 @@ impl Runtime for ProcessRuntime {
             .map_err(|e| RuntimeError::io("forgetting the app's addresses", e))?;
         if purge_disks {
             let dir = self.inner.dir.join("disks").join(app);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| RuntimeError::io(format!("removing {}", dir.display()), e))?;
-            }
+            blocking(move || match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(RuntimeError::io(format!("removing {}", dir.display()), e))
+                }
+                _ => Ok(()),
+            })
+            .await?;
         }
         Ok(())
     }
+}
+
+/// Runs file system and `/proc` work on tokio's blocking threads, off the async ones.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
+) -> Result<T, RuntimeError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RuntimeError::Backend(format!("a blocking task failed: {e}")))?
 }

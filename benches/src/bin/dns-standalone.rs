@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use miren_core::controller::keys;
 use miren_core::model::SandboxStatus;
+use miren_core::store::keys;
 use miren_core::store::{MemoryStore, Op, Store};
 use miren_core::testing::{pool, sandbox};
 

@@ -7,11 +7,11 @@
 use std::sync::Arc;
 
 use miren_core::config::resolve;
-use miren_core::controller::keys;
 use miren_core::model::{
-    App, PoolId, PoolSpec, Route, Sandbox, SandboxId, SandboxPool, SandboxStatus, Version,
+    App, Digest, PoolId, PoolSpec, Route, Sandbox, SandboxId, SandboxPool, SandboxStatus, Version,
     VersionId, VersionState,
 };
+use miren_core::store::keys;
 use miren_core::store::{MemoryStore, Op, Store};
 
 // The allocator the `miren` binary uses too.
@@ -34,7 +34,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let config = resolve("name = \"bench\"\n[services.web]\ncommand = \"serve\"\n")?;
         let version = VersionId::new("bench");
         let pool = PoolId::new();
-        let spec = PoolSpec::of(&config, "web", "sha256:0").ok_or("no web")?;
+        let code = Digest::of(b"bench");
+        let spec = PoolSpec::of(&config, "web", &code).ok_or("no web")?;
         let sandbox = SandboxId::new("bench", "web");
         let ops = vec![
             Op::put(
@@ -51,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     id: version.clone(),
                     app: "bench".into(),
                     config: config.clone(),
-                    artifact_digest: "sha256:0".into(),
+                    artifact_digest: code.clone(),
                     created: 0,
                     source: Default::default(),
                     state: VersionState::Active,
@@ -83,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     pool,
                     version,
                     service: "web".into(),
-                    address: Some(backend),
+                    address: Some(backend.parse()?),
                     status: SandboxStatus::Running,
                     reason: None,
                     exit_code: None,

@@ -119,7 +119,7 @@ pub async fn run(
     let up: Uploaded = c.put_bytes("/v1/artifacts", bytes).await?;
     let body = DeployBody {
         app_toml: source,
-        artifact: up.digest,
+        artifact: up.digest.to_string(),
         git_commit: git_commit(&args.dir),
         no_wait: args.no_wait,
         app: args.app.clone(),

@@ -34,7 +34,7 @@ pub async fn run(c: &Client, cmd: SandboxCommand, format: Format) -> Result<Exit
                         s.id.to_string(),
                         s.service.clone(),
                         s.pool.to_string(),
-                        s.address.clone().unwrap_or_else(|| "-".into()),
+                        s.address.map_or_else(|| "-".into(), |a| a.to_string()),
                         match &s.reason {
                             Some(r) if status != "running" => format!("{status} ({r})"),
                             _ => status,

@@ -6,9 +6,10 @@ use std::io::Write;
 use std::path::Path;
 
 use miren_core::artifact::LOCAL_DATA_DIR;
-use miren_core::controller::{DeployRequest, keys};
+use miren_core::controller::DeployRequest;
 use miren_core::model::{Route, SourceInfo, VersionState};
 use miren_core::store::Op;
+use miren_core::store::keys;
 
 use super::deploy::{check_locally, git_commit, pack};
 use super::logs::format_line;
@@ -83,7 +84,7 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         .store
         .txn(vec![Op::put(keys::route("*"), keys::encode(&route))])
         .await?;
-    server.proxy.reload().await;
+    server.visible.sync().await;
     eprintln!("deploying {app} from {}", dir.display());
     let outcome = async {
         let bytes = pack(&dir).await?;
@@ -112,7 +113,7 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     };
     let ok = match version {
         Ok(v) if v.state == VersionState::Active => {
-            server.proxy.reload().await;
+            server.visible.sync().await;
             true
         }
         Ok(v) => {

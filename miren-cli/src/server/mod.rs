@@ -4,6 +4,7 @@
 pub mod logs;
 mod routes;
 pub mod status;
+mod visible;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -18,6 +19,7 @@ use miren_runtime_process::ProcessRuntime;
 use tokio::task::JoinHandle;
 
 use logs::{LogStore, Retention};
+pub use visible::Visibility;
 
 /// Which runtime runs sandboxes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,8 +67,8 @@ pub struct Server {
     pub api_addr: Option<SocketAddr>,
     /// Where service DNS listens, if it does.
     pub dns_addr: Option<SocketAddr>,
-    /// Makes store changes take effect in the proxy now.
-    pub proxy: miren_proxy::Reloader,
+    /// Waits until the proxy and DNS show the store as it is.
+    pub visible: Visibility,
     runtime: ProcessRuntime,
     socket: PathBuf,
     tasks: Vec<JoinHandle<()>>,
@@ -113,8 +115,9 @@ impl Server {
             ),
             Err(e) => return Err(e).context("opening the state store"),
         };
-        let runtime =
-            ProcessRuntime::new(data.join("process")).context("starting the process runtime")?;
+        let runtime = ProcessRuntime::new(data.join("process"), store.clone())
+            .await
+            .context("starting the process runtime")?;
         let artifacts =
             ArtifactStore::open(data.join("artifacts")).context("opening the artifact store")?;
         let logs = LogStore::open(data.join("logs"), Retention::default())
@@ -135,7 +138,8 @@ impl Server {
         .await
         .with_context(|| format!("listening on {} for HTTP", opts.http_addr))?;
         let http_addr = proxy.local_addr();
-        let reloader = proxy.reloader();
+        let mut visible = Visibility::default();
+        visible.add("the proxy", proxy.progress());
         let mut tasks = vec![tokio::spawn(proxy.run())];
 
         let mut dns_addr = None;
@@ -148,6 +152,7 @@ impl Server {
                 .await
                 .with_context(|| format!("listening on {addr} for DNS (UDP and TCP)"))?;
             dns_addr = Some(dns.local_addr());
+            visible.add("service DNS", dns.progress());
             tasks.push(tokio::spawn(dns.run()));
         }
 
@@ -156,7 +161,7 @@ impl Server {
             store: store.clone(),
             logs: logs.clone(),
             artifacts: artifacts.clone(),
-            proxy: reloader.clone(),
+            visible: visible.clone(),
             token: None,
         });
 
@@ -203,7 +208,7 @@ impl Server {
             http_addr,
             api_addr,
             dns_addr,
-            proxy: reloader,
+            visible,
             runtime,
             socket,
             tasks,

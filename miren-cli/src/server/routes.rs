@@ -11,8 +11,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use miren_core::artifact::ArtifactStore;
-use miren_core::controller::{Controller, ControllerError, DeployRequest, Event, keys};
+use miren_core::controller::{Controller, ControllerError, DeployRequest, Event};
 use miren_core::model::{PoolId, Route, SandboxId, SourceInfo, Version, VersionId, VersionState};
+use miren_core::store::keys;
 use miren_core::store::{Op, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -30,8 +31,9 @@ pub struct State {
     pub store: Arc<dyn Store>,
     pub logs: LogStore,
     pub artifacts: ArtifactStore,
-    /// Route and rollout changes take effect in the proxy before the API answers.
-    pub proxy: miren_proxy::Reloader,
+    /// Route and rollout changes take effect in the proxy and DNS before the API
+    /// answers.
+    pub visible: super::Visibility,
     /// Required as `Authorization: Bearer <token>` when set (TCP).
     pub token: Option<String>,
 }
@@ -202,10 +204,11 @@ async fn deploy(state: S, Json(body): Json<DeployBody>) -> R<Response> {
         app_name(&app)?;
         config.name = app;
     }
-    if state.artifacts.get(&body.artifact).is_none() {
+    let digest: miren_core::model::Digest = parse(&body.artifact)?;
+    let path = state.artifacts.artifact(&digest).path;
+    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
         return Err(ApiError::invalid(format!(
-            "no uploaded code with digest {}: upload it first (PUT /v1/artifacts)",
-            body.artifact
+            "no uploaded code with digest {digest}: upload it first (PUT /v1/artifacts)"
         )));
     }
     let events = state.controller.subscribe();
@@ -213,7 +216,7 @@ async fn deploy(state: S, Json(body): Json<DeployBody>) -> R<Response> {
         .controller
         .deploy(DeployRequest {
             config,
-            artifact_digest: body.artifact,
+            artifact_digest: digest,
             source: SourceInfo {
                 git_commit: body.git_commit,
             },
@@ -221,7 +224,7 @@ async fn deploy(state: S, Json(body): Json<DeployBody>) -> R<Response> {
         .await?;
     Ok(progress(
         state.controller.clone(),
-        state.proxy.clone(),
+        state.visible.clone(),
         version,
         events,
         body.no_wait,
@@ -242,7 +245,7 @@ async fn rollback(
     let version = state.controller.rollback(&app, to).await?;
     Ok(progress(
         state.controller.clone(),
-        state.proxy.clone(),
+        state.visible.clone(),
         version,
         events,
         false,
@@ -252,7 +255,7 @@ async fn rollback(
 /// Streams a rollout: created, progress lines, then the version as it ended.
 fn progress(
     ctl: Controller,
-    proxy: miren_proxy::Reloader,
+    visible: super::Visibility,
     version: VersionId,
     mut events: tokio::sync::broadcast::Receiver<Event>,
     no_wait: bool,
@@ -298,7 +301,7 @@ fn progress(
         };
         if let Some(v) = finished {
             // An active version takes traffic by the time the caller hears so.
-            proxy.reload().await;
+            visible.sync().await;
             let _ = tx
                 .send(line(&DeployLine::Done {
                     version: Box::new(v),
@@ -383,7 +386,7 @@ async fn delete_app(
     app_name(&app)?;
     state.controller.delete_app(&app, q.purge_disks).await?;
     state.logs.remove_app(&app).await;
-    state.proxy.reload().await;
+    state.visible.sync().await;
     Ok(Json(serde_json::json!({})))
 }
 
@@ -608,7 +611,7 @@ async fn put_route(
         }
     }
     state.store.txn(ops).await.map_err(ApiError::internal)?;
-    state.proxy.reload().await;
+    state.visible.sync().await;
     Ok(Json(route))
 }
 
@@ -633,6 +636,6 @@ async fn delete_route(state: S, Path(host): Path<String>) -> R<Json<serde_json::
         .txn(vec![Op::delete(key)])
         .await
         .map_err(ApiError::internal)?;
-    state.proxy.reload().await;
+    state.visible.sync().await;
     Ok(Json(serde_json::json!({})))
 }

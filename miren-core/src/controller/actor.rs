@@ -7,12 +7,13 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use super::{Command, ControllerConfig, ControllerError, Event, Reply, Snapshot, keys};
+use super::{Command, ControllerConfig, ControllerError, Event, Reply, Snapshot};
 use crate::model::{
-    App, PoolId, Sandbox, SandboxId, SandboxPool, SandboxStatus, Version, VersionId, VersionState,
+    Address, App, PoolId, Sandbox, SandboxId, SandboxPool, SandboxStatus, Version, VersionId,
+    VersionState,
 };
-use crate::runtime::{EventSink, Runtime, RuntimeEvent};
-use crate::store::{Op, Store, StoreError};
+use crate::runtime::{EventSink, Runtime, RuntimeError, RuntimeEvent};
+use crate::store::{Op, Store, StoreError, keys};
 
 /// A pool and what only the running controller needs to know about it.
 pub(super) struct PoolState {
@@ -34,8 +35,6 @@ pub(super) struct SandboxState {
     pub app: String,
     /// When it was started (tokio clock): crash lifetimes are measured from here.
     pub started: Instant,
-    /// A stop was asked for.
-    pub stopping: bool,
     /// The runtime's `start` has not returned yet.
     pub starting: bool,
 }
@@ -57,13 +56,17 @@ pub(super) enum Timer {
 }
 
 pub(super) enum Internal {
-    Prepared(VersionId, Result<(), String>),
-    Started(SandboxId, Result<Option<String>, String>),
+    Prepared(VersionId, Result<(), RuntimeError>),
+    Started(SandboxId, Result<Option<Address>, RuntimeError>),
     StopFailed(SandboxId, String),
     Done(Box<dyn FnOnce() + Send>),
 }
 
-type AfterFlush = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// How the write a caller waits for went: one failed write answers every caller
+/// waiting on it, so the error is shared.
+pub(super) type Flushed = Result<(), Arc<StoreError>>;
+
+type AfterFlush = Box<dyn FnOnce(Flushed) + Send>;
 
 #[derive(Default)]
 pub(super) struct Dirty {
@@ -183,7 +186,7 @@ impl Actor {
             let finished = self.shutdown_finished();
             if let Some(reply) = finished.then(|| self.shutdown.take()).flatten() {
                 self.after_flush(move |r| {
-                    let _ = reply.send(r.map_err(store_error));
+                    let _ = reply.send(r.map_err(ControllerError::Store));
                 });
             }
             self.flush().await;
@@ -217,11 +220,11 @@ impl Actor {
                 self.touch_pool(&pool);
                 self.to_reconcile.insert(pool);
                 self.after_flush(move |r| {
-                    let _ = reply.send(r.map(|_| snapshot).map_err(store_error));
+                    let _ = reply.send(r.map(|_| snapshot).map_err(ControllerError::Store));
                 });
             }
             Command::StopSandbox(id, reply) => {
-                let live = self.sandboxes.get(&id).map(|s| is_live(s.sb.status));
+                let live = self.sandboxes.get(&id).map(|s| s.sb.is_live());
                 match live {
                     None => {
                         let _ = reply.send(Err(not_found("sandbox", id.as_str())));
@@ -234,7 +237,7 @@ impl Actor {
                     Some(true) => {
                         self.stop_sandbox(&id, "stopped by an operator");
                         self.after_flush(move |r| {
-                            let _ = reply.send(r.map_err(store_error));
+                            let _ = reply.send(r.map_err(ControllerError::Store));
                         });
                     }
                 }
@@ -251,8 +254,8 @@ impl Actor {
                 let live: Vec<(SandboxId, bool)> = self
                     .sandboxes
                     .iter()
-                    .filter(|(_, s)| is_live(s.sb.status))
-                    .map(|(id, s)| (id.clone(), s.stopping))
+                    .filter(|(_, s)| s.sb.is_live())
+                    .map(|(id, s)| (id.clone(), s.sb.status == SandboxStatus::Stopping))
                     .collect();
                 for (id, already_stopping) in live {
                     if already_stopping {
@@ -315,14 +318,14 @@ impl Actor {
             && !self
                 .sandboxes
                 .values()
-                .any(|s| s.starting || (s.stopping && is_live(s.sb.status)))
+                .any(|s| s.starting || s.sb.status == SandboxStatus::Stopping)
     }
 
     pub(super) fn shutting_down(&self) -> bool {
         self.shutdown.is_some()
     }
 
-    pub(super) fn after_flush(&mut self, f: impl FnOnce(Result<(), String>) + Send + 'static) {
+    pub(super) fn after_flush(&mut self, f: impl FnOnce(Flushed) + Send + 'static) {
         self.after_flush.push(Box::new(f));
     }
 
@@ -562,7 +565,7 @@ impl Actor {
             Err(e) => {
                 tracing::error!("controller: writing state failed, will retry: {e}");
                 merge(&mut self.dirty, dirty);
-                Err(e.to_string())
+                Err(Arc::new(e))
             }
         };
         for f in std::mem::take(&mut self.after_flush) {
@@ -607,7 +610,6 @@ impl Actor {
                     sb: s,
                     app,
                     started: now,
-                    stopping: false,
                     starting: false,
                 },
             );
@@ -654,13 +656,16 @@ impl Actor {
             .runtime
             .list()
             .await
-            .map_err(|e| ControllerError::Invalid(format!("listing sandboxes failed: {e}")))?;
+            .map_err(ControllerError::Runtime)?;
         let mut adopted = BTreeSet::new();
         for l in listed {
-            let known = self
-                .sandboxes
-                .get(&l.id)
-                .is_some_and(|s| is_live(s.sb.status));
+            let status = self.sandboxes.get(&l.id).map(|s| s.sb.status);
+            // Booting or serving: adopted. Draining when the server went down, or not
+            // ours (any more): stopped.
+            let known = matches!(
+                status,
+                Some(SandboxStatus::Pending | SandboxStatus::Running)
+            );
             if !known {
                 // Not ours (any more): a leftover of a crashed server.
                 let rt = self.runtime.clone();
@@ -685,13 +690,18 @@ impl Actor {
         let lost: Vec<SandboxId> = self
             .sandboxes
             .iter()
-            .filter(|(id, s)| is_live(s.sb.status) && !adopted.contains(*id))
+            .filter(|(id, s)| s.sb.is_live() && !adopted.contains(*id))
             .map(|(id, _)| id.clone())
             .collect();
         for id in lost {
             if let Some(s) = self.sandboxes.get_mut(&id) {
-                s.sb.status = SandboxStatus::Dead;
-                s.sb.reason = Some("gone after the server restarted".to_string());
+                if s.sb.status == SandboxStatus::Stopping {
+                    // It was on its way out: that is done now.
+                    s.sb.status = SandboxStatus::Stopped;
+                } else {
+                    s.sb.status = SandboxStatus::Dead;
+                    s.sb.reason = Some("gone after the server restarted".to_string());
+                }
                 s.sb.updated = crate::runtime::now_millis();
             }
             self.touch_sandbox(&id);
@@ -721,18 +731,9 @@ async fn sleep_until_opt(t: Option<Instant>) {
     }
 }
 
-/// Pending or running: it exists in the runtime.
-pub(super) fn is_live(s: SandboxStatus) -> bool {
-    matches!(s, SandboxStatus::Pending | SandboxStatus::Running)
-}
-
 pub(super) fn not_found(kind: &'static str, name: &str) -> ControllerError {
     ControllerError::NotFound {
         kind,
         name: name.to_string(),
     }
-}
-
-pub(super) fn store_error(message: String) -> ControllerError {
-    ControllerError::Store(StoreError::Backend(message.into()))
 }

@@ -9,11 +9,9 @@
 //! - [`plan`]: what a pool should start or stop, as a pure function.
 //! - [`backoff`]: crash backoff, as a pure function.
 //! - `actor`: the task: deploy, activation, failure, drain, restart adoption.
-//! - [`keys`]: where objects live in the store.
 
 mod actor;
 pub mod backoff;
-pub mod keys;
 pub mod plan;
 mod rollout;
 mod sandboxes;
@@ -29,10 +27,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::artifact::ArtifactStore;
 use crate::config::ResolvedApp;
 use crate::model::{
-    App, PoolId, Sandbox, SandboxId, SandboxPool, SandboxStatus, SourceInfo, Version, VersionId,
-    VersionState,
+    App, Digest, PoolId, Sandbox, SandboxId, SandboxPool, SandboxStatus, SourceInfo, Version,
+    VersionId, VersionState,
 };
-use crate::runtime::{LogSink, Runtime};
+use crate::runtime::{LogSink, Runtime, RuntimeError};
 use crate::store::{Store, StoreError};
 
 pub use backoff::Backoff;
@@ -75,7 +73,7 @@ pub struct DeployRequest {
     /// The resolved app.toml.
     pub config: ResolvedApp,
     /// The uploaded code.
-    pub artifact_digest: String,
+    pub artifact_digest: Digest,
     /// Where it came from.
     pub source: SourceInfo,
 }
@@ -153,15 +151,25 @@ pub enum ControllerError {
         /// What was asked for.
         name: String,
     },
-    /// The request can't be done as asked.
+    /// The request can't be done as asked (the state doesn't allow it).
     #[error("{0}")]
     Invalid(String),
-    /// The store failed; nothing was acknowledged.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The store failed; nothing was acknowledged. Shared: one failed write answers
+    /// every caller that waited on it.
+    #[error("writing the state failed: {0}")]
+    Store(#[source] Arc<StoreError>),
+    /// The runtime failed doing what the request needed.
+    #[error("the runtime failed: {0}")]
+    Runtime(#[source] RuntimeError),
     /// The controller has shut down.
     #[error("the controller has stopped")]
     Stopped,
+}
+
+impl From<StoreError> for ControllerError {
+    fn from(e: StoreError) -> Self {
+        ControllerError::Store(Arc::new(e))
+    }
 }
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, ControllerError>>;
@@ -184,6 +192,9 @@ pub(crate) enum Command {
 pub struct Controller {
     tx: mpsc::UnboundedSender<Command>,
     events: broadcast::Sender<Event>,
+    /// To check a deploy's code is there before the task sees it (a file lookup, kept
+    /// off the controller's task).
+    artifacts: ArtifactStore,
 }
 
 impl Controller {
@@ -196,8 +207,13 @@ impl Controller {
         config: ControllerConfig,
     ) -> Result<Self, ControllerError> {
         let (events, _) = broadcast::channel(4096);
+        let artifacts = config.artifacts.clone();
         let tx = actor::spawn(store, runtime, config, events.clone()).await?;
-        Ok(Self { tx, events })
+        Ok(Self {
+            tx,
+            events,
+            artifacts,
+        })
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ControllerError> {
@@ -211,6 +227,13 @@ impl Controller {
     /// Creates a version and starts rolling it out; returns its id once it is stored.
     /// [`wait`](Self::wait) tells how it ended.
     pub async fn deploy(&self, request: DeployRequest) -> Result<VersionId, ControllerError> {
+        let path = self.artifacts.artifact(&request.artifact_digest).path;
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return Err(ControllerError::Invalid(format!(
+                "no uploaded code with digest {}: upload it before deploying",
+                request.artifact_digest
+            )));
+        }
         self.call(|r| Command::Deploy(request, r)).await
     }
 

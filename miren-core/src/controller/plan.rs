@@ -10,10 +10,8 @@ use crate::model::{SandboxId, SandboxStatus};
 pub struct Member {
     /// Its id (ids sort by creation time).
     pub id: SandboxId,
-    /// Its status.
+    /// Its status (`Stopping`: a stop was already asked for).
     pub status: SandboxStatus,
-    /// Whether a stop was already asked for.
-    pub stopping: bool,
 }
 
 /// A pool's situation.
@@ -46,9 +44,7 @@ pub fn plan_pool(pool: &PoolView<'_>, now: Instant) -> PoolPlan {
     let mut live: Vec<&Member> = pool
         .members
         .iter()
-        .filter(|m| {
-            !m.stopping && matches!(m.status, SandboxStatus::Pending | SandboxStatus::Running)
-        })
+        .filter(|m| matches!(m.status, SandboxStatus::Pending | SandboxStatus::Running))
         .collect();
     let have = live.len() as u32;
     let mut plan = PoolPlan::default();
@@ -76,20 +72,19 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn member(status: SandboxStatus, stopping: bool) -> Member {
+    fn member(status: SandboxStatus) -> Member {
         Member {
             id: SandboxId::new("a", "web"),
             status,
-            stopping,
         }
     }
 
     #[test]
     fn starts_the_missing_ones_and_ignores_stopping_and_dead() {
         let m = [
-            member(SandboxStatus::Running, false),
-            member(SandboxStatus::Running, true),
-            member(SandboxStatus::Dead, false),
+            member(SandboxStatus::Running),
+            member(SandboxStatus::Stopping),
+            member(SandboxStatus::Dead),
         ];
         let view = PoolView {
             desired: 3,
@@ -103,9 +98,9 @@ mod tests {
     #[test]
     fn stops_pending_before_running_and_newest_first() {
         let m = [
-            member(SandboxStatus::Running, false),
-            member(SandboxStatus::Running, false),
-            member(SandboxStatus::Pending, false),
+            member(SandboxStatus::Running),
+            member(SandboxStatus::Running),
+            member(SandboxStatus::Pending),
         ];
         let view = PoolView {
             desired: 1,

@@ -4,23 +4,17 @@ use std::collections::BTreeSet;
 
 use tokio::time::Instant;
 
-use super::actor::{Actor, Deploying, Internal, PoolState, Timer, is_live, not_found, store_error};
-use super::{ControllerError, DeployRequest, Reply, keys};
+use super::actor::{Actor, Deploying, Internal, PoolState, Timer, not_found};
+use super::{ControllerError, DeployRequest, Reply};
 use crate::config::duration;
 use crate::config::{Concurrency, ResolvedService};
 use crate::model::{App, PoolId, PoolSpec, SandboxPool, Version, VersionId, VersionState};
-use crate::runtime::{PrepareApp, now_millis};
+use crate::runtime::{PrepareApp, RuntimeError, now_millis};
+use crate::store::keys;
 
 impl Actor {
     pub(super) fn deploy(&mut self, req: DeployRequest, reply: Reply<VersionId>) {
         let app = req.config.name.clone();
-        if self.cfg.artifacts.get(&req.artifact_digest).is_none() {
-            let _ = reply.send(Err(ControllerError::Invalid(format!(
-                "no uploaded code with digest {}: upload it before deploying",
-                req.artifact_digest
-            ))));
-            return;
-        }
         let id = VersionId::new(&app);
         self.supersede_deploys(&app, &id);
         let now = now_millis();
@@ -46,7 +40,7 @@ impl Actor {
         self.touch_version(&id);
         self.begin_rollout(&id);
         self.after_flush(move |r| {
-            let _ = reply.send(r.map(|_| id).map_err(store_error));
+            let _ = reply.send(r.map(|_| id).map_err(ControllerError::Store));
         });
     }
 
@@ -98,13 +92,6 @@ impl Actor {
             ))));
             return;
         }
-        if self.cfg.artifacts.get(&v.artifact_digest).is_none() {
-            let _ = reply.send(Err(ControllerError::Invalid(format!(
-                "the code of `{target}` ({}) is no longer stored",
-                v.artifact_digest
-            ))));
-            return;
-        }
         self.supersede_deploys(app, &target);
         if let Some(v) = self.versions.get_mut(&target) {
             v.state = VersionState::Deploying;
@@ -113,7 +100,7 @@ impl Actor {
         self.touch_version(&target);
         self.begin_rollout(&target);
         self.after_flush(move |r| {
-            let _ = reply.send(r.map(|_| target).map_err(store_error));
+            let _ = reply.send(r.map(|_| target).map_err(ControllerError::Store));
         });
     }
 
@@ -130,10 +117,12 @@ impl Actor {
         }
     }
 
-    /// What the runtime needs to run a version; `None` when its code is gone.
+    /// What the runtime needs to run a version. The archive is not looked at here
+    /// (no file system work on the controller's task): a runtime that needs it and
+    /// finds it gone fails `prepare`, and the deploy fails saying so.
     pub(super) fn prepare_request(&self, id: &VersionId) -> Option<PrepareApp> {
         let v = self.versions.get(id)?;
-        let artifact = self.cfg.artifacts.get(&v.artifact_digest)?;
+        let artifact = self.cfg.artifacts.artifact(&v.artifact_digest);
         Some(PrepareApp {
             app: v.app.clone(),
             version: id.clone(),
@@ -166,17 +155,17 @@ impl Actor {
         let rt = self.runtime.clone();
         let vid = id.clone();
         self.spawn_internal(async move {
-            let r = rt.prepare(&prep).await.map_err(|e| e.to_string());
+            let r = rt.prepare(&prep).await;
             Internal::Prepared(vid, r)
         });
     }
 
-    pub(super) fn prepared(&mut self, id: &VersionId, result: Result<(), String>) {
+    pub(super) fn prepared(&mut self, id: &VersionId, result: Result<(), RuntimeError>) {
         if !self.deploys.contains_key(id) {
             return;
         }
         match result {
-            Err(e) => self.fail(id, e),
+            Err(e) => self.fail(id, e.to_string()),
             Ok(()) => {
                 self.attach_pools(id);
                 if let Some(d) = self.deploys.get_mut(id) {
@@ -423,7 +412,7 @@ impl Actor {
         };
         self.after_flush(move |r| {
             for w in waiters {
-                let _ = w.send(r.clone().map(|_| v.clone()).map_err(store_error));
+                let _ = w.send(r.clone().map(|_| v.clone()).map_err(ControllerError::Store));
             }
         });
     }
@@ -451,7 +440,7 @@ impl Actor {
             self.dirty.pools.insert((app.to_string(), pid.clone()));
             for sid in ps.members {
                 if let Some(s) = self.sandboxes.remove(&sid)
-                    && (is_live(s.sb.status) || s.starting)
+                    && (s.sb.is_live() || s.starting)
                 {
                     to_stop.push(sid.clone());
                 }
@@ -483,7 +472,7 @@ impl Actor {
         let int_tx = self.int_tx.clone();
         self.after_flush(move |r| {
             if let Err(e) = r {
-                let _ = reply.send(Err(store_error(e)));
+                let _ = reply.send(Err(ControllerError::Store(e)));
                 return;
             }
             tokio::spawn(async move {
@@ -496,7 +485,7 @@ impl Actor {
                 let result = rt
                     .remove_app(&app, purge)
                     .await
-                    .map_err(|e| ControllerError::Invalid(e.to_string()));
+                    .map_err(ControllerError::Runtime);
                 let _ = int_tx.send(Internal::Done(Box::new(move || {
                     let _ = reply.send(result);
                 })));

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::actor::{Actor, Internal, SandboxState, Timer, is_live};
+use super::actor::{Actor, Internal, SandboxState, Timer};
 use super::plan::{Member, PoolView, plan_pool};
-use crate::model::{PoolId, Sandbox, SandboxId, SandboxStatus, VersionState};
+use crate::model::{Address, PoolId, Sandbox, SandboxId, SandboxStatus, VersionState};
 use crate::runtime::{RuntimeError, SandboxSpec, now_millis};
 
 /// Dead and stopped sandboxes kept per pool, for `sandbox list` and post-mortems.
@@ -31,7 +31,6 @@ impl Actor {
             .map(|s| Member {
                 id: s.sb.id.clone(),
                 status: s.sb.status,
-                stopping: s.stopping,
             })
             .collect();
         let blocked = !ps.pool.spec.disks.is_empty() && self.disks_held_elsewhere(pid);
@@ -67,7 +66,7 @@ impl Actor {
             ps.members.iter().all(|id| {
                 self.sandboxes
                     .get(id)
-                    .is_none_or(|s| !is_live(s.sb.status) && !s.starting)
+                    .is_none_or(|s| !s.sb.is_live() && !s.starting)
             })
         })
     }
@@ -98,7 +97,7 @@ impl Actor {
                 && p.members.iter().any(|id| {
                     self.sandboxes
                         .get(id)
-                        .is_some_and(|s| is_live(s.sb.status) || s.starting)
+                        .is_some_and(|s| s.sb.is_live() || s.starting)
                 })
         })
     }
@@ -149,7 +148,6 @@ impl Actor {
                 sb,
                 app,
                 started: Instant::now(),
-                stopping: false,
                 starting: true,
             },
         );
@@ -158,7 +156,7 @@ impl Actor {
         let rt = self.runtime.clone();
         self.spawn_internal(async move {
             let r = rt.start(&spec, sink).await;
-            Internal::Started(spec.id, r.map(|s| s.address).map_err(|e| e.to_string()))
+            Internal::Started(spec.id, r.map(|s| s.address))
         });
     }
 
@@ -166,10 +164,10 @@ impl Actor {
         let Some(s) = self.sandboxes.get_mut(id) else {
             return;
         };
-        if s.stopping || !is_live(s.sb.status) {
+        if !matches!(s.sb.status, SandboxStatus::Pending | SandboxStatus::Running) {
             return;
         }
-        s.stopping = true;
+        s.sb.status = SandboxStatus::Stopping;
         s.sb.reason = Some(why.to_string());
         s.sb.updated = now_millis();
         let pool = s.sb.pool.clone();
@@ -195,7 +193,7 @@ impl Actor {
         let due = self
             .sandboxes
             .get(id)
-            .is_some_and(|s| s.stopping && !s.starting && is_live(s.sb.status));
+            .is_some_and(|s| s.sb.status == SandboxStatus::Stopping && !s.starting);
         if due {
             self.request_stop(id);
         }
@@ -214,7 +212,11 @@ impl Actor {
         });
     }
 
-    pub(super) fn started(&mut self, id: &SandboxId, result: Result<Option<String>, String>) {
+    pub(super) fn started(
+        &mut self,
+        id: &SandboxId,
+        result: Result<Option<Address>, RuntimeError>,
+    ) {
         let Some(s) = self.sandboxes.get_mut(id) else {
             // Forgotten while starting (app deleted): make sure it doesn't linger.
             if result.is_ok() {
@@ -230,7 +232,7 @@ impl Actor {
                     self.touch_sandbox(id);
                 }
                 let s = &self.sandboxes[id];
-                if s.stopping && is_live(s.sb.status) {
+                if s.sb.status == SandboxStatus::Stopping {
                     self.request_stop(id);
                 }
             }
@@ -248,11 +250,11 @@ impl Actor {
         self.exited(id, None, why, Vec::new());
     }
 
-    pub(super) fn ready(&mut self, id: &SandboxId, address: Option<String>) {
+    pub(super) fn ready(&mut self, id: &SandboxId, address: Option<Address>) {
         let Some(s) = self.sandboxes.get_mut(id) else {
             return;
         };
-        if s.sb.status != SandboxStatus::Pending || s.stopping {
+        if s.sb.status != SandboxStatus::Pending {
             return;
         }
         s.sb.status = SandboxStatus::Running;
@@ -277,7 +279,7 @@ impl Actor {
         let Some(s) = self.sandboxes.get_mut(id) else {
             return;
         };
-        if !is_live(s.sb.status) {
+        if !s.sb.is_live() {
             return;
         }
         let was_ready = s.sb.status == SandboxStatus::Running;
@@ -287,7 +289,7 @@ impl Actor {
         let pool = s.sb.pool.clone();
         let service = s.sb.service.clone();
         let app = s.app.clone();
-        let crashed = !s.stopping;
+        let crashed = s.sb.status != SandboxStatus::Stopping;
         if crashed {
             s.sb.status = SandboxStatus::Dead;
             s.sb.reason = Some(reason.clone());
@@ -373,10 +375,7 @@ impl Actor {
     }
 
     pub(super) fn reset_crashes(&mut self, pid: &PoolId, sb: &SandboxId) {
-        let still_up = self
-            .sandboxes
-            .get(sb)
-            .is_some_and(|s| s.sb.status == SandboxStatus::Running && !s.stopping);
+        let still_up = self.sandboxes.get(sb).is_some_and(|s| s.sb.is_serving());
         if !still_up {
             return;
         }
@@ -397,9 +396,9 @@ impl Actor {
         };
         let (mut current, mut ready) = (0, 0);
         for s in ps.members.iter().filter_map(|id| self.sandboxes.get(id)) {
-            if is_live(s.sb.status) {
+            if s.sb.is_live() {
                 current += 1;
-                if s.sb.status == SandboxStatus::Running && !s.stopping {
+                if s.sb.is_serving() {
                     ready += 1;
                 }
             }
@@ -424,7 +423,7 @@ impl Actor {
             .filter(|id| {
                 self.sandboxes
                     .get(*id)
-                    .is_some_and(|s| !is_live(s.sb.status) && !s.starting)
+                    .is_some_and(|s| !s.sb.is_live() && !s.starting)
             })
             .cloned()
             .collect();

@@ -4,11 +4,15 @@
 //! A pool is keyed by its [`PoolSpec`]'s hash, so a new version whose service spec is
 //! unchanged reuses the pool (deploying a web change does not restart postgres).
 
+mod address;
+mod digest;
 mod id;
 mod spec;
 
 use serde::{Deserialize, Serialize};
 
+pub use address::{Address, BadAddress};
+pub use digest::{BadDigest, Digest};
 pub use id::{BadId, PoolId, SUFFIX_LEN, SandboxId, VersionId, encode as encode_id, new_suffix};
 pub use spec::{CodeSource, PoolSpec, SpecHash};
 
@@ -58,8 +62,8 @@ pub struct Version {
     pub app: String,
     /// The validated config it was deployed with.
     pub config: ResolvedApp,
-    /// Content digest of the uploaded app directory (`sha256:<hex>`).
-    pub artifact_digest: String,
+    /// Content digest of the uploaded app directory.
+    pub artifact_digest: Digest,
     /// When it was created.
     pub created: UnixMillis,
     /// Where the code came from.
@@ -112,10 +116,51 @@ pub enum SandboxStatus {
     Pending,
     /// Ready and serving.
     Running,
+    /// Asked to stop and draining: still running, but it takes no new requests and is
+    /// out of DNS answers; `reason` says why it stops.
+    Stopping,
     /// Stopped on purpose.
     Stopped,
     /// Exited on its own or failed to start.
     Dead,
+}
+
+impl SandboxStatus {
+    /// Started and not gone yet: it exists in the runtime (booting, serving or
+    /// draining).
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            SandboxStatus::Pending | SandboxStatus::Running | SandboxStatus::Stopping
+        )
+    }
+
+    /// How it is written (`pending`, `running`, …), as `--status` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxStatus::Pending => "pending",
+            SandboxStatus::Running => "running",
+            SandboxStatus::Stopping => "stopping",
+            SandboxStatus::Stopped => "stopped",
+            SandboxStatus::Dead => "dead",
+        }
+    }
+}
+
+impl std::str::FromStr for SandboxStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        use SandboxStatus::*;
+        [Pending, Running, Stopping, Stopped, Dead]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown status `{s}`: expected pending, running, stopping, stopped or dead"
+                )
+            })
+    }
 }
 
 /// One running instance of a service.
@@ -129,8 +174,8 @@ pub struct Sandbox {
     pub version: VersionId,
     /// Its service.
     pub service: String,
-    /// `ip[:port]` where it listens, once known.
-    pub address: Option<String>,
+    /// Where it can be reached, once known.
+    pub address: Option<Address>,
     /// What it is doing.
     pub status: SandboxStatus,
     /// Why it stopped or died.
@@ -143,6 +188,19 @@ pub struct Sandbox {
     pub created: UnixMillis,
     /// When its status last changed.
     pub updated: UnixMillis,
+}
+
+impl Sandbox {
+    /// Whether it takes new requests and is in DNS and balancer answers: ready and not
+    /// draining. The one rule the proxy, DNS and service addresses share.
+    pub fn is_serving(&self) -> bool {
+        self.status == SandboxStatus::Running
+    }
+
+    /// Whether it exists in the runtime (see [`SandboxStatus::is_live`]).
+    pub fn is_live(&self) -> bool {
+        self.status.is_live()
+    }
 }
 
 /// A host name routed to an app's web service.

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
+use super::Digest;
 use crate::config::{Disk, ResolvedApp};
 
 /// What a pool runs: exactly the fields whose change must restart its sandboxes
@@ -32,7 +33,7 @@ pub struct PoolSpec {
 #[serde(rename_all = "snake_case")]
 pub enum CodeSource {
     /// The app's own code, by the digest of the uploaded artifact.
-    Artifact(String),
+    Artifact(Digest),
     /// A container image reference.
     Image(String),
 }
@@ -51,13 +52,13 @@ impl fmt::Display for SpecHash {
 impl PoolSpec {
     /// The spec of `service` in `app`, deployed with the artifact `artifact_digest`.
     /// `None` when the app has no such service.
-    pub fn of(app: &ResolvedApp, service: &str, artifact_digest: &str) -> Option<Self> {
+    pub fn of(app: &ResolvedApp, service: &str, artifact_digest: &Digest) -> Option<Self> {
         let s = app.services.get(service)?;
         Some(Self {
             service: service.to_string(),
             source: match &s.image {
                 Some(image) => CodeSource::Image(image.clone()),
-                None => CodeSource::Artifact(artifact_digest.to_string()),
+                None => CodeSource::Artifact(artifact_digest.clone()),
             },
             command: s.command.clone(),
             env: s
@@ -73,8 +74,7 @@ impl PoolSpec {
 
     /// SHA-256 of the canonical JSON form, as 32 hex digits.
     pub fn hash(&self) -> SpecHash {
-        // Serializing plain data with string keys cannot fail.
-        let json = serde_json::to_vec(self).unwrap_or_default();
+        let json = crate::store::keys::encode(self);
         let digest = Sha256::digest(&json);
         SpecHash(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
     }
@@ -100,9 +100,9 @@ mount_path = "/data"
 size_gb = 1
 "#;
 
-    fn hash(src: &str, service: &str, digest: &str) -> SpecHash {
+    fn hash(src: &str, service: &str, code: &str) -> SpecHash {
         let app = resolve(src).unwrap_or_else(|e| panic!("{e}"));
-        PoolSpec::of(&app, service, digest)
+        PoolSpec::of(&app, service, &Digest::of(code.as_bytes()))
             .map(|s| s.hash())
             .unwrap_or_else(|| panic!("no {service}"))
     }

@@ -5,6 +5,7 @@
 //! Tests can crash a sandbox with [`FakeRuntime::crash`] and read what was asked.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -161,16 +162,19 @@ impl Runtime for FakeRuntime {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let address = spec.spec.port.map(|p| format!("127.0.0.1:{p}"));
+        let address = spec
+            .spec
+            .port
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)).into());
         let behavior = self.behavior(spec);
         let task = match behavior {
             Behavior::Ready(d) if d.is_zero() => {
-                events.ready(address.clone());
+                events.ready(address);
                 None
             }
             _ => {
                 let sink = events.clone();
-                let addr = address.clone();
+                let addr = address;
                 let me = self.clone();
                 let id = spec.id.clone();
                 Some(tokio::spawn(async move {
@@ -232,7 +236,11 @@ impl Runtime for FakeRuntime {
             .values()
             .map(|f| Listed {
                 id: f.spec.id.clone(),
-                address: f.spec.spec.port.map(|p| format!("127.0.0.1:{p}")),
+                address: f
+                    .spec
+                    .spec
+                    .port
+                    .map(|p| SocketAddr::from(([127, 0, 0, 1], p)).into()),
                 labels: f.spec.labels.clone(),
             })
             .collect())
@@ -245,7 +253,11 @@ impl Runtime for FakeRuntime {
             .get_mut(sandbox)
             .ok_or_else(|| RuntimeError::NotFound(sandbox.clone()))?;
         f.sink = events.clone();
-        let address = f.spec.spec.port.map(|p| format!("127.0.0.1:{p}"));
+        let address = f
+            .spec
+            .spec
+            .port
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)).into());
         drop(st);
         events.ready(address);
         Ok(())

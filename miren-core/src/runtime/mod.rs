@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use thiserror::Error;
 
-use crate::model::{PoolId, PoolSpec, SandboxId, VersionId};
+use crate::model::{Address, Digest, PoolId, PoolSpec, SandboxId, VersionId};
 
 pub use sink::{EventSink, LogLine, LogRecord, LogSink, RuntimeEvent, Stream, now_millis};
 
@@ -39,8 +39,8 @@ pub struct PrepareApp {
 /// An uploaded app directory: a tar archive, content-addressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artifact {
-    /// `sha256:<hex>` of the archive.
-    pub digest: String,
+    /// The archive's digest.
+    pub digest: Digest,
     /// Where the archive is.
     pub path: PathBuf,
 }
@@ -95,8 +95,8 @@ pub const LABEL_VERSION: &str = "dev.miren.version";
 /// What `start` tells the controller at once; readiness comes later as an event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Started {
-    /// `ip[:port]` where it will listen, when known now.
-    pub address: Option<String>,
+    /// Where it will listen, when known now.
+    pub address: Option<Address>,
 }
 
 /// A sandbox the backend knows about, for adoption after a server restart.
@@ -104,8 +104,8 @@ pub struct Started {
 pub struct Listed {
     /// Its id.
     pub id: SandboxId,
-    /// `ip[:port]`, when known.
-    pub address: Option<String>,
+    /// Where it listens, when known.
+    pub address: Option<Address>,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
 }

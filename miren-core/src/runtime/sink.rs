@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::model::{SandboxId, UnixMillis, VersionId};
+use crate::model::{Address, SandboxId, UnixMillis, VersionId};
 
 /// Something that happened to a sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub enum RuntimeEvent {
         /// The sandbox.
         sandbox: SandboxId,
         /// Where it listens.
-        address: Option<String>,
+        address: Option<Address>,
     },
     /// It is gone, on its own or stopped.
     Exited {
@@ -138,7 +138,7 @@ impl EventSink {
     }
 
     /// Reports that the sandbox is ready.
-    pub fn ready(&self, address: Option<String>) {
+    pub fn ready(&self, address: Option<Address>) {
         let _ = self.inner.events.send(RuntimeEvent::Ready {
             sandbox: self.inner.sandbox.clone(),
             address,

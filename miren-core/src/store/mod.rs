@@ -6,12 +6,19 @@
 //! each guarded by an expectation on its key's revision (optimistic concurrency); and
 //! changes can be watched by key prefix. Nothing here assumes a local file.
 //!
-//! - [`MemoryStore`]: in memory, for tests, simulations and benchmarks.
-//! - [`RedbStore`]: embedded and durable (redb): a committed transaction survives a
-//!   kill -9 at any moment.
+//! # Layout
+//! - [`keys`]: where each object lives, and the typed parser that reads a key back.
+//! - `memory`: [`MemoryStore`], in memory, for tests, simulations and benchmarks.
+//! - `redb`: [`RedbStore`], embedded and durable (redb): a committed transaction
+//!   survives a kill -9 at any moment.
+//! - `watch`: change notifications by key prefix.
+//! - [`reflector`]: following the store, written once: a consumer says how changes
+//!   shape its view, the [`Reflector`] lists, watches, relists on lag and publishes.
 
+pub mod keys;
 mod memory;
 mod redb;
+pub mod reflector;
 mod watch;
 
 use async_trait::async_trait;
@@ -19,6 +26,7 @@ use thiserror::Error;
 
 pub use self::redb::RedbStore;
 pub use memory::MemoryStore;
+pub use reflector::{Progress, Projection, Reader, Reflector};
 pub use watch::{Watch, WatchEvent};
 
 /// A store-wide write counter; 0 means "never written".

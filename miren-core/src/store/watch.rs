@@ -80,6 +80,31 @@ pub struct Watch {
 }
 
 impl Watch {
+    /// The next change if one is already here, without waiting: how a follower takes
+    /// a burst (a deploy writes many keys) in one go. `None` when none is.
+    pub fn try_next(&mut self) -> Option<WatchEvent> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            match self.rx.try_recv() {
+                Ok(batch) => self.take(&batch),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => return Some(WatchEvent::Lagged),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn take(&mut self, batch: &[WatchEvent]) {
+        let prefix = &self.prefix;
+        self.pending.extend(
+            batch
+                .iter()
+                .filter(|e| e.key().is_some_and(|k| k.starts_with(prefix.as_str())))
+                .cloned(),
+        );
+    }
+
     /// The next change; `None` once the store is gone.
     pub async fn next(&mut self) -> Option<WatchEvent> {
         loop {
@@ -87,12 +112,7 @@ impl Watch {
                 return Some(e);
             }
             match self.rx.recv().await {
-                Ok(batch) => self.pending.extend(
-                    batch
-                        .iter()
-                        .filter(|e| e.key().is_some_and(|k| k.starts_with(&self.prefix)))
-                        .cloned(),
-                ),
+                Ok(batch) => self.take(&batch),
                 Err(broadcast::error::RecvError::Lagged(_)) => return Some(WatchEvent::Lagged),
                 Err(broadcast::error::RecvError::Closed) => return None,
             }

@@ -36,7 +36,7 @@ struct Harness {
     store: Arc<MemoryStore>,
     artifacts: ArtifactStore,
     _dir: tempfile::TempDir,
-    digest: String,
+    digest: miren_core::model::Digest,
 }
 
 impl Harness {
@@ -107,9 +107,13 @@ async fn start(
 }
 
 fn running(s: &Snapshot, service: &str) -> usize {
+    count(s, service, SandboxStatus::Running)
+}
+
+fn count(s: &Snapshot, service: &str, status: SandboxStatus) -> usize {
     s.sandboxes
         .iter()
-        .filter(|x| x.service == service && x.status == SandboxStatus::Running)
+        .filter(|x| x.service == service && x.status == status)
         .count()
 }
 
@@ -609,9 +613,21 @@ async fn autoscaler_ramps_up_at_once_holds_through_the_delay_and_idles_to_zero()
         web_pool(&s).desired_reason,
         "auto: no request in the last 1m"
     );
-    // The last instance gets no new request at once, and its signal after the drain
-    // delay.
-    h.until("stopped", |s| running(s, "web") == 0).await;
+    // The last instance gets no new request at once (it is draining), and its signal
+    // after the drain delay.
+    let s = h
+        .until("draining", |s| {
+            count(s, "web", SandboxStatus::Stopping) == 1
+        })
+        .await;
+    assert_eq!(running(&s, "web"), 0);
+    assert_eq!(Instant::now() - last_report, Duration::from_secs(60));
+    h.until("stopped", |s| {
+        !s.sandboxes
+            .iter()
+            .any(|x| x.service == "web" && x.is_live())
+    })
+    .await;
     assert_eq!(
         Instant::now() - last_report,
         Duration::from_secs(60) + ControllerConfig::new(h.artifacts.clone()).drain_delay

@@ -1,15 +1,17 @@
-//! What the DNS answers from: per app, each service's ready instances, and which
+//! What the DNS answers from: per app, each service's serving instances, and which
 //! addresses belong to which app's sandboxes (to know who is asking). Plain data,
-//! rebuilt per app from the store's watch events ([`mirror`]) and swapped in whole, so a
-//! query reads one immutable snapshot without a lock.
+//! rebuilt per app from the store's changes ([`projection`]) and swapped in whole, so
+//! a query reads one immutable snapshot without a lock.
 
-pub mod mirror;
+pub mod projection;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use miren_core::model::{Sandbox, SandboxStatus};
+use miren_core::model::Sandbox;
+#[cfg(test)]
+use miren_core::model::SandboxStatus;
 
 /// One ready instance of a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -21,28 +23,25 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// The instance of a sandbox whose address is known: `ip`, `ip:port` or `[v6]:port`.
+    /// The instance of a sandbox whose address is known.
     pub fn of(sandbox: &Sandbox) -> Option<Instance> {
-        let addr = sandbox.address.as_deref()?;
-        if let Ok(sa) = addr.parse::<SocketAddr>() {
-            return Some(Instance {
-                ip: sa.ip(),
-                port: Some(sa.port()),
-            });
-        }
-        let ip = addr.trim_start_matches('[').trim_end_matches(']');
-        ip.parse().ok().map(|ip| Instance { ip, port: None })
+        let a = sandbox.address?;
+        Some(Instance {
+            ip: a.ip,
+            port: a.port,
+        })
     }
 }
 
 /// One app's part of the zone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppZone {
-    /// Every service the app has a pool for, with its ready instances (sorted, no
-    /// duplicates); a service scaled to zero is here with none.
+    /// Every service the app has a pool for, with its serving instances (sorted, no
+    /// duplicates; booting and draining ones are not answers); a service scaled to
+    /// zero is here with none.
     pub services: BTreeMap<String, Vec<Instance>>,
     /// The addresses of its live sandboxes (booting ones included: they resolve their
-    /// database at start).
+    /// database at start; draining ones too: they still run).
     pub callers: Vec<IpAddr>,
 }
 
@@ -57,12 +56,11 @@ impl AppZone {
             z.services.entry(s.to_string()).or_default();
         }
         for sb in sandboxes {
-            let live = matches!(sb.status, SandboxStatus::Pending | SandboxStatus::Running);
-            let Some(inst) = Instance::of(sb).filter(|_| live) else {
+            let Some(inst) = Instance::of(sb).filter(|_| sb.is_live()) else {
                 continue;
             };
             z.callers.push(inst.ip);
-            if sb.status == SandboxStatus::Running {
+            if sb.is_serving() {
                 z.services.entry(sb.service.clone()).or_default().push(inst);
             }
         }
@@ -142,42 +140,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_parse_in_every_form_the_runtimes_write() {
-        let s = |a| Instance::of(&sandbox("a", "web", a, SandboxStatus::Running));
-        assert_eq!(
-            s("10.1.0.2:5432"),
-            Some(Instance {
-                ip: "10.1.0.2".parse().expect("an address"),
-                port: Some(5432)
-            })
-        );
-        assert_eq!(
-            s("[fd00::2]:80"),
-            Some(Instance {
-                ip: "fd00::2".parse().expect("an address"),
-                port: Some(80)
-            })
-        );
-        assert_eq!(
-            s("10.1.0.3"),
-            Some(Instance {
-                ip: "10.1.0.3".parse().expect("an address"),
-                port: None
-            })
-        );
-        assert_eq!(s("fd00::3").map(|i| i.port), Some(None));
-        assert_eq!(s(""), None);
-        assert_eq!(s("not an address"), None);
-    }
-
-    #[test]
-    fn only_running_sandboxes_answer_but_booting_ones_are_callers() {
+    fn only_serving_sandboxes_answer_but_booting_and_draining_ones_are_callers() {
         use SandboxStatus::*;
         let sbs = [
             sandbox("a", "web", "10.0.0.2:80", Running),
             sandbox("a", "web", "10.0.0.3:80", Pending),
             sandbox("a", "web", "10.0.0.4:80", Stopped),
             sandbox("a", "db", "10.0.0.5:5432", Dead),
+            sandbox("a", "web", "10.0.0.6:80", Stopping),
         ];
         let z = AppZone::build(["web", "db", "worker"], &sbs);
         let ips = |s: &str| {
@@ -186,11 +156,15 @@ mod tests {
                 .map(|i| i.ip.to_string())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(ips("web"), ["10.0.0.2"]);
+        assert_eq!(
+            ips("web"),
+            ["10.0.0.2"],
+            "a draining instance is not an answer"
+        );
         assert!(ips("db").is_empty(), "a dead database is not an answer");
         assert!(ips("worker").is_empty());
         let callers: Vec<_> = z.callers.iter().map(|i| i.to_string()).collect();
-        assert_eq!(callers, ["10.0.0.2", "10.0.0.3"]);
+        assert_eq!(callers, ["10.0.0.2", "10.0.0.3", "10.0.0.6"]);
     }
 
     #[test]

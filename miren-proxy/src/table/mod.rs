@@ -1,8 +1,9 @@
 //! The routing table: host → app → ready web instances of its active version. A
-//! change in the store rebuilds the apps it touched ([`Mirror`] follows the store's
-//! watch); the new table is swapped in whole, so the request path never takes a lock.
+//! change in the store rebuilds the apps it touched ([`Routing`] is the table as a
+//! projection of the store, which `miren_core`'s reflector keeps current); the new
+//! table is swapped in whole, so the request path never takes a lock.
 
-mod mirror;
+mod projection;
 #[cfg(test)]
 mod tests;
 
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use miren_core::model::{PoolId, SandboxStatus, UnixMillis};
 
-pub use mirror::{Changed, Mirror, Relist};
+pub use projection::{Changed, Mirror, Routing};
 
 /// The host that stands for "every host without a route of its own".
 pub const DEFAULT_HOST: &str = "*";
@@ -202,15 +203,11 @@ fn build_target(name: &str, mirror: &Mirror, previous: &Table) -> Option<AppTarg
             }
             continue;
         }
-        // A running sandbox with a reason is stopping: it gets no new requests.
-        if s.status != SandboxStatus::Running || s.reason.is_some() {
+        // Booting or draining instances get no new requests.
+        if !s.is_serving() {
             continue;
         }
-        let Some(addr) = s
-            .address
-            .as_deref()
-            .and_then(|a| a.parse::<SocketAddr>().ok())
-        else {
+        let Some(addr) = s.address.and_then(|a| a.socket()) else {
             continue;
         };
         // The same instance keeps its counts and connections across reloads.

@@ -3,13 +3,15 @@
 use std::sync::Arc;
 
 use miren_core::config::resolve;
-use miren_core::controller::keys;
-use miren_core::model::{
-    App, PoolId, PoolSpec, Route, SandboxId, SandboxPool, SandboxStatus, VersionId,
-};
-use miren_core::store::{MemoryStore, Op, Store, WatchEvent};
+use std::time::Duration;
 
-use super::{Changed, Lookup, Mirror, Table};
+use miren_core::model::{
+    App, Digest, PoolId, PoolSpec, Route, SandboxId, SandboxPool, SandboxStatus, VersionId,
+};
+use miren_core::store::keys;
+use miren_core::store::{MemoryStore, Op, Reader, Reflector, Store};
+
+use super::{Lookup, Routing, Table};
 
 struct World {
     store: Arc<MemoryStore>,
@@ -31,7 +33,7 @@ impl World {
         .expect("config");
         let version = VersionId::new(name);
         let pool = PoolId::new();
-        let spec = PoolSpec::of(&config, "web", "sha256:0").expect("web");
+        let spec = PoolSpec::of(&config, "web", &Digest::of(b"code")).expect("web");
         self.put(
             keys::pool(name, &pool),
             keys::encode(&SandboxPool {
@@ -106,13 +108,18 @@ fn show(t: &Table, host: &str) -> String {
     }
 }
 
-/// Drains what the watch has now.
-async fn events(w: &mut miren_core::store::Watch) -> Vec<WatchEvent> {
-    let mut out = Vec::new();
-    while let Ok(Some(ev)) = tokio::time::timeout(std::time::Duration::ZERO, w.next()).await {
-        out.push(ev);
-    }
-    out
+/// A table following `store`, as the proxy keeps one.
+async fn follow(store: &Arc<MemoryStore>) -> (Reflector<Table>, Reader<Table>) {
+    let r = Reflector::start(store.clone() as Arc<dyn Store>, Routing::default())
+        .await
+        .expect("listing");
+    let reader = r.reader();
+    (r, reader)
+}
+
+async fn caught_up(r: &Reader<Table>) {
+    let ok = r.progress().caught_up(Duration::from_secs(5)).await;
+    assert!(ok.expect("revision"), "the table caught up");
 }
 
 #[tokio::test]
@@ -122,16 +129,18 @@ async fn events_give_the_table_a_full_listing_would() {
     };
     let (v, shop_pool) = w.app("shop", 2).await;
     w.app("blog", 1).await;
+    w.app("news", 1).await;
     w.route("shop.example", "shop").await;
-    let mut watch = w.store.watch("");
-    let mut mirror = Mirror::load(w.store.as_ref()).await.expect("load");
-    let mut table = Table::build(&mirror, &Table::default());
+    w.route("news.example", "news").await;
+    let (_following, reader) = follow(&w.store).await;
+    let table = reader.load_full();
     assert_eq!(
         show(&table, "shop.example"),
         "shop: 127.0.0.1:9000 127.0.0.1:9001"
     );
     assert_eq!(show(&table, "other"), "no route");
     let kept = Arc::clone(&table.apps["shop"].backends[0]);
+    let news = Arc::clone(&table.apps["news"]);
 
     // A third instance, a default route, an app deleted, one not deployed yet.
     w.sandbox("shop", &shop_pool, &v, 9002, SandboxStatus::Running)
@@ -142,22 +151,11 @@ async fn events_give_the_table_a_full_listing_would() {
         .await
         .expect("delete");
     w.route("new.example", "fresh").await;
-    let mut changed = Changed::default();
-    for ev in events(&mut watch).await {
-        mirror.apply(&ev, &mut changed).expect("apply");
-    }
-    assert!(changed.routes);
-    assert_eq!(
-        changed.apps,
-        ["shop", "blog"].map(String::from).into_iter().collect()
-    );
-    table = table.update(&mirror, &changed);
-    let full = Table::build(
-        &Mirror::load(w.store.as_ref()).await.expect("load"),
-        &Table::default(),
-    );
-    for host in ["shop.example", "other", "new.example"] {
-        assert_eq!(show(&table, host), show(&full, host), "{host}");
+    caught_up(&reader).await;
+    let table = reader.load_full();
+    let (_fresh, full) = follow(&w.store).await;
+    for host in ["shop.example", "other", "new.example", "news.example"] {
+        assert_eq!(show(&table, host), show(&full.load(), host), "{host}");
     }
     assert_eq!(
         show(&table, "shop.example"),
@@ -171,25 +169,35 @@ async fn events_give_the_table_a_full_listing_would() {
             .iter()
             .any(|b| Arc::ptr_eq(b, &kept))
     );
+    // An app no event touched was not rebuilt.
+    assert!(Arc::ptr_eq(&table.apps["news"], &news));
 }
 
 #[tokio::test]
-async fn events_older_than_the_listing_change_nothing() {
+async fn a_draining_instance_leaves_the_table_before_it_stops() {
     let w = World {
         store: Arc::new(MemoryStore::new()),
     };
-    let mut watch = w.store.watch("");
-    w.app("shop", 1).await;
-    w.route("shop.example", "shop").await;
-    // Listed after those writes: their events are already in it.
-    let mut mirror = Mirror::load(w.store.as_ref()).await.expect("load");
-    let mut changed = Changed::default();
-    let evs = events(&mut watch).await;
-    assert!(!evs.is_empty());
-    for ev in &evs {
-        mirror.apply(ev, &mut changed).expect("apply");
-    }
-    assert!(changed.is_empty(), "{changed:?}");
-    // A watch that fell behind asks for a listing.
-    assert!(mirror.apply(&WatchEvent::Lagged, &mut changed).is_err());
+    let (v, pool) = w.app("shop", 1).await;
+    let second = w
+        .sandbox("shop", &pool, &v, 9001, SandboxStatus::Running)
+        .await;
+    w.route("*", "shop").await;
+    let (_following, reader) = follow(&w.store).await;
+    assert_eq!(
+        show(&reader.load(), "x"),
+        "shop: 127.0.0.1:9000 127.0.0.1:9001"
+    );
+    let mut s = miren_core::testing::sandbox(
+        "shop",
+        "web",
+        Some("127.0.0.1:9001"),
+        SandboxStatus::Stopping,
+    );
+    s.id = second;
+    s.pool = pool.clone();
+    s.version = v.clone();
+    w.put(keys::sandbox("shop", &s.id), keys::encode(&s)).await;
+    caught_up(&reader).await;
+    assert_eq!(show(&reader.load(), "x"), "shop: 127.0.0.1:9000");
 }

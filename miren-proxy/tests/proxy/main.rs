@@ -16,10 +16,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use miren_core::artifact::ArtifactStore;
-use miren_core::controller::{Controller, ControllerConfig, Snapshot, keys};
+use miren_core::controller::{Controller, ControllerConfig, Snapshot};
 use miren_core::model::{Route, SandboxStatus, Version, VersionState};
+use miren_core::store::Progress;
+use miren_core::store::keys;
 use miren_core::store::{MemoryStore, Op, Store};
-use miren_proxy::{Proxy, ProxyConfig, Reloader};
+use miren_proxy::{Proxy, ProxyConfig};
 use miren_runtime_process::ProcessRuntime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -36,7 +38,8 @@ struct Harness {
     rt: ProcessRuntime,
     store: Arc<MemoryStore>,
     artifacts: ArtifactStore,
-    reloader: Reloader,
+    /// Which store revision the proxy's table reflects.
+    table: Progress,
     addr: std::net::SocketAddr,
     client: Client<HttpConnector, Body>,
     dir: tempfile::TempDir,
@@ -47,7 +50,9 @@ impl Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(MemoryStore::new());
         let artifacts = ArtifactStore::open(dir.path().join("artifacts")).expect("artifacts");
-        let rt = ProcessRuntime::new(dir.path().join("process")).expect("runtime");
+        let rt = ProcessRuntime::new(dir.path().join("process"), store.clone())
+            .await
+            .expect("runtime");
         let mut cfg = ControllerConfig::new(artifacts.clone());
         cfg.stop_grace = Duration::from_secs(2);
         cfg.drain_delay = Duration::from_millis(200);
@@ -63,7 +68,7 @@ impl Harness {
         .await
         .expect("proxy");
         let addr = proxy.local_addr();
-        let reloader = proxy.reloader();
+        let table = proxy.progress();
         tokio::spawn(proxy.run());
         let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
         Self {
@@ -71,7 +76,7 @@ impl Harness {
             rt,
             store,
             artifacts,
-            reloader,
+            table,
             addr,
             client,
             dir,
@@ -83,8 +88,14 @@ impl Harness {
             miren_core::testing::deploy_text(&self.ctl, &self.artifacts, self.dir.path(), app_toml)
                 .await
                 .expect("deploy");
-        self.reloader.reload().await;
+        self.visible().await;
         v
+    }
+
+    /// Waits until the proxy's table shows the store as it is now.
+    async fn visible(&self) {
+        let ok = self.table.caught_up(Duration::from_secs(5)).await;
+        assert!(ok.expect("store revision"), "the proxy caught up");
     }
 
     async fn route(&self, host: &str, app: &str) {
@@ -97,7 +108,7 @@ impl Harness {
             .txn(vec![Op::put(keys::route(host), keys::encode(&r))])
             .await
             .expect("route");
-        self.reloader.reload().await;
+        self.visible().await;
     }
 
     async fn until(&self, what: &str, cond: impl Fn(&Snapshot) -> bool) -> Snapshot {
@@ -365,7 +376,7 @@ async fn at_zero(h: &Harness, app: &str) {
             .any(|p| p.app == app && p.desired == 0 && p.current == 0)
     })
     .await;
-    h.reloader.reload().await;
+    h.visible().await;
 }
 
 /// Deploys `shop` (routed at shop.example), waits until it scaled to zero, then makes

@@ -45,7 +45,9 @@ impl Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(MemoryStore::new());
         let artifacts = ArtifactStore::open(dir.path().join("artifacts")).expect("artifacts");
-        let rt = ProcessRuntime::new(dir.path().join("process")).expect("runtime");
+        let rt = ProcessRuntime::new(dir.path().join("process"), store.clone())
+            .await
+            .expect("runtime");
         let logs = Arc::new(Logs::default());
         let ctl = start(&store, &rt, &artifacts, &logs).await;
         Self {
@@ -150,11 +152,11 @@ async fn two_instances_answer_on_their_own_ports_a_killed_one_is_replaced_and_st
         .until("2 web running", |s| running(s, "web").len() == 2)
         .await;
     let web = running(&s, "web");
-    let addrs: BTreeSet<_> = web.iter().filter_map(|w| w.address.clone()).collect();
+    let addrs: BTreeSet<_> = web.iter().filter_map(|w| w.address).collect();
     assert_eq!(addrs.len(), 2, "distinct ports: {addrs:?}");
     let mut pids = BTreeSet::new();
     for a in &addrs {
-        let body = helper::get(a).await.expect("instance answers");
+        let body = helper::get(&a.to_string()).await.expect("instance answers");
         // `web <pid> db <pid> <n>`: web reached db through db.app.miren.
         let parts: Vec<&str> = body.split(' ').collect();
         assert_eq!(parts[0], "web", "{body}");
@@ -363,7 +365,9 @@ async fn disk_data_survives_a_redeploy_and_a_restart() {
     assert_eq!(count(helper::read_line_from(&addr).await.expect("3")), "3");
     h.ctl.shutdown().await.expect("shutdown");
     h.rt.close().await;
-    let rt = ProcessRuntime::new(h.dir.path().join("process")).expect("runtime again");
+    let rt = ProcessRuntime::new(h.dir.path().join("process"), h.store.clone())
+        .await
+        .expect("runtime again");
     let ctl = start(&h.store, &rt, &h.artifacts, &h.logs).await;
     let mut events = ctl.subscribe();
     let deadline = Instant::now() + Duration::from_secs(20);

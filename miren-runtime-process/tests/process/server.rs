@@ -18,7 +18,9 @@ pub async fn run() -> i32 {
     std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
     let store =
         Arc::new(RedbStore::open(&data.join("state.redb")).unwrap_or_else(|e| panic!("{e}")));
-    let rt = ProcessRuntime::new(data.join("process")).unwrap_or_else(|e| panic!("{e}"));
+    let rt = ProcessRuntime::new(data.join("process"), store.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let artifacts = ArtifactStore::open(data.join("artifacts")).unwrap_or_else(|e| panic!("{e}"));
     let mut cfg = ControllerConfig::new(artifacts.clone());
     cfg.stop_grace = Duration::from_secs(2);
