@@ -1,4 +1,7 @@
 //! Talking to a server's control API: over its Unix socket, or over TCP with a token.
+//! `calls` has a typed method per API call; this module is the transport.
+
+mod calls;
 
 use std::path::PathBuf;
 
@@ -11,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::ErrorBody;
+pub use calls::LogQuery;
 
 /// Where the server is.
 #[derive(Debug, Clone)]
@@ -166,12 +170,12 @@ impl Client {
     }
 
     /// GET a JSON value.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         Self::json(self.send(Method::GET, path, None).await?).await
     }
 
     /// A request with a JSON body (or none), answered with JSON.
-    pub async fn call<B: Serialize, T: DeserializeOwned>(
+    async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -187,7 +191,7 @@ impl Client {
     }
 
     /// Uploads bytes with PUT.
-    pub async fn put_bytes<T: DeserializeOwned>(
+    async fn put_bytes<T: DeserializeOwned>(
         &self,
         path: &str,
         bytes: Vec<u8>,
@@ -201,7 +205,7 @@ impl Client {
 
     /// A request answered with NDJSON: each line decoded and handed to `each` as it
     /// arrives. `each` returns false to stop.
-    pub async fn stream<B: Serialize, T: DeserializeOwned>(
+    async fn stream<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,

@@ -1,10 +1,8 @@
 //! `miren app list|status|history|rollback|delete`.
 
-use hyper::Method;
-
-use super::{listing, print_json, q};
+use super::{listing, print_json};
 use crate::Exit;
-use crate::api::{AppStatus, AppSummary, DeployLine, RollbackBody, VersionRow};
+use crate::api::{DeployLine, RollbackBody};
 use crate::cli::{AppCommand, Format};
 use crate::client::{Client, ClientError};
 use crate::table::{ago, or_dash, print};
@@ -12,7 +10,7 @@ use crate::table::{ago, or_dash, print};
 pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, ClientError> {
     match cmd {
         AppCommand::List => {
-            let apps: Vec<AppSummary> = c.get("/v1/apps").await?;
+            let apps = c.apps().await?;
             listing(
                 format,
                 &apps,
@@ -29,7 +27,7 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
             )
         }
         AppCommand::Status(a) => {
-            let s: AppStatus = c.get(&format!("/v1/apps/{}", q(&a.app))).await?;
+            let s = c.app_status(&a.app).await?;
             if format == Format::Json {
                 print_json(&s)?;
                 return Ok(Exit::Ok);
@@ -64,7 +62,7 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
             Ok(Exit::Ok)
         }
         AppCommand::History(a) => {
-            let rows: Vec<VersionRow> = c.get(&format!("/v1/apps/{}/versions", q(&a.app))).await?;
+            let rows = c.history(&a.app).await?;
             listing(
                 format,
                 &rows,
@@ -83,30 +81,19 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
         AppCommand::Rollback { app, to } => {
             let body = RollbackBody { version: to };
             let mut end = None;
-            c.stream(
-                Method::POST,
-                &format!("/v1/apps/{}/rollback", q(&app)),
-                Some(&body),
-                |l: DeployLine| {
-                    match l {
-                        DeployLine::Progress { message } => eprintln!("{message}"),
-                        DeployLine::Created { version } => eprintln!("rolling back to {version}"),
-                        DeployLine::Done { version } => end = Some(version),
-                    }
-                    true
-                },
-            )
+            c.rollback(&app, &body, |l| {
+                match l {
+                    DeployLine::Progress { message } => eprintln!("{message}"),
+                    DeployLine::Created { version } => eprintln!("rolling back to {version}"),
+                    DeployLine::Done { version } => end = Some(version),
+                }
+                true
+            })
             .await?;
             super::deploy::finish(end, format)
         }
         AppCommand::Delete { app, purge_disks } => {
-            let _: serde_json::Value = c
-                .call::<(), _>(
-                    Method::DELETE,
-                    &format!("/v1/apps/{}?purge_disks={purge_disks}", q(&app)),
-                    None,
-                )
-                .await?;
+            c.delete_app(&app, purge_disks).await?;
             eprintln!(
                 "deleted app {app}{}",
                 if purge_disks {

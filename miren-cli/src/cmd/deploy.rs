@@ -4,13 +4,12 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use hyper::Method;
 use miren_core::config::{self, ResolvedApp};
 use miren_core::model::{Version, VersionState};
 
 use super::print_json;
 use crate::Exit;
-use crate::api::{DeployBody, DeployLine, Uploaded};
+use crate::api::{DeployBody, DeployLine};
 use crate::cli::{ColorChoice, DeployArgs, Format};
 use crate::client::{Client, ClientError};
 use crate::output::{display_path, stderr_color};
@@ -44,13 +43,15 @@ pub fn check_locally(dir: &Path, color: ColorChoice) -> Result<(String, Resolved
 }
 
 /// The git commit of `dir`, when it is in a repository.
-pub fn git_commit(dir: &Path) -> Option<String> {
-    let out = std::process::Command::new("git")
+pub async fn git_commit(dir: &Path) -> Option<String> {
+    let out = tokio::process::Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(["rev-parse", "HEAD"])
+        .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
+        .await
         .ok()?;
     out.status
         .success()
@@ -110,24 +111,26 @@ pub async fn run(
         eprintln!("error: `{app}` is not an app name: {}", p.reason);
         return Ok(Exit::Usage);
     }
+    // A server that isn't there is said before any work is done.
+    c.health().await?;
     let progress = Progress::new();
     progress.say("packing the app directory");
     let bytes = pack(&args.dir)
         .await
         .map_err(|e| ClientError::Protocol(format!("packing {}: {e}", args.dir.display())))?;
     progress.say(&format!("uploading {} KiB", bytes.len().div_ceil(1024)));
-    let up: Uploaded = c.put_bytes("/v1/artifacts", bytes).await?;
+    let up = c.upload(bytes).await?;
     let body = DeployBody {
         app_toml: source,
         artifact: up.digest.to_string(),
-        git_commit: git_commit(&args.dir),
+        git_commit: git_commit(&args.dir).await,
         no_wait: args.no_wait,
         app: args.app.clone(),
     };
     let app = args.app.clone().unwrap_or(resolved.name);
     progress.say(&format!("deploying {app}"));
     let mut end = None;
-    c.stream(Method::POST, "/v1/deploys", Some(&body), |l: DeployLine| {
+    c.deploy(&body, |l| {
         match l {
             DeployLine::Created { version } => progress.say(&format!("created {version}")),
             DeployLine::Progress { message } => progress.say(&message),

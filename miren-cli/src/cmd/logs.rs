@@ -1,13 +1,10 @@
 //! `miren logs`: `<S|E> <YYYY-MM-DD HH:MM:SS> [<service>/<sandbox-suffix>] <line>`.
 
-use hyper::Method;
 use miren_core::runtime::{LogRecord, Stream};
 
-use super::q;
 use crate::Exit;
 use crate::cli::{Format, LogsArgs};
-use crate::client::{Client, ClientError};
-use crate::server::logs::Stored;
+use crate::client::{Client, ClientError, LogQuery};
 
 /// One line as SPEC §9 prints it.
 pub fn format_line(r: &LogRecord) -> String {
@@ -25,26 +22,16 @@ pub fn format_line(r: &LogRecord) -> String {
 }
 
 pub async fn run(c: &Client, args: &LogsArgs, format: Format) -> Result<Exit, ClientError> {
-    let mut query = Vec::new();
-    if let Some(a) = &args.app {
-        query.push(format!("app={}", q(a)));
-    }
-    if let Some(s) = &args.service {
-        query.push(format!("service={}", q(s)));
-    }
-    if let Some(s) = &args.sandbox {
-        query.push(format!("sandbox={}", q(s)));
-    }
-    if let Some(l) = &args.last {
-        query.push(format!("last={}", q(l)));
-    }
-    if args.follow {
-        query.push("follow=true".into());
-    }
-    let path = format!("/v1/logs?{}", query.join("&"));
+    let query = LogQuery {
+        app: args.app.as_deref(),
+        service: args.service.as_deref(),
+        sandbox: args.sandbox.as_deref(),
+        last: args.last.as_deref(),
+        follow: args.follow,
+    };
     use std::io::Write;
     let mut failed = None;
-    c.stream::<(), Stored>(Method::GET, &path, None, |s| {
+    c.logs(&query, |s| {
         let mut out = std::io::stdout().lock();
         let r = match format {
             Format::Json => serde_json::to_string(&s)

@@ -89,15 +89,3 @@ fn listing<T: serde::Serialize>(
     }
     Ok(Exit::Ok)
 }
-
-/// Percent-encodes a query value.
-fn q(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}

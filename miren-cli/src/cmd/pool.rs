@@ -1,22 +1,14 @@
 //! `miren sandbox-pool list|set-desired`.
 
-use hyper::Method;
-use miren_core::model::SandboxPool;
-
-use super::{listing, print_json, q};
+use super::{listing, print_json};
 use crate::Exit;
-use crate::api::DesiredBody;
 use crate::cli::{Format, PoolCommand};
 use crate::client::{Client, ClientError};
 
 pub async fn run(c: &Client, cmd: PoolCommand, format: Format) -> Result<Exit, ClientError> {
     match cmd {
         PoolCommand::List { app } => {
-            let path = match &app {
-                Some(a) => format!("/v1/pools?app={}", q(a)),
-                None => "/v1/pools".to_string(),
-            };
-            let pools: Vec<SandboxPool> = c.get(&path).await?;
+            let pools = c.pools(app.as_deref()).await?;
             listing(
                 format,
                 &pools,
@@ -34,13 +26,7 @@ pub async fn run(c: &Client, cmd: PoolCommand, format: Format) -> Result<Exit, C
             )
         }
         PoolCommand::SetDesired { pool, desired } => {
-            let p: SandboxPool = c
-                .call(
-                    Method::PUT,
-                    &format!("/v1/pools/{}/desired", q(&pool)),
-                    Some(&DesiredBody { desired }),
-                )
-                .await?;
+            let p = c.set_desired(&pool, desired).await?;
             if format == Format::Json {
                 print_json(&p)?;
             } else {

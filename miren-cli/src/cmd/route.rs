@@ -1,9 +1,6 @@
 //! `miren route add|set|list|remove|set-default`.
 
-use hyper::Method;
-use miren_core::model::Route;
-
-use super::{listing, q};
+use super::listing;
 use crate::Exit;
 use crate::api::RouteBody;
 use crate::cli::{Format, RouteCommand};
@@ -11,14 +8,7 @@ use crate::client::{Client, ClientError};
 
 pub async fn run(c: &Client, cmd: RouteCommand, format: Format) -> Result<Exit, ClientError> {
     let put = |host: String, app: String, default: bool| async move {
-        let r: Route = c
-            .call(
-                Method::PUT,
-                &format!("/v1/routes/{}", q(&host)),
-                Some(&RouteBody { app, default }),
-            )
-            .await?;
-        Ok::<_, ClientError>(r)
+        c.put_route(&host, &RouteBody { app, default }).await
     };
     match cmd {
         RouteCommand::Add { host, app } | RouteCommand::Set { host, app } => {
@@ -32,7 +22,7 @@ pub async fn run(c: &Client, cmd: RouteCommand, format: Format) -> Result<Exit, 
             Ok(Exit::Ok)
         }
         RouteCommand::List => {
-            let routes: Vec<Route> = c.get("/v1/routes").await?;
+            let routes = c.routes().await?;
             listing(format, &routes, &["HOST", "APP", "DEFAULT"], |r| {
                 vec![
                     r.host.clone(),
@@ -42,9 +32,7 @@ pub async fn run(c: &Client, cmd: RouteCommand, format: Format) -> Result<Exit, 
             })
         }
         RouteCommand::Remove { host } => {
-            let _: serde_json::Value = c
-                .call::<(), _>(Method::DELETE, &format!("/v1/routes/{}", q(&host)), None)
-                .await?;
+            c.remove_route(&host).await?;
             eprintln!("removed the route for {host}");
             Ok(Exit::Ok)
         }

@@ -1,9 +1,6 @@
 //! `miren sandbox list|stop`.
 
-use hyper::Method;
-use miren_core::model::Sandbox;
-
-use super::{listing, q};
+use super::listing;
 use crate::Exit;
 use crate::cli::{Format, SandboxCommand};
 use crate::client::{Client, ClientError};
@@ -11,25 +8,13 @@ use crate::client::{Client, ClientError};
 pub async fn run(c: &Client, cmd: SandboxCommand, format: Format) -> Result<Exit, ClientError> {
     match cmd {
         SandboxCommand::List { app, status } => {
-            let mut query = Vec::new();
-            if let Some(a) = &app {
-                query.push(format!("app={}", q(a)));
-            }
-            if let Some(s) = &status {
-                query.push(format!("status={}", q(s)));
-            }
-            let path = if query.is_empty() {
-                "/v1/sandboxes".to_string()
-            } else {
-                format!("/v1/sandboxes?{}", query.join("&"))
-            };
-            let items: Vec<Sandbox> = c.get(&path).await?;
+            let items = c.sandboxes(app.as_deref(), status.as_deref()).await?;
             listing(
                 format,
                 &items,
                 &["ID", "SERVICE", "POOL", "ADDRESS", "STATUS"],
                 |s| {
-                    let status = format!("{:?}", s.status).to_lowercase();
+                    let status = s.status.as_str().to_string();
                     vec![
                         s.id.to_string(),
                         s.service.clone(),
@@ -44,13 +29,7 @@ pub async fn run(c: &Client, cmd: SandboxCommand, format: Format) -> Result<Exit
             )
         }
         SandboxCommand::Stop { id } => {
-            let _: serde_json::Value = c
-                .call::<(), _>(
-                    Method::POST,
-                    &format!("/v1/sandboxes/{}/stop", q(&id)),
-                    None,
-                )
-                .await?;
+            c.stop_sandbox(&id).await?;
             eprintln!("stopped {id}; its pool starts a replacement");
             Ok(Exit::Ok)
         }

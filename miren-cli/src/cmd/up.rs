@@ -8,8 +8,6 @@ use std::path::Path;
 use miren_core::artifact::LOCAL_DATA_DIR;
 use miren_core::controller::DeployRequest;
 use miren_core::model::{Route, SourceInfo, VersionState};
-use miren_core::store::Op;
-use miren_core::store::keys;
 
 use super::deploy::{check_locally, git_commit, pack};
 use super::logs::format_line;
@@ -18,6 +16,7 @@ use super::server::{
 };
 use crate::Exit;
 use crate::cli::{ColorChoice, UpArgs};
+use crate::server::rollout::{Rollout, Start};
 use crate::server::{Options, Server, socket_in};
 
 pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
@@ -74,34 +73,31 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         }
     });
 
-    // Routed first: a request during the deploy hears "still deploying", not 404.
-    let route = Route {
-        host: "*".to_string(),
-        app: app.clone(),
-        default: true,
-    };
-    server
-        .store
-        .txn(vec![Op::put(keys::route("*"), keys::encode(&route))])
-        .await?;
-    server.visible.sync().await;
     eprintln!("deploying {app} from {}", dir.display());
+    // The same rollout the API runs for `miren deploy`.
     let outcome = async {
         let bytes = pack(&dir).await?;
         let artifacts = server.artifacts.clone();
         let art = tokio::task::spawn_blocking(move || artifacts.put(&bytes)).await??;
-        let id = server
-            .controller
-            .deploy(DeployRequest {
-                config: resolved,
-                artifact_digest: art.digest,
-                source: SourceInfo {
-                    git_commit: git_commit(&dir),
-                },
-            })
-            .await?;
-        let v = server.controller.wait(&id).await?;
-        anyhow::Ok(v)
+        let request = DeployRequest {
+            config: resolved,
+            artifact_digest: art.digest,
+            source: SourceInfo {
+                git_commit: git_commit(&dir).await,
+            },
+        };
+        let rollout =
+            Rollout::start(&server.controller, &server.visible, Start::Deploy(request)).await?;
+        // Routed as soon as the app exists: a request during the deploy hears "still
+        // deploying", not 404.
+        let route = Route {
+            host: "*".to_string(),
+            app: app.clone(),
+            default: true,
+        };
+        server.controller.put_route(route).await?;
+        let v = rollout.follow(true, |_| {}).await;
+        v.ok_or_else(|| anyhow::anyhow!("the server stopped before the deploy ended"))
     };
     let version = tokio::select! {
         v = outcome => v,
@@ -112,10 +108,7 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         }
     };
     let ok = match version {
-        Ok(v) if v.state == VersionState::Active => {
-            server.visible.sync().await;
-            true
-        }
+        Ok(v) if v.state == VersionState::Active => true,
         Ok(v) => {
             eprintln!(
                 "error: {} failed: {}",

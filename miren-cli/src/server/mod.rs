@@ -1,8 +1,9 @@
 //! `miren server`: the store, the process runtime, the controller, the log store, the
 //! control API and the HTTP proxy, composed in one process (SPEC §10).
 
+mod api;
 pub mod logs;
-mod routes;
+pub mod rollout;
 pub mod status;
 mod visible;
 
@@ -55,8 +56,6 @@ pub struct Options {
 pub struct Server {
     /// The controller.
     pub controller: Controller,
-    /// The state store.
-    pub store: Arc<dyn Store>,
     /// Sandbox output.
     pub logs: LogStore,
     /// Uploaded code.
@@ -156,9 +155,8 @@ impl Server {
             tasks.push(tokio::spawn(dns.run()));
         }
 
-        let state = Arc::new(routes::State {
+        let state = Arc::new(api::State {
             controller: controller.clone(),
-            store: store.clone(),
             logs: logs.clone(),
             artifacts: artifacts.clone(),
             visible: visible.clone(),
@@ -177,7 +175,7 @@ impl Server {
         let listener = tokio::net::UnixListener::bind(&socket)
             .with_context(|| format!("listening on {}", socket.display()))?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
-        let app = routes::router(state.clone());
+        let app = api::router(state.clone());
         tasks.push(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         }));
@@ -186,15 +184,15 @@ impl Server {
         let mut api_addr = None;
         if let Some(addr) = opts.api_addr {
             let token = load_or_create_token(&data.join("api-token"))?;
-            let state = Arc::new(routes::State {
+            let state = Arc::new(api::State {
                 token: Some(token),
-                ..routes::State::clone(&state)
+                ..api::State::clone(&state)
             });
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("listening on {addr} for the API"))?;
             api_addr = Some(listener.local_addr()?);
-            let app = routes::router(state);
+            let app = api::router(state);
             tasks.push(tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
             }));
@@ -202,7 +200,6 @@ impl Server {
 
         Ok(Self {
             controller,
-            store,
             logs,
             artifacts,
             http_addr,

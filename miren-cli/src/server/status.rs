@@ -64,3 +64,13 @@ pub fn summary(app: &App, s: &Snapshot) -> AppSummary {
         status,
     }
 }
+
+/// A version's state as the API and the CLI write it.
+pub fn state_name(s: VersionState) -> &'static str {
+    match s {
+        VersionState::Deploying => "deploying",
+        VersionState::Active => "active",
+        VersionState::Superseded => "superseded",
+        VersionState::Failed => "failed",
+    }
+}

@@ -769,3 +769,65 @@ fn a_dns_port_in_use_is_a_clear_error() {
             "error: listening on {addr} for DNS (UDP and TCP): Address already in use"
         )));
 }
+
+#[test]
+fn twenty_concurrent_set_default_calls_leave_exactly_one_default_route() {
+    let server = TestServer::start(&[]);
+    let app = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(app.path().join(".miren")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        app.path().join(".miren/app.toml"),
+        "name = \"a\"\n[services.worker]\ncommand = \"exec sleep 600\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<String> = (0..20).map(|i| format!("a{i}")).collect();
+    for n in &names {
+        server.ok([
+            std::ffi::OsStr::new("deploy"),
+            "-d".as_ref(),
+            app.path().as_os_str(),
+            "-a".as_ref(),
+            n.as_ref(),
+        ]);
+    }
+    server.ok(["route", "add", "plain.example", "--app", "a0"]);
+    // Twenty CLI processes at once, each making its app the default.
+    let calls: Vec<Child> = names
+        .iter()
+        .map(|n| {
+            Command::new(assert_cmd::cargo::cargo_bin("miren"))
+                .arg("--server")
+                .arg(server.socket())
+                .args(["route", "set-default", "--app", n])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    for c in calls {
+        let out = c.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let routes = server.json(&["route", "list"]);
+    let routes = routes.as_array().unwrap_or_else(|| panic!("{routes}"));
+    let defaults: Vec<&Value> = routes.iter().filter(|r| r["default"] == true).collect();
+    assert_eq!(defaults.len(), 1, "{routes:#?}");
+    assert!(
+        routes
+            .iter()
+            .any(|r| r["host"] == "plain.example" && r["default"] == false),
+        "{routes:#?}"
+    );
+    // The proxy agrees: a host without a route of its own reaches the default app,
+    // which has no web service.
+    let default_app = defaults[0]["app"].as_str().unwrap_or_default();
+    let (status, body) = get(&server.http, "nowhere.example");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(default_app), "{body}");
+    server.stop();
+}

@@ -204,6 +204,30 @@ pub fn image_ref(image: &str) -> Result<(), NameProblem> {
     ))
 }
 
+/// The host of the default route: every host without a route of its own.
+pub const DEFAULT_HOST: &str = "*";
+
+/// Checks a route's host as stored: [`DEFAULT_HOST`], or a lowercase host name made
+/// of DNS labels, without a port or a trailing dot.
+pub fn route_host(host: &str) -> Result<(), NameProblem> {
+    if host == DEFAULT_HOST {
+        return Ok(());
+    }
+    if host.is_empty() || host.len() > 253 {
+        return Err(NameProblem {
+            reason: format!("must be 1 to 253 characters (it has {})", host.len()),
+            fixed: None,
+        });
+    }
+    for label in host.split('.') {
+        dns_label(label).map_err(|p| NameProblem {
+            reason: format!("`{label}` {}", p.reason),
+            fixed: None,
+        })?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

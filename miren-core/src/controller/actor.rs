@@ -9,10 +9,11 @@ use tokio::time::Instant;
 
 use super::{Command, ControllerConfig, ControllerError, Event, Reply, Snapshot};
 use crate::model::{
-    Address, App, PoolId, Sandbox, SandboxId, SandboxPool, SandboxStatus, Version, VersionId,
-    VersionState,
+    Address, App, PoolId, Route, Sandbox, SandboxId, SandboxPool, SandboxStatus, Version,
+    VersionId, VersionState,
 };
 use crate::runtime::{EventSink, Runtime, RuntimeError, RuntimeEvent};
+use crate::store::Revision;
 use crate::store::{Op, Store, StoreError, keys};
 
 /// A pool and what only the running controller needs to know about it.
@@ -103,6 +104,8 @@ pub(super) struct Actor {
     pub changed_apps: BTreeSet<String>,
     pub sandboxes: HashMap<SandboxId, SandboxState>,
     pub deploys: BTreeMap<VersionId, Deploying>,
+    /// Routes by host, with the revision each was last written at.
+    pub routes: BTreeMap<String, (Route, Revision)>,
     pub waiters: HashMap<VersionId, Vec<Reply<Version>>>,
     timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
     timer_seq: u64,
@@ -135,6 +138,7 @@ pub(super) async fn spawn(
         changed_apps: BTreeSet::new(),
         sandboxes: HashMap::new(),
         deploys: BTreeMap::new(),
+        routes: BTreeMap::new(),
         waiters: HashMap::new(),
         timers: BinaryHeap::new(),
         timer_seq: 0,
@@ -246,6 +250,8 @@ impl Actor {
             Command::Snapshot(app, reply) => {
                 let _ = reply.send(Ok(self.snapshot(app.as_deref())));
             }
+            Command::PutRoute(route, reply) => self.put_route(route, reply).await,
+            Command::RemoveRoute(host, reply) => self.remove_route(host, reply).await,
             Command::Shutdown(reply) => {
                 // Set first: stops during shutdown skip the drain delay.
                 self.shutdown = Some(reply);
@@ -475,6 +481,7 @@ impl Actor {
                 .map(|p| p.pool.clone())
                 .collect(),
             sandboxes,
+            routes: self.route_list(app),
         }
     }
 
@@ -582,6 +589,7 @@ impl Actor {
         for v in keys::list::<Version>(store.as_ref(), keys::VERSIONS).await? {
             self.versions.insert(v.id.clone(), v);
         }
+        self.load_routes().await?;
         for p in keys::list::<SandboxPool>(store.as_ref(), keys::POOLS).await? {
             let window = super::scaling::new_window(&p.scaling);
             self.insert_pool(PoolState {

@@ -8,12 +8,17 @@
 //!
 //! - [`plan`]: what a pool should start or stop, as a pure function.
 //! - [`backoff`]: crash backoff, as a pure function.
-//! - `actor`: the task: deploy, activation, failure, drain, restart adoption.
+//! - `actor`: the task: its state, its loop, loading at start, writing back.
+//! - `rollout`: versions: deploy, activation, failure, rollback, app deletion.
+//! - `sandboxes`: the sandbox lifecycle: start, stop, ready, exit, backoff, counts.
+//! - `scaling`: auto pools: demand in, desired counts out.
+//! - `routes`: hosts → apps, each change one checked transaction.
 
 mod actor;
 pub mod backoff;
 pub mod plan;
 mod rollout;
+mod routes;
 mod sandboxes;
 mod scaling;
 
@@ -27,8 +32,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::artifact::ArtifactStore;
 use crate::config::ResolvedApp;
 use crate::model::{
-    App, Digest, PoolId, Sandbox, SandboxId, SandboxPool, SandboxStatus, SourceInfo, Version,
-    VersionId, VersionState,
+    App, Digest, PoolId, Route, Sandbox, SandboxId, SandboxPool, SandboxStatus, SourceInfo,
+    Version, VersionId, VersionState,
 };
 use crate::runtime::{LogSink, Runtime, RuntimeError};
 use crate::store::{Store, StoreError};
@@ -89,6 +94,8 @@ pub struct Snapshot {
     pub pools: Vec<SandboxPool>,
     /// Sandboxes, oldest first.
     pub sandboxes: Vec<Sandbox>,
+    /// Routes, by host.
+    pub routes: Vec<Route>,
 }
 
 /// A change, for progress displays (`miren deploy`) and tests.
@@ -182,6 +189,8 @@ pub(crate) enum Command {
     StopSandbox(SandboxId, Reply<()>),
     DeleteApp(String, bool, Reply<()>),
     Snapshot(Option<String>, Reply<Snapshot>),
+    PutRoute(Route, Reply<Route>),
+    RemoveRoute(String, Reply<()>),
     Shutdown(Reply<()>),
     Load(Vec<(PoolId, u32)>),
     WantCapacity(PoolId),
@@ -275,6 +284,19 @@ impl Controller {
     /// `purge_disks`. Returns once everything is stopped.
     pub async fn delete_app(&self, app: &str, purge_disks: bool) -> Result<(), ControllerError> {
         self.call(|r| Command::DeleteApp(app.to_string(), purge_disks, r))
+            .await
+    }
+
+    /// Routes `route.host` to `route.app` (which must exist). A default route (or the
+    /// host `*`) also takes every host without a route of its own, and takes the flag
+    /// from any other. Returns the route as stored.
+    pub async fn put_route(&self, route: Route) -> Result<Route, ControllerError> {
+        self.call(|r| Command::PutRoute(route, r)).await
+    }
+
+    /// Removes the route of `host` (lowercase, as stored).
+    pub async fn remove_route(&self, host: &str) -> Result<(), ControllerError> {
+        self.call(|r| Command::RemoveRoute(host.to_string(), r))
             .await
     }
 

@@ -10,7 +10,6 @@ use crate::config::duration;
 use crate::config::{Concurrency, ResolvedService};
 use crate::model::{App, PoolId, PoolSpec, SandboxPool, Version, VersionId, VersionState};
 use crate::runtime::{PrepareApp, RuntimeError, now_millis};
-use crate::store::keys;
 
 impl Actor {
     pub(super) fn deploy(&mut self, req: DeployRequest, reply: Reply<VersionId>) {
@@ -459,13 +458,7 @@ impl Actor {
         }
         self.apps.remove(app);
         self.touch_app(app);
-        if let Ok(routes) =
-            keys::list::<crate::model::Route>(self.store.as_ref(), keys::ROUTES).await
-        {
-            for r in routes.into_iter().filter(|r| r.app == app) {
-                self.dirty.deletes.insert(keys::route(&r.host));
-            }
-        }
+        self.drop_routes_of(app);
         let rt = self.runtime.clone();
         let grace = self.cfg.stop_grace;
         let app = app.to_string();

@@ -7,9 +7,9 @@ use std::time::Duration;
 use miren_core::artifact::ArtifactStore;
 use miren_core::config::resolve;
 use miren_core::controller::{Controller, ControllerConfig, DeployRequest, Event, Snapshot};
-use miren_core::model::{SandboxStatus, SourceInfo, VersionId, VersionState};
+use miren_core::model::{Route, SandboxStatus, SourceInfo, VersionId, VersionState};
 use miren_core::runtime::fake::{Behavior, FakeRuntime};
-use miren_core::store::{MemoryStore, Store};
+use miren_core::store::{MemoryStore, Store, keys};
 use tokio::time::Instant;
 
 const SHOP: &str = r#"
@@ -525,11 +525,8 @@ async fn shutdown_stops_everything_and_the_next_start_brings_it_back() {
 async fn delete_app_stops_everything_and_forgets_it() {
     let h = Harness::new().await;
     h.deploy_and_wait(SHOP).await;
-    h.store
-        .txn(vec![miren_core::store::Op::put(
-            "routes/shop.example.com",
-            br#"{"host":"shop.example.com","app":"shop","default":false}"#.to_vec(),
-        )])
+    h.ctl
+        .put_route(route("shop.example.com", "shop", false))
         .await
         .expect("route");
     h.ctl.delete_app("shop", false).await.expect("delete");
@@ -539,6 +536,77 @@ async fn delete_app_stops_everything_and_forgets_it() {
     assert!(h.store.list("").await.expect("list").0.is_empty());
     let err = h.ctl.delete_app("shop", false).await;
     assert!(err.is_err_and(|e| e.to_string() == "no app `shop`"));
+}
+
+fn route(host: &str, app: &str, default: bool) -> Route {
+    Route {
+        host: host.into(),
+        app: app.into(),
+        default,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn twenty_concurrent_default_routes_for_different_apps_leave_exactly_one() {
+    let h = Harness::new().await;
+    for i in 0..20 {
+        let app = format!("name = \"a{i}\"\n[services.web]\ncommand = \"web\"\n");
+        h.deploy_and_wait(&app).await;
+    }
+    h.ctl
+        .put_route(route("plain.example", "a0", false))
+        .await
+        .expect("route");
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let ctl = h.ctl.clone();
+            // Half of them as `set-default` does it (the hostless route), half as a
+            // host that is also the default.
+            let host = if i % 2 == 0 {
+                "*".to_string()
+            } else {
+                format!("a{i}.example")
+            };
+            tokio::spawn(async move { ctl.put_route(route(&host, &format!("a{i}"), true)).await })
+        })
+        .collect();
+    for c in calls {
+        let r = c.await.expect("task").expect("route accepted");
+        assert!(r.default);
+    }
+    let stored: Vec<Route> = keys::list(h.store.as_ref(), keys::ROUTES)
+        .await
+        .expect("routes");
+    let defaults: Vec<&Route> = stored.iter().filter(|r| r.default).collect();
+    assert_eq!(defaults.len(), 1, "{stored:#?}");
+    assert!(
+        stored
+            .iter()
+            .any(|r| r.host == "plain.example" && !r.default)
+    );
+    let all = h.ctl.snapshot(None).await.expect("snapshot");
+    assert_eq!(all.routes, stored, "the controller agrees with the store");
+}
+
+#[tokio::test(start_paused = true)]
+async fn routes_need_an_app_and_a_host_name() {
+    let h = Harness::new().await;
+    h.deploy_and_wait(SHOP).await;
+    let e = h.ctl.put_route(route("a.example", "nope", false)).await;
+    assert!(e.is_err_and(|e| e.to_string() == "no app `nope`"));
+    let e = h
+        .ctl
+        .put_route(route("http://a.example/", "shop", false))
+        .await;
+    assert!(e.is_err_and(|e| e.to_string().contains("is not a host name")));
+    let e = h.ctl.remove_route("a.example").await;
+    assert!(e.is_err_and(|e| e.to_string() == "no route `a.example`"));
+    h.ctl
+        .put_route(route("a.example", "shop", false))
+        .await
+        .expect("route");
+    h.ctl.remove_route("a.example").await.expect("removed");
+    assert!(h.snap().await.routes.is_empty());
 }
 
 const AUTO: &str = r#"

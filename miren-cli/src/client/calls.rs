@@ -1,0 +1,193 @@
+//! One typed method per API call (see [`crate::api`] for the routes): commands say
+//! what they want, not which path and method it lives at.
+
+use hyper::Method;
+use miren_core::model::{Route, Sandbox, SandboxPool};
+
+use super::{Client, ClientError};
+use crate::api::{
+    AppStatus, AppSummary, DeployBody, DeployLine, DesiredBody, RollbackBody, RouteBody, Uploaded,
+    VersionRow,
+};
+use crate::server::logs::Stored;
+
+/// Which logs to read.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery<'a> {
+    /// An app's.
+    pub app: Option<&'a str>,
+    /// Of that app, one service's.
+    pub service: Option<&'a str>,
+    /// One sandbox's.
+    pub sandbox: Option<&'a str>,
+    /// Only as far back as this (`10m`).
+    pub last: Option<&'a str>,
+    /// Then new lines as they are written.
+    pub follow: bool,
+}
+
+impl Client {
+    /// Whether a server answers.
+    pub async fn health(&self) -> Result<(), ClientError> {
+        let _: serde_json::Value = self.get("/v1/health").await?;
+        Ok(())
+    }
+
+    /// Uploads an app directory's tar archive.
+    pub async fn upload(&self, tar: Vec<u8>) -> Result<Uploaded, ClientError> {
+        self.put_bytes("/v1/artifacts", tar).await
+    }
+
+    /// Deploys, handing each progress line to `each` (false stops reading).
+    pub async fn deploy(
+        &self,
+        body: &DeployBody,
+        each: impl FnMut(DeployLine) -> bool,
+    ) -> Result<(), ClientError> {
+        self.stream(Method::POST, "/v1/deploys", Some(body), each)
+            .await
+    }
+
+    /// Every app, as `app list` shows it.
+    pub async fn apps(&self) -> Result<Vec<AppSummary>, ClientError> {
+        self.get("/v1/apps").await
+    }
+
+    /// One app's status.
+    pub async fn app_status(&self, app: &str) -> Result<AppStatus, ClientError> {
+        self.get(&format!("/v1/apps/{}", q(app))).await
+    }
+
+    /// One app's versions, newest first.
+    pub async fn history(&self, app: &str) -> Result<Vec<VersionRow>, ClientError> {
+        self.get(&format!("/v1/apps/{}/versions", q(app))).await
+    }
+
+    /// Rolls back, handing each progress line to `each`.
+    pub async fn rollback(
+        &self,
+        app: &str,
+        body: &RollbackBody,
+        each: impl FnMut(DeployLine) -> bool,
+    ) -> Result<(), ClientError> {
+        let path = format!("/v1/apps/{}/rollback", q(app));
+        self.stream(Method::POST, &path, Some(body), each).await
+    }
+
+    /// Deletes an app (its disks too with `purge_disks`).
+    pub async fn delete_app(&self, app: &str, purge_disks: bool) -> Result<(), ClientError> {
+        let path = format!("/v1/apps/{}?purge_disks={purge_disks}", q(app));
+        let _: serde_json::Value = self.call::<(), _>(Method::DELETE, &path, None).await?;
+        Ok(())
+    }
+
+    /// Pools, of one app or all.
+    pub async fn pools(&self, app: Option<&str>) -> Result<Vec<SandboxPool>, ClientError> {
+        self.get(&with_query("/v1/pools", &[("app", app)])).await
+    }
+
+    /// Sets a pool's desired count.
+    pub async fn set_desired(&self, pool: &str, desired: u32) -> Result<SandboxPool, ClientError> {
+        let path = format!("/v1/pools/{}/desired", q(pool));
+        self.call(Method::PUT, &path, Some(&DesiredBody { desired }))
+            .await
+    }
+
+    /// Sandboxes, of one app or all, of one status or any.
+    pub async fn sandboxes(
+        &self,
+        app: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<Vec<Sandbox>, ClientError> {
+        let path = with_query("/v1/sandboxes", &[("app", app), ("status", status)]);
+        self.get(&path).await
+    }
+
+    /// Stops one sandbox.
+    pub async fn stop_sandbox(&self, id: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/sandboxes/{}/stop", q(id));
+        let _: serde_json::Value = self.call::<(), _>(Method::POST, &path, None).await?;
+        Ok(())
+    }
+
+    /// Reads logs, handing each line to `each` (false stops reading).
+    pub async fn logs(
+        &self,
+        query: &LogQuery<'_>,
+        each: impl FnMut(Stored) -> bool,
+    ) -> Result<(), ClientError> {
+        let path = with_query(
+            "/v1/logs",
+            &[
+                ("app", query.app),
+                ("service", query.service),
+                ("sandbox", query.sandbox),
+                ("last", query.last),
+                ("follow", query.follow.then_some("true")),
+            ],
+        );
+        self.stream::<(), Stored>(Method::GET, &path, None, each)
+            .await
+    }
+
+    /// Every route.
+    pub async fn routes(&self) -> Result<Vec<Route>, ClientError> {
+        self.get("/v1/routes").await
+    }
+
+    /// Routes `host` to an app.
+    pub async fn put_route(&self, host: &str, body: &RouteBody) -> Result<Route, ClientError> {
+        let path = format!("/v1/routes/{}", q(host));
+        self.call(Method::PUT, &path, Some(body)).await
+    }
+
+    /// Removes the route of `host`.
+    pub async fn remove_route(&self, host: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/routes/{}", q(host));
+        let _: serde_json::Value = self.call::<(), _>(Method::DELETE, &path, None).await?;
+        Ok(())
+    }
+}
+
+/// `path?k=v&…` with the values given, percent-encoded.
+fn with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {
+    let query: Vec<String> = params
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", q(v))))
+        .collect();
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
+}
+
+/// Percent-encodes a path segment or query value.
+fn q(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn queries_carry_only_the_values_given_encoded() {
+        assert_eq!(
+            super::with_query("/v1/pools", &[("app", None)]),
+            "/v1/pools"
+        );
+        assert_eq!(
+            super::with_query(
+                "/v1/sandboxes",
+                &[("app", Some("shop")), ("status", Some("a b&c"))]
+            ),
+            "/v1/sandboxes?app=shop&status=a%20b%26c"
+        );
+    }
+}

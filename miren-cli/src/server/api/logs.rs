@@ -1,0 +1,89 @@
+//! `GET /v1/logs`: an app's, a service's or a sandbox's lines, then (with `follow`)
+//! new ones as they are written, streamed as NDJSON.
+
+use axum::extract::Query;
+use axum::response::Response;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::stream::{line, ndjson};
+use super::{ApiError, R, S, app_name};
+use crate::server::logs::Filter;
+
+/// Lines returned without `last`.
+const DEFAULT_LOG_LINES: usize = 1000;
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    app: Option<String>,
+    service: Option<String>,
+    sandbox: Option<String>,
+    last: Option<String>,
+    #[serde(default)]
+    follow: bool,
+}
+
+pub async fn read(state: S, Query(q): Query<LogQuery>) -> R<Response> {
+    if q.app.is_none() && q.sandbox.is_none() {
+        return Err(ApiError::invalid(
+            "say which logs: an app (and maybe a service) or a sandbox",
+        ));
+    }
+    if let Some(a) = &q.app {
+        app_name(a)?;
+    }
+    let since = match &q.last {
+        None => None,
+        Some(d) => {
+            let d = miren_core::config::duration::parse(d)
+                .map_err(|e| ApiError::invalid(format!("--last {d}: {e}")))?;
+            Some(miren_core::runtime::now_millis().saturating_sub(d.as_millis() as u64))
+        }
+    };
+    let filter = Filter {
+        app: q.app.clone(),
+        service: q.service.clone(),
+        sandbox: q.sandbox.clone(),
+        since,
+    };
+    let limit = if since.is_some() {
+        usize::MAX
+    } else {
+        DEFAULT_LOG_LINES
+    };
+    // Subscribe before reading, so nothing falls between history and live.
+    let mut live = state.logs.subscribe();
+    let history = state
+        .logs
+        .read(filter.clone(), limit)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut last_seq = history.last().map_or(0, |s| s.seq);
+    // Bounded: a client that reads slowly slows the sender, never the server's memory.
+    let (tx, rx) = mpsc::channel(256);
+    let follow = q.follow;
+    tokio::spawn(async move {
+        for s in history {
+            if tx.send(line(&s)).await.is_err() {
+                return;
+            }
+        }
+        if !follow {
+            return;
+        }
+        loop {
+            match live.recv().await {
+                Ok(s) if s.seq > last_seq && filter.matches(&s.record) => {
+                    last_seq = s.seq;
+                    if tx.send(line(s.as_ref())).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    Ok(ndjson(tokio_stream::wrappers::ReceiverStream::new(rx)))
+}

@@ -1,0 +1,123 @@
+//! The control API (SPEC §10), one module per resource. Each handler is thin: parse
+//! and check the request, call the controller (or the log or artifact store), answer
+//! JSON. [`crate::api`] has the wire types and the table of routes.
+//!
+//! - `artifacts`: uploads.
+//! - `deploys`: deploys and rollbacks, streamed as they progress.
+//! - `apps`: listing, status, history, deletion.
+//! - `pools`, `sandboxes`: listings, desired counts, stopping one sandbox.
+//! - `logs`: reading and following logs.
+//! - `routes`: hosts → apps.
+//! - `error`: the JSON error answer and what each failure maps to.
+//! - `stream`: NDJSON answers.
+
+mod apps;
+mod artifacts;
+mod deploys;
+mod error;
+mod logs;
+mod pools;
+mod routes;
+mod sandboxes;
+mod stream;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use miren_core::artifact::ArtifactStore;
+use miren_core::controller::Controller;
+
+use super::Visibility;
+use super::logs::LogStore;
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct State {
+    pub controller: Controller,
+    pub logs: LogStore,
+    pub artifacts: ArtifactStore,
+    /// Route and rollout changes take effect in the proxy and DNS before the API
+    /// answers.
+    pub visible: Visibility,
+    /// Required as `Authorization: Bearer <token>` when set (TCP).
+    pub token: Option<String>,
+}
+
+type S = axum::extract::State<Arc<State>>;
+type R<T> = Result<T, ApiError>;
+
+/// Uploads bigger than this are refused.
+const MAX_UPLOAD: usize = 1 << 30;
+
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route(
+            "/v1/health",
+            get(|| async { Json(serde_json::json!({"ok": true})) }),
+        )
+        .route("/v1/artifacts", put(artifacts::upload))
+        .route("/v1/deploys", post(deploys::deploy))
+        .route("/v1/apps", get(apps::list))
+        .route("/v1/apps/{app}", get(apps::status).delete(apps::delete))
+        .route("/v1/apps/{app}/versions", get(apps::history))
+        .route("/v1/apps/{app}/rollback", post(deploys::rollback))
+        .route("/v1/pools", get(pools::list))
+        .route("/v1/pools/{id}/desired", put(pools::set_desired))
+        .route("/v1/sandboxes", get(sandboxes::list))
+        .route("/v1/sandboxes/{id}/stop", post(sandboxes::stop))
+        .route("/v1/logs", get(logs::read))
+        .route("/v1/routes", get(routes::list))
+        .route("/v1/routes/{host}", put(routes::put).delete(routes::remove))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+        })
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD))
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+async fn auth(state: S, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this API needs `Authorization: Bearer <token>` (the token is in <data-dir>/api-token; pass it with --token or MIREN_TOKEN)",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Checks an app name from a path or query.
+fn app_name(app: &str) -> R<()> {
+    miren_core::config::names::dns_label(app)
+        .map_err(|p| ApiError::invalid(format!("`{app}` is not an app name: {}", p.reason)))
+}
+
+/// Parses an id or another value from a path.
+fn parse<T: std::str::FromStr>(s: &str) -> R<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse()
+        .map_err(|e: T::Err| ApiError::invalid(e.to_string()))
+}
+
+/// The empty JSON object, for calls with nothing to say.
+fn done() -> Json<serde_json::Value> {
+    Json(serde_json::json!({}))
+}

@@ -1,0 +1,59 @@
+//! `/v1/routes`: hosts → apps. The controller writes them; this checks the host and
+//! waits until the proxy routes by the change before answering.
+
+use axum::Json;
+use axum::extract::Path;
+use miren_core::config::names::{self, DEFAULT_HOST};
+use miren_core::model::Route;
+
+use super::{ApiError, R, S, app_name, done};
+use crate::api::RouteBody;
+
+pub async fn list(state: S) -> R<Json<Vec<Route>>> {
+    Ok(Json(state.controller.snapshot(None).await?.routes))
+}
+
+/// A host as routes store it: lowercase, no port, no trailing dot.
+fn host_name(host: &str) -> R<String> {
+    let h = host.to_ascii_lowercase();
+    let h = h
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('.')
+        .to_string();
+    names::route_host(&h)
+        .map_err(|p| ApiError::invalid(format!("`{host}` is not a host name: {}", p.reason)))?;
+    Ok(h)
+}
+
+pub async fn put(state: S, Path(host): Path<String>, Json(b): Json<RouteBody>) -> R<Json<Route>> {
+    let host = host_name(&host)?;
+    app_name(&b.app)?;
+    let route = state
+        .controller
+        .put_route(Route {
+            default: b.default || host == DEFAULT_HOST,
+            host,
+            app: b.app,
+        })
+        .await?;
+    state.visible.sync().await;
+    Ok(Json(route))
+}
+
+pub async fn remove(state: S, Path(host): Path<String>) -> R<Json<serde_json::Value>> {
+    let host = host_name(&host)?;
+    state
+        .controller
+        .remove_route(&host)
+        .await
+        .map_err(|e| match e {
+            miren_core::controller::ControllerError::NotFound { .. } => {
+                ApiError::not_found(format!("no route for `{host}`"))
+            }
+            e => e.into(),
+        })?;
+    state.visible.sync().await;
+    Ok(done())
+}

@@ -1,0 +1,38 @@
+//! `/v1/sandboxes`: listing (by app and status), and stopping one.
+
+use axum::Json;
+use axum::extract::{Path, Query};
+use miren_core::model::{Sandbox, SandboxId, SandboxStatus};
+use serde::Deserialize;
+
+use super::{ApiError, R, S, app_name, done, parse};
+
+/// `?app=&status=`.
+#[derive(Deserialize)]
+pub struct AppQuery {
+    pub app: Option<String>,
+    pub status: Option<String>,
+}
+
+pub async fn list(state: S, Query(q): Query<AppQuery>) -> R<Json<Vec<Sandbox>>> {
+    if let Some(a) = &q.app {
+        app_name(a)?;
+    }
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(s.parse::<SandboxStatus>().map_err(ApiError::invalid)?),
+    };
+    let s = state.controller.snapshot(q.app.as_deref()).await?;
+    Ok(Json(
+        s.sandboxes
+            .into_iter()
+            .filter(|x| status.is_none_or(|st| x.status == st))
+            .collect(),
+    ))
+}
+
+pub async fn stop(state: S, Path(id): Path<String>) -> R<Json<serde_json::Value>> {
+    let id: SandboxId = parse(&id)?;
+    state.controller.stop_sandbox(&id).await?;
+    Ok(done())
+}
