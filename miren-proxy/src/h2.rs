@@ -1,25 +1,29 @@
 //! HTTP/2 clients (h2c with prior knowledge), served by hyper; requests go to the
-//! instance as HTTP/1.1 through [`Upstreams`](crate::upstream::Upstreams).
+//! instance as HTTP/1.1 through [`Upstreams`](crate::upstream::Upstreams), under the
+//! same [`policy`](crate::policy) and header rules as HTTP/1.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::forward::{
-    ATTEMPTS, Forwarder, HEALTH_PATH, OnBackend, Reject, access, write_request_id,
-};
-use crate::table::pick;
-use crate::upstream::UpstreamError;
+use crate::access::LogLine;
+use crate::forwarder::{Forwarder, HEALTH_PATH};
+use crate::headers::{self, forwarded_for, is_hop_by_hop, write_request_id};
+use crate::policy::{self, Attempt, Outcome, Sent};
+use crate::reply::LocalReply;
+use crate::table::Backend;
+use crate::upstream::{UpstreamError, Upstreams};
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -27,11 +31,11 @@ pub async fn serve<T>(fwd: Arc<Forwarder>, io: T, peer: SocketAddr)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let ip = HeaderValue::from_str(&peer.ip().to_string()).ok();
+    let ip: Arc<str> = peer.ip().to_string().into();
     let service = hyper::service::service_fn(move |req| {
         let fwd = fwd.clone();
         let ip = ip.clone();
-        Box::pin(async move { Ok::<_, Infallible>(handle(&fwd, req, ip).await) })
+        Box::pin(async move { Ok::<_, Infallible>(handle(&fwd, req, &ip).await) })
     });
     let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(hyper_util::rt::TokioTimer::new())
@@ -39,125 +43,119 @@ where
         .await;
 }
 
-async fn handle(
-    fwd: &Forwarder,
-    req: Request<Incoming>,
-    peer: Option<HeaderValue>,
-) -> Response<Body> {
-    let started = Instant::now();
+async fn handle(fwd: &Forwarder, req: Request<Incoming>, client_ip: &str) -> Response<Body> {
+    let log = LogLine::new(
+        req.method().as_str().as_bytes(),
+        req.uri().path().as_bytes(),
+    );
     if req.uri().path() == HEALTH_PATH {
-        return text(Reject::new(200, "ok\n".into()));
+        return text(LocalReply::healthy());
     }
     let authority = req.uri().authority().map(|a| a.as_str().to_string());
-    let host_value = req.headers().get(header::HOST).cloned();
     // A Host header, when a client sends one, names the app (as in HTTP/1.1).
-    let host = host_value
-        .as_ref()
+    let host = req
+        .headers()
+        .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .or(authority.as_deref())
         .unwrap_or_default()
         .to_string();
-    let (target, _demand) = match fwd.route(&host).await {
-        Ok(x) => x,
-        Err(r) => {
-            access(
-                &host,
-                "-",
-                req.method().as_str(),
-                req.uri().path(),
-                r.status,
-                started,
-            );
-            return text(r);
-        }
+    let routed = match policy::route(fwd, &host, log.as_ref()).await {
+        Ok(r) => r,
+        Err(r) => return text(r),
     };
-    let app: &str = &target.name;
     let (mut parts, body) = req.into_parts();
-    prepare_headers(&mut parts.headers, peer, &host);
-    let empty_body = body_is_empty(&parts.headers, &body);
-    let idempotent = matches!(
-        parts.method,
-        hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
-    );
-    let retryable = idempotent && empty_body && target.backends.len() > 1;
-    let mut body = Some(body.boxed());
-    let mut tried = Vec::new();
-    let seed = fwd.seed();
-    let mut sandbox = "-";
-    let response = loop {
-        let Some(backend) = pick(&target, &tried, seed.wrapping_add(tried.len())) else {
-            break text(Reject::retry_later(format!(
-                "app {app} has no ready web instance; try again shortly\n"
-            )));
-        };
-        sandbox = &backend.sandbox;
+    prepare_headers(&mut parts.headers, client_ip, &host);
+    let mut attempt = H2Attempt {
+        empty_body: body_is_empty(&parts.headers, &body),
+        idempotent: matches!(
+            parts.method,
+            hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
+        ),
+        parts,
+        body: Some(body.boxed()),
+        host: &host,
+        upstreams: &fwd.h2_upstreams,
+        timeout: fwd.config.upstream_timeout,
+    };
+    match policy::forward(fwd, routed, log.as_ref(), &mut attempt).await {
+        Outcome::Answered(resp) => resp,
+        Outcome::Reply(r) => text(r),
+        Outcome::Aborted => text(LocalReply::new(502, "the request broke off\n".into())),
+    }
+}
+
+/// One request, ready to go to an instance as HTTP/1.1.
+struct H2Attempt<'a> {
+    parts: Parts,
+    /// Handed to the first send: a stream can't be sent twice.
+    body: Option<Body>,
+    empty_body: bool,
+    idempotent: bool,
+    host: &'a str,
+    upstreams: &'a Upstreams,
+    timeout: Duration,
+}
+
+impl Attempt for H2Attempt<'_> {
+    type Answer = Response<Body>;
+
+    async fn send(&mut self, backend: &Backend, _fresh: bool) -> Sent<Response<Body>> {
         let mut uri = hyper::http::uri::Parts::default();
-        uri.path_and_query = parts.uri.path_and_query().cloned();
+        uri.path_and_query = self.parts.uri.path_and_query().cloned();
         let Ok(uri) = hyper::Uri::from_parts(uri) else {
-            break text(Reject::new(400, "bad request target\n".into()));
+            return Sent::Reply(LocalReply::new(400, "bad request target\n".into()));
         };
-        let mut out = Request::builder().method(parts.method.clone()).uri(uri);
+        let mut out = Request::builder()
+            .method(self.parts.method.clone())
+            .uri(uri);
+        let again = self.replayable() || self.resendable();
         if let Some(h) = out.headers_mut() {
-            *h = if retryable {
-                parts.headers.clone()
+            *h = if again {
+                self.parts.headers.clone()
             } else {
-                std::mem::take(&mut parts.headers)
+                std::mem::take(&mut self.parts.headers)
             };
             // HTTP/2 has no Host header: the instance gets one.
             if !h.contains_key(header::HOST)
-                && let Ok(v) = HeaderValue::from_str(&host)
+                && let Ok(v) = HeaderValue::from_str(self.host)
             {
                 h.insert(header::HOST, v);
             }
         }
-        let b = match body.take() {
+        let body = match self.body.take() {
             Some(b) => b,
             None => Empty::new().map_err(|never| match never {}).boxed(),
         };
-        let Ok(out) = out.body(b) else {
-            break text(Reject::new(400, "bad request\n".into()));
+        let Ok(out) = out.body(body) else {
+            return Sent::Reply(LocalReply::new(400, "bad request\n".into()));
         };
-        let counted = OnBackend::new(&backend.in_flight);
-        let r = tokio::time::timeout(
-            fwd.config.upstream_timeout,
-            fwd.h2_upstreams.send(backend.addr, out),
-        )
-        .await;
-        drop(counted);
-        match r {
+        match tokio::time::timeout(self.timeout, self.upstreams.send(backend.addr, out)).await {
             Ok(Ok(mut resp)) => {
                 strip_hop_by_hop(resp.headers_mut());
-                break resp.map(|b| b.boxed());
+                let status = resp.status().as_u16();
+                Sent::Answered(resp.map(|b| b.boxed()), status)
             }
-            Ok(Err(e))
-                if ((matches!(e, UpstreamError::Connect(_)) && empty_body) || retryable)
-                    && tried.len() + 1 < ATTEMPTS =>
-            {
-                tried.push(backend.addr);
-            }
-            Ok(Err(e)) => {
-                break text(Reject::new(
-                    502,
-                    format!("app {app}: the web instance failed: {e}\n"),
-                ));
-            }
-            Err(_) => {
-                break text(Reject::too_slow(app, fwd.config.upstream_timeout));
-            }
+            Ok(Err(UpstreamError::Connect(e))) => Sent::Refused(e.to_string()),
+            Ok(Err(e)) => Sent::NoAnswer {
+                why: e.to_string(),
+                reused: false,
+            },
+            Err(_) => Sent::TimedOut,
         }
-    };
-    access(
-        app,
-        sandbox,
-        parts.method.as_str(),
-        parts.uri.path(),
-        response.status().as_u16(),
-        started,
-    );
-    response
+    }
+
+    fn replayable(&self) -> bool {
+        self.idempotent && self.empty_body
+    }
+
+    fn resendable(&self) -> bool {
+        // A refused send consumed the body stream: only an empty one can go again.
+        self.empty_body
+    }
 }
 
-fn text(r: Reject) -> Response<Body> {
+fn text(r: LocalReply) -> Response<Body> {
     let mut resp = Response::new(
         Full::new(Bytes::from(r.body))
             .map_err(|never| match never {})
@@ -194,7 +192,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
     let hop: Vec<HeaderName> = h
         .keys()
-        .filter(|n| crate::h1::is_hop_by_hop(n.as_str()))
+        .filter(|n| is_hop_by_hop(n.as_str()))
         .cloned()
         .collect();
     for n in hop {
@@ -202,31 +200,33 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static(headers::X_FORWARDED_FOR);
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static(headers::X_FORWARDED_PROTO);
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static(headers::X_FORWARDED_HOST);
+const X_REQUEST_ID: HeaderName = HeaderName::from_static(headers::X_REQUEST_ID);
 
-fn prepare_headers(h: &mut HeaderMap, peer: Option<HeaderValue>, host: &str) {
+/// The request headers the instance gets: the same rules as HTTP/1's (see
+/// [`headers`]), written into a header map.
+fn prepare_headers(h: &mut HeaderMap, client_ip: &str, host: &str) {
     strip_hop_by_hop(h);
-    if let Some(ip) = peer {
-        let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prev) => ip
-                .to_str()
-                .ok()
-                .and_then(|ip| HeaderValue::from_str(&format!("{prev}, {ip}")).ok()),
-            None => Some(ip),
-        };
-        if let Some(v) = xff {
-            h.insert(X_FORWARDED_FOR, v);
-        }
+    let mut xff = Vec::with_capacity(64);
+    forwarded_for(
+        h.get_all(&X_FORWARDED_FOR)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        client_ip.as_bytes(),
+        &mut xff,
+    );
+    if let Ok(v) = HeaderValue::from_bytes(&xff) {
+        h.insert(X_FORWARDED_FOR, v);
     }
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if let Ok(v) = HeaderValue::from_str(host) {
-        h.insert(X_FORWARDED_HOST, v);
-    }
+    match HeaderValue::from_str(host) {
+        Ok(v) => h.insert(X_FORWARDED_HOST, v),
+        Err(_) => h.remove(X_FORWARDED_HOST),
+    };
     if !h.contains_key(&X_REQUEST_ID) {
-        let mut id = Vec::with_capacity(22);
+        let mut id = Vec::with_capacity(headers::REQUEST_ID_LEN);
         write_request_id(&mut id);
         if let Ok(v) = HeaderValue::from_bytes(&id) {
             h.insert(X_REQUEST_ID, v);

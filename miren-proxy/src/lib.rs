@@ -18,9 +18,14 @@
 //! # Ok(()) }
 //! ```
 
-mod forward;
+mod access;
+mod conns;
+mod forwarder;
 mod h1;
 mod h2;
+mod headers;
+mod policy;
+mod reply;
 pub mod table;
 mod upstream;
 
@@ -35,7 +40,7 @@ use tokio::net::TcpListener;
 
 use table::{Routing, Shared, Table};
 
-pub use forward::HEALTH_PATH;
+pub use forwarder::HEALTH_PATH;
 
 /// Limits and timings (SPEC §6 defaults).
 #[derive(Debug, Clone)]
@@ -124,7 +129,7 @@ impl Proxy {
     }
 
     async fn accept_loop(&self, reader: &Reader<Table>) {
-        let forwarder = Arc::new(forward::Forwarder::new(
+        let forwarder = Arc::new(forwarder::Forwarder::new(
             reader.cell(),
             reader.published(),
             self.controller.clone(),

@@ -65,6 +65,10 @@ pub enum ClientError {
     /// The conversation broke.
     #[error("talking to the server: {0}")]
     Protocol(String),
+    /// Something failed here, not at the server (packing the app dir, writing the
+    /// output).
+    #[error("{0}")]
+    Local(String),
 }
 
 /// An API client.

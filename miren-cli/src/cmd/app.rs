@@ -58,7 +58,7 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
                 &["SERVICE", "POOL", "DESIRED", "CURRENT", "READY", "WHY"],
                 &rows,
             )
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(|e| ClientError::Local(format!("writing the table: {e}")))?;
             Ok(Exit::Ok)
         }
         AppCommand::History(a) => {

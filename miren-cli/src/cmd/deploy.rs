@@ -117,7 +117,7 @@ pub async fn run(
     progress.say("packing the app directory");
     let bytes = pack(&args.dir)
         .await
-        .map_err(|e| ClientError::Protocol(format!("packing {}: {e}", args.dir.display())))?;
+        .map_err(|e| ClientError::Local(format!("packing {}: {e}", args.dir.display())))?;
     progress.say(&format!("uploading {} KiB", bytes.len().div_ceil(1024)));
     let up = c.upload(bytes).await?;
     let body = DeployBody {

@@ -50,7 +50,7 @@ pub async fn run(c: &Client, args: &LogsArgs, format: Format) -> Result<Exit, Cl
     match failed {
         // `miren logs | head`: the reader left.
         Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Ok),
-        Some(e) => Err(ClientError::Protocol(e.to_string())),
+        Some(e) => Err(ClientError::Local(format!("writing the logs: {e}"))),
         None => Ok(Exit::Ok),
     }
 }

@@ -66,8 +66,7 @@ fn remote(f: impl std::future::Future<Output = Result<Exit, ClientError>>) -> an
 
 /// Prints `value` as pretty JSON.
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), ClientError> {
-    let s =
-        serde_json::to_string_pretty(value).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let s = serde_json::to_string_pretty(value).map_err(|e| ClientError::Local(e.to_string()))?;
     println!("{s}");
     Ok(())
 }
@@ -84,7 +83,7 @@ fn listing<T: serde::Serialize>(
         Format::Table => {
             let rows: Vec<Vec<String>> = items.iter().map(row).collect();
             crate::table::print(headers, &rows)
-                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                .map_err(|e| ClientError::Local(format!("writing the table: {e}")))?;
         }
     }
     Ok(Exit::Ok)

@@ -37,6 +37,16 @@ impl Window {
         w
     }
 
+    /// The window of a pool that scales on demand (`None` for a fixed pool): it starts
+    /// as if one request were in flight, so a new version keeps
+    /// `max(1, min_instances)` for a whole delay.
+    pub fn of_pool(scaling: &crate::config::Concurrency, now: Instant) -> Option<Self> {
+        match scaling {
+            crate::config::Concurrency::Auto(a) => Some(Self::new(a.scale_down_delay, 1, now)),
+            crate::config::Concurrency::Fixed { .. } => None,
+        }
+    }
+
     /// Changes the span (a redeploy changed `scale_down_delay`).
     pub fn set_span(&mut self, span: Duration) {
         self.span = span;

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
+use crate::autoscale::Window;
+
 use super::{Command, ControllerConfig, ControllerError, Event, Reply, Snapshot};
 use crate::model::{
     Address, App, PoolId, Route, Sandbox, SandboxId, SandboxPool, SandboxStatus, Version,
@@ -591,7 +593,7 @@ impl Actor {
         }
         self.load_routes().await?;
         for p in keys::list::<SandboxPool>(store.as_ref(), keys::POOLS).await? {
-            let window = super::scaling::new_window(&p.scaling);
+            let window = Window::of_pool(&p.scaling, Instant::now());
             self.insert_pool(PoolState {
                 pool: p,
                 members: BTreeSet::new(),

@@ -4,6 +4,8 @@ use std::collections::BTreeSet;
 
 use tokio::time::Instant;
 
+use crate::autoscale::Window;
+
 use super::actor::{Actor, Deploying, Internal, PoolState, Timer, not_found};
 use super::{ControllerError, DeployRequest, Reply};
 use crate::config::duration;
@@ -206,7 +208,7 @@ impl Actor {
                         match (&svc.concurrency, &mut ps.window) {
                             (Concurrency::Auto(a), Some(w)) => w.set_span(a.scale_down_delay),
                             (Concurrency::Auto(_), None) => {
-                                ps.window = super::scaling::new_window(&svc.concurrency);
+                                ps.window = Window::of_pool(&svc.concurrency, Instant::now());
                             }
                             (Concurrency::Fixed { .. }, w) => *w = None,
                         }
@@ -243,7 +245,7 @@ impl Actor {
                         members: BTreeSet::new(),
                         not_before: None,
                         suspended: false,
-                        window: super::scaling::new_window(&svc.concurrency),
+                        window: Window::of_pool(&svc.concurrency, Instant::now()),
                         autoscale_at: None,
                     });
                     pid

@@ -3,18 +3,9 @@
 use tokio::time::Instant;
 
 use super::actor::{Actor, Timer};
-use crate::autoscale::{Window, decide};
+use crate::autoscale::decide;
 use crate::config::Concurrency;
 use crate::model::PoolId;
-
-/// A fresh window for a pool that scales on demand: it starts as if one request were
-/// in flight, so a new version keeps `max(1, min_instances)` for a whole delay.
-pub(super) fn new_window(scaling: &Concurrency) -> Option<Window> {
-    match scaling {
-        Concurrency::Auto(a) => Some(Window::new(a.scale_down_delay, 1, Instant::now())),
-        Concurrency::Fixed { .. } => None,
-    }
-}
 
 impl Actor {
     /// Records demand on a pool and re-decides at once (scale-up is immediate).

@@ -57,22 +57,6 @@ impl<'a> ConnectionTokens<'a> {
     }
 }
 
-/// Whether a header only concerns one hop, so the proxy never passes it on as is.
-/// `Transfer-Encoding` and `Upgrade` are written back by the proxy when they apply.
-pub fn is_hop_by_hop(name: &str) -> bool {
-    // Dispatch on length first: most headers are none of these.
-    match name.len() {
-        2 => name.eq_ignore_ascii_case("te"),
-        7 => name.eq_ignore_ascii_case("trailer") || name.eq_ignore_ascii_case("upgrade"),
-        10 => name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("keep-alive"),
-        16 => name.eq_ignore_ascii_case("proxy-connection"),
-        17 => name.eq_ignore_ascii_case("transfer-encoding"),
-        18 => name.eq_ignore_ascii_case("proxy-authenticate"),
-        19 => name.eq_ignore_ascii_case("proxy-authorization"),
-        _ => false,
-    }
-}
-
 /// A `Content-Length` value, strictly digits (RFC 9110 §8.6): anything else is a
 /// framing error, never guessed at.
 pub fn parse_length(value: &[u8]) -> Option<u64> {
@@ -142,19 +126,7 @@ mod tests {
     }
 
     #[test]
-    fn hop_by_hop_names() {
-        for n in [
-            "Connection",
-            "TE",
-            "keep-alive",
-            "Transfer-Encoding",
-            "Upgrade",
-        ] {
-            assert!(is_hop_by_hop(n), "{n}");
-        }
-        for n in ["content-length", "host", "x-request-id", "trailers"] {
-            assert!(!is_hop_by_hop(n), "{n}");
-        }
+    fn only_a_last_chunked_coding_is_chunked() {
         assert!(ends_chunked(b"gzip, Chunked") && !ends_chunked(b"chunked, gzip"));
     }
 }

@@ -3,8 +3,9 @@
 
 use proptest::prelude::*;
 
-use super::head::{Framing, is_hop_by_hop};
+use super::head::Framing;
 use super::{request, response};
+use crate::headers::is_hop_by_hop;
 
 /// A header name: a token, sometimes one the proxy treats specially.
 fn name() -> impl Strategy<Value = String> {

@@ -5,8 +5,12 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::head::{
-    ConnectionTokens, Framing, MAX_HEAD, MAX_HEADERS, ends_chunked, is_hop_by_hop, parse_length,
-    put_header, range_in,
+    ConnectionTokens, Framing, MAX_HEAD, MAX_HEADERS, ends_chunked, parse_length, put_header,
+    range_in,
+};
+use crate::headers::{
+    PROTO, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID, forwarded_for,
+    is_hop_by_hop, is_rewritten,
 };
 
 /// A parsed request head; ranges point into the client buffer it was parsed from.
@@ -42,8 +46,6 @@ pub enum Refusal {
     /// Malformed: 400 with this text.
     Bad(&'static str),
 }
-
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// Parses the head at the start of `buf` and writes the request to send upstream
 /// into `out` (cleared first): origin-form, hop-by-hop headers gone, `X-Forwarded-*`
@@ -104,7 +106,7 @@ pub fn parse(
             upgrade = Some(h.value);
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case("x-request-id") {
+        } else if name.eq_ignore_ascii_case(X_REQUEST_ID) {
             has_request_id = true;
         }
     }
@@ -139,26 +141,19 @@ pub fn parse(
     }
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut forwarded_for: Option<&[u8]> = None;
-    let mut more_forwarded_for = false;
+    let mut prior_forwarded_for = false;
     for h in req.headers.iter() {
         let name = h.name;
+        if is_rewritten(name) {
+            // Written below; the client's X-Forwarded-For joined into one.
+            prior_forwarded_for |= name.eq_ignore_ascii_case(X_FORWARDED_FOR);
+            continue;
+        }
         if is_hop_by_hop(name)
             || conn.names(name)
             || (expect_continue && name.eq_ignore_ascii_case("expect"))
             || (authority.is_some() && name.eq_ignore_ascii_case("host"))
-            || name.eq_ignore_ascii_case("x-forwarded-proto")
-            || name.eq_ignore_ascii_case("x-forwarded-host")
         {
-            continue;
-        }
-        if name.eq_ignore_ascii_case(X_FORWARDED_FOR) {
-            // Joined into one, with the client added, below.
-            if forwarded_for.is_none() {
-                forwarded_for = Some(h.value);
-            } else {
-                more_forwarded_for = true;
-            }
             continue;
         }
         put_header(out, name.as_bytes(), h.value);
@@ -173,28 +168,24 @@ pub fn parse(
         put_header(out, b"connection", b"upgrade");
         put_header(out, b"upgrade", u);
     }
-    out.extend_from_slice(b"x-forwarded-for: ");
-    if let Some(first) = forwarded_for {
-        out.extend_from_slice(first);
-        if more_forwarded_for {
-            for h in req
-                .headers
-                .iter()
-                .filter(|h| h.name.eq_ignore_ascii_case(X_FORWARDED_FOR))
-            {
-                if !std::ptr::eq(h.value, first) {
-                    out.extend_from_slice(b", ");
-                    out.extend_from_slice(h.value);
-                }
-            }
-        }
-        out.extend_from_slice(b", ");
+    out.extend_from_slice(X_FORWARDED_FOR.as_bytes());
+    out.extend_from_slice(b": ");
+    let ip = client_ip.as_bytes();
+    if prior_forwarded_for {
+        let prior = req
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(X_FORWARDED_FOR));
+        forwarded_for(prior.map(|h| h.value), ip, out);
+    } else {
+        forwarded_for([], ip, out);
     }
-    out.extend_from_slice(client_ip.as_bytes());
-    out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
-    put_header(out, b"x-forwarded-host", host);
+    out.extend_from_slice(b"\r\n");
+    put_header(out, X_FORWARDED_PROTO.as_bytes(), PROTO);
+    put_header(out, X_FORWARDED_HOST.as_bytes(), host);
     if !has_request_id {
-        out.extend_from_slice(b"x-request-id: ");
+        out.extend_from_slice(X_REQUEST_ID.as_bytes());
+        out.extend_from_slice(b": ");
         request_id(out);
         out.extend_from_slice(b"\r\n");
     }

@@ -3,9 +3,9 @@
 use std::mem::MaybeUninit;
 
 use super::head::{
-    ConnectionTokens, Framing, MAX_HEAD, MAX_HEADERS, ends_chunked, is_hop_by_hop, parse_length,
-    put_header,
+    ConnectionTokens, Framing, MAX_HEAD, MAX_HEADERS, ends_chunked, parse_length, put_header,
 };
+use crate::headers::is_hop_by_hop;
 
 /// What the client side of the exchange needs the response to respect.
 #[derive(Debug, Clone, Copy)]

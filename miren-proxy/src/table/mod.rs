@@ -66,7 +66,7 @@ pub struct Backend {
     /// Requests in flight to it.
     pub in_flight: AtomicUsize,
     /// Its kept-alive connections, which go when it leaves the table.
-    pub idle: crate::h1::IdleConns,
+    pub idle: crate::conns::IdleConns,
 }
 
 /// What a host resolves to.

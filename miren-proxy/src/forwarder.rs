@@ -1,6 +1,5 @@
-//! What every request goes through, whatever its protocol: find the app by host,
-//! count the request as demand, hold it while a pool at zero starts (the activator),
-//! and log it.
+//! What every connection shares, and the activator: find the app by host, count the
+//! request as demand, hold it while a pool at zero starts one instance.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,10 +10,9 @@ use miren_core::controller::Controller;
 use tokio::sync::watch;
 
 use crate::ProxyConfig;
+use crate::reply::{LocalReply, show};
 use crate::table::{AppTarget, Lookup, PoolLoad, Shared};
 
-/// Instances tried for a request whose connection was refused.
-pub const ATTEMPTS: usize = 3;
 /// Where the proxy answers for itself.
 pub const HEALTH_PATH: &str = "/.well-known/miren/health";
 
@@ -31,41 +29,6 @@ pub struct Forwarder {
     /// Connections to instances for HTTP/2 clients (the HTTP/1 path keeps its own
     /// with each backend).
     pub h2_upstreams: crate::upstream::Upstreams,
-}
-
-/// A request the proxy answers itself: plain text, maybe with `Retry-After`.
-#[derive(Debug)]
-pub struct Reject {
-    pub status: u16,
-    pub body: String,
-    pub retry_after: bool,
-}
-
-impl Reject {
-    pub fn new(status: u16, body: String) -> Self {
-        Self {
-            status,
-            body,
-            retry_after: false,
-        }
-    }
-
-    /// 504: the instance took longer than the upstream timeout to start answering.
-    pub fn too_slow(app: &str, timeout: std::time::Duration) -> Self {
-        Self::new(
-            504,
-            format!("app {app} did not answer within {}\n", show(timeout)),
-        )
-    }
-
-    /// 503 with `Retry-After: 1`: the condition is expected to pass.
-    pub fn retry_later(body: String) -> Self {
-        Self {
-            status: 503,
-            body,
-            retry_after: true,
-        }
-    }
 }
 
 /// Counts a request in its pool's demand while it lives.
@@ -137,7 +100,7 @@ impl Forwarder {
 
     /// Resolves the host to an app with a ready instance, holding the request while
     /// its pool starts one (scale from zero). The request counts as demand from here.
-    pub async fn route(&self, host: &str) -> Result<(Arc<AppTarget>, InFlight), Reject> {
+    pub async fn route(&self, host: &str) -> Result<(Arc<AppTarget>, InFlight), LocalReply> {
         // The common case, without a watch subscription or a clone of the table.
         if let Lookup::App(t) = self.table.load().lookup(host)
             && !t.backends.is_empty()
@@ -152,16 +115,16 @@ impl Forwarder {
             version.borrow_and_update();
             let target = match table.lookup(host) {
                 Lookup::NoRoute => {
-                    return Err(Reject::new(404, format!("no route for host {host}\n")));
+                    return Err(LocalReply::new(404, format!("no route for host {host}\n")));
                 }
                 Lookup::NoWeb(app) => {
-                    return Err(Reject::new(
+                    return Err(LocalReply::new(
                         503,
                         format!("app {app} has no web service running\n"),
                     ));
                 }
                 Lookup::NotDeployed(app) => {
-                    return Err(Reject::retry_later(format!(
+                    return Err(LocalReply::retry_later(format!(
                         "app {app} has no active version yet (is it still deploying?)\n"
                     )));
                 }
@@ -187,7 +150,7 @@ impl Forwarder {
                     let counter = self.held_counter(app);
                     if counter.fetch_add(1, Ordering::Relaxed) >= self.config.max_held_per_app {
                         counter.fetch_sub(1, Ordering::Relaxed);
-                        return Err(Reject::retry_later(format!(
+                        return Err(LocalReply::retry_later(format!(
                             "app {app} is starting and already has {} requests waiting; try again shortly\n",
                             self.config.max_held_per_app
                         )));
@@ -203,7 +166,7 @@ impl Forwarder {
             if let Some((at, why)) = &target.last_death
                 && *at >= since_ms
             {
-                return Err(Reject::new(
+                return Err(LocalReply::new(
                     502,
                     format!(
                         "app {app}: its web instance died while starting ({why}); see `miren logs -a {app}`\n"
@@ -215,7 +178,7 @@ impl Forwarder {
             match tokio::time::timeout(left, version.changed()).await {
                 Ok(Ok(())) => table = self.table.load_full(),
                 _ => {
-                    return Err(Reject::retry_later(format!(
+                    return Err(LocalReply::retry_later(format!(
                         "app {app} did not start within {}; try again shortly\n",
                         show(self.config.hold_timeout)
                     )));
@@ -227,70 +190,5 @@ impl Forwarder {
     fn held_counter(&self, app: &str) -> Arc<AtomicUsize> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         held.entry(app.to_string()).or_default().clone()
-    }
-}
-
-/// A timeout as people write it: `60s`, `300ms`.
-fn show(d: std::time::Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
-/// Whether access lines are wanted at all: building one costs more than the check.
-pub fn access_enabled() -> bool {
-    tracing::enabled!(target: "miren::access", tracing::Level::INFO)
-}
-
-/// One access log line (target `miren::access`).
-pub fn access(app: &str, sandbox: &str, method: &str, path: &str, status: u16, started: Instant) {
-    tracing::info!(
-        target: "miren::access",
-        "{app} {sandbox} {method} {path} {status} {:.1}ms",
-        started.elapsed().as_secs_f64() * 1e3
-    );
-}
-
-/// Appends a unique request id: this process's random prefix and a counter, as hex.
-/// Cheap enough for every request: no allocation.
-pub fn write_request_id(out: &mut Vec<u8>) {
-    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| miren_core::model::new_suffix()[..10].to_string());
-    out.extend_from_slice(prefix.as_bytes());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..12).rev() {
-        out.push(HEX[((n >> (shift * 4)) & 0xf) as usize]);
-    }
-}
-
-/// The reason phrase of the statuses the proxy answers with itself.
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        431 => "Request Header Fields Too Large",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn request_ids_are_unique_and_fixed_width() {
-        let mut a = Vec::new();
-        let mut b = Vec::new();
-        super::write_request_id(&mut a);
-        super::write_request_id(&mut b);
-        assert_eq!((a.len(), b.len()), (22, 22));
-        assert_ne!(a, b);
-        assert!(a.iter().all(u8::is_ascii_alphanumeric));
     }
 }

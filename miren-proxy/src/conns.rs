@@ -1,6 +1,7 @@
-//! Kept-alive connections to one web instance. Each [`Backend`](crate::table::Backend)
-//! owns its idle list, so a request takes a connection without a map lookup, and an
-//! instance that leaves the table takes its connections with it.
+//! Kept-alive HTTP/1 connections to one web instance. Each
+//! [`Backend`](crate::table::Backend) owns its idle list, so a request takes a
+//! connection without a map lookup, and an instance that leaves the table takes its
+//! connections with it.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -13,7 +14,7 @@ use tokio::net::TcpStream;
 const MAX_IDLE: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Starting size of a connection's read buffer (grows for large heads, up to the
-/// head limit, and for streamed bodies, up to [`STREAM_CHUNK`](super::STREAM_CHUNK)).
+/// head limit, and for streamed bodies, up to a streaming chunk).
 const READ_BUF: usize = 8 * 1024;
 
 /// A connection to an instance and what was read from it but not used yet.

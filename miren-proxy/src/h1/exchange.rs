@@ -1,0 +1,346 @@
+//! One request: route it, send it to an instance through the shared
+//! [`policy`](crate::policy), finish the answer (or splice an upgraded connection).
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::HEAD_READ;
+use super::body::{Left, PumpError, copy_body, pump};
+use super::chunked::Chunked;
+use super::connection::{ClientConn, ClientIo};
+use super::head::{Framing, put_header};
+use super::request::RequestHead;
+use super::response::{self, ResponseHead};
+use crate::access::LogLine;
+use crate::conns::{self, UpConn};
+use crate::forwarder::HEALTH_PATH;
+use crate::policy::{self, Attempt, Outcome, Sent};
+use crate::reply::LocalReply;
+use crate::table::Backend;
+
+impl ClientConn {
+    /// One request and its response. Whether the connection goes on.
+    pub(super) async fn exchange(&mut self, head: RequestHead) -> bool {
+        let io = &mut self.io;
+        let target_path = path_of(&io.buf[head.target.clone()]);
+        let log = LogLine::new(&io.buf[head.method.clone()], target_path);
+
+        // How much of the body came with the head.
+        let after = &io.buf[head.len..];
+        let mut chunks = Chunked::default();
+        let (body_here, body_complete) = match head.body {
+            Framing::Empty | Framing::UntilClose => (0, true),
+            Framing::Length(n) => {
+                let k = (after.len() as u64).min(n) as usize;
+                (k, k as u64 == n)
+            }
+            Framing::Chunked => match chunks.scan(after, |_| {}) {
+                Ok(k) => (k, chunks.is_done()),
+                Err(_) => {
+                    let bad = LocalReply::new(400, "malformed chunked body\n".into());
+                    return io.answer(&head, bad, None).await;
+                }
+            },
+        };
+        // What the client sent in full and can be skipped to serve its next request.
+        let whole = body_complete.then_some(body_here);
+        if target_path == HEALTH_PATH.as_bytes() {
+            return io.answer(&head, LocalReply::healthy(), whole).await;
+        }
+
+        let host = std::str::from_utf8(&io.buf[head.host.clone()]).unwrap_or_default();
+        let routed = match policy::route(&self.fwd, host, log.as_ref()).await {
+            Ok(r) => r,
+            Err(r) => return io.answer(&head, r, whole).await,
+        };
+        io.up
+            .extend_from_slice(&io.buf[head.len..head.len + body_here]);
+        let mut attempt = H1Attempt {
+            io,
+            head: &head,
+            body_here,
+            body_complete,
+            chunks: &chunks,
+            timeout: self.fwd.config.upstream_timeout,
+        };
+        match policy::forward(&self.fwd, routed, log.as_ref(), &mut attempt).await {
+            Outcome::Answered(Answer::Done { keep }) => keep,
+            Outcome::Answered(Answer::Upgraded(mut up)) => {
+                // The request no longer counts as demand: a long-lived tunnel is not.
+                let _ = tokio::io::copy_bidirectional(&mut self.io.client, &mut up.stream).await;
+                false
+            }
+            Outcome::Reply(r) => self.io.answer(&head, r, whole).await,
+            Outcome::Aborted => false,
+        }
+    }
+}
+
+/// What an answered request leaves to do.
+enum Answer {
+    /// Answered in full; whether the client connection goes on.
+    Done { keep: bool },
+    /// 101: both sides now speak another protocol; splice them.
+    Upgraded(UpConn),
+}
+
+/// One request, ready to go to an instance over HTTP/1.1.
+struct H1Attempt<'a> {
+    io: &'a mut ClientIo,
+    head: &'a RequestHead,
+    /// How much of the body is in `io.up` already.
+    body_here: usize,
+    body_complete: bool,
+    chunks: &'a Chunked,
+    timeout: std::time::Duration,
+}
+
+impl Attempt for H1Attempt<'_> {
+    type Answer = Answer;
+
+    async fn send(&mut self, backend: &Backend, fresh: bool) -> Sent<Answer> {
+        let pooled = if fresh { None } else { backend.idle.take() };
+        let reused = pooled.is_some();
+        let mut up = match pooled {
+            Some(c) => c,
+            None => match conns::connect(backend.addr).await {
+                Ok(c) => c,
+                Err(e) => return Sent::Refused(e.to_string()),
+            },
+        };
+        let r = self.io.send(
+            self.head,
+            &mut up,
+            self.body_here,
+            self.body_complete,
+            self.chunks,
+            self.timeout,
+        );
+        match r.await {
+            Exchanged::Done {
+                status,
+                keep,
+                reusable,
+            } => {
+                if reusable {
+                    backend.idle.put(up);
+                }
+                Sent::Answered(Answer::Done { keep }, status)
+            }
+            Exchanged::Upgraded => Sent::Answered(Answer::Upgraded(up), 101),
+            Exchanged::NoAnswer(why) => Sent::NoAnswer { why, reused },
+            Exchanged::Bad(why) => Sent::Bad(why.to_string()),
+            Exchanged::TimedOut => Sent::TimedOut,
+            Exchanged::Aborted => Sent::Aborted,
+        }
+    }
+
+    fn replayable(&self) -> bool {
+        self.body_complete && self.head.idempotent
+    }
+
+    fn resendable(&self) -> bool {
+        // Nothing left the proxy: what the client sent is all still here.
+        true
+    }
+}
+
+/// How sending a request on one connection went.
+enum Exchanged {
+    /// Answered; whether the client connection goes on, and the instance's.
+    Done {
+        status: u16,
+        keep: bool,
+        reusable: bool,
+    },
+    /// 101: both sides now speak another protocol; the bytes are to be spliced.
+    Upgraded,
+    /// Nothing came back (refused, reset, closed): maybe safe to send again.
+    NoAnswer(String),
+    /// A broken answer, or it broke off before its head was complete.
+    Bad(&'static str),
+    TimedOut,
+    /// Failed while the response was under way: nothing more can be said to the
+    /// client, the connection just closes.
+    Aborted,
+}
+
+impl ClientIo {
+    /// Writes the request to `up` and the answer to the client.
+    async fn send(
+        &mut self,
+        head: &RequestHead,
+        up: &mut UpConn,
+        body_here: usize,
+        body_complete: bool,
+        chunks: &Chunked,
+        timeout: std::time::Duration,
+    ) -> Exchanged {
+        let Self {
+            client,
+            buf,
+            up: request,
+            down,
+            upstream_timer,
+            unread_input,
+            ..
+        } = self;
+        if let Err(e) = up.stream.write_all(request).await {
+            return Exchanged::NoAnswer(e.to_string());
+        }
+        up.buf.clear();
+        let side = response::Client {
+            http10: head.http10,
+            keep_alive: head.keep_alive,
+            is_head: head.is_head,
+        };
+        // Whether the instance got the whole body (so its connection can be reused).
+        let mut sent_all = true;
+        let resp = if body_complete {
+            let read = read_head(&mut up.stream, &mut up.buf, side, down);
+            match upstream_timer.run(Instant::now() + timeout, read).await {
+                Some(r) => r,
+                None => return Exchanged::TimedOut,
+            }
+        } else {
+            // The rest of the body streams from the client while the answer is
+            // awaited: an instance may answer (and refuse) before reading it all.
+            if head.expect_continue
+                && client
+                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    .await
+                    .is_err()
+            {
+                return Exchanged::Aborted;
+            }
+            buf.advance(head.len + body_here);
+            let left = match head.body {
+                Framing::Length(n) => Left::Length(n - body_here as u64),
+                _ => Left::Chunked(chunks.clone()),
+            };
+            let (mut ur, mut uw) = up.stream.split();
+            let pump = pump(client, buf, &mut uw, left);
+            let read = read_head(&mut ur, &mut up.buf, side, down);
+            tokio::pin!(pump, read);
+            let early = tokio::select! {
+                biased;
+                r = &mut read => Some(r),
+                r = &mut pump => match r {
+                    Ok(()) => None,
+                    Err(PumpError::Client) => return Exchanged::Aborted,
+                    // The instance stopped reading: its answer may say why.
+                    Err(PumpError::Upstream) => {
+                        sent_all = false;
+                        None
+                    }
+                },
+            };
+            match early {
+                Some(r) => {
+                    sent_all = false;
+                    r
+                }
+                None => match upstream_timer
+                    .run(Instant::now() + timeout, &mut read)
+                    .await
+                {
+                    Some(r) => r,
+                    None => return Exchanged::TimedOut,
+                },
+            }
+        };
+        let mut resp = match resp {
+            Ok(r) => r,
+            Err(HeadError::NoAnswer(e)) => return Exchanged::NoAnswer(e),
+            Err(HeadError::Bad(why)) => return Exchanged::Bad(why),
+        };
+        if resp.status == 101 {
+            if !head.upgrade {
+                return Exchanged::Bad("switched protocols without being asked to");
+            }
+            // Whatever either side sent past its head belongs to the new protocol.
+            down.extend_from_slice(&up.buf[resp.len..]);
+            let ok = client.write_all(down).await.is_ok()
+                && up
+                    .stream
+                    .write_all(&buf[head.len + body_here..])
+                    .await
+                    .is_ok();
+            return if ok {
+                Exchanged::Upgraded
+            } else {
+                Exchanged::Aborted
+            };
+        }
+        if !sent_all && !resp.close {
+            // The client's body was not all read: its connection can't go on.
+            down.truncate(down.len() - 2);
+            put_header(down, b"connection", b"close");
+            down.extend_from_slice(b"\r\n");
+            resp.close = true;
+            *unread_input = true;
+        }
+        if copy_body(&resp, up, client, down).await.is_err() {
+            return Exchanged::Aborted;
+        }
+        if body_complete {
+            buf.advance(head.len + body_here);
+        }
+        Exchanged::Done {
+            status: resp.status,
+            keep: !resp.close,
+            // Bytes past the response: the instance is confused; don't reuse.
+            reusable: resp.reusable && sent_all && up.buf.is_empty(),
+        }
+    }
+}
+
+/// The path of a request target, without its query.
+fn path_of(target: &[u8]) -> &[u8] {
+    let end = target
+        .iter()
+        .position(|&b| b == b'?')
+        .unwrap_or(target.len());
+    &target[..end]
+}
+
+enum HeadError {
+    NoAnswer(String),
+    Bad(&'static str),
+}
+
+/// Reads the instance's answer up to the end of its (final) head; the client's head
+/// is then in `down`. Informational answers (`100`, `103`) are dropped: the proxy
+/// sends its own `100 Continue`.
+async fn read_head(
+    r: &mut (impl AsyncRead + Unpin),
+    buf: &mut BytesMut,
+    side: response::Client,
+    down: &mut Vec<u8>,
+) -> Result<ResponseHead, HeadError> {
+    loop {
+        if !buf.is_empty() {
+            match response::parse(buf, side, down) {
+                Ok(Some(h)) if h.informational() => {
+                    buf.advance(h.len);
+                    continue;
+                }
+                Ok(Some(h)) => return Ok(h),
+                Ok(None) => {}
+                Err(why) => return Err(HeadError::Bad(why)),
+            }
+        }
+        buf.reserve(HEAD_READ);
+        let broke = match r.read_buf(buf).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => "the connection closed".to_string(),
+            Err(e) => e.to_string(),
+        };
+        return Err(if buf.is_empty() {
+            HeadError::NoAnswer(broke)
+        } else {
+            HeadError::Bad("the connection broke off in the response head")
+        });
+    }
+}
