@@ -14,6 +14,7 @@ pub struct LogLine {
 
 impl LogLine {
     /// A line for this request, or `None` when access lines are off.
+    #[inline]
     pub fn new(method: &[u8], path: &[u8]) -> Option<Self> {
         enabled().then(|| LogLine {
             started: Instant::now(),
@@ -35,6 +36,7 @@ impl LogLine {
 }
 
 /// Whether access lines are wanted at all: building one costs more than the check.
+#[inline]
 fn enabled() -> bool {
     tracing::enabled!(target: "miren::access", tracing::Level::INFO)
 }

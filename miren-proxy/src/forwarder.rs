@@ -31,6 +31,12 @@ pub struct Forwarder {
     pub h2_upstreams: crate::upstream::Upstreams,
 }
 
+/// A routed request: where it goes, counted as demand on its pool until dropped.
+pub struct Routed {
+    pub target: Arc<AppTarget>,
+    _demand: InFlight,
+}
+
 /// Counts a request in its pool's demand while it lives.
 pub struct InFlight(Arc<PoolLoad>);
 
@@ -100,12 +106,15 @@ impl Forwarder {
 
     /// Resolves the host to an app with a ready instance, holding the request while
     /// its pool starts one (scale from zero). The request counts as demand from here.
-    pub async fn route(&self, host: &str) -> Result<(Arc<AppTarget>, InFlight), LocalReply> {
+    pub async fn route(&self, host: &str) -> Result<Routed, LocalReply> {
         // The common case, without a watch subscription or a clone of the table.
         if let Lookup::App(t) = self.table.load().lookup(host)
             && !t.backends.is_empty()
         {
-            return Ok((t.clone(), InFlight::new(t.load.clone())));
+            return Ok(Routed {
+                target: t.clone(),
+                _demand: InFlight::new(t.load.clone()),
+            });
         }
         let mut table = self.table.load_full();
         let mut version = self.version.clone();
@@ -142,7 +151,7 @@ impl Forwarder {
             if !target.backends.is_empty()
                 && let Some(d) = demand.take()
             {
-                return Ok((target, d));
+                return Ok(Routed { target, _demand: d });
             }
             let (since, since_ms) = match &hold {
                 Some((_, since, since_ms)) => (*since, *since_ms),

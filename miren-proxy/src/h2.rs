@@ -5,7 +5,6 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -18,12 +17,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::access::LogLine;
-use crate::forwarder::{Forwarder, HEALTH_PATH};
+use crate::forwarder::{Forwarder, HEALTH_PATH, OnBackend};
 use crate::headers::{self, forwarded_for, is_hop_by_hop, write_request_id};
-use crate::policy::{self, Attempt, Outcome, Sent};
+use crate::policy::{self, Failure, Next, Tries};
 use crate::reply::LocalReply;
-use crate::table::Backend;
-use crate::upstream::{UpstreamError, Upstreams};
+use crate::upstream::UpstreamError;
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -60,99 +58,97 @@ async fn handle(fwd: &Forwarder, req: Request<Incoming>, client_ip: &str) -> Res
         .or(authority.as_deref())
         .unwrap_or_default()
         .to_string();
-    let routed = match policy::route(fwd, &host, log.as_ref()).await {
+    let routed = match fwd.route(&host).await {
         Ok(r) => r,
-        Err(r) => return text(r),
+        Err(r) => {
+            policy::log(log.as_ref(), &host, "-", r.status);
+            return text(r);
+        }
     };
     let (mut parts, body) = req.into_parts();
     prepare_headers(&mut parts.headers, client_ip, &host);
-    let mut attempt = H2Attempt {
-        empty_body: body_is_empty(&parts.headers, &body),
-        idempotent: matches!(
-            parts.method,
-            hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
-        ),
-        parts,
-        body: Some(body.boxed()),
-        host: &host,
-        upstreams: &fwd.h2_upstreams,
-        timeout: fwd.config.upstream_timeout,
-    };
-    match policy::forward(fwd, routed, log.as_ref(), &mut attempt).await {
-        Outcome::Answered(resp) => resp,
-        Outcome::Reply(r) => text(r),
-        Outcome::Aborted => text(LocalReply::new(502, "the request broke off\n".into())),
-    }
-}
-
-/// One request, ready to go to an instance as HTTP/1.1.
-struct H2Attempt<'a> {
-    parts: Parts,
-    /// Handed to the first send: a stream can't be sent twice.
-    body: Option<Body>,
-    empty_body: bool,
-    idempotent: bool,
-    host: &'a str,
-    upstreams: &'a Upstreams,
-    timeout: Duration,
-}
-
-impl Attempt for H2Attempt<'_> {
-    type Answer = Response<Body>;
-
-    async fn send(&mut self, backend: &Backend, _fresh: bool) -> Sent<Response<Body>> {
-        let mut uri = hyper::http::uri::Parts::default();
-        uri.path_and_query = self.parts.uri.path_and_query().cloned();
-        let Ok(uri) = hyper::Uri::from_parts(uri) else {
-            return Sent::Reply(LocalReply::new(400, "bad request target\n".into()));
-        };
-        let mut out = Request::builder()
-            .method(self.parts.method.clone())
-            .uri(uri);
-        let again = self.replayable() || self.resendable();
-        if let Some(h) = out.headers_mut() {
-            *h = if again {
-                self.parts.headers.clone()
-            } else {
-                std::mem::take(&mut self.parts.headers)
-            };
-            // HTTP/2 has no Host header: the instance gets one.
-            if !h.contains_key(header::HOST)
-                && let Ok(v) = HeaderValue::from_str(self.host)
-            {
-                h.insert(header::HOST, v);
+    let empty_body = body_is_empty(&parts.headers, &body);
+    let idempotent = matches!(
+        parts.method,
+        hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
+    );
+    let app: &str = &routed.target.name;
+    // A send hands the body stream over: only an empty one can go again, and only a
+    // request that can go again needs its headers kept.
+    let (replayable, resendable) = (idempotent && empty_body, empty_body);
+    let mut body = Some(body.boxed());
+    let mut tries = Tries::new(fwd, &routed.target, replayable, resendable);
+    let mut next = tries.first();
+    loop {
+        let backend = match next {
+            Next::Send { backend, .. } => backend,
+            Next::Reply { reply, sandbox } => {
+                policy::log(log.as_ref(), app, sandbox, reply.status);
+                return text(reply);
             }
-        }
-        let body = match self.body.take() {
-            Some(b) => b,
-            None => Empty::new().map_err(|never| match never {}).boxed(),
         };
-        let Ok(out) = out.body(body) else {
-            return Sent::Reply(LocalReply::new(400, "bad request\n".into()));
+        let out = match upstream_request(&mut parts, body.take(), &host, resendable) {
+            Ok(r) => r,
+            Err(reply) => {
+                policy::log(log.as_ref(), app, &backend.sandbox, reply.status);
+                return text(reply);
+            }
         };
-        match tokio::time::timeout(self.timeout, self.upstreams.send(backend.addr, out)).await {
+        let counted = OnBackend::new(&backend.in_flight);
+        let sent = tokio::time::timeout(
+            fwd.config.upstream_timeout,
+            fwd.h2_upstreams.send(backend.addr, out),
+        )
+        .await;
+        drop(counted);
+        let failure = match sent {
             Ok(Ok(mut resp)) => {
                 strip_hop_by_hop(resp.headers_mut());
                 let status = resp.status().as_u16();
-                Sent::Answered(resp.map(|b| b.boxed()), status)
+                policy::log(log.as_ref(), app, &backend.sandbox, status);
+                return resp.map(|b| b.boxed());
             }
-            Ok(Err(UpstreamError::Connect(e))) => Sent::Refused(e.to_string()),
-            Ok(Err(e)) => Sent::NoAnswer {
+            Ok(Err(UpstreamError::Connect(e))) => Failure::Refused(e.to_string()),
+            Ok(Err(e)) => Failure::NoAnswer {
                 why: e.to_string(),
                 reused: false,
             },
-            Err(_) => Sent::TimedOut,
+            Err(_) => Failure::TimedOut,
+        };
+        next = tries.after(backend, failure);
+    }
+}
+
+/// The request as the instance gets it: origin-form, a Host header. `keep`: the
+/// headers stay in `parts` for another try.
+fn upstream_request(
+    parts: &mut Parts,
+    body: Option<Body>,
+    host: &str,
+    keep: bool,
+) -> Result<Request<Body>, LocalReply> {
+    let mut uri = hyper::http::uri::Parts::default();
+    uri.path_and_query = parts.uri.path_and_query().cloned();
+    let Ok(uri) = hyper::Uri::from_parts(uri) else {
+        return Err(LocalReply::new(400, "bad request target\n".into()));
+    };
+    let mut out = Request::builder().method(parts.method.clone()).uri(uri);
+    if let Some(h) = out.headers_mut() {
+        *h = if keep {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
+        // HTTP/2 has no Host header: the instance gets one.
+        if !h.contains_key(header::HOST)
+            && let Ok(v) = HeaderValue::from_str(host)
+        {
+            h.insert(header::HOST, v);
         }
     }
-
-    fn replayable(&self) -> bool {
-        self.idempotent && self.empty_body
-    }
-
-    fn resendable(&self) -> bool {
-        // A refused send consumed the body stream: only an empty one can go again.
-        self.empty_body
-    }
+    let body = body.unwrap_or_else(|| Empty::new().map_err(|never| match never {}).boxed());
+    out.body(body)
+        .map_err(|_| LocalReply::new(400, "bad request\n".into()))
 }
 
 fn text(r: LocalReply) -> Response<Body> {
@@ -220,7 +216,7 @@ fn prepare_headers(h: &mut HeaderMap, client_ip: &str, host: &str) {
     if let Ok(v) = HeaderValue::from_bytes(&xff) {
         h.insert(X_FORWARDED_FOR, v);
     }
-    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(headers::PROTO));
     match HeaderValue::from_str(host) {
         Ok(v) => h.insert(X_FORWARDED_HOST, v),
         Err(_) => h.remove(X_FORWARDED_HOST),

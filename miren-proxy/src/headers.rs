@@ -14,12 +14,15 @@ pub const X_FORWARDED_HOST: &str = "x-forwarded-host";
 /// A request's id: kept when the client sent one, else made here.
 pub const X_REQUEST_ID: &str = "x-request-id";
 /// What `X-Forwarded-Proto` says: the proxy speaks plain HTTP.
-pub const PROTO: &[u8] = b"http";
+pub const PROTO: &str = "http";
+/// `X-Forwarded-Proto` as an HTTP/1 header line, written in one go.
+pub const PROTO_LINE: &[u8] = b"x-forwarded-proto: http\r\n";
 /// How long a request id is.
 pub const REQUEST_ID_LEN: usize = 22;
 
 /// Whether a header only concerns one hop, so the proxy never passes it on as is.
 /// `Transfer-Encoding` and `Upgrade` are written back by the proxy when they apply.
+#[inline]
 pub fn is_hop_by_hop(name: &str) -> bool {
     // Dispatch on length first: most headers are none of these.
     match name.len() {
@@ -37,6 +40,7 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 /// Whether the proxy writes this request header itself: what a client sent is
 /// replaced (`X-Forwarded-Proto`, `-Host`) or joined into one (`X-Forwarded-For`,
 /// see [`forwarded_for`]).
+#[inline]
 pub fn is_rewritten(name: &str) -> bool {
     name.len() >= 15
         && (name.eq_ignore_ascii_case(X_FORWARDED_FOR)
@@ -46,6 +50,7 @@ pub fn is_rewritten(name: &str) -> bool {
 
 /// Appends the value of `X-Forwarded-For` after this hop to `out`: every value the
 /// client sent, in order, then the client's address.
+#[inline]
 pub fn forwarded_for<'a>(
     prior: impl IntoIterator<Item = &'a [u8]>,
     client_ip: &[u8],
@@ -85,6 +90,12 @@ mod tests {
         assert_eq!((a.len(), b.len()), (REQUEST_ID_LEN, REQUEST_ID_LEN));
         assert_ne!(a, b);
         assert!(a.iter().all(u8::is_ascii_alphanumeric));
+    }
+
+    #[test]
+    fn the_proto_line_says_what_the_constants_do() {
+        let line = format!("{X_FORWARDED_PROTO}: {PROTO}\r\n");
+        assert_eq!(PROTO_LINE, line.as_bytes());
     }
 
     #[test]

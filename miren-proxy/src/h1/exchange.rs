@@ -1,5 +1,6 @@
-//! One request: route it, send it to an instance through the shared
-//! [`policy`](crate::policy), finish the answer (or splice an upgraded connection).
+//! One request: route it, send it to the instances the shared
+//! [`policy`](crate::policy) says, finish the answer (or splice an upgraded
+//! connection).
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -14,10 +15,9 @@ use super::request::RequestHead;
 use super::response::{self, ResponseHead};
 use crate::access::LogLine;
 use crate::conns::{self, UpConn};
-use crate::forwarder::HEALTH_PATH;
-use crate::policy::{self, Attempt, Outcome, Sent};
+use crate::forwarder::{HEALTH_PATH, OnBackend};
+use crate::policy::{self, Failure, Next, Tries};
 use crate::reply::LocalReply;
-use crate::table::Backend;
 
 impl ClientConn {
     /// One request and its response. Whether the connection goes on.
@@ -50,99 +50,77 @@ impl ClientConn {
         }
 
         let host = std::str::from_utf8(&io.buf[head.host.clone()]).unwrap_or_default();
-        let routed = match policy::route(&self.fwd, host, log.as_ref()).await {
+        let routed = match self.fwd.route(host).await {
             Ok(r) => r,
-            Err(r) => return io.answer(&head, r, whole).await,
+            Err(r) => {
+                policy::log(log.as_ref(), host, "-", r.status);
+                return io.answer(&head, r, whole).await;
+            }
         };
         io.up
             .extend_from_slice(&io.buf[head.len..head.len + body_here]);
-        let mut attempt = H1Attempt {
-            io,
-            head: &head,
-            body_here,
-            body_complete,
-            chunks: &chunks,
-            timeout: self.fwd.config.upstream_timeout,
-        };
-        match policy::forward(&self.fwd, routed, log.as_ref(), &mut attempt).await {
-            Outcome::Answered(Answer::Done { keep }) => keep,
-            Outcome::Answered(Answer::Upgraded(mut up)) => {
-                // The request no longer counts as demand: a long-lived tunnel is not.
-                let _ = tokio::io::copy_bidirectional(&mut self.io.client, &mut up.stream).await;
-                false
-            }
-            Outcome::Reply(r) => self.io.answer(&head, r, whole).await,
-            Outcome::Aborted => false,
-        }
-    }
-}
-
-/// What an answered request leaves to do.
-enum Answer {
-    /// Answered in full; whether the client connection goes on.
-    Done { keep: bool },
-    /// 101: both sides now speak another protocol; splice them.
-    Upgraded(UpConn),
-}
-
-/// One request, ready to go to an instance over HTTP/1.1.
-struct H1Attempt<'a> {
-    io: &'a mut ClientIo,
-    head: &'a RequestHead,
-    /// How much of the body is in `io.up` already.
-    body_here: usize,
-    body_complete: bool,
-    chunks: &'a Chunked,
-    timeout: std::time::Duration,
-}
-
-impl Attempt for H1Attempt<'_> {
-    type Answer = Answer;
-
-    async fn send(&mut self, backend: &Backend, fresh: bool) -> Sent<Answer> {
-        let pooled = if fresh { None } else { backend.idle.take() };
-        let reused = pooled.is_some();
-        let mut up = match pooled {
-            Some(c) => c,
-            None => match conns::connect(backend.addr).await {
-                Ok(c) => c,
-                Err(e) => return Sent::Refused(e.to_string()),
-            },
-        };
-        let r = self.io.send(
-            self.head,
-            &mut up,
-            self.body_here,
-            self.body_complete,
-            self.chunks,
-            self.timeout,
-        );
-        match r.await {
-            Exchanged::Done {
-                status,
-                keep,
-                reusable,
-            } => {
-                if reusable {
-                    backend.idle.put(up);
+        let app: &str = &routed.target.name;
+        let timeout = self.fwd.config.upstream_timeout;
+        // Nothing leaves the proxy before a connection is made: a refused request can
+        // always go elsewhere.
+        let replayable = body_complete && head.idempotent;
+        let mut tries = Tries::new(&self.fwd, &routed.target, replayable, true);
+        let mut next = tries.first();
+        loop {
+            let (backend, fresh) = match next {
+                Next::Send { backend, fresh } => (backend, fresh),
+                Next::Reply { reply, sandbox } => {
+                    policy::log(log.as_ref(), app, sandbox, reply.status);
+                    return self.io.answer(&head, reply, whole).await;
                 }
-                Sent::Answered(Answer::Done { keep }, status)
-            }
-            Exchanged::Upgraded => Sent::Answered(Answer::Upgraded(up), 101),
-            Exchanged::NoAnswer(why) => Sent::NoAnswer { why, reused },
-            Exchanged::Bad(why) => Sent::Bad(why.to_string()),
-            Exchanged::TimedOut => Sent::TimedOut,
-            Exchanged::Aborted => Sent::Aborted,
+            };
+            let counted = OnBackend::new(&backend.in_flight);
+            let pooled = if fresh { None } else { backend.idle.take() };
+            let reused = pooled.is_some();
+            let mut up = match pooled {
+                Some(c) => c,
+                None => match conns::connect(backend.addr).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        next = tries.after(backend, Failure::Refused(e.to_string()));
+                        continue;
+                    }
+                },
+            };
+            let sent = self
+                .io
+                .send(&head, &mut up, body_here, body_complete, &chunks, timeout)
+                .await;
+            drop(counted);
+            let sandbox = &backend.sandbox;
+            let failure = match sent {
+                Exchanged::Done {
+                    status,
+                    keep,
+                    reusable,
+                } => {
+                    if reusable {
+                        backend.idle.put(up);
+                    }
+                    policy::log(log.as_ref(), app, sandbox, status);
+                    return keep;
+                }
+                Exchanged::Upgraded => {
+                    policy::log(log.as_ref(), app, sandbox, 101);
+                    // A long-lived tunnel is not demand on the pool.
+                    drop(tries);
+                    drop(routed);
+                    let _ =
+                        tokio::io::copy_bidirectional(&mut self.io.client, &mut up.stream).await;
+                    return false;
+                }
+                Exchanged::Aborted => return false,
+                Exchanged::NoAnswer(why) => Failure::NoAnswer { why, reused },
+                Exchanged::Bad(why) => Failure::Bad(why.to_string()),
+                Exchanged::TimedOut => Failure::TimedOut,
+            };
+            next = tries.after(backend, failure);
         }
-    }
-
-    fn replayable(&self) -> bool {
-        self.body_complete && self.head.idempotent
-    }
-
-    fn resendable(&self) -> bool {
-        // Nothing left the proxy: what the client sent is all still here.
-        true
     }
 }
 

@@ -59,6 +59,7 @@ impl<'a> ConnectionTokens<'a> {
 
 /// A `Content-Length` value, strictly digits (RFC 9110 §8.6): anything else is a
 /// framing error, never guessed at.
+#[inline]
 pub fn parse_length(value: &[u8]) -> Option<u64> {
     let value = value.trim_ascii();
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
@@ -70,6 +71,7 @@ pub fn parse_length(value: &[u8]) -> Option<u64> {
 }
 
 /// Whether the last coding of a `Transfer-Encoding` value is `chunked`.
+#[inline]
 pub fn ends_chunked(value: &[u8]) -> bool {
     value
         .rsplit(|&b| b == b',')
@@ -78,6 +80,7 @@ pub fn ends_chunked(value: &[u8]) -> bool {
 }
 
 /// Appends `name: value\r\n`.
+#[inline]
 pub fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");

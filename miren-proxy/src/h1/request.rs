@@ -9,8 +9,8 @@ use super::head::{
     range_in,
 };
 use crate::headers::{
-    PROTO, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID, forwarded_for,
-    is_hop_by_hop, is_rewritten,
+    PROTO_LINE, X_FORWARDED_FOR, X_FORWARDED_HOST, X_REQUEST_ID, forwarded_for, is_hop_by_hop,
+    is_rewritten,
 };
 
 /// A parsed request head; ranges point into the client buffer it was parsed from.
@@ -181,7 +181,7 @@ pub fn parse(
         forwarded_for([], ip, out);
     }
     out.extend_from_slice(b"\r\n");
-    put_header(out, X_FORWARDED_PROTO.as_bytes(), PROTO);
+    out.extend_from_slice(PROTO_LINE);
     put_header(out, X_FORWARDED_HOST.as_bytes(), host);
     if !has_request_id {
         out.extend_from_slice(X_REQUEST_ID.as_bytes());
