@@ -17,21 +17,12 @@ if [ ${#bins[@]} -eq 0 ]; then
   cargo build -q --release -p miren-benches --bin proxy-standalone
   bins=(target/release/proxy-standalone)
 fi
-if ! command -v valgrind >/dev/null || ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind wrk nginx >/dev/null
-fi
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-cat > "$tmp/backend.conf" <<CONF
-worker_processes 1; daemon off; pid $tmp/backend.pid; error_log $tmp/backend.err;
-events { worker_connections 1024; }
-http { access_log off; server { listen 127.0.0.1:18091; location / { return 200 "ok\n"; } } }
-CONF
+. benches/proxy/common.sh
+needs valgrind wrk nginx curl
+scratch
+backend_conf 18091 "$tmp" > "$tmp/backend.conf"
 nginx -c "$tmp/backend.conf" -p "$tmp" & pids+=($!)
-for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:18091/ && break; sleep 0.05; done
+wait_http 18091
 
 printf "%-50s %12s %14s %10s\n" binary requests instructions per_req
 for bin in "${bins[@]}"; do

@@ -1,45 +1,45 @@
 #!/usr/bin/env bash
 # miren-proxy side by side with nginx and haproxy (SPEC §12), in one run:
 #   backend:  nginx, 1 worker, `return 200` (also measured directly)
-#   nginx:    1 worker, upstream keepalive 256
-#   haproxy:  nbthread 1, http-reuse always
-#   miren:    proxy-standalone, one tokio thread
+#   nginx:    1 worker, upstream keepalive 256, no access log
+#   haproxy:  nbthread 1, http-reuse always, no log
+#   miren:    proxy-standalone, one tokio thread, no log
+#   server:   a running `miren server` (what users run) with an app deployed whose web
+#             service is the same nginx backend, made the default route; the server
+#             as users start it, access log included (to a file)
 # wrk -t1 at 64 and 256 connections on each; prints requests/s, p99 latency and the
-# proxy process's CPU time per request (utime+stime from /proc/<pid>/stat).
+# proxy process's CPU time per request (utime+stime from /proc/<pid>/stat; for the
+# server: the whole server process, controller, store and logs included).
 # Installs its anchors (wrk, nginx, haproxy) from Debian's packages when missing.
 #
 #   bash benches/proxy/run.sh            # DUR=10s ROUNDS=1 by default
+#   PROXY_BIN=… MIREN_BIN=… bash benches/proxy/run.sh   # other builds (e.g. before a change)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DUR=${DUR:-10s}
 ROUNDS=${ROUNDS:-1}
-
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx haproxy >/dev/null
+. benches/proxy/common.sh
+needs wrk nginx haproxy curl
+if [ -z "${PROXY_BIN:-}" ]; then
+  cargo build -q --release -p miren-benches --bin proxy-standalone
+  PROXY_BIN=target/release/proxy-standalone
 fi
-cargo build -q --release -p miren-benches --bin proxy-standalone
+if [ -z "${MIREN_BIN:-}" ]; then
+  cargo build -q --release -p miren-cli
+  MIREN_BIN=target/release/miren
+fi
+scratch
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-
-cat > "$tmp/backend.conf" <<EOF
-worker_processes 1; daemon off; pid $tmp/backend.pid; error_log $tmp/backend.err;
-events { worker_connections 8192; }
-http { access_log off;
-  server { listen 127.0.0.1:18081 backlog=4096 reuseport; location / { return 200 "ok\n"; } } }
-EOF
-cat > "$tmp/nginx.conf" <<EOF
+backend_conf 18081 "$tmp" > "$tmp/backend.conf"
+cat > "$tmp/nginx.conf" <<EOF2
 worker_processes 1; daemon off; pid $tmp/nginx.pid; error_log $tmp/nginx.err;
 events { worker_connections 8192; }
 http { access_log off;
   upstream b { server 127.0.0.1:18081; keepalive 256; }
   server { listen 127.0.0.1:18082 backlog=4096;
     location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-EOF
-cat > "$tmp/haproxy.cfg" <<EOF
+EOF2
+cat > "$tmp/haproxy.cfg" <<EOF2
 global
   nbthread 1
   maxconn 4000
@@ -54,20 +54,39 @@ frontend f
   default_backend b
 backend b
   server s1 127.0.0.1:18081 maxconn 4000
-EOF
+EOF2
 
 nginx -c "$tmp/backend.conf" -p "$tmp" & pids+=($!)
 nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!)
 haproxy -db -f "$tmp/haproxy.cfg" & pids+=($!)
-target/release/proxy-standalone 127.0.0.1:18084 127.0.0.1:18081 >/dev/null & pids+=($!)
+haproxy_pid=$!
+"$PROXY_BIN" 127.0.0.1:18084 127.0.0.1:18081 >/dev/null & pids+=($!)
 miren_pid=$!
-haproxy_pid=${pids[2]}
-for port in 18081 18082 18083 18084; do
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.05; done
-done
-worker_of() { pgrep -P "$(cat "$1")" | head -1; }
-backend_worker=$(worker_of "$tmp/backend.pid")
-nginx_worker=$(worker_of "$tmp/nginx.pid")
+
+# The server, and the app it serves: the same nginx backend as a deployed web service.
+mkdir -p "$tmp/app/.miren" "$tmp/server"
+backend_conf @PORT@ @DIR@ > "$tmp/app/backend.conf.in"
+cat > "$tmp/app/.miren/app.toml" <<'EOF2'
+name = "bench"
+[services.web]
+command = 'd=$(mktemp -d) && sed -e "s|@PORT@|$PORT|" -e "s|@DIR@|$d|g" backend.conf.in > "$d/nginx.conf" && exec nginx -p "$d" -c "$d/nginx.conf"'
+[services.web.concurrency]
+mode = "fixed"
+num_instances = 1
+EOF2
+"$MIREN_BIN" server --data-dir "$tmp/server" --http-addr 127.0.0.1:18085 \
+  --dns-addr 127.0.0.1:0 --runtime process 2>"$tmp/server.log" & pids+=($!)
+server_pid=$!
+for _ in $(seq 200); do [ -S "$tmp/server/miren.sock" ] && break; sleep 0.05; done
+"$MIREN_BIN" --server "$tmp/server/miren.sock" deploy -d "$tmp/app" >/dev/null
+"$MIREN_BIN" --server "$tmp/server/miren.sock" route set-default --app bench 2>/dev/null
+
+for port in 18081 18082 18083 18084 18085; do wait_http "$port"; done
+worker_of() { pgrep -P "$1" | head -1; }
+backend_worker=$(worker_of "$(cat "$tmp/backend.pid")")
+nginx_worker=$(worker_of "$(cat "$tmp/nginx.pid")")
+app_master=$(pgrep -f "master process nginx -p" | head -1)
+app_worker=$(worker_of "$app_master")
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 idle_ticks() { awk '/^cpu /{print $5 + $6}' /proc/stat; }
@@ -80,13 +99,13 @@ child_secs() {
 hz=$(getconf CLK_TCK)
 ncpu=$(nproc)
 
-# run <name> <port> <pid> <conns>: prints
+# run <name> <port> <pid> <conns> <backend pid>: prints
 #   name conns rps p99_us cpu_us_per_req backend_us_per_req wrk_us_per_req idle_pct
 run() {
-  local name=$1 port=$2 pid=$3 c=$4 before after b0 b1 i0 i1 w0 w1 out
-  before=$(ticks "$pid"); b0=$(ticks "$backend_worker"); i0=$(idle_ticks); child_secs; w0=$CHILD
+  local name=$1 port=$2 pid=$3 c=$4 be=$5 before after b0 b1 i0 i1 w0 w1 out
+  before=$(ticks "$pid"); b0=$(ticks "$be"); i0=$(idle_ticks); child_secs; w0=$CHILD
   out=$(wrk -t1 -c"$c" -d"$DUR" --latency "http://127.0.0.1:$port/")
-  after=$(ticks "$pid"); b1=$(ticks "$backend_worker"); i1=$(idle_ticks); child_secs; w1=$CHILD
+  after=$(ticks "$pid"); b1=$(ticks "$be"); i1=$(idle_ticks); child_secs; w1=$CHILD
   echo "$out" | awk -v name="$name" -v c="$c" -v dt="$((after - before))" -v db="$((b1 - b0))" \
       -v di="$((i1 - i0))" -v dw="$(echo "$w1 $w0" | awk '{print $1 - $2}')" -v hz="$hz" -v ncpu="$ncpu" '
     function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
@@ -101,15 +120,18 @@ run() {
 results="$tmp/results"
 for round in $(seq "$ROUNDS"); do
   for c in 64 256; do
-    run direct 18081 "$backend_worker" "$c"
-    run nginx 18082 "$nginx_worker" "$c"
-    run haproxy 18083 "$haproxy_pid" "$c"
-    run miren 18084 "$miren_pid" "$c"
+    run direct 18081 "$backend_worker" "$c" "$backend_worker"
+    run nginx 18082 "$nginx_worker" "$c" "$backend_worker"
+    run haproxy 18083 "$haproxy_pid" "$c" "$backend_worker"
+    run miren 18084 "$miren_pid" "$c" "$backend_worker"
+    run server 18085 "$server_pid" "$c" "$app_worker"
   done
 done > "$results"
 
+echo "the server logged $(wc -l < "$tmp/server.log") lines (one access line per request) to a file"
 echo "proxy bench: wrk -t1 -d$DUR, $ROUNDS round(s), medians. cpu: the proxy's own per request (the"
-echo "backend's for direct); backend, wrk: theirs per request in the same run; idle: the machine's idle share"
+echo "backend's for direct; the whole miren server's for server); backend, wrk: theirs per request in"
+echo "the same run; idle: the machine's idle share"
 printf "%-8s %5s %9s %8s %8s %8s %8s %5s\n" target conns req/s p99_us cpu_us backend wrk idle%
 sort -k1,1 -k2,2n "$results" | awk '
   { key = $1 " " $2; n[key]++; k = n[key]; for (f = 3; f <= 8; f++) v[key, f, k] = $f; keys[key] = 1 }
@@ -123,8 +145,11 @@ awk '
   { rps[$1, $2] = $3; p99[$1, $2] = $4; cpu[$1, $2] = $5; be[$1, $2] = $6; wrk[$1, $2] = $7 }
   END { for (c = 64; c <= 256; c *= 4) {
       best = rps["nginx", c] > rps["haproxy", c] ? "nginx" : "haproxy"
-      printf "c%d: miren %.2fx %s req/s (target >= 1.10), p99 %.0f vs %.0f us, CPU %.1f us/req (target <= 19)\n",
-        c, rps["miren", c] / rps[best, c], best, p99["miren", c], p99[best, c], cpu["miren", c]
+      for (t = 0; t < 2; t++) {
+        m = t == 0 ? "miren" : "server"
+        printf "c%d %-6s: %.2fx %s req/s (target >= 1.10), p99 %.0f vs %.0f us, CPU %.1f us/req = %.2fx %s (target <= 0.80)\n",
+          c, m, rps[m, c] / rps[best, c], best, p99[m, c], p99[best, c], cpu[m, c], cpu[m, c] / cpu[best, c], best
+      }
       # What one core of proxy work buys, and what the machine allows: wrk, the backend and
       # the proxy share two cores, so the rate is at most 2 cores / their CPU per request
       # together, and 1 / (wrk + backend) while those two share one core.
