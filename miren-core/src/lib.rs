@@ -9,7 +9,9 @@
 //! # Layout
 //! - [`config`]: `.miren/app.toml`: parse, validate, explain, resolve.
 //! - `model`: apps, versions, pools, sandboxes, routes and their ids.
-//! - `store`: the transactional, watchable state store (in memory, or durable on redb).
+//! - `store`: the transactional, watchable state store (in memory, or durable on redb),
+//!   where each object lives (`store::keys`), and the one way to follow it
+//!   (`store::reflector`).
 //! - `runtime`: the `Runtime` trait, the plain data it is given, and (feature
 //!   `test-util`) a fake runtime for tests and simulations.
 //! - `controller`: deploys, pool reuse, rollouts, crash backoff, restart adoption.

@@ -4,8 +4,16 @@
 //! Who asks decides what a name means: a query's source address is looked up among the
 //! app's sandboxes, so `postgres.app.miren` is each app's own database, another app's
 //! names are refused to it, and out-of-zone names are forwarded only for sandboxes. The
-//! zone is built from the store ([`zone::mirror`]) and follows it through its watch: a
-//! sandbox that stops is gone from answers as soon as the store says so.
+//! zone is a projection of the store ([`zone::projection`]) that `miren_core`'s
+//! reflector keeps current: a sandbox that drains or stops is gone from answers as
+//! soon as the store says so, and [`Dns::progress`] tells when a change is in.
+//!
+//! # Layout
+//! - [`zone`]: plain data: per app, each service's serving instances and the addresses
+//!   of its sandboxes (who asks); `zone::projection` builds it from the store.
+//! - [`answer`]: all of SPEC §7 as one pure function (zone, name, type, source).
+//! - `server`: hickory-server's UDP and TCP listeners around it.
+//! - [`forward`]: out-of-zone questions from sandboxes, sent upstream.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {

@@ -1,14 +1,25 @@
 //! miren-proxy: routes HTTP requests by host name to the web service of each app's
 //! active version (SPEC §6).
 //!
-//! The routing [`Table`](table::Table) follows the store's watch: a change rebuilds
-//! the apps it touches, and the new table is swapped in atomically (arc-swap), so
-//! requests never wait on a lock. Requests go to the ready instance with the fewest requests
-//! in flight (power of two choices); a connection refused before anything was sent
-//! is retried on another instance.
+//! The routing [`Table`] is a projection of the store that
+//! `miren_core`'s reflector keeps current: a change rebuilds the apps it touches, and
+//! the new table is swapped in atomically, so requests never wait on a lock. Requests
+//! go to the ready instance with the fewest requests in flight (power of two
+//! choices); when and where a failed request is sent again is one policy for both
+//! protocols.
 //!
 //! Requests for a pool with no ready instance are held while the controller starts
 //! one (scale from zero) and released the moment the table shows it ready.
+//!
+//! # Layout
+//! - [`table`]: host → app → ready web instances, and the projection that builds it.
+//! - `forwarder`: what every connection shares, and the activator (holding requests
+//!   for a pool at zero).
+//! - `policy`: which instance, and after a failed try whether and where to send again.
+//! - `h1/`: the HTTP/1.1 path (nearly all traffic), heads parsed and rewritten in
+//!   place; `h2`: HTTP/2 clients through hyper, with `upstream` as its client.
+//! - `headers`: the header rules both protocols follow; `reply`: the proxy's own
+//!   answers; `access`: the access log; `conns`: kept-alive connections per instance.
 //!
 //! ```no_run
 //! # async fn f(store: std::sync::Arc<dyn miren_core::store::Store>) -> std::io::Result<()> {

@@ -831,3 +831,58 @@ fn twenty_concurrent_set_default_calls_leave_exactly_one_default_route() {
     assert!(body.contains(default_app), "{body}");
     server.stop();
 }
+
+#[test]
+fn a_stopped_instance_is_out_of_dns_when_stop_returns_while_it_still_drains() {
+    let server = TestServer::start(&[]);
+    let app = demo_copy();
+    server.deploy(app.path());
+    let sandboxes = server.until(&["sandbox", "list", "-a", "demo"], |v| {
+        v.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|s| s["service"] == "web" && s["status"] == "running")
+        })
+    });
+    let web = sandboxes
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|s| s["service"] == "web" && s["status"] == "running")
+        })
+        .unwrap_or_else(|| panic!("{sandboxes}"))
+        .clone();
+    let id = web["id"].as_str().unwrap_or_default().to_string();
+    let port = web["address"]
+        .as_str()
+        .and_then(|a| a.rsplit(':').next())
+        .unwrap_or_else(|| panic!("{web}"))
+        .to_string();
+    let srv = |records: &[String]| {
+        records
+            .iter()
+            .any(|r| r.starts_with(&format!("SRV {port} ")))
+    };
+    let (_, before) = dig(&server.dns, "_web._tcp.demo.app.miren.", RecordType::SRV);
+    assert!(srv(&before), "{before:?}");
+
+    server.ok(["sandbox", "stop", &id]);
+    let (_, after) = dig(&server.dns, "_web._tcp.demo.app.miren.", RecordType::SRV);
+    assert!(
+        !srv(&after),
+        "a draining instance is still answered: {after:?}"
+    );
+    // It had not been signalled yet: it drains for a second first.
+    let listed = server.json(&["sandbox", "list", "-a", "demo"]);
+    let status = listed
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["id"] == id.as_str()))
+        .map(|s| s["status"].clone());
+    assert!(
+        matches!(
+            status.as_ref().and_then(Value::as_str),
+            Some("stopping" | "stopped")
+        ),
+        "{listed}"
+    );
+    server.stop();
+}

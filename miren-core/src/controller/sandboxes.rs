@@ -33,7 +33,11 @@ impl Actor {
                 status: s.sb.status,
             })
             .collect();
-        let blocked = !ps.pool.spec.disks.is_empty() && self.disks_held_elsewhere(pid);
+        // Only one process can mount a disk at a time: not while another pool's
+        // sandbox, or one of this pool's own that is still draining, holds it.
+        let blocked = !ps.pool.spec.disks.is_empty()
+            && (self.disks_held_elsewhere(pid)
+                || members.iter().any(|m| m.status == SandboxStatus::Stopping));
         let plan = plan_pool(
             &PoolView {
                 desired,

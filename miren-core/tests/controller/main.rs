@@ -387,6 +387,57 @@ async fn disk_pools_never_overlap_old_and_new() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_stopped_disk_instance_is_replaced_only_once_it_is_gone() {
+    let h = Harness::new().await;
+    h.deploy_and_wait(SHOP).await;
+    let pg = h
+        .snap()
+        .await
+        .sandboxes
+        .into_iter()
+        .find(|x| x.service == "postgres" && x.status == SandboxStatus::Running)
+        .expect("postgres runs");
+    let old = pg.id.clone();
+    let mut events = h.ctl.subscribe();
+    let watcher = {
+        let (rt, old) = (h.rt.clone(), old.clone());
+        tokio::spawn(async move {
+            let mut most = 0;
+            while let Ok(ev) = events.recv().await {
+                most = most.max(rt.running_of("shop", "postgres").len());
+                if let Event::Sandbox { id, status, .. } = ev
+                    && id != old
+                    && status == SandboxStatus::Running
+                {
+                    break;
+                }
+            }
+            most
+        })
+    };
+    h.ctl.stop_sandbox(&old).await.expect("stop");
+    // Anything that makes the pool look again while the old one drains (here a
+    // desired count set anew) must not start the replacement yet.
+    h.ctl
+        .set_desired(&pg.pool, 1, "again")
+        .await
+        .expect("set desired");
+    let s = h.snap().await;
+    let draining = s
+        .sandboxes
+        .iter()
+        .find(|x| x.id == old)
+        .expect("still known");
+    assert_eq!(draining.status, SandboxStatus::Stopping);
+    assert_eq!(
+        watcher.await.expect("watcher"),
+        1,
+        "the disk was never shared"
+    );
+    assert_eq!(h.rt.running_of("shop", "postgres").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_failed_disk_deploy_gives_the_old_pool_back() {
     let h = Harness::new().await;
     h.deploy_and_wait(SHOP).await;

@@ -20,7 +20,10 @@ pub async fn list(state: S, Query(q): Query<AppQuery>) -> R<Json<Vec<Sandbox>>> 
     }
     let status = match q.status.as_deref() {
         None => None,
-        Some(s) => Some(s.parse::<SandboxStatus>().map_err(ApiError::invalid)?),
+        Some(s) => Some(
+            s.parse::<SandboxStatus>()
+                .map_err(|e| ApiError::invalid(e.to_string()))?,
+        ),
     };
     let s = state.controller.snapshot(q.app.as_deref()).await?;
     Ok(Json(
@@ -34,5 +37,7 @@ pub async fn list(state: S, Query(q): Query<AppQuery>) -> R<Json<Vec<Sandbox>>> 
 pub async fn stop(state: S, Path(id): Path<String>) -> R<Json<serde_json::Value>> {
     let id: SandboxId = parse(&id)?;
     state.controller.stop_sandbox(&id).await?;
+    // It is draining now: out of the proxy's and DNS's answers before we say so.
+    state.visible.sync().await;
     Ok(done())
 }
