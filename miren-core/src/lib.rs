@@ -72,7 +72,7 @@
 //! #[async_trait]
 //! impl Runtime for Instant {
 //!     fn name(&self) -> &str { "instant" }
-//!     async fn prepare(&self, _: &PrepareApp) -> Result<(), RuntimeError> { Ok(()) }
+//!     async fn prepare(&self, _: &PrepareApp, _: &PrepareLog) -> Result<(), RuntimeError> { Ok(()) }
 //!     async fn start(&self, spec: &SandboxSpec, events: EventSink) -> Result<Started, RuntimeError> {
 //!         let address = spec.spec.port.map(|p| std::net::SocketAddr::from(([10, 0, 0, 7], p)).into());
 //!         events.ready(address);

@@ -23,7 +23,6 @@
 //! - `addresses`: the stable per-service loopback IPs (persisted) and the env rewriting.
 //! - `balancer`: the TCP listener at each stable address.
 //! - `serving`: which instances serve each service, as a projection of the store.
-//! - `output`: stdout/stderr read line by line.
 //! - `records`: pid + start-time records, and the `/proc` reading behind them.
 //!
 //! ```no_run
@@ -40,7 +39,6 @@
 
 mod addresses;
 mod balancer;
-mod output;
 mod records;
 mod serving;
 
@@ -56,7 +54,7 @@ use async_trait::async_trait;
 use miren_core::artifact;
 use miren_core::model::{Address, CodeSource, Digest, PoolSpec, SandboxId};
 use miren_core::runtime::{
-    EventSink, Listed, PrepareApp, Runtime, RuntimeError, SandboxSpec, Started, Stream,
+    EventSink, Listed, PrepareApp, PrepareLog, Runtime, RuntimeError, SandboxSpec, Started, Stream,
 };
 use miren_core::store::{Reflector, Store};
 use nix::sys::signal::{Signal, killpg};
@@ -333,7 +331,7 @@ impl Runtime for ProcessRuntime {
         "process"
     }
 
-    async fn prepare(&self, app: &PrepareApp) -> Result<(), RuntimeError> {
+    async fn prepare(&self, app: &PrepareApp, _: &PrepareLog) -> Result<(), RuntimeError> {
         let problems: Vec<String> = app.services.iter().filter_map(unsupported).collect();
         if !problems.is_empty() {
             return Err(RuntimeError::Unsupported(problems.join("\n")));
@@ -469,7 +467,7 @@ impl Runtime for ProcessRuntime {
             if let Some(pipe) = pipe {
                 let sink = sink.clone();
                 readers.push(tokio::spawn(async move {
-                    output::read_lines(pipe, stream, |l| current(&sink).log(l)).await;
+                    miren_core::runtime::read_lines(pipe, stream, |l| current(&sink).log(l)).await;
                 }));
             }
         }

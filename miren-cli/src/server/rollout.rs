@@ -80,14 +80,17 @@ impl Rollout {
         let finished = loop {
             tokio::select! {
                 v = &mut done => break v,
-                ev = self.events.recv() => {
-                    if let Ok(Event::Sandbox { app: a, service, id, status, reason }) = ev
-                        && a == app
-                        && said.insert(id.clone(), status) != Some(status)
+                ev = self.events.recv() => match ev {
+                    Ok(Event::Sandbox { app: a, service, id, status, reason })
+                        if a == app && said.insert(id.clone(), status) != Some(status) =>
                     {
                         say(DeployLine::Progress { message: progress(&service, id.short(), status, reason) });
                     }
-                }
+                    Ok(Event::Prepare { version, line }) if version == self.version => {
+                        say(DeployLine::Progress { message: line });
+                    }
+                    _ => {}
+                },
             }
         };
         let v = finished?;

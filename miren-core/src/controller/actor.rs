@@ -656,7 +656,7 @@ impl Actor {
             .collect();
         for id in active {
             if let Some(prep) = self.prepare_request(&id)
-                && let Err(e) = self.runtime.prepare(&prep).await
+                && let Err(e) = self.runtime.prepare(&prep, &self.prepare_log(&id)).await
             {
                 tracing::warn!("preparing {id} again after a restart failed: {e}");
             }

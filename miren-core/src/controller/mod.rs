@@ -139,6 +139,13 @@ pub enum Event {
         /// Why, when it stopped or died.
         reason: Option<String>,
     },
+    /// Preparing a version said something (a build step, pull progress).
+    Prepare {
+        /// The version.
+        version: VersionId,
+        /// What it said.
+        line: String,
+    },
     /// An object is gone (a drained pool, its sandboxes, a deleted app).
     Removed {
         /// Its store key (`pools/<app>/<id>`, …).

@@ -7,11 +7,13 @@ use tokio::time::Instant;
 use crate::autoscale::Window;
 
 use super::actor::{Actor, Deploying, Internal, PoolState, Timer, not_found};
-use super::{ControllerError, DeployRequest, Reply};
+use super::{ControllerError, DeployRequest, Event, Reply};
 use crate::config::duration;
 use crate::config::{Concurrency, ResolvedService};
-use crate::model::{App, PoolId, PoolSpec, SandboxPool, Version, VersionId, VersionState};
-use crate::runtime::{PrepareApp, RuntimeError, now_millis};
+use crate::model::{
+    App, PoolId, PoolSpec, SandboxId, SandboxPool, Version, VersionId, VersionState,
+};
+use crate::runtime::{LogRecord, PrepareApp, PrepareLog, RuntimeError, Stream, now_millis};
 
 impl Actor {
     pub(super) fn deploy(&mut self, req: DeployRequest, reply: Reply<VersionId>) {
@@ -155,10 +157,36 @@ impl Actor {
         );
         let rt = self.runtime.clone();
         let vid = id.clone();
+        let log = self.prepare_log(id);
         self.spawn_internal(async move {
-            let r = rt.prepare(&prep).await;
+            let r = rt.prepare(&prep, &log).await;
             Internal::Prepared(vid, r)
         });
+    }
+
+    /// Where preparing `version` reports: the deploy's progress (an event) and the
+    /// app's logs, as the output of a `build` step of that version.
+    pub(super) fn prepare_log(&self, version: &VersionId) -> PrepareLog {
+        let events = self.events.clone();
+        let logs = self.cfg.logs.clone();
+        let version = version.clone();
+        let app = version.app().to_string();
+        let step = SandboxId::new(&app, "build");
+        PrepareLog::new(move |line| {
+            let _ = events.send(Event::Prepare {
+                version: version.clone(),
+                line: line.to_string(),
+            });
+            logs.write(LogRecord {
+                time: now_millis(),
+                stream: Stream::Stdout,
+                app: app.clone(),
+                service: "build".into(),
+                sandbox: step.clone(),
+                version: version.clone(),
+                line: line.to_string(),
+            });
+        })
     }
 
     pub(super) fn prepared(&mut self, id: &VersionId, result: Result<(), RuntimeError>) {

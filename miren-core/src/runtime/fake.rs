@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{EventSink, Listed, PrepareApp, Runtime, RuntimeError, SandboxSpec, Started};
+use super::{
+    EventSink, Listed, PrepareApp, PrepareLog, Runtime, RuntimeError, SandboxSpec, Started,
+};
 use crate::model::SandboxId;
 
 /// What a fake service does once started.
@@ -148,7 +150,7 @@ impl Runtime for FakeRuntime {
         "fake"
     }
 
-    async fn prepare(&self, app: &PrepareApp) -> Result<(), RuntimeError> {
+    async fn prepare(&self, app: &PrepareApp, _: &PrepareLog) -> Result<(), RuntimeError> {
         let mut st = self.lock();
         st.prepared.push(app.clone());
         if let Some(m) = &st.fail_prepare {

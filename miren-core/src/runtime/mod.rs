@@ -5,6 +5,7 @@
 //! to a sandbox afterwards — ready, a log line, an exit — it reports through the
 //! [`EventSink`] it was started with, so the controller never polls it.
 
+mod lines;
 mod sink;
 
 #[cfg(any(test, feature = "test-util"))]
@@ -12,6 +13,7 @@ pub mod fake;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +21,7 @@ use thiserror::Error;
 
 use crate::model::{Address, Digest, PoolId, PoolSpec, SandboxId, VersionId};
 
+pub use lines::{Lines, MAX_LINE, read_lines};
 pub use sink::{EventSink, LogLine, LogRecord, LogSink, RuntimeEvent, Stream, now_millis};
 
 /// What a runtime needs to run a version: its code and every service's spec.
@@ -34,6 +37,34 @@ pub struct PrepareApp {
     pub dockerfile: String,
     /// One spec per service, in file order.
     pub services: Vec<PoolSpec>,
+}
+
+/// Where a runtime says what preparing a version does (an image build, a pull), a line
+/// at a time: it shows in the deploy's progress and in the app's logs.
+#[derive(Clone)]
+pub struct PrepareLog(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl PrepareLog {
+    /// Lines go to `f`.
+    pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Lines go nowhere.
+    pub fn discard() -> Self {
+        Self::new(|_| {})
+    }
+
+    /// Says one line.
+    pub fn line(&self, text: &str) {
+        (self.0)(text)
+    }
+}
+
+impl std::fmt::Debug for PrepareLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrepareLog")
+    }
 }
 
 /// An uploaded app directory: a tar archive, content-addressed.
@@ -161,9 +192,10 @@ pub trait Runtime: Send + Sync {
 
     /// Gets a version ready to start sandboxes: unpack or build its code, create the
     /// app's network. Called once per deploy, before any of its sandboxes start;
-    /// must be idempotent. A spec this backend can't run fails here, with a message
-    /// that says what to do instead.
-    async fn prepare(&self, app: &PrepareApp) -> Result<(), RuntimeError>;
+    /// must be idempotent. What it does worth telling (build output, pull progress)
+    /// goes to `log`. A spec this backend can't run fails here, with a message that
+    /// says what to do instead.
+    async fn prepare(&self, app: &PrepareApp, log: &PrepareLog) -> Result<(), RuntimeError>;
 
     /// Starts a sandbox and returns once it is launched. Readiness, log lines and the
     /// exit are reported through `events`, exactly one `Exited` at the end.

@@ -1,0 +1,454 @@
+//! miren-runtime-docker: Miren's container runtime (SPEC §8 "docker"). Each sandbox is
+//! a container of a Docker Engine, reached through bollard (API version negotiated:
+//! Docker 20.10 / API 1.41 and newer).
+//!
+//! - Each app gets a bridge network (`miren-<app>`): its containers reach each other
+//!   and the host, no other app's containers. With service DNS on (see
+//!   [`DockerRuntime::connect`]) each network's gateway address is also the
+//!   containers' resolver, searching `app.miren`, so `postgres` and
+//!   `postgres.app.miren` are the app's own database.
+//! - The app's image is built by the Engine from the version's code with its
+//!   Dockerfile (`miren/<app>:<version>`); `image` services use the Engine's image,
+//!   pulled when missing. Build and pull output goes to the deploy's progress.
+//! - A container runs with an init as PID 1 (so SIGTERM stops it at once), never
+//!   privileged, never on the host's network; `PORT` is the service's port (declared,
+//!   else the image's first exposed TCP port); readiness is a TCP connect to the
+//!   container's own address after it started, never a published port.
+//! - Disks are named volumes (`miren-<app>-<disk>`), kept across deploys, restarts and
+//!   app deletion; only a purge removes them.
+//! - Output streams into the sandbox's sink line by line with its stream; an exit is
+//!   reported with its code and what it means; a stop is the image's stop signal
+//!   (SIGTERM by default), the grace period, then SIGKILL.
+//! - Containers carry the standard `dev.miren.*` labels: a restarted server lists
+//!   them, adopts the running ones it knows and removes the rest.
+//!
+//! # Layout
+//! - `lib.rs`: the [`Runtime`] implementation.
+//! - `engine`: connecting to the Engine; what its errors mean.
+//! - `names`: what the platform's objects are called in the Engine.
+//! - `network`: the per-app bridge networks.
+//! - `image`: building the app's image, pulling `image` services', exposed ports.
+//! - `container`: a container's configuration, and watching one that runs.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use miren_core::runtime::Runtime;
+//! use miren_runtime_docker::DockerRuntime;
+//!
+//! # async fn demo() -> Result<(), miren_core::runtime::RuntimeError> {
+//! let socket = miren_runtime_docker::socket_path();
+//! let runtime: Arc<dyn Runtime> = Arc::new(DockerRuntime::connect(&socket, None).await?);
+//! # Ok(()) }
+//! ```
+
+mod container;
+mod engine;
+mod image;
+mod names;
+mod network;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::models::VolumeCreateRequest;
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, ListVolumesOptions, RemoveContainerOptions,
+    StopContainerOptions,
+};
+use miren_core::model::{Address, CodeSource, SandboxId};
+use miren_core::runtime::{
+    EventSink, LABEL_APP, LABEL_SANDBOX, Listed, PrepareApp, PrepareLog, Runtime, RuntimeError,
+    SandboxSpec, Started,
+};
+
+use container::{LABEL_PORT, Plan, SharedSink};
+pub use engine::{DEFAULT_SOCKET, socket_path};
+use engine::{failed, is_conflict, is_not_found};
+pub use network::AppNetwork;
+
+/// Called with each app network the runtime makes or finds, to serve DNS on its
+/// gateway address; an error says why it can't.
+pub type ServiceDns = Arc<dyn Fn(&AppNetwork) -> Result<(), String> + Send + Sync>;
+
+/// The Docker runtime. Clones share state.
+#[derive(Clone)]
+pub struct DockerRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    docker: Docker,
+    /// Each app's network, once made or found.
+    networks: Mutex<HashMap<String, AppNetwork>>,
+    /// Each image's first exposed TCP port, once inspected.
+    exposed: Mutex<HashMap<String, Option<u16>>>,
+    /// The sinks of the containers being watched, by sandbox; re-pointed on adoption.
+    watched: Mutex<HashMap<SandboxId, Watched>>,
+    /// Service DNS on the app networks' gateways, when the composer provides it.
+    dns: Option<ServiceDns>,
+}
+
+struct Watched {
+    sink: SharedSink,
+    /// Where it listens, once ready.
+    ready: Arc<Mutex<Option<Address>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl DockerRuntime {
+    /// Connects to the Engine at `socket` (see [`socket_path`]); fails with a message
+    /// that says how to start one when none answers. With `dns`, service DNS serves
+    /// every app network's gateway and is the containers' resolver (searching
+    /// `app.miren`); without, containers resolve as the Engine sets them up.
+    pub async fn connect(socket: &Path, dns: Option<ServiceDns>) -> Result<Self, RuntimeError> {
+        let docker = engine::connect(socket).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                docker,
+                networks: Mutex::new(HashMap::new()),
+                exposed: Mutex::new(HashMap::new()),
+                watched: Mutex::new(HashMap::new()),
+                dns,
+            }),
+        })
+    }
+
+    /// The Engine connection, for tests and tools.
+    pub fn engine(&self) -> &Docker {
+        &self.inner.docker
+    }
+
+    /// The app's network, made when missing, with service DNS on its gateway.
+    pub async fn network(&self, app: &str) -> Result<AppNetwork, RuntimeError> {
+        if let Some(n) = lock(&self.inner.networks).get(app) {
+            return Ok(n.clone());
+        }
+        let n = network::ensure(&self.inner.docker, app).await?;
+        if let Some(dns) = &self.inner.dns {
+            dns(&n).map_err(|why| {
+                RuntimeError::Prepare(format!(
+                    "service DNS can't answer the containers of `{app}` on {}: {why}",
+                    n.gateway
+                ))
+            })?;
+        }
+        lock(&self.inner.networks).insert(app.to_string(), n.clone());
+        Ok(n)
+    }
+
+    /// The image a sandbox runs.
+    fn image_of(spec: &SandboxSpec) -> String {
+        match &spec.spec.source {
+            CodeSource::Image(i) => i.clone(),
+            CodeSource::Artifact(_) => names::built_image(&spec.app, &spec.version),
+        }
+    }
+
+    /// Where a service listens: its declared port, else its image's first exposed one.
+    async fn port_of(
+        &self,
+        declared: Option<u16>,
+        image: &str,
+    ) -> Result<Option<u16>, RuntimeError> {
+        if declared.is_some() {
+            return Ok(declared);
+        }
+        if let Some(p) = lock(&self.inner.exposed).get(image) {
+            return Ok(*p);
+        }
+        let p = image::exposed_port(&self.inner.docker, image).await?;
+        lock(&self.inner.exposed).insert(image.to_string(), p);
+        Ok(p)
+    }
+
+    async fn ensure_volume(
+        &self,
+        app: &str,
+        disk: &miren_core::config::Disk,
+    ) -> Result<(), RuntimeError> {
+        let name = names::volume(app, &disk.name);
+        let request = VolumeCreateRequest {
+            name: Some(name.clone()),
+            labels: Some(HashMap::from([
+                (LABEL_APP.to_string(), app.to_string()),
+                (names::LABEL_DISK.to_string(), disk.name.clone()),
+                (names::LABEL_SIZE_GB.to_string(), disk.size_gb.to_string()),
+            ])),
+            ..Default::default()
+        };
+        self.inner
+            .docker
+            .create_volume(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(format!("creating the volume {name}"), e))
+    }
+
+    /// Starts watching a container; `since`: its output from then (Unix seconds, 0:
+    /// all of it).
+    fn watch(&self, id: &SandboxId, address: Option<Address>, since: i32, events: EventSink) {
+        let sink = Arc::new(Mutex::new(events));
+        let ready = Arc::new(Mutex::new(None));
+        lock(&self.inner.watched).insert(
+            id.clone(),
+            Watched {
+                sink: sink.clone(),
+                ready: ready.clone(),
+            },
+        );
+        let (me, gone_id) = (self.clone(), id.clone());
+        container::watch(
+            self.inner.docker.clone(),
+            id.to_string(),
+            address,
+            since,
+            sink,
+            ready,
+            move || {
+                lock(&me.inner.watched).remove(&gone_id);
+            },
+        );
+    }
+}
+
+#[async_trait]
+impl Runtime for DockerRuntime {
+    fn name(&self) -> &str {
+        "docker"
+    }
+
+    async fn prepare(&self, app: &PrepareApp, log: &PrepareLog) -> Result<(), RuntimeError> {
+        self.network(&app.app).await?;
+        let docker = &self.inner.docker;
+        // Each image once, the app's own built when a service runs its code.
+        let mut images: Vec<&str> = Vec::new();
+        let mut build = false;
+        for s in &app.services {
+            match &s.source {
+                CodeSource::Image(i) if !images.contains(&i.as_str()) => images.push(i),
+                CodeSource::Image(_) => {}
+                CodeSource::Artifact(_) => build = true,
+            }
+        }
+        for i in images {
+            image::ensure(docker, i, log).await?;
+        }
+        if build {
+            let tag = names::built_image(&app.app, &app.version);
+            image::build(docker, &app.app, &app.artifact, &app.dockerfile, &tag, log).await?;
+        }
+        Ok(())
+    }
+
+    async fn start(&self, spec: &SandboxSpec, events: EventSink) -> Result<Started, RuntimeError> {
+        let docker = &self.inner.docker;
+        let net = self.network(&spec.app).await?;
+        let image = Self::image_of(spec);
+        let port = self.port_of(spec.spec.port, &image).await?;
+        for d in &spec.spec.disks {
+            self.ensure_volume(&spec.app, d).await?;
+        }
+        let plan = Plan {
+            spec,
+            image: &image,
+            port,
+            network: &net.name,
+            resolver: self.inner.dns.as_ref().map(|_| net.gateway),
+        };
+        let name = spec.id.to_string();
+        let create = CreateContainerOptions {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
+        docker
+            .create_container(Some(create), container::config(&plan))
+            .await
+            .map_err(|e| {
+                RuntimeError::Start(format!(
+                    "creating the container of {}: {}",
+                    spec.spec.service,
+                    engine::message(&e)
+                ))
+            })?;
+        if let Err(e) = docker.start_container(&name, None).await {
+            let remove = RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            let _ = docker.remove_container(&name, Some(remove)).await;
+            return Err(RuntimeError::Start(format!(
+                "starting the container of {}: {}",
+                spec.spec.service,
+                engine::message(&e)
+            )));
+        }
+        // A container that exited at once has no address any more: it is watched all
+        // the same, for its output and its exit code.
+        let address = docker
+            .inspect_container(&name, None)
+            .await
+            .ok()
+            .and_then(|i| container::address_on(&i, &net.name))
+            .map(|ip| Address { ip, port });
+        self.watch(&spec.id, address, 0, events);
+        Ok(Started { address })
+    }
+
+    async fn stop(&self, sandbox: &SandboxId, grace: Duration) -> Result<(), RuntimeError> {
+        let secs = grace.as_secs_f64().ceil() as i32;
+        let options = StopContainerOptions {
+            t: Some(secs),
+            signal: None,
+        };
+        match self
+            .inner
+            .docker
+            .stop_container(sandbox.as_str(), Some(options))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Err(RuntimeError::NotFound(sandbox.clone())),
+            // Not running any more: stopped already.
+            Err(e) if is_conflict(&e) => Ok(()),
+            Err(e) => Err(failed(format!("stopping {sandbox}"), e)),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {
+        let docker = &self.inner.docker;
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![LABEL_SANDBOX.to_string()],
+            )])),
+            ..Default::default()
+        };
+        let containers = docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| failed("listing containers", e))?;
+        let mut out = Vec::new();
+        for c in containers {
+            let labels: std::collections::BTreeMap<String, String> =
+                c.labels.clone().unwrap_or_default().into_iter().collect();
+            let Some(id) = labels
+                .get(LABEL_SANDBOX)
+                .and_then(|s| s.parse::<SandboxId>().ok())
+            else {
+                continue;
+            };
+            let running = c.state.is_some_and(|s| s.to_string() == "running");
+            if !running {
+                // Exited while no server watched it: nothing to adopt.
+                let remove = RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                };
+                let _ = docker.remove_container(id.as_str(), Some(remove)).await;
+                continue;
+            }
+            let app = labels.get(LABEL_APP).cloned().unwrap_or_default();
+            let ip = c
+                .network_settings
+                .and_then(|n| n.networks)
+                .and_then(|n| n.get(&names::network(&app)).cloned())
+                .and_then(|e| e.ip_address)
+                .and_then(|ip| ip.parse::<IpAddr>().ok());
+            let port = labels.get(LABEL_PORT).and_then(|p| p.parse().ok());
+            out.push(Listed {
+                id,
+                address: ip.map(|ip| Address { ip, port }),
+                labels,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn adopt(&self, sandbox: &SandboxId, events: EventSink) -> Result<(), RuntimeError> {
+        // Watched by this very server (a controller restarted on the same runtime).
+        let known = lock(&self.inner.watched)
+            .get(sandbox)
+            .map(|w| (w.sink.clone(), *lock(&w.ready)));
+        if let Some((sink, ready)) = known {
+            *lock(&sink) = events.clone();
+            if let Some(a) = ready {
+                events.ready(Some(a));
+            }
+            return Ok(());
+        }
+        let docker = &self.inner.docker;
+        let inspect = match docker.inspect_container(sandbox.as_str(), None).await {
+            Ok(i) => i,
+            Err(e) if is_not_found(&e) => return Err(RuntimeError::NotFound(sandbox.clone())),
+            Err(e) => return Err(failed(format!("inspecting {sandbox}"), e)),
+        };
+        let running = inspect
+            .state
+            .as_ref()
+            .and_then(|s| s.running)
+            .unwrap_or(false);
+        let labels = inspect
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
+        let app = labels.get(LABEL_APP).cloned().unwrap_or_default();
+        let net = names::network(&app);
+        let ip = container::address_on(&inspect, &net);
+        let (true, Some(ip)) = (running, ip) else {
+            return Err(RuntimeError::NotFound(sandbox.clone()));
+        };
+        if let Ok(n) = self.network(&app).await {
+            lock(&self.inner.networks).insert(app.clone(), n);
+        }
+        let port = labels.get(LABEL_PORT).and_then(|p| p.parse().ok());
+        // Only what it writes from now on: the log store has the rest.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i32)
+            .unwrap_or(0);
+        self.watch(sandbox, Some(Address { ip, port }), now, events);
+        Ok(())
+    }
+
+    async fn remove_app(&self, app: &str, purge_disks: bool) -> Result<(), RuntimeError> {
+        let docker = &self.inner.docker;
+        lock(&self.inner.networks).remove(app);
+        network::remove(docker, app).await?;
+        if purge_disks {
+            let options = ListVolumesOptions {
+                filters: Some(HashMap::from([(
+                    "label".to_string(),
+                    vec![format!("{LABEL_APP}={app}")],
+                )])),
+            };
+            let volumes = docker
+                .list_volumes(Some(options))
+                .await
+                .map_err(|e| failed("listing volumes", e))?;
+            for v in volumes.volumes.unwrap_or_default() {
+                match docker
+                    .remove_volume(
+                        &v.name,
+                        None::<bollard::query_parameters::RemoveVolumeOptions>,
+                    )
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(failed(format!("removing the volume {}", v.name), e)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
