@@ -34,6 +34,8 @@ pub struct Plan<'a> {
     pub network: &'a str,
     /// Its resolver (service DNS on the network's gateway), if there is one.
     pub resolver: Option<IpAddr>,
+    /// The server that runs it ([`names::LABEL_OWNER`]).
+    pub owner: &'a str,
 }
 
 /// The container's configuration: the spec's env plus the platform's, the command run
@@ -70,6 +72,7 @@ pub fn config(p: &Plan<'_>) -> ContainerCreateBody {
     if let Some(port) = p.port {
         labels.insert(LABEL_PORT.to_string(), port.to_string());
     }
+    labels.insert(names::LABEL_OWNER.to_string(), p.owner.to_string());
     let (entrypoint, cmd) = match &spec.spec.command {
         Some(c) => (
             Some(vec!["/bin/sh".to_string(), "-c".to_string()]),
@@ -164,6 +167,9 @@ pub fn watch(
             .unwrap_or(false);
         let remove = RemoveContainerOptions {
             force: true,
+            // Its anonymous volumes (an image's VOLUME nothing was mounted on) too;
+            // the named ones, its disks, stay.
+            v: true,
             ..Default::default()
         };
         let _ = docker.remove_container(&name, Some(remove)).await;
@@ -289,6 +295,7 @@ mod tests {
             port: Some(5432),
             network: "miren-shop",
             resolver: Some("172.18.0.1".parse().expect("an address")),
+            owner: "server-1",
         });
         let env = c.env.clone().unwrap_or_default();
         for want in [
@@ -317,6 +324,10 @@ mod tests {
         let labels = c.labels.expect("labels");
         assert_eq!(labels.get(LABEL_PORT).map(String::as_str), Some("5432"));
         assert!(labels.contains_key(miren_core::runtime::LABEL_SANDBOX));
+        assert_eq!(
+            labels.get(names::LABEL_OWNER).map(String::as_str),
+            Some("server-1")
+        );
     }
 
     #[test]
@@ -328,6 +339,7 @@ mod tests {
             port: None,
             network: "miren-shop",
             resolver: None,
+            owner: "server-1",
         });
         assert_eq!(c.entrypoint, Some(vec!["/bin/sh".into(), "-c".into()]));
         assert_eq!(c.cmd, Some(vec!["exec postgres -c fsync=off".into()]));

@@ -19,8 +19,9 @@
 //! - Output streams into the sandbox's sink line by line with its stream; an exit is
 //!   reported with its code and what it means; a stop is the image's stop signal
 //!   (SIGTERM by default), the grace period, then SIGKILL.
-//! - Containers carry the standard `dev.miren.*` labels: a restarted server lists
-//!   them, adopts the running ones it knows and removes the rest.
+//! - Containers carry the standard `dev.miren.*` labels and their server's: a
+//!   restarted server lists its own, adopts the running ones it knows and removes
+//!   the rest, and never touches another server's.
 //!
 //! # Layout
 //! - `lib.rs`: the [`Runtime`] implementation.
@@ -37,7 +38,8 @@
 //!
 //! # async fn demo() -> Result<(), miren_core::runtime::RuntimeError> {
 //! let socket = miren_runtime_docker::socket_path();
-//! let runtime: Arc<dyn Runtime> = Arc::new(DockerRuntime::connect(&socket, None).await?);
+//! let options = miren_runtime_docker::DockerOptions { owner: "my-server".into(), dns: None };
+//! let runtime: Arc<dyn Runtime> = Arc::new(DockerRuntime::connect(&socket, options).await?);
 //! # Ok(()) }
 //! ```
 
@@ -75,6 +77,17 @@ pub use network::AppNetwork;
 /// gateway address; an error says why it can't.
 pub type ServiceDns = Arc<dyn Fn(&AppNetwork) -> Result<(), String> + Send + Sync>;
 
+/// How the runtime is set up.
+#[derive(Clone)]
+pub struct DockerOptions {
+    /// Which server this is, as its containers are labelled: one server lists, adopts
+    /// and removes only its own (e.g. derived from its data dir).
+    pub owner: String,
+    /// Service DNS on every app network's gateway, made the containers' resolver
+    /// (searching `app.miren`); without, containers resolve as the Engine sets up.
+    pub dns: Option<ServiceDns>,
+}
+
 /// The Docker runtime. Clones share state.
 #[derive(Clone)]
 pub struct DockerRuntime {
@@ -91,6 +104,8 @@ struct Inner {
     watched: Mutex<HashMap<SandboxId, Watched>>,
     /// Service DNS on the app networks' gateways, when the composer provides it.
     dns: Option<ServiceDns>,
+    /// This server's containers carry it.
+    owner: String,
 }
 
 struct Watched {
@@ -105,10 +120,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl DockerRuntime {
     /// Connects to the Engine at `socket` (see [`socket_path`]); fails with a message
-    /// that says how to start one when none answers. With `dns`, service DNS serves
-    /// every app network's gateway and is the containers' resolver (searching
-    /// `app.miren`); without, containers resolve as the Engine sets them up.
-    pub async fn connect(socket: &Path, dns: Option<ServiceDns>) -> Result<Self, RuntimeError> {
+    /// that says how to start one when none answers.
+    pub async fn connect(socket: &Path, options: DockerOptions) -> Result<Self, RuntimeError> {
         let docker = engine::connect(socket).await?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -116,7 +129,8 @@ impl DockerRuntime {
                 networks: Mutex::new(HashMap::new()),
                 exposed: Mutex::new(HashMap::new()),
                 watched: Mutex::new(HashMap::new()),
-                dns,
+                dns: options.dns,
+                owner: options.owner,
             }),
         })
     }
@@ -262,6 +276,7 @@ impl Runtime for DockerRuntime {
             port,
             network: &net.name,
             resolver: self.inner.dns.as_ref().map(|_| net.gateway),
+            owner: &self.inner.owner,
         };
         let name = spec.id.to_string();
         let create = CreateContainerOptions {
@@ -281,6 +296,7 @@ impl Runtime for DockerRuntime {
         if let Err(e) = docker.start_container(&name, None).await {
             let remove = RemoveContainerOptions {
                 force: true,
+                v: true,
                 ..Default::default()
             };
             let _ = docker.remove_container(&name, Some(remove)).await;
@@ -328,7 +344,10 @@ impl Runtime for DockerRuntime {
             all: true,
             filters: Some(HashMap::from([(
                 "label".to_string(),
-                vec![LABEL_SANDBOX.to_string()],
+                vec![
+                    LABEL_SANDBOX.to_string(),
+                    format!("{}={}", names::LABEL_OWNER, self.inner.owner),
+                ],
             )])),
             ..Default::default()
         };
@@ -351,6 +370,7 @@ impl Runtime for DockerRuntime {
                 // Exited while no server watched it: nothing to adopt.
                 let remove = RemoveContainerOptions {
                     force: true,
+                    v: true,
                     ..Default::default()
                 };
                 let _ = docker.remove_container(id.as_str(), Some(remove)).await;

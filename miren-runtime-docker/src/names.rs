@@ -10,6 +10,10 @@ pub use miren_core::runtime::LABEL_APP;
 pub const LABEL_SIZE_GB: &str = "dev.miren.size_gb";
 /// Label on a volume: the disk's name in app.toml.
 pub const LABEL_DISK: &str = "dev.miren.disk";
+/// Label on every container: which server runs it. A server lists, adopts and
+/// removes only its own: two servers on one Engine (a `miren server` and a `miren
+/// up`, two `miren up`s) never stop each other's containers.
+pub const LABEL_OWNER: &str = "dev.miren.owner";
 /// The search domain containers resolve short names in.
 pub const SEARCH_DOMAIN: &str = "app.miren";
 

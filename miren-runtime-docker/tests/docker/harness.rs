@@ -9,11 +9,11 @@ use miren_core::controller::{Controller, ControllerConfig, Snapshot};
 use miren_core::model::{Address, Sandbox, SandboxId, SandboxStatus, Version};
 use miren_core::runtime::{LogRecord, LogSink};
 use miren_core::store::{MemoryStore, Store};
-use miren_runtime_docker::{DockerRuntime, socket_path};
+use miren_runtime_docker::{DockerOptions, DockerRuntime, socket_path};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Every image the tests run.
-const IMAGES: &[&str] = &["miren-test/busybox"];
+/// Every image the tests run (the examples' names are tags of the test images).
+const IMAGES: &[&str] = &["miren-test/busybox", "redis:7-alpine", "postgres:16"];
 
 #[derive(Default)]
 pub struct Logs(pub Mutex<Vec<LogRecord>>);
@@ -37,7 +37,13 @@ pub struct Harness {
 /// and `MIREN_TEST_DOCKER=1` doesn't require one.
 pub async fn engine() -> Option<DockerRuntime> {
     let required = std::env::var("MIREN_TEST_DOCKER").is_ok_and(|v| v == "1");
-    let rt = match DockerRuntime::connect(&socket_path(), None).await {
+    // A server of its own per test: tests running at once don't adopt or stop each
+    // other's containers.
+    let options = DockerOptions {
+        owner: format!("test-{}", miren_core::model::new_suffix()),
+        dns: None,
+    };
+    let rt = match DockerRuntime::connect(&socket_path(), options).await {
         Ok(rt) => rt,
         Err(e) if required => panic!("MIREN_TEST_DOCKER=1, but {e}"),
         Err(e) => {
@@ -98,9 +104,63 @@ impl Harness {
 
     /// Deploys `app_toml` with an empty app dir; the outcome.
     pub async fn deploy(&self, app_toml: &str) -> Version {
-        miren_core::testing::deploy_text(&self.ctl, &self.artifacts, self.dir.path(), app_toml)
+        self.deploy_dir(app_toml, &[]).await
+    }
+
+    /// Deploys an app dir holding `files` (path, content) and `app_toml`; the outcome.
+    pub async fn deploy_dir(&self, app_toml: &str, files: &[(&str, &str)]) -> Version {
+        let dir = self
+            .dir
+            .path()
+            .join(format!("app-{}", miren_core::model::new_suffix()));
+        std::fs::create_dir_all(dir.join(".miren")).expect("app dir");
+        std::fs::write(dir.join(".miren/app.toml"), app_toml).expect("app.toml");
+        for (path, content) in files {
+            std::fs::write(dir.join(path), content).expect("a file");
+        }
+        let bytes = miren_core::artifact::pack_dir(&dir).expect("pack");
+        let art = self.artifacts.put(&bytes).expect("store");
+        let config = miren_core::config::resolve(app_toml).expect("a valid app.toml");
+        let id = self
+            .ctl
+            .deploy(miren_core::controller::DeployRequest {
+                config,
+                artifact_digest: art.digest,
+                source: Default::default(),
+            })
             .await
-            .expect("deploy")
+            .expect("deploy accepted");
+        self.ctl.wait(&id).await.expect("deploy ended")
+    }
+
+    /// Runs `cmd` in the container of `sandbox`; its output (stdout and stderr).
+    pub async fn exec(&self, sandbox: &SandboxId, cmd: &[&str]) -> String {
+        use futures_util::StreamExt;
+        let docker = self.rt.engine();
+        let config = bollard::models::ExecConfig {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(cmd.iter().map(|c| c.to_string()).collect()),
+            ..Default::default()
+        };
+        let exec = docker
+            .create_exec(sandbox.as_str(), config)
+            .await
+            .expect("exec");
+        let mut out = String::new();
+        if let Ok(bollard::exec::StartExecResults::Attached { mut output, .. }) =
+            docker.start_exec(&exec.id, None).await
+        {
+            while let Some(Ok(chunk)) = output.next().await {
+                out.push_str(&chunk.to_string());
+            }
+        }
+        out
+    }
+
+    /// Whether the Engine has this volume.
+    pub async fn volume_exists(&self, name: &str) -> bool {
+        self.rt.engine().inspect_volume(name).await.is_ok()
     }
 
     pub async fn snap(&self) -> Snapshot {
@@ -183,6 +243,7 @@ async fn cleanup(apps: Vec<String>) {
             if let Some(id) = c.id {
                 let rm = bollard::query_parameters::RemoveContainerOptions {
                     force: true,
+                    v: true,
                     ..Default::default()
                 };
                 let _ = docker.remove_container(&id, Some(rm)).await;
@@ -225,6 +286,21 @@ pub fn running(s: &Snapshot, service: &str) -> Vec<Sandbox> {
         .filter(|x| x.service == service && x.status == SandboxStatus::Running)
         .cloned()
         .collect()
+}
+
+/// What a Redis server answers to one inline command.
+pub async fn redis(addr: &Address, command: &str) -> String {
+    let sa = addr.socket().expect("a port");
+    let mut s = tokio::net::TcpStream::connect(sa).await.expect("connect");
+    s.write_all(format!("{command}\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n]).trim_end().to_string()
 }
 
 /// One HTTP/1.0 GET of `/` from `addr`; the body.
