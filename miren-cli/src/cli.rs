@@ -87,8 +87,9 @@ pub struct UpArgs {
     /// The app directory.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// Which runtime runs the sandboxes.
-    #[arg(long, value_enum, default_value_t = RuntimeChoice::Process)]
+    /// Which runtime runs the sandboxes: `auto` puts image services (and code with a
+    /// Dockerfile) in Docker containers when an Engine answers, the rest in processes.
+    #[arg(long, value_enum, default_value_t = RuntimeChoice::Auto)]
     pub runtime: RuntimeChoice,
     /// Where the HTTP proxy listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -105,7 +106,8 @@ pub struct ServerArgs {
     /// ~/.local/share/miren).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Which runtime runs the sandboxes.
+    /// Which runtime runs the sandboxes: `auto` puts image services (and code with a
+    /// Dockerfile) in Docker containers when an Engine answers, the rest in processes.
     #[arg(long, value_enum, default_value_t = RuntimeChoice::Auto)]
     pub runtime: RuntimeChoice,
     /// Where the HTTP proxy listens.

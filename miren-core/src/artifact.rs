@@ -79,6 +79,20 @@ pub fn digest(bytes: &[u8]) -> Digest {
     Digest::of(bytes)
 }
 
+/// Whether the archive holds a regular file at `path` (relative to the app dir, as
+/// `[build] dockerfile` names it). Reads the archive: call it off the async threads.
+pub fn contains_file(archive: &Path, path: &str) -> io::Result<bool> {
+    let want = Path::new(path.trim_start_matches("./"));
+    let mut ar = tar::Archive::new(io::BufReader::new(fs::File::open(archive)?));
+    for entry in ar.entries()? {
+        let entry = entry?;
+        if entry.header().entry_type().is_file() && entry.path()? == want {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Unpacks an archive into `dest`, which must not exist yet; it appears complete or
 /// not at all (unpacked beside it, then renamed).
 pub fn unpack(archive: &Path, dest: &Path) -> io::Result<()> {
@@ -193,6 +207,10 @@ mod tests {
         assert!(!dest.join(".git").exists());
         assert!(!dest.join("node_modules").exists());
         assert!(!dest.join(LOCAL_DATA_DIR).exists());
+        assert!(contains_file(&art.path, "server.py")?);
+        assert!(contains_file(&art.path, "./server.py")?);
+        assert!(!contains_file(&art.path, "Dockerfile")?);
+        assert!(!contains_file(&art.path, ".miren/app.toml")?, "left out");
         Ok(())
     }
 }

@@ -104,6 +104,7 @@ pub fn sandbox(
         pool: PoolId::new(),
         version: VersionId::new(app),
         service: service.into(),
+        runtime: None,
         address: address.map(|a| {
             a.parse()
                 .unwrap_or_else(|e| panic!("a test's sandbox address: {e}"))

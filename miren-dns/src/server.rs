@@ -1,8 +1,9 @@
 //! The sockets: UDP and TCP on one address, served by hickory-server, answering from
 //! the zone snapshot the reflector keeps current.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -15,6 +16,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use miren_core::store::{Progress, Reflector, Store};
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
 
 use crate::answer::{Outcome, answer};
 use crate::forward::forward;
@@ -53,6 +55,58 @@ pub struct Dns {
     /// Keeps the zone in step with the store while the server lives.
     zone: Reflector<Zone>,
     config: DnsConfig,
+    /// Dropped when the server stops: the extra [`Listeners`] stop with it.
+    running: watch::Sender<()>,
+}
+
+/// More addresses the server answers on while it runs: each app network's gateway,
+/// for the containers on it. Cheap to clone.
+#[derive(Clone)]
+pub struct Listeners {
+    zone: Arc<ArcSwap<Zone>>,
+    config: DnsConfig,
+    running: watch::Receiver<()>,
+    listening: Arc<Mutex<HashSet<SocketAddr>>>,
+}
+
+impl Listeners {
+    /// Answers on `addr` too, UDP and TCP (nothing to do when it does already);
+    /// where UDP listens (with port 0, UDP and TCP get a free port each). Binds at
+    /// once, so a taken address is an error here.
+    pub fn listen(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let mut listening = self.listening.lock().unwrap_or_else(|e| e.into_inner());
+        if listening.contains(&addr) {
+            return Ok(addr);
+        }
+        let udp = std::net::UdpSocket::bind(addr)?;
+        let bound = udp.local_addr()?;
+        udp.set_nonblocking(true)?;
+        let tcp = std::net::TcpListener::bind(addr)?;
+        tcp.set_nonblocking(true)?;
+        let (udp, tcp) = (UdpSocket::from_std(udp)?, TcpListener::from_std(tcp)?);
+        let handler = Handler {
+            zone: self.zone.clone(),
+            config: self.config.clone(),
+        };
+        let mut server = hickory_server::Server::new(handler);
+        server.register_socket(udp);
+        server.register_listener(tcp, self.config.tcp_idle, 64);
+        let mut running = self.running.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                r = server.block_until_done() => {
+                    if let Err(e) = r {
+                        tracing::error!("DNS on {addr} stopped: {e}");
+                    }
+                }
+                // The main server stopped.
+                _ = running.changed() => {}
+            }
+        });
+        listening.insert(addr);
+        listening.insert(bound);
+        Ok(bound)
+    }
 }
 
 impl Dns {
@@ -71,7 +125,18 @@ impl Dns {
             tcp,
             zone,
             config,
+            running: watch::channel(()).0,
         })
+    }
+
+    /// A handle to answer on more addresses while the server runs.
+    pub fn listeners(&self) -> Listeners {
+        Listeners {
+            zone: self.zone.reader().cell(),
+            config: self.config.clone(),
+            running: self.running.subscribe(),
+            listening: Arc::default(),
+        }
     }
 
     /// Which store revision the zone reflects: the API waits on it so a change is in
@@ -96,8 +161,10 @@ impl Dns {
         let mut server = hickory_server::Server::new(handler);
         server.register_socket(self.udp);
         server.register_listener(self.tcp, self.config.tcp_idle, 64);
-        // `self.zone` lives as long as this future: dropping the task stops following.
+        // `self.zone` lives as long as this future: dropping the task stops following,
+        // and the extra listeners stop with `self.running`.
         let _following = self.zone;
+        let _running = self.running;
         if let Err(e) = server.block_until_done().await {
             tracing::error!("DNS server stopped: {e}");
         }

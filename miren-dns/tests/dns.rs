@@ -275,6 +275,56 @@ async fn a_draining_instance_leaves_the_answers_at_once_but_can_still_ask() {
     );
 }
 
+#[tokio::test]
+async fn it_answers_on_more_addresses_while_it_runs() {
+    let store = Arc::new(MemoryStore::new());
+    let p = pool("shop", "postgres");
+    let db = sandbox("shop", &p, &format!("{SHOP_DB}:5432"));
+    let web = sandbox("shop", &pool("shop", "web"), &format!("{SHOP_WEB}:8080"));
+    store
+        .txn(vec![
+            Op::put(keys::pool("shop", &p.id), keys::encode(&p)),
+            Op::put(keys::sandbox("shop", &db.id), keys::encode(&db)),
+            Op::put(keys::sandbox("shop", &web.id), keys::encode(&web)),
+        ])
+        .await
+        .expect("store write");
+    let dns = Dns::bind(
+        "127.0.0.1:0".parse().expect("an address"),
+        store,
+        DnsConfig::default(),
+    )
+    .await
+    .expect("DNS server binds");
+    let listeners = dns.listeners();
+    let task = tokio::spawn(dns.run());
+    // As on an app network's gateway: the same answers, for the same callers.
+    let extra = listeners
+        .listen("127.0.0.9:0".parse().expect("an address"))
+        .expect("listens");
+    assert_eq!(
+        listeners.listen(extra).expect("again"),
+        extra,
+        "once is enough"
+    );
+    assert_eq!(
+        addrs(&udp(extra, SHOP_WEB, "postgres.app.miren.", RecordType::A).await),
+        [SHOP_DB]
+    );
+    // Stopped with the server.
+    task.abort();
+    let _ = task.await;
+    let socket = UdpSocket::bind("127.0.0.2:0").await.expect("loopback I/O");
+    let q = query("postgres.app.miren.", RecordType::A);
+    socket
+        .send_to(&q.to_vec().expect("encodable"), extra)
+        .await
+        .expect("loopback I/O");
+    let mut buf = [0u8; 512];
+    let answer = tokio::time::timeout(Duration::from_millis(300), socket.recv_from(&mut buf)).await;
+    assert!(answer.is_err(), "still answering after the server stopped");
+}
+
 /// An upstream resolver on loopback: answers every question with 192.0.2.7 and counts
 /// them.
 async fn fake_upstream() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {

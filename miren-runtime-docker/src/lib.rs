@@ -62,7 +62,7 @@ use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, ListVolumesOptions, RemoveContainerOptions,
     StopContainerOptions,
 };
-use miren_core::model::{Address, CodeSource, SandboxId};
+use miren_core::model::{Address, CodeSource, PoolSpec, SandboxId, VersionId};
 use miren_core::runtime::{
     EventSink, LABEL_APP, LABEL_SANDBOX, Listed, PrepareApp, PrepareLog, Runtime, RuntimeError,
     SandboxSpec, Started,
@@ -160,10 +160,26 @@ impl DockerRuntime {
 
     /// The image a sandbox runs.
     fn image_of(spec: &SandboxSpec) -> String {
-        match &spec.spec.source {
+        Self::image_for(&spec.app, &spec.version, &spec.spec)
+    }
+
+    fn image_for(app: &str, version: &VersionId, spec: &PoolSpec) -> String {
+        match &spec.source {
             CodeSource::Image(i) => i.clone(),
-            CodeSource::Artifact(_) => names::built_image(&spec.app, &spec.version),
+            CodeSource::Artifact(_) => names::built_image(app, version),
         }
+    }
+
+    /// Where a service of a prepared version listens in its containers: its declared
+    /// port, else its image's first exposed TCP port.
+    pub async fn listening_port(
+        &self,
+        app: &str,
+        version: &VersionId,
+        spec: &PoolSpec,
+    ) -> Result<Option<u16>, RuntimeError> {
+        let image = Self::image_for(app, version, spec);
+        self.port_of(spec.port, &image).await
     }
 
     /// Where a service listens: its declared port, else its image's first exposed one.
@@ -256,6 +272,29 @@ impl Runtime for DockerRuntime {
             image::ensure(docker, i, log).await?;
         }
         if build {
+            let (archive, dockerfile) = (app.artifact.path.clone(), app.dockerfile.clone());
+            let has = tokio::task::spawn_blocking(move || {
+                miren_core::artifact::contains_file(&archive, &dockerfile)
+            })
+            .await
+            .map_err(|e| RuntimeError::Backend(format!("a blocking task failed: {e}")))?
+            .map_err(|e| RuntimeError::Prepare(format!("reading the app's code: {e}")))?;
+            if !has {
+                let code: Vec<&str> = app
+                    .services
+                    .iter()
+                    .filter(|s| matches!(s.source, CodeSource::Artifact(_)))
+                    .map(|s| s.service.as_str())
+                    .collect();
+                return Err(RuntimeError::Unsupported(format!(
+                    "{} the app's code in a container, and the app has no `{}` to build its                      image from: add one, or run the server with `--runtime auto` to run                      code without one as local processes",
+                    match code.as_slice() {
+                        [one] => format!("service `{one}` runs"),
+                        more => format!("services `{}` run", more.join("`, `")),
+                    },
+                    app.dockerfile
+                )));
+            }
             let tag = names::built_image(&app.app, &app.version);
             image::build(docker, &app.app, &app.artifact, &app.dockerfile, &tag, log).await?;
         }
@@ -315,7 +354,10 @@ impl Runtime for DockerRuntime {
             .and_then(|i| container::address_on(&i, &net.name))
             .map(|ip| Address { ip, port });
         self.watch(&spec.id, address, 0, events);
-        Ok(Started { address })
+        Ok(Started {
+            address,
+            runtime: None,
+        })
     }
 
     async fn stop(&self, sandbox: &SandboxId, grace: Duration) -> Result<(), RuntimeError> {
@@ -387,6 +429,7 @@ impl Runtime for DockerRuntime {
             out.push(Listed {
                 id,
                 address: ip.map(|ip| Address { ip, port }),
+                runtime: None,
                 labels,
             });
         }

@@ -219,34 +219,50 @@ impl ProcessRuntime {
         Err(RuntimeError::Start("no free port found".to_string()))
     }
 
-    async fn ensure_net(&self, app: &str, services: &[PoolSpec]) -> Result<(), RuntimeError> {
-        for s in services {
-            let Some(port) = s.port else { continue };
+    /// Gives services this runtime does not run (an `image` service in a container,
+    /// under `--runtime auto`) a stable address too, so this runtime's sandboxes reach
+    /// them as `<svc>.app.miren:<port>`; it balances over whatever the store says
+    /// serves them. `services`: (service, the port it listens on).
+    pub async fn serve_addresses(
+        &self,
+        app: &str,
+        services: &[(String, u16)],
+    ) -> Result<(), RuntimeError> {
+        let services: Vec<(&str, u16)> = services.iter().map(|(s, p)| (s.as_str(), *p)).collect();
+        self.ensure_net(app, services).await
+    }
+
+    async fn ensure_net<'a>(
+        &self,
+        app: &str,
+        services: impl IntoIterator<Item = (&'a str, u16)>,
+    ) -> Result<(), RuntimeError> {
+        for (service, port) in services {
             let current = lock(&self.inner.apps)
                 .get(app)
-                .and_then(|n| n.services.get(&s.service).copied());
+                .and_then(|n| n.services.get(service).copied());
             if current.is_some_and(|(p, _)| p == port) {
                 continue;
             }
             let alloc = |e| RuntimeError::io("allocating a service address", e);
             let mut ip = lock(&self.inner.addresses)
-                .ip(app, &s.service)
+                .ip(app, service)
                 .map_err(alloc)?;
             let mut taken = Vec::new();
             let serving = self.inner.serving.reader();
             let b = loop {
-                match Balancer::bind(IpAddr::V4(ip), port, app, &s.service, serving.clone()).await {
+                match Balancer::bind(IpAddr::V4(ip), port, app, service, serving.clone()).await {
                     Ok(b) => break b,
                     // Another server on this machine has it: take the next one.
                     Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && taken.len() < 64 => {
                         taken.push(ip);
                         ip = lock(&self.inner.addresses)
-                            .reassign(app, &s.service, &taken)
+                            .reassign(app, service, &taken)
                             .map_err(alloc)?;
                     }
                     Err(e) => {
                         return Err(RuntimeError::io(
-                            format!("listening on {ip}:{port} for service `{}`", s.service),
+                            format!("listening on {ip}:{port} for service `{service}`"),
                             e,
                         ));
                     }
@@ -254,8 +270,8 @@ impl ProcessRuntime {
             };
             let mut apps = lock(&self.inner.apps);
             let net = apps.entry(app.to_string()).or_default();
-            net.services.insert(s.service.clone(), (port, b.addr()));
-            net.balancers.insert(s.service.clone(), Arc::new(b));
+            net.services.insert(service.to_string(), (port, b.addr()));
+            net.balancers.insert(service.to_string(), Arc::new(b));
         }
         Ok(())
     }
@@ -353,7 +369,12 @@ impl Runtime for ProcessRuntime {
                 .map_err(|e| RuntimeError::Prepare(format!("unpacking the app's code: {e}")))
         })
         .await?;
-        self.ensure_net(&app.app, &app.services).await
+        let with_ports: Vec<(&str, u16)> = app
+            .services
+            .iter()
+            .filter_map(|s| Some((s.service.as_str(), s.port?)))
+            .collect();
+        self.ensure_net(&app.app, with_ports).await
     }
 
     async fn start(&self, spec: &SandboxSpec, events: EventSink) -> Result<Started, RuntimeError> {
@@ -541,6 +562,7 @@ impl Runtime for ProcessRuntime {
 
         Ok(Started {
             address: address.map(Address::from),
+            runtime: None,
         })
     }
 
@@ -569,6 +591,7 @@ impl Runtime for ProcessRuntime {
             .iter()
             .map(|(id, p)| Listed {
                 id: id.clone(),
+                runtime: None,
                 address: p
                     .port
                     .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into()),

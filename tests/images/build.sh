@@ -63,7 +63,7 @@ postgres_image() {
 
 for w in "${want[@]}"; do
   case $w in
-    busybox) busybox_image ;;
+    busybox) busybox_image && tag_as miren-test/busybox busybox:1.36 busybox:latest ;;
     redis) redis_image ;;
     postgres) postgres_image ;;
     *) echo "unknown image: $w" >&2; exit 2 ;;

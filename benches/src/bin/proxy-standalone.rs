@@ -85,6 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     version,
                     service: "web".into(),
                     address: Some(backend.parse()?),
+                    runtime: None,
                     status: SandboxStatus::Running,
                     reason: None,
                     exit_code: None,

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::Exit;
 use crate::cli::ServerArgs;
-use crate::server::{Options, RuntimeChoice, Server, default_data_dir, socket_in};
+use crate::server::{Options, Server, default_data_dir, socket_in};
 
 /// Where the host's resolver is named: the default upstream of service DNS.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -37,17 +37,6 @@ pub fn raise_open_files_limit() {
     }
 }
 
-/// The runtime to use: `auto` is docker when it is part of the build and answers.
-pub fn resolve_runtime(choice: RuntimeChoice) -> RuntimeChoice {
-    match choice {
-        RuntimeChoice::Auto => {
-            tracing::info!("runtime: process (the docker runtime is not part of this build yet)");
-            RuntimeChoice::Process
-        }
-        other => other,
-    }
-}
-
 /// Waits for Ctrl-C or SIGTERM.
 pub async fn stop_signal() {
     let term = async {
@@ -71,7 +60,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
     let api_socket = args.api_socket.unwrap_or_else(|| socket_in(&data_dir));
     let opts = Options {
         data_dir: data_dir.clone(),
-        runtime: resolve_runtime(args.runtime),
+        runtime: args.runtime,
         http_addr: args.http_addr,
         api_socket: api_socket.clone(),
         api_addr: args.api_addr,

@@ -11,9 +11,7 @@ use miren_core::model::{Route, SourceInfo, VersionState};
 
 use super::deploy::{check_locally, git_commit, pack};
 use super::logs::format_line;
-use super::server::{
-    RESOLV_CONF, init_tracing, raise_open_files_limit, resolve_runtime, stop_signal,
-};
+use super::server::{RESOLV_CONF, init_tracing, raise_open_files_limit, stop_signal};
 use crate::Exit;
 use crate::cli::{ColorChoice, UpArgs};
 use crate::server::rollout::{Rollout, Start};
@@ -42,7 +40,7 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     let server = match Server::start(Options {
         api_socket: socket_in(&data_dir),
         data_dir,
-        runtime: resolve_runtime(args.runtime),
+        runtime: args.runtime,
         http_addr: args.http_addr,
         api_addr: None,
         dns_addr: args.dns_addr,

@@ -4,6 +4,7 @@
 mod api;
 pub mod logs;
 pub mod rollout;
+mod runtimes;
 pub mod status;
 mod visible;
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use miren_core::artifact::ArtifactStore;
 use miren_core::controller::{Controller, ControllerConfig};
+use miren_core::runtime::Runtime;
 use miren_core::store::{RedbStore, Store, StoreError};
 use miren_runtime_process::ProcessRuntime;
 use tokio::task::JoinHandle;
@@ -68,7 +70,8 @@ pub struct Server {
     pub dns_addr: Option<SocketAddr>,
     /// Waits until the proxy and DNS show the store as it is.
     pub visible: Visibility,
-    runtime: ProcessRuntime,
+    /// Its stable service addresses close at shutdown.
+    process: ProcessRuntime,
     socket: PathBuf,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -96,11 +99,6 @@ impl Server {
     /// Opens everything and starts serving. Fails clearly when another server holds
     /// the data dir or an address is taken.
     pub async fn start(opts: Options) -> anyhow::Result<Self> {
-        if opts.runtime == RuntimeChoice::Docker {
-            bail!(
-                "the docker runtime is not part of this build yet; use `--runtime process` (image services need docker)"
-            );
-        }
         let data = &opts.data_dir;
         std::fs::create_dir_all(data)
             .with_context(|| format!("creating the data dir {}", data.display()))?;
@@ -114,16 +112,59 @@ impl Server {
             ),
             Err(e) => return Err(e).context("opening the state store"),
         };
-        let runtime = ProcessRuntime::new(data.join("process"), store.clone())
+
+        // Service DNS before the runtimes: the Docker runtime serves it on every app
+        // network's gateway, for the containers there.
+        let wants_docker = opts.runtime != RuntimeChoice::Process;
+        let mut dns = None;
+        if opts.dns_addr.is_some() || wants_docker {
+            let addr = opts
+                .dns_addr
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+            let config = miren_dns::DnsConfig {
+                upstream: opts.dns_upstream,
+                ..miren_dns::DnsConfig::default()
+            };
+            let d = miren_dns::Dns::bind(addr, store.clone(), config)
+                .await
+                .with_context(|| format!("listening on {addr} for DNS (UDP and TCP)"))?;
+            dns = Some(d);
+        }
+        let dns_addr = opts
+            .dns_addr
+            .and_then(|_| dns.as_ref().map(miren_dns::Dns::local_addr));
+        let process = ProcessRuntime::new(data.join("process"), store.clone())
             .await
             .context("starting the process runtime")?;
+        let docker = match wants_docker {
+            false => None,
+            true => Some(connect_docker(data, dns.as_ref().map(miren_dns::Dns::listeners)).await),
+        };
+        let runtime: Arc<dyn Runtime> = match (opts.runtime, docker) {
+            (RuntimeChoice::Docker, Some(Err(e))) => bail!("--runtime docker: {e}"),
+            (RuntimeChoice::Docker, Some(Ok(d))) => Arc::new(d),
+            (RuntimeChoice::Auto, Some(d)) => {
+                let auto = runtimes::Auto::new(process.clone(), d);
+                if auto.has_docker() {
+                    tracing::info!(
+                        "runtime: auto (Docker containers for images and Dockerfile apps, processes for the rest)"
+                    );
+                } else {
+                    tracing::info!(
+                        "runtime: auto without Docker (no Engine answers): processes; image services fail to deploy"
+                    );
+                }
+                Arc::new(auto)
+            }
+            _ => Arc::new(process.clone()),
+        };
         let artifacts =
             ArtifactStore::open(data.join("artifacts")).context("opening the artifact store")?;
         let logs = LogStore::open(data.join("logs"), Retention::default())
             .context("opening the log store")?;
         let mut cfg = ControllerConfig::new(artifacts.clone());
         cfg.logs = logs.sink();
-        let controller = Controller::start(store.clone(), Arc::new(runtime.clone()), cfg)
+        let controller = Controller::start(store.clone(), runtime, cfg)
             .await
             .context("starting the controller")?;
 
@@ -141,16 +182,7 @@ impl Server {
         visible.add("the proxy", proxy.progress());
         let mut tasks = vec![tokio::spawn(proxy.run())];
 
-        let mut dns_addr = None;
-        if let Some(addr) = opts.dns_addr {
-            let config = miren_dns::DnsConfig {
-                upstream: opts.dns_upstream,
-                ..miren_dns::DnsConfig::default()
-            };
-            let dns = miren_dns::Dns::bind(addr, store.clone(), config)
-                .await
-                .with_context(|| format!("listening on {addr} for DNS (UDP and TCP)"))?;
-            dns_addr = Some(dns.local_addr());
+        if let Some(dns) = dns {
             visible.add("service DNS", dns.progress());
             tasks.push(tokio::spawn(dns.run()));
         }
@@ -206,7 +238,7 @@ impl Server {
             api_addr,
             dns_addr,
             visible,
-            runtime,
+            process,
             socket,
             tasks,
         })
@@ -218,11 +250,40 @@ impl Server {
         for t in &self.tasks {
             t.abort();
         }
-        self.runtime.close().await;
+        self.process.close().await;
         self.logs.flush().await;
         let _ = std::fs::remove_file(&self.socket);
         result.context("stopping sandboxes")
     }
+}
+
+/// The Docker runtime on this machine's Engine, its containers labelled as this data
+/// dir's server's, with service DNS (when it runs) on each app network's gateway.
+async fn connect_docker(
+    data: &Path,
+    dns: Option<miren_dns::Listeners>,
+) -> Result<miren_runtime_docker::DockerRuntime, miren_core::runtime::RuntimeError> {
+    let owner = data.canonicalize().unwrap_or_else(|_| data.to_path_buf());
+    // FNV-1a of the data dir: stable across restarts, distinct per server.
+    let owner = owner
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let dns = dns.map(|l| {
+        Arc::new(move |n: &miren_runtime_docker::AppNetwork| {
+            l.listen(SocketAddr::new(n.gateway, 53))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }) as miren_runtime_docker::ServiceDns
+    });
+    let options = miren_runtime_docker::DockerOptions {
+        owner: format!("{owner:016x}"),
+        dns,
+    };
+    miren_runtime_docker::DockerRuntime::connect(&miren_runtime_docker::socket_path(), options)
+        .await
 }
 
 /// The API token: 32 random bytes as hex, created on first start, mode 0600.

@@ -11,10 +11,10 @@ use crate::autoscale::Window;
 
 use super::{Command, ControllerConfig, ControllerError, Event, Reply, Snapshot};
 use crate::model::{
-    Address, App, PoolId, Route, Sandbox, SandboxId, SandboxPool, SandboxStatus, Version,
-    VersionId, VersionState,
+    App, PoolId, Route, Sandbox, SandboxId, SandboxPool, SandboxStatus, Version, VersionId,
+    VersionState,
 };
-use crate::runtime::{EventSink, Runtime, RuntimeError, RuntimeEvent};
+use crate::runtime::{EventSink, Runtime, RuntimeError, RuntimeEvent, Started};
 use crate::store::Revision;
 use crate::store::{Op, Store, StoreError, keys};
 
@@ -60,7 +60,7 @@ pub(super) enum Timer {
 
 pub(super) enum Internal {
     Prepared(VersionId, Result<(), RuntimeError>),
-    Started(SandboxId, Result<Option<Address>, RuntimeError>),
+    Started(SandboxId, Result<Started, RuntimeError>),
     StopFailed(SandboxId, String),
     Done(Box<dyn FnOnce() + Send>),
 }
@@ -685,9 +685,14 @@ impl Actor {
                 });
                 continue;
             }
+            let runtime = l
+                .runtime
+                .clone()
+                .unwrap_or_else(|| self.runtime.name().to_string());
             let (sb, app) = match self.sandboxes.get_mut(&l.id) {
                 Some(s) => {
                     s.sb.status = SandboxStatus::Pending;
+                    s.sb.runtime = Some(runtime);
                     (s.sb.clone(), s.app.clone())
                 }
                 None => continue,

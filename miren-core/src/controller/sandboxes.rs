@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use super::actor::{Actor, Internal, SandboxState, Timer};
 use super::plan::{Member, PoolView, plan_pool};
 use crate::model::{Address, PoolId, Sandbox, SandboxId, SandboxStatus, VersionState};
-use crate::runtime::{RuntimeError, SandboxSpec, now_millis};
+use crate::runtime::{RuntimeError, SandboxSpec, Started, now_millis};
 
 /// Dead and stopped sandboxes kept per pool, for `sandbox list` and post-mortems.
 const KEEP_EXITED: usize = 5;
@@ -128,6 +128,7 @@ impl Actor {
             version: version.clone(),
             service: service.clone(),
             address: None,
+            runtime: None,
             status: SandboxStatus::Pending,
             reason: None,
             exit_code: None,
@@ -160,7 +161,7 @@ impl Actor {
         let rt = self.runtime.clone();
         self.spawn_internal(async move {
             let r = rt.start(&spec, sink).await;
-            Internal::Started(spec.id, r.map(|s| s.address))
+            Internal::Started(spec.id, r)
         });
     }
 
@@ -216,11 +217,7 @@ impl Actor {
         });
     }
 
-    pub(super) fn started(
-        &mut self,
-        id: &SandboxId,
-        result: Result<Option<Address>, RuntimeError>,
-    ) {
+    pub(super) fn started(&mut self, id: &SandboxId, result: Result<Started, RuntimeError>) {
         let Some(s) = self.sandboxes.get_mut(id) else {
             // Forgotten while starting (app deleted): make sure it doesn't linger.
             if result.is_ok() {
@@ -230,11 +227,16 @@ impl Actor {
         };
         s.starting = false;
         match result {
-            Ok(address) => {
-                if s.sb.address.is_none() && address.is_some() {
-                    s.sb.address = address;
-                    self.touch_sandbox(id);
+            Ok(started) => {
+                if s.sb.address.is_none() && started.address.is_some() {
+                    s.sb.address = started.address;
                 }
+                s.sb.runtime = Some(
+                    started
+                        .runtime
+                        .unwrap_or_else(|| self.runtime.name().to_string()),
+                );
+                self.touch_sandbox(id);
                 let s = &self.sandboxes[id];
                 if s.sb.status == SandboxStatus::Stopping {
                     self.request_stop(id);

@@ -176,6 +176,9 @@ pub struct Sandbox {
     pub service: String,
     /// Where it can be reached, once known.
     pub address: Option<Address>,
+    /// Which runtime runs it (`process`, `docker`), once started.
+    #[serde(default)]
+    pub runtime: Option<String>,
     /// What it is doing.
     pub status: SandboxStatus,
     /// Why it stopped or died.

@@ -214,7 +214,10 @@ impl Runtime for FakeRuntime {
                 task,
             },
         );
-        Ok(Started { address })
+        Ok(Started {
+            address,
+            runtime: None,
+        })
     }
 
     async fn stop(&self, sandbox: &SandboxId, _grace: Duration) -> Result<(), RuntimeError> {
@@ -237,6 +240,7 @@ impl Runtime for FakeRuntime {
             .running
             .values()
             .map(|f| Listed {
+                runtime: None,
                 id: f.spec.id.clone(),
                 address: f
                     .spec

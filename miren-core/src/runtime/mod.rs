@@ -128,6 +128,8 @@ pub const LABEL_VERSION: &str = "dev.miren.version";
 pub struct Started {
     /// Where it will listen, when known now.
     pub address: Option<Address>,
+    /// Which backend runs it, when this runtime is several (`None`: this one).
+    pub runtime: Option<String>,
 }
 
 /// A sandbox the backend knows about, for adoption after a server restart.
@@ -137,6 +139,8 @@ pub struct Listed {
     pub id: SandboxId,
     /// Where it listens, when known.
     pub address: Option<Address>,
+    /// Which backend runs it, when this runtime is several (`None`: this one).
+    pub runtime: Option<String>,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
 }
