@@ -105,6 +105,10 @@ pub struct AppStatus {
     pub app: AppSummary,
     /// Its pools, with why each has its count.
     pub pools: Vec<SandboxPool>,
+    /// Which runtime runs each pool's sandboxes (`process`, `docker`), by pool id,
+    /// for the pools that have run one.
+    #[serde(default)]
+    pub runtimes: std::collections::BTreeMap<String, String>,
 }
 
 /// `app history`'s row.

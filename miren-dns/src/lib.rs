@@ -33,7 +33,7 @@ pub mod forward;
 mod server;
 pub mod zone;
 
-pub use server::{Dns, DnsConfig, Listeners};
+pub use server::{AppSubnet, Dns, DnsConfig, Listeners};
 
 /// The DNS wire types (hickory-proto), for clients and tests of this server.
 pub use hickory_server::proto;

@@ -2,7 +2,7 @@
 //! the zone snapshot the reflector keeps current.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use miren_core::store::{Progress, Reflector, Store};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 
-use crate::answer::{Outcome, answer};
+use crate::answer::{Outcome, answer, answer_as};
 use crate::forward::forward;
 use crate::zone::Zone;
 use crate::zone::projection::ZoneProjection;
@@ -69,11 +69,48 @@ pub struct Listeners {
     listening: Arc<Mutex<HashSet<SocketAddr>>>,
 }
 
+/// An app network: the callers whose address is in it are that app's sandboxes, as
+/// soon as they exist (the Engine gives the network's addresses to its containers
+/// only), before the store records their address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSubnet {
+    /// The app.
+    pub app: String,
+    /// The network's address.
+    pub addr: IpAddr,
+    /// Its prefix length.
+    pub prefix: u8,
+}
+
+impl AppSubnet {
+    /// Whether `ip` is in it.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let bits = u32::from(self.prefix.min(32));
+                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let bits = u32::from(self.prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Listeners {
     /// Answers on `addr` too, UDP and TCP (nothing to do when it does already);
     /// where UDP listens (with port 0, UDP and TCP get a free port each). Binds at
-    /// once, so a taken address is an error here.
-    pub fn listen(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    /// once, so a taken address is an error here. With `subnet`, a question from an
+    /// address in it is its app's; any other is known by its address as everywhere.
+    pub fn listen(
+        &self,
+        addr: SocketAddr,
+        subnet: Option<AppSubnet>,
+    ) -> std::io::Result<SocketAddr> {
         let mut listening = self.listening.lock().unwrap_or_else(|e| e.into_inner());
         if listening.contains(&addr) {
             return Ok(addr);
@@ -87,6 +124,7 @@ impl Listeners {
         let handler = Handler {
             zone: self.zone.clone(),
             config: self.config.clone(),
+            subnet: subnet.map(|s| (Arc::from(s.app.as_str()), s)),
         };
         let mut server = hickory_server::Server::new(handler);
         server.register_socket(udp);
@@ -157,6 +195,7 @@ impl Dns {
         let handler = Handler {
             zone: self.zone.reader().cell(),
             config: self.config.clone(),
+            subnet: None,
         };
         let mut server = hickory_server::Server::new(handler);
         server.register_socket(self.udp);
@@ -190,6 +229,8 @@ async fn bind_both(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)
 struct Handler {
     zone: Arc<ArcSwap<Zone>>,
     config: DnsConfig,
+    /// An app network this listener serves.
+    subnet: Option<(Arc<str>, AppSubnet)>,
 }
 
 #[async_trait::async_trait]
@@ -220,12 +261,13 @@ impl RequestHandler for Handler {
             Err(_) => return send_code(response, builder, meta, ResponseCode::FormErr).await,
         };
         let qname = Name::from(info.query.name());
-        let outcome = answer(
-            &self.zone.load(),
-            &qname,
-            info.query.query_type(),
-            info.src.ip(),
-        );
+        let zone = self.zone.load();
+        let outcome = match &self.subnet {
+            Some((app, net)) if net.contains(info.src.ip()) => {
+                answer_as(&zone, &qname, info.query.query_type(), Some(app))
+            }
+            _ => answer(&zone, &qname, info.query.query_type(), info.src.ip()),
+        };
         let sent = match outcome {
             Outcome::Reply(r) => {
                 meta.authoritative = r.code != ResponseCode::Refused;
@@ -296,4 +338,31 @@ fn failed(req: &Metadata) -> ResponseInfo {
         metadata,
         counts: HeaderCounts::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AppSubnet;
+
+    fn net(addr: &str, prefix: u8) -> AppSubnet {
+        AppSubnet {
+            app: "a".into(),
+            addr: addr.parse().expect("an address"),
+            prefix,
+        }
+    }
+
+    #[test]
+    fn a_subnet_holds_exactly_its_addresses() {
+        let ip = |s: &str| s.parse().expect("an address");
+        let n = net("172.18.0.0", 16);
+        assert!(n.contains(ip("172.18.255.3")) && n.contains(ip("172.18.0.1")));
+        assert!(!n.contains(ip("172.19.0.2")) && !n.contains(ip("10.0.0.1")));
+        assert!(!n.contains(ip("::1")), "another family");
+        assert!(net("10.1.2.3", 32).contains(ip("10.1.2.3")));
+        assert!(!net("10.1.2.3", 32).contains(ip("10.1.2.4")));
+        assert!(net("0.0.0.0", 0).contains(ip("8.8.8.8")));
+        assert!(net("fd00::", 64).contains(ip("fd00::7")));
+        assert!(!net("fd00::", 64).contains(ip("fd01::7")));
+    }
 }

@@ -300,16 +300,43 @@ async fn it_answers_on_more_addresses_while_it_runs() {
     let task = tokio::spawn(dns.run());
     // As on an app network's gateway: the same answers, for the same callers.
     let extra = listeners
-        .listen("127.0.0.9:0".parse().expect("an address"))
+        .listen("127.0.0.9:0".parse().expect("an address"), None)
         .expect("listens");
     assert_eq!(
-        listeners.listen(extra).expect("again"),
+        listeners.listen(extra, None).expect("again"),
         extra,
         "once is enough"
     );
     assert_eq!(
         addrs(&udp(extra, SHOP_WEB, "postgres.app.miren.", RecordType::A).await),
         [SHOP_DB]
+    );
+    // For an app network: a caller from its subnet is that app's, known or not yet.
+    let blogs = miren_dns::AppSubnet {
+        app: "blog".into(),
+        addr: "127.0.3.0".parse().expect("an address"),
+        prefix: 24,
+    };
+    let gateway = listeners
+        .listen("127.0.3.1:0".parse().expect("an address"), Some(blogs))
+        .expect("listens");
+    let m = udp(
+        gateway,
+        "127.0.3.77",
+        "postgres.shop.app.miren.",
+        RecordType::A,
+    )
+    .await;
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::Refused,
+        "blog's, not an operator"
+    );
+    let m = udp(gateway, OPERATOR, "postgres.shop.app.miren.", RecordType::A).await;
+    assert_eq!(
+        addrs(&m),
+        [SHOP_DB],
+        "outside the subnet: known by its address"
     );
     // Stopped with the server.
     task.abort();

@@ -16,6 +16,11 @@ use miren_core::runtime::{EventSink, Lines, SandboxSpec, Stream};
 
 use crate::names::{self, SEARCH_DOMAIN};
 
+/// A container's `/etc/resolv.conf` for service DNS on `gateway`.
+pub fn resolv_conf(gateway: IpAddr) -> String {
+    format!("nameserver {gateway}\nsearch {SEARCH_DOMAIN}\noptions ndots:1\n")
+}
+
 /// Label recording the port a container listens on, so an adopting server knows it.
 pub const LABEL_PORT: &str = "dev.miren.port";
 
@@ -32,8 +37,8 @@ pub struct Plan<'a> {
     pub port: Option<u16>,
     /// The app's network.
     pub network: &'a str,
-    /// Its resolver (service DNS on the network's gateway), if there is one.
-    pub resolver: Option<IpAddr>,
+    /// Its `/etc/resolv.conf` (service DNS on the network's gateway), if there is one.
+    pub resolv_conf: Option<&'a std::path::Path>,
     /// The server that runs it ([`names::LABEL_OWNER`]).
     pub owner: &'a str,
 }
@@ -68,6 +73,18 @@ pub fn config(p: &Plan<'_>) -> ContainerCreateBody {
             ..Default::default()
         });
     }
+    // The resolver file replaces the Engine's, which points at the Engine's own DNS:
+    // that one forwards from an address of its own, and service DNS must see the
+    // container's to know which app asks.
+    if let Some(file) = p.resolv_conf {
+        mounts.push(Mount {
+            typ: Some(MountType::BIND),
+            source: Some(file.display().to_string()),
+            target: Some("/etc/resolv.conf".into()),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
     let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     if let Some(port) = p.port {
         labels.insert(LABEL_PORT.to_string(), port.to_string());
@@ -91,8 +108,6 @@ pub fn config(p: &Plan<'_>) -> ContainerCreateBody {
             privileged: Some(false),
             network_mode: Some(p.network.to_string()),
             mounts: (!mounts.is_empty()).then_some(mounts),
-            dns: p.resolver.map(|ip| vec![ip.to_string()]),
-            dns_search: p.resolver.map(|_| vec![SEARCH_DOMAIN.to_string()]),
             ..Default::default()
         }),
         ..Default::default()
@@ -294,7 +309,7 @@ mod tests {
             image: "postgres:16",
             port: Some(5432),
             network: "miren-shop",
-            resolver: Some("172.18.0.1".parse().expect("an address")),
+            resolv_conf: Some(std::path::Path::new("/srv/miren/resolv/shop.conf")),
             owner: "server-1",
         });
         let env = c.env.clone().unwrap_or_default();
@@ -316,11 +331,16 @@ mod tests {
         assert_eq!(h.init, Some(true));
         assert_eq!(h.privileged, Some(false));
         assert_eq!(h.network_mode.as_deref(), Some("miren-shop"));
-        assert_eq!(h.dns, Some(vec!["172.18.0.1".to_string()]));
-        assert_eq!(h.dns_search, Some(vec!["app.miren".to_string()]));
-        let m = &h.mounts.expect("mounts")[0];
-        assert_eq!(m.source.as_deref(), Some("miren-shop-pg-data"));
-        assert_eq!(m.typ, Some(MountType::VOLUME));
+        let mounts = h.mounts.expect("mounts");
+        assert_eq!(mounts[0].source.as_deref(), Some("miren-shop-pg-data"));
+        assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
+        assert_eq!(mounts[1].target.as_deref(), Some("/etc/resolv.conf"));
+        assert_eq!(mounts[1].typ, Some(MountType::BIND));
+        assert_eq!(mounts[1].read_only, Some(true));
+        assert_eq!(
+            resolv_conf("172.18.0.1".parse().expect("an address")),
+            "nameserver 172.18.0.1\nsearch app.miren\noptions ndots:1\n"
+        );
         let labels = c.labels.expect("labels");
         assert_eq!(labels.get(LABEL_PORT).map(String::as_str), Some("5432"));
         assert!(labels.contains_key(miren_core::runtime::LABEL_SANDBOX));
@@ -338,12 +358,13 @@ mod tests {
             image: "postgres:16",
             port: None,
             network: "miren-shop",
-            resolver: None,
+            resolv_conf: None,
             owner: "server-1",
         });
         assert_eq!(c.entrypoint, Some(vec!["/bin/sh".into(), "-c".into()]));
         assert_eq!(c.cmd, Some(vec!["exec postgres -c fsync=off".into()]));
-        assert!(c.host_config.is_some_and(|h| h.dns.is_none()));
+        let mounts = c.host_config.and_then(|h| h.mounts).unwrap_or_default();
+        assert_eq!(mounts.len(), 1, "its disk, and no resolver file");
         assert!(
             !c.env
                 .unwrap_or_default()

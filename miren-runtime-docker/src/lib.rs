@@ -38,7 +38,11 @@
 //!
 //! # async fn demo() -> Result<(), miren_core::runtime::RuntimeError> {
 //! let socket = miren_runtime_docker::socket_path();
-//! let options = miren_runtime_docker::DockerOptions { owner: "my-server".into(), dns: None };
+//! let options = miren_runtime_docker::DockerOptions {
+//!     owner: "my-server".into(),
+//!     dns: None,
+//!     dir: "/var/lib/miren/docker".into(),
+//! };
 //! let runtime: Arc<dyn Runtime> = Arc::new(DockerRuntime::connect(&socket, options).await?);
 //! # Ok(()) }
 //! ```
@@ -51,7 +55,7 @@ mod network;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -86,6 +90,8 @@ pub struct DockerOptions {
     /// Service DNS on every app network's gateway, made the containers' resolver
     /// (searching `app.miren`); without, containers resolve as the Engine sets up.
     pub dns: Option<ServiceDns>,
+    /// Where the runtime keeps files of its own (each app's resolver file).
+    pub dir: PathBuf,
 }
 
 /// The Docker runtime. Clones share state.
@@ -106,6 +112,8 @@ struct Inner {
     dns: Option<ServiceDns>,
     /// This server's containers carry it.
     owner: String,
+    /// Each app's `/etc/resolv.conf` for its containers is kept here.
+    dir: PathBuf,
 }
 
 struct Watched {
@@ -131,6 +139,7 @@ impl DockerRuntime {
                 watched: Mutex::new(HashMap::new()),
                 dns: options.dns,
                 owner: options.owner,
+                dir: options.dir,
             }),
         })
     }
@@ -153,9 +162,23 @@ impl DockerRuntime {
                     n.gateway
                 ))
             })?;
+            let file = self.resolv_conf(app);
+            let text = container::resolv_conf(n.gateway);
+            let write = async {
+                tokio::fs::create_dir_all(self.inner.dir.join("resolv")).await?;
+                tokio::fs::write(&file, text).await
+            };
+            write
+                .await
+                .map_err(|e| RuntimeError::io(format!("writing {}", file.display()), e))?;
         }
         lock(&self.inner.networks).insert(app.to_string(), n.clone());
         Ok(n)
+    }
+
+    /// The app's containers' `/etc/resolv.conf` (written when service DNS is on).
+    fn resolv_conf(&self, app: &str) -> PathBuf {
+        self.inner.dir.join("resolv").join(format!("{app}.conf"))
     }
 
     /// The image a sandbox runs.
@@ -309,12 +332,13 @@ impl Runtime for DockerRuntime {
         for d in &spec.spec.disks {
             self.ensure_volume(&spec.app, d).await?;
         }
+        let resolv = self.resolv_conf(&spec.app);
         let plan = Plan {
             spec,
             image: &image,
             port,
             network: &net.name,
-            resolver: self.inner.dns.as_ref().map(|_| net.gateway),
+            resolv_conf: self.inner.dns.as_ref().map(|_| resolv.as_path()),
             owner: &self.inner.owner,
         };
         let name = spec.id.to_string();
@@ -366,18 +390,32 @@ impl Runtime for DockerRuntime {
             t: Some(secs),
             signal: None,
         };
-        match self
-            .inner
-            .docker
-            .stop_container(sandbox.as_str(), Some(options))
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Err(RuntimeError::NotFound(sandbox.clone())),
+        let docker = &self.inner.docker;
+        match docker.stop_container(sandbox.as_str(), Some(options)).await {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => return Err(RuntimeError::NotFound(sandbox.clone())),
             // Not running any more: stopped already.
-            Err(e) if is_conflict(&e) => Ok(()),
-            Err(e) => Err(failed(format!("stopping {sandbox}"), e)),
+            Err(e) if is_conflict(&e) => {}
+            Err(e) => return Err(failed(format!("stopping {sandbox}"), e)),
         }
+        // A container nobody watches (a leftover of an earlier server) is removed here;
+        // a watched one by its watcher, after it reported the exit.
+        if !lock(&self.inner.watched).contains_key(sandbox) {
+            let remove = RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            };
+            match docker
+                .remove_container(sandbox.as_str(), Some(remove))
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(failed(format!("removing {sandbox}"), e)),
+            }
+        }
+        Ok(())
     }
 
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {

@@ -43,6 +43,10 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
                     vec![
                         p.service.clone(),
                         p.id.to_string(),
+                        s.runtimes
+                            .get(p.id.as_str())
+                            .cloned()
+                            .unwrap_or_else(|| "-".into()),
                         p.desired.to_string(),
                         p.current.to_string(),
                         p.ready.to_string(),
@@ -55,7 +59,9 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
                 })
                 .collect();
             print(
-                &["SERVICE", "POOL", "DESIRED", "CURRENT", "READY", "WHY"],
+                &[
+                    "SERVICE", "POOL", "RUNTIME", "DESIRED", "CURRENT", "READY", "WHY",
+                ],
                 &rows,
             )
             .map_err(|e| ClientError::Local(format!("writing the table: {e}")))?;

@@ -12,7 +12,7 @@ pub async fn run(c: &Client, cmd: SandboxCommand, format: Format) -> Result<Exit
             listing(
                 format,
                 &items,
-                &["ID", "SERVICE", "POOL", "ADDRESS", "STATUS"],
+                &["ID", "SERVICE", "POOL", "ADDRESS", "STATUS", "RUNTIME"],
                 |s| {
                     let status = s.status.as_str().to_string();
                     vec![
@@ -24,6 +24,7 @@ pub async fn run(c: &Client, cmd: SandboxCommand, format: Format) -> Result<Exit
                             Some(r) if status != "running" => format!("{status} ({r})"),
                             _ => status,
                         },
+                        s.runtime.clone().unwrap_or_else(|| "-".into()),
                     ]
                 },
             )

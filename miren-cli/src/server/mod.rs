@@ -273,7 +273,12 @@ async fn connect_docker(
         });
     let dns = dns.map(|l| {
         Arc::new(move |n: &miren_runtime_docker::AppNetwork| {
-            l.listen(SocketAddr::new(n.gateway, 53))
+            let subnet = miren_dns::AppSubnet {
+                app: n.app.clone(),
+                addr: n.subnet.0,
+                prefix: n.subnet.1,
+            };
+            l.listen(SocketAddr::new(n.gateway, 53), Some(subnet))
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }) as miren_runtime_docker::ServiceDns
@@ -281,6 +286,7 @@ async fn connect_docker(
     let options = miren_runtime_docker::DockerOptions {
         owner: format!("{owner:016x}"),
         dns,
+        dir: data.join("docker"),
     };
     miren_runtime_docker::DockerRuntime::connect(&miren_runtime_docker::socket_path(), options)
         .await

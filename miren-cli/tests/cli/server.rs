@@ -15,6 +15,8 @@ use serde_json::Value;
 
 use super::{examples, miren};
 
+mod docker;
+
 /// A server process; SIGKILLed if a test fails before stopping it.
 struct TestServer {
     child: Child,
@@ -101,7 +103,12 @@ impl TestServer {
         let mut child = miren
             .args(["server", "--data-dir"])
             .arg(data.path())
-            .args(["--http-addr", "127.0.0.1:0", "--runtime", "process"])
+            .args(["--http-addr", "127.0.0.1:0"])
+            .args(if extra.contains(&"--runtime") {
+                &[][..]
+            } else {
+                &["--runtime", "process"][..]
+            })
             .args(["--dns-addr", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "info")
@@ -266,10 +273,15 @@ fn demo_copy() -> tempfile::TempDir {
 
 /// One HTTP/1.0 GET; (status, body).
 fn get(addr: &str, host: &str) -> (u16, String) {
+    get_path(addr, host, "/")
+}
+
+/// One HTTP/1.0 GET of `path`; (status, body).
+fn get_path(addr: &str, host: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap_or_else(|e| panic!("{e}"));
-    write!(s, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap_or_else(|e| panic!("{e}"));
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap_or_else(|e| panic!("{e}"));
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap_or_else(|e| panic!("{e}"));
     let status = out.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -398,7 +410,14 @@ fn a_deployed_app_is_listed_routed_logged_rolled_back_and_deleted() {
             .lines()
             .next()
             .is_some_and(|h| h.split_whitespace().collect::<Vec<_>>()
-                == ["ID", "SERVICE", "POOL", "ADDRESS", "STATUS"])
+                == ["ID", "SERVICE", "POOL", "ADDRESS", "STATUS", "RUNTIME"])
+    );
+    assert!(
+        table
+            .lines()
+            .skip(1)
+            .all(|l| l.trim_end().ends_with("process")),
+        "each sandbox says its runtime: {table}"
     );
 
     // Service DNS: an operator resolves the qualified names, with the instance's port

@@ -68,7 +68,17 @@ impl Reply {
 
 /// Answers `qname` (lowercase) of type `qtype`, asked from `src`.
 pub fn answer(zone: &Zone, qname: &Name, qtype: RecordType, src: IpAddr) -> Outcome {
-    let caller = zone.caller(src);
+    answer_as(zone, qname, qtype, zone.caller(src))
+}
+
+/// Answers `qname` for a caller already known: `Some(app)`, a sandbox of `app`;
+/// `None`, an outsider (an operator).
+pub fn answer_as<'a>(
+    zone: &'a Zone,
+    qname: &Name,
+    qtype: RecordType,
+    caller: Option<&'a str>,
+) -> Outcome {
     if !ORIGIN.zone_of(qname) {
         return match caller {
             Some(_) => Outcome::Forward,

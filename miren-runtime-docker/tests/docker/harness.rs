@@ -42,6 +42,7 @@ pub async fn engine() -> Option<DockerRuntime> {
     let options = DockerOptions {
         owner: format!("test-{}", miren_core::model::new_suffix()),
         dns: None,
+        dir: std::env::temp_dir().join("miren-docker-tests"),
     };
     let rt = match DockerRuntime::connect(&socket_path(), options).await {
         Ok(rt) => rt,

@@ -29,9 +29,16 @@ async fn of(state: &S, app: &str) -> R<Snapshot> {
 pub async fn status(state: S, Path(app): Path<String>) -> R<Json<AppStatus>> {
     let s = of(&state, &app).await?;
     let a = &s.apps[0];
+    // A pool's newest sandbox says where it runs.
+    let runtimes = s
+        .sandboxes
+        .iter()
+        .filter_map(|x| Some((x.pool.to_string(), x.runtime.clone()?)))
+        .collect();
     Ok(Json(AppStatus {
         app: status::summary(a, &s),
         pools: s.pools.clone(),
+        runtimes,
     }))
 }
 

@@ -1,0 +1,297 @@
+//! `miren server --runtime docker|auto` with real containers, from the images
+//! `tests/images/build.sh` makes. Without an Engine these skip and say so; with
+//! `MIREN_TEST_DOCKER=1` (CI) they must run.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{TestServer, get_path, signal, wait_exit};
+
+/// Whether the Docker tests run here: an Engine and the test images. Panics when
+/// `MIREN_TEST_DOCKER=1` requires them and they are missing.
+fn docker_here() -> bool {
+    let required = std::env::var("MIREN_TEST_DOCKER").is_ok_and(|v| v == "1");
+    let images = ["miren-test/busybox", "redis:7-alpine", "busybox:1.36"];
+    let why = match Command::new("docker")
+        .args(["image", "inspect"])
+        .args(images)
+        .output()
+    {
+        Ok(o) if o.status.success() => return true,
+        Ok(o) => format!(
+            "no Docker Engine or test images ({}): run `bash tests/images/build.sh`",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => format!("no docker CLI ({e})"),
+    };
+    assert!(!required, "MIREN_TEST_DOCKER=1, but {why}");
+    eprintln!("skipping a Docker test: {why}");
+    false
+}
+
+/// `docker <args>`; its trimmed stdout, or `None` when it failed.
+fn docker(args: &[&str]) -> Option<String> {
+    let out = Command::new("docker").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A copy of an example app in a temp dir.
+fn example(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    copy_dir(&super::examples().join(name), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{e}")) {
+        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+/// Deploys `dir` as the app `name` (tests running at once each deploy their own: two
+/// servers can't share an app's network).
+fn deploy_as(server: &TestServer, dir: &Path, name: &str) {
+    server.ok([
+        std::ffi::OsStr::new("deploy"),
+        "-d".as_ref(),
+        dir.as_os_str(),
+        "-a".as_ref(),
+        name.as_ref(),
+    ]);
+}
+
+/// The sandboxes of `app` that run, by service.
+fn running(server: &TestServer, app: &str) -> Vec<Value> {
+    let v = server.json(&["sandbox", "list", "-a", app, "--status", "running"]);
+    v.as_array().cloned().unwrap_or_default()
+}
+
+/// Removes whatever a test's apps left in the Engine, whatever happened.
+struct Cleanup(Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for app in &self.0 {
+            if let Some(ids) = docker(&[
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=dev.miren.app={app}"),
+            ]) {
+                for id in ids.split_whitespace() {
+                    let _ = docker(&["rm", "-f", "-v", id]);
+                }
+            }
+            let _ = docker(&["network", "rm", &format!("miren-{app}")]);
+        }
+    }
+}
+
+#[test]
+fn the_counter_example_runs_in_containers_finding_redis_through_service_dns() {
+    if !docker_here() {
+        return;
+    }
+    let _cleanup = Cleanup(vec!["count-a".into()]);
+    let server = TestServer::start(&["--runtime", "docker"]);
+    let app = example("counter");
+    deploy_as(&server, app.path(), "count-a");
+    server.ok(["route", "set-default", "--app", "count-a"]);
+    for n in 1..=2 {
+        let (status, body) = get_path(&server.http, "any.example", "/cgi-bin/count");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, format!("visit {n}, counted by redis\n"));
+    }
+    let sandboxes = running(&server, "count-a");
+    assert_eq!(sandboxes.len(), 2, "{sandboxes:#?}");
+    assert!(
+        sandboxes.iter().all(|s| s["runtime"] == "docker"),
+        "{sandboxes:#?}"
+    );
+    // Removed with the app: its containers and its network.
+    server.ok(["app", "delete", "count-a"]);
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", "label=dev.miren.app=count-a"]).as_deref(),
+        Some("")
+    );
+    assert!(docker(&["network", "inspect", "miren-count-a"]).is_none());
+    server.stop();
+}
+
+#[test]
+fn under_auto_a_process_web_reaches_its_redis_container() {
+    if !docker_here() {
+        return;
+    }
+    let _cleanup = Cleanup(vec!["visits".into()]);
+    let server = TestServer::start(&["--runtime", "auto"]);
+    let app = example("visits");
+    server.deploy(app.path());
+    server.ok(["route", "set-default", "--app", "visits"]);
+    let (status, body) = get_path(&server.http, "any.example", "/");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with("visit 1, counted by redis at 127.77."),
+        "{body}"
+    );
+    let sandboxes = running(&server, "visits");
+    let runtime_of = |svc: &str| {
+        sandboxes
+            .iter()
+            .find(|s| s["service"] == svc)
+            .map(|s| s["runtime"].clone())
+    };
+    assert_eq!(
+        runtime_of("web"),
+        Some("process".into()),
+        "no Dockerfile: a process"
+    );
+    assert_eq!(
+        runtime_of("redis"),
+        Some("docker".into()),
+        "an image: a container"
+    );
+    let status = server.ok(["app", "status", "-a", "visits"]);
+    assert!(
+        status.contains("docker") && status.contains("process"),
+        "{status}"
+    );
+    server.stop();
+}
+
+#[test]
+fn another_apps_containers_can_neither_resolve_nor_reach_its_services() {
+    if !docker_here() {
+        return;
+    }
+    let _cleanup = Cleanup(vec!["count-b".into(), "probe".into()]);
+    let server = TestServer::start(&["--runtime", "docker"]);
+    let app = example("counter");
+    deploy_as(&server, app.path(), "count-b");
+    let redis = running(&server, "count-b")
+        .into_iter()
+        .find(|s| s["service"] == "redis")
+        .and_then(|s| s["address"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("count-b's redis runs"));
+    let probe = super::super::app_dir(&format!(
+        "name = \"probe\"\n[services.probe]\nimage = \"miren-test/busybox\"\n\
+         command = \"nslookup redis.count-b.app.miren; nslookup redis; \
+         if printf 'PING\\\\r\\\\n' | nc -w 2 {} 6379 | grep -q PONG; then echo REACHED; else echo UNREACHABLE; fi; \
+         echo PROBE DONE; exec sleep 600\"\n",
+        redis.replace(":6379", "")
+    ));
+    server.deploy(probe.path());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let logs = loop {
+        let logs = server.ok(["logs", "-a", "probe"]);
+        if logs.contains("PROBE DONE") {
+            break logs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the probe never finished: {logs}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        logs.contains("REFUSED"),
+        "another app's name is refused: {logs}"
+    );
+    assert!(
+        logs.contains("UNREACHABLE") && !logs.contains("REACHED\n"),
+        "{logs}"
+    );
+    server.stop();
+}
+
+#[test]
+fn kill_9_of_a_docker_server_then_restart_adopts_its_containers_and_removes_strangers() {
+    if !docker_here() {
+        return;
+    }
+    let _cleanup = Cleanup(vec!["count-c".into()]);
+    let server = TestServer::start(&["--runtime", "docker"]);
+    let app = example("counter");
+    deploy_as(&server, app.path(), "count-c");
+    let before: Vec<String> = running(&server, "count-c")
+        .iter()
+        .filter_map(|s| s["id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(before.len(), 2);
+    let owner = docker(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"dev.miren.owner\"}}",
+        &before[0],
+    ])
+    .unwrap_or_else(|| panic!("{} is a container", before[0]));
+    // What a crashed server may leave: a container of its own the store doesn't know.
+    let stranger = "count-c-redis-1111111111111111111111";
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        stranger,
+        "--label",
+        &format!("dev.miren.sandbox={stranger}"),
+        "--label",
+        "dev.miren.app=count-c",
+        "--label",
+        &format!("dev.miren.owner={owner}"),
+        "miren-test/busybox",
+        "sleep",
+        "600",
+    ])
+    .unwrap_or_else(|| panic!("the stranger starts"));
+
+    let data = {
+        let mut s = server;
+        signal(s.child.id(), nix::sys::signal::Signal::SIGKILL);
+        wait_exit(&mut s.child, 10);
+        std::mem::replace(
+            &mut s.data,
+            tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+        )
+    };
+    let server = TestServer::start_in(data, &["--runtime", "docker"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now: Vec<String> = running(&server, "count-c")
+            .iter()
+            .filter_map(|s| s["id"].as_str().map(str::to_string))
+            .collect();
+        let gone = docker(&["inspect", stranger]).is_none();
+        if now.len() == 2 && gone {
+            let mut a = now.clone();
+            let mut b = before.clone();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "the same containers, adopted, none started again");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "running {now:?}, stranger gone: {gone}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server.ok(["route", "set-default", "--app", "count-c"]);
+    let (status, body) = get_path(&server.http, "any.example", "/cgi-bin/count");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "visit 1, counted by redis\n")
+    );
+    server.stop();
+}
