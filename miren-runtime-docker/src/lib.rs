@@ -202,17 +202,15 @@ impl DockerRuntime {
         spec: &PoolSpec,
     ) -> Result<Option<u16>, RuntimeError> {
         let image = Self::image_for(app, version, spec);
-        self.port_of(spec.port, &image).await
+        self.port_of(spec, &image).await
     }
 
-    /// Where a service listens: its declared port, else its image's first exposed one.
-    async fn port_of(
-        &self,
-        declared: Option<u16>,
-        image: &str,
-    ) -> Result<Option<u16>, RuntimeError> {
-        if declared.is_some() {
-            return Ok(declared);
+    /// Where a service listens: its declared port; else, for an `image` service, its
+    /// image's first exposed one (the app's own code listens where app.toml says: an
+    /// EXPOSE its base image inherited is not the app's).
+    async fn port_of(&self, spec: &PoolSpec, image: &str) -> Result<Option<u16>, RuntimeError> {
+        if spec.port.is_some() || matches!(spec.source, CodeSource::Artifact(_)) {
+            return Ok(spec.port);
         }
         if let Some(p) = lock(&self.inner.exposed).get(image) {
             return Ok(*p);
@@ -328,7 +326,7 @@ impl Runtime for DockerRuntime {
         let docker = &self.inner.docker;
         let net = self.network(&spec.app).await?;
         let image = Self::image_of(spec);
-        let port = self.port_of(spec.spec.port, &image).await?;
+        let port = self.port_of(&spec.spec, &image).await?;
         for d in &spec.spec.disks {
             self.ensure_volume(&spec.app, d).await?;
         }

@@ -295,3 +295,99 @@ fn kill_9_of_a_docker_server_then_restart_adopts_its_containers_and_removes_stra
     );
     server.stop();
 }
+
+/// The four-service app of `tests/apps/shop`, with or without its Dockerfile.
+fn shop(dockerfile: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    copy_dir(&super::examples().join("../tests/apps/shop"), dir.path());
+    if !dockerfile {
+        std::fs::remove_file(dir.path().join("Dockerfile")).unwrap_or_else(|e| panic!("{e}"));
+    }
+    dir
+}
+
+/// Waits (60 s at most) until the worker says postgres has more than `n` rows and
+/// redis counted them too; the line.
+fn worker_counts(server: &TestServer, app: &str, n: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let logs = server.ok(["logs", "-a", app, "--service", "worker"]);
+        let found = logs.lines().rev().find_map(|l| {
+            let rest = l.split("worker: postgres has ").nth(1)?;
+            let (rows, rest) = rest.split_once(" ticks, redis counted ")?;
+            let rows: u64 = rows.trim().parse().ok()?;
+            let hits: u64 = rest.trim().parse().ok()?;
+            (rows > n && hits > n).then(|| l.to_string())
+        });
+        if let Some(l) = found {
+            return l;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never counted past {n}: {logs}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_four_service_app_runs_in_containers_with_real_postgres_and_redis() {
+    if !docker_here() {
+        return;
+    }
+    let _cleanup = Cleanup(vec!["shop-a".into()]);
+    let server = TestServer::start(&["--runtime", "docker"]);
+    let app = shop(true);
+    deploy_as(&server, app.path(), "shop-a");
+    server.ok(["route", "set-default", "--app", "shop-a"]);
+    // The worker, in its container, writes to PostgreSQL and counts in Redis, both
+    // found as <svc>.app.miren through service DNS.
+    worker_counts(&server, "shop-a", 1);
+    let (status, body) = get_path(&server.http, "any.example", "/cgi-bin/state");
+    assert_eq!(status, 200, "{body}");
+    let rows: u64 = body
+        .trim()
+        .strip_prefix("ticks in postgres: ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(rows >= 1, "{body}");
+    let sandboxes = running(&server, "shop-a");
+    assert_eq!(sandboxes.len(), 4, "{sandboxes:#?}");
+    assert!(
+        sandboxes.iter().all(|s| s["runtime"] == "docker"),
+        "{sandboxes:#?}"
+    );
+    server.stop();
+}
+
+#[test]
+fn without_its_dockerfile_under_auto_the_code_runs_as_processes_beside_the_databases() {
+    if !docker_here() {
+        return;
+    }
+    let _cleanup = Cleanup(vec!["shop-b".into()]);
+    let server = TestServer::start(&["--runtime", "auto"]);
+    let app = shop(false);
+    deploy_as(&server, app.path(), "shop-b");
+    server.ok(["route", "set-default", "--app", "shop-b"]);
+    // DATABASE_URL's postgres.app.miren is PostgreSQL's stable address here.
+    worker_counts(&server, "shop-b", 1);
+    let (status, body) = get_path(&server.http, "any.example", "/cgi-bin/state");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("ticks in postgres: "), "{body}");
+    let sandboxes = running(&server, "shop-b");
+    for (svc, runtime) in [
+        ("web", "process"),
+        ("worker", "process"),
+        ("postgres", "docker"),
+        ("redis", "docker"),
+    ] {
+        let s = sandboxes.iter().find(|s| s["service"] == svc);
+        assert_eq!(
+            s.map(|s| s["runtime"].clone()),
+            Some(runtime.into()),
+            "{svc}"
+        );
+    }
+    server.stop();
+}
