@@ -391,3 +391,186 @@ fn without_its_dockerfile_under_auto_the_code_runs_as_processes_beside_the_datab
     }
     server.stop();
 }
+
+/// An app of one web service: busybox's httpd in a container, saying `served by <id>`.
+fn httpd_app(name: &str, concurrency: &str, extra: &str) -> tempfile::TempDir {
+    super::super::app_dir(&format!(
+        "name = \"{name}\"\n[services.web]\nimage = \"miren-test/busybox\"\n\
+         command = \"mkdir -p /www && echo served by $MIREN_SANDBOX > /www/index.html && exec httpd -f -p $PORT -h /www\"\n\
+         {extra}[services.web.concurrency]\n{concurrency}\n"
+    ))
+}
+
+fn web_pool(server: &TestServer, app: &str) -> Value {
+    let pools = server.json(&["sandbox-pool", "list", "-a", app]);
+    pools
+        .as_array()
+        .and_then(|p| {
+            p.iter().find(|p| {
+                p["service"] == "web" && !p["versions"].as_array().is_some_and(Vec::is_empty)
+            })
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("a web pool: {pools}"))
+}
+
+#[test]
+fn containers_scale_2_3_1_and_a_crashing_one_backs_off() {
+    if !docker_here() {
+        return;
+    }
+    let _cleanup = Cleanup(vec!["scale".into(), "crash".into()]);
+    let server = TestServer::start(&["--runtime", "docker"]);
+    let app = httpd_app("scale", "mode = \"fixed\"\nnum_instances = 2", "");
+    server.deploy(app.path());
+    let pool = web_pool(&server, "scale")["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for n in [2, 3, 1] {
+        server.ok(["sandbox-pool", "set-desired", &pool, &n.to_string()]);
+        server.until(
+            &["sandbox", "list", "-a", "scale", "--status", "running"],
+            |v| v.as_array().is_some_and(|a| a.len() == n),
+        );
+        let containers =
+            docker(&["ps", "-q", "--filter", "label=dev.miren.app=scale"]).unwrap_or_default();
+        let want = n;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut count = containers.split_whitespace().count();
+        while count != want {
+            assert!(
+                Instant::now() < deadline,
+                "{count} containers for {want} instances"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            count = docker(&["ps", "-q", "--filter", "label=dev.miren.app=scale"])
+                .unwrap_or_default()
+                .split_whitespace()
+                .count();
+        }
+    }
+
+    // A worker that dies at once: replaced, later each time (1 s, 2 s, …).
+    let crash = super::super::app_dir(
+        "name = \"crash\"\n[services.web]\nimage = \"miren-test/busybox\"\n\
+         command = \"mkdir -p /www && exec httpd -f -p $PORT -h /www\"\n\
+         [services.worker]\nimage = \"miren-test/busybox\"\ncommand = \"echo dying; exit 4\"\n",
+    );
+    server.ok([
+        std::ffi::OsStr::new("deploy"),
+        "-d".as_ref(),
+        crash.path().as_os_str(),
+        "--no-wait".as_ref(),
+    ]);
+    let status = server.until(&["app", "list"], |v| {
+        v.as_array().is_some_and(|a| {
+            a.iter().any(|x| {
+                x["name"] == "crash"
+                    && x["status"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("crashed (3"))
+            })
+        })
+    });
+    let line = status
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == "crash"))
+        .map(|x| x["status"].to_string())
+        .unwrap_or_default();
+    assert!(line.contains("retry in"), "{line}");
+    let dead = server.json(&["sandbox", "list", "-a", "crash", "--status", "dead"]);
+    let dead = dead.as_array().cloned().unwrap_or_default();
+    assert!(dead.len() >= 3, "{dead:#?}");
+    // The gaps grow: 1 s, then 2 s (a container's start takes some of it).
+    let mut created: Vec<u64> = dead.iter().filter_map(|s| s["created"].as_u64()).collect();
+    created.sort_unstable();
+    let gaps: Vec<u64> = created.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.iter().all(|g| *g >= 900), "{gaps:?}");
+    assert!(gaps.windows(2).all(|w| w[1] > w[0]), "growing: {gaps:?}");
+    server.stop();
+}
+
+#[test]
+fn a_container_web_at_zero_answers_a_held_request_once_it_is_ready() {
+    if !docker_here() {
+        return;
+    }
+    let _cleanup = Cleanup(vec!["idle".into()]);
+    let server = TestServer::start(&["--runtime", "docker"]);
+    let app = httpd_app(
+        "idle",
+        "mode = \"auto\"\nmin_instances = 0\nscale_down_delay = \"1s\"",
+        "",
+    );
+    server.deploy(app.path());
+    server.ok(["route", "set-default", "--app", "idle"]);
+    // Idle: no container left.
+    server.until(&["sandbox-pool", "list", "-a", "idle"], |v| {
+        v.as_array()
+            .is_some_and(|a| a.iter().all(|p| p["desired"] == 0 && p["current"] == 0))
+    });
+    assert_eq!(
+        docker(&["ps", "-q", "--filter", "label=dev.miren.app=idle"]).as_deref(),
+        Some("")
+    );
+    // A request starts one, is held meanwhile, and is answered by it.
+    let t = Instant::now();
+    let (status, body) = get_path(&server.http, "any.example", "/");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("served by idle-web-"), "{body}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    server.stop();
+}
+
+#[test]
+fn a_redeploy_of_containers_under_load_fails_no_request() {
+    if !docker_here() {
+        return;
+    }
+    let _cleanup = Cleanup(vec!["steady".into()]);
+    let server = TestServer::start(&["--runtime", "docker"]);
+    let app = httpd_app("steady", "mode = \"fixed\"\nnum_instances = 2", "");
+    server.deploy(app.path());
+    server.ok(["route", "set-default", "--app", "steady"]);
+    let (first, _) = get_path(&server.http, "any.example", "/");
+    assert_eq!(first, 200);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (http, stop) = (server.http.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            let deadline = Instant::now() + Duration::from_secs(60);
+            // Bounded: 5,000 requests or a minute, whichever comes first.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && ok + (failed.len() as u32) < 5000
+                && Instant::now() < deadline
+            {
+                match get_path(&http, "any.example", "/") {
+                    (200, _) => ok += 1,
+                    (s, b) => failed.push(format!("{s} {b}")),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let v2 = httpd_app(
+        "steady",
+        "mode = \"fixed\"\nnum_instances = 2",
+        "[[services.web.env]]\nkey = \"RELEASE\"\nvalue = \"2\"\n",
+    );
+    server.deploy(v2.path());
+    std::thread::sleep(Duration::from_millis(2500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.join().unwrap_or_else(|_| panic!("the load thread"));
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 50, "only {ok} requests");
+    server.stop();
+}
