@@ -135,18 +135,18 @@ fn under_auto_a_process_web_reaches_its_redis_container() {
     if !docker_here() {
         return;
     }
-    let _cleanup = Cleanup(vec!["visits".into()]);
+    let _cleanup = Cleanup(vec!["visits-a".into()]);
     let server = TestServer::start(&["--runtime", "auto"]);
     let app = example("visits");
-    server.deploy(app.path());
-    server.ok(["route", "set-default", "--app", "visits"]);
+    deploy_as(&server, app.path(), "visits-a");
+    server.ok(["route", "set-default", "--app", "visits-a"]);
     let (status, body) = get_path(&server.http, "any.example", "/");
     assert_eq!(status, 200, "{body}");
     assert!(
         body.starts_with("visit 1, counted by redis at 127.77."),
         "{body}"
     );
-    let sandboxes = running(&server, "visits");
+    let sandboxes = running(&server, "visits-a");
     let runtime_of = |svc: &str| {
         sandboxes
             .iter()
@@ -163,7 +163,7 @@ fn under_auto_a_process_web_reaches_its_redis_container() {
         Some("docker".into()),
         "an image: a container"
     );
-    let status = server.ok(["app", "status", "-a", "visits"]);
+    let status = server.ok(["app", "status", "-a", "visits-a"]);
     assert!(
         status.contains("docker") && status.contains("process"),
         "{status}"
@@ -455,7 +455,7 @@ fn containers_scale_2_3_1_and_a_crashing_one_backs_off() {
     let crash = super::super::app_dir(
         "name = \"crash\"\n[services.web]\nimage = \"miren-test/busybox\"\n\
          command = \"mkdir -p /www && exec httpd -f -p $PORT -h /www\"\n\
-         [services.worker]\nimage = \"miren-test/busybox\"\ncommand = \"echo dying; exit 4\"\n",
+         [services.worker]\nimage = \"miren-test/busybox\"\ncommand = \"echo dying; sleep 1; exit 4\"\n",
     );
     server.ok([
         std::ffi::OsStr::new("deploy"),
@@ -573,4 +573,49 @@ fn a_redeploy_of_containers_under_load_fails_no_request() {
     );
     assert!(ok > 50, "only {ok} requests");
     server.stop();
+}
+
+#[test]
+fn the_readme_examples_run_with_miren_up_as_written() {
+    if !docker_here() {
+        return;
+    }
+    let _cleanup = Cleanup(vec!["visits".into(), "counter".into()]);
+    for (name, path, answer) in [
+        ("visits", "/", "visit 1, counted by redis at 127.77."),
+        ("counter", "/cgi-bin/count", "visit 1, counted by redis\n"),
+    ] {
+        let app = example(name);
+        let mut up = super::Guard(
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("miren"))
+                .arg("up")
+                .arg(app.path())
+                .args(["--http-addr", "127.0.0.1:0"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let lines = super::lines_of(up.0.stdout.take().unwrap_or_else(|| panic!("stdout")));
+        let url = super::wait_line(&lines, 120, |l| {
+            super::after(l, "is up at http://").map(str::to_string)
+        });
+        let (status, body) = get_path(&url, "localhost", path);
+        assert_eq!(status, 200, "{name}: {body}");
+        assert!(body.starts_with(answer), "{name}: {body}");
+        signal(up.0.id(), nix::sys::signal::Signal::SIGINT);
+        let status = wait_exit(&mut up.0, 30);
+        assert!(status.success(), "{name}: {status:?}");
+        assert_eq!(
+            docker(&[
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=dev.miren.app={name}")
+            ])
+            .as_deref(),
+            Some(""),
+            "{name}: Ctrl-C leaves no container"
+        );
+    }
 }
