@@ -24,9 +24,12 @@ pub fn resolv_conf(gateway: IpAddr) -> String {
 /// Label recording the port a container listens on, so an adopting server knows it.
 pub const LABEL_PORT: &str = "dev.miren.port";
 
-/// Readiness polling: first delay and the longest.
-const PROBE_FIRST: Duration = Duration::from_millis(2);
-const PROBE_MAX: Duration = Duration::from_millis(50);
+/// Readiness polling: first delay and the longest. A container takes ~200 ms to
+/// start listening, and a connect to one that doesn't listen yet is refused at once:
+/// polling every few milliseconds costs little and answers a held request sooner
+/// (at 50 ms, the wait after it listened averaged 25 ms).
+const PROBE_FIRST: Duration = Duration::from_millis(1);
+const PROBE_MAX: Duration = Duration::from_millis(4);
 
 /// What a container is created with, beyond the spec.
 pub struct Plan<'a> {
@@ -194,7 +197,7 @@ pub fn watch(
     });
 }
 
-/// Waits until the port accepts a connection (polled from 2 ms, doubling to 50 ms);
+/// Waits until the port accepts a connection (polled from 1 ms, doubling to 4 ms);
 /// at once without one.
 async fn probe(addr: Option<SocketAddr>) {
     let Some(addr) = addr else { return };
