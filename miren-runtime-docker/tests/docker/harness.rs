@@ -27,6 +27,8 @@ impl LogSink for Logs {
 pub struct Harness {
     pub ctl: Controller,
     pub rt: DockerRuntime,
+    store: Arc<MemoryStore>,
+    owner: String,
     pub artifacts: ArtifactStore,
     pub logs: Arc<Logs>,
     pub dir: tempfile::TempDir,
@@ -35,12 +37,10 @@ pub struct Harness {
 
 /// The runtime on this machine's Engine, or `None` (the test skips) when there is none
 /// and `MIREN_TEST_DOCKER=1` doesn't require one.
-pub async fn engine() -> Option<DockerRuntime> {
+pub async fn engine(owner: &str) -> Option<DockerRuntime> {
     let required = std::env::var("MIREN_TEST_DOCKER").is_ok_and(|v| v == "1");
-    // A server of its own per test: tests running at once don't adopt or stop each
-    // other's containers.
     let options = DockerOptions {
-        owner: format!("test-{}", miren_core::model::new_suffix()),
+        owner: owner.to_string(),
         dns: None,
         dir: std::env::temp_dir().join("miren-docker-tests"),
     };
@@ -68,7 +68,10 @@ pub async fn engine() -> Option<DockerRuntime> {
 
 impl Harness {
     pub async fn new() -> Option<Self> {
-        let rt = engine().await?;
+        // A server of its own per test: tests running at once don't adopt or stop each
+        // other's containers.
+        let owner = format!("test-{}", miren_core::model::new_suffix());
+        let rt = engine(&owner).await?;
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(MemoryStore::new());
         let artifacts = ArtifactStore::open(dir.path().join("artifacts")).expect("artifacts");
@@ -77,11 +80,21 @@ impl Harness {
         Some(Self {
             ctl,
             rt,
+            store,
+            owner,
             artifacts,
             logs,
             dir,
             apps: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A server restart: the controller stops every sandbox and ends; a new runtime
+    /// and controller start on the same state, as the next server would.
+    pub async fn restart(&mut self) {
+        self.ctl.shutdown().await.expect("shutdown");
+        self.rt = engine(&self.owner).await.expect("the Engine again");
+        self.ctl = start(&self.store, &self.rt, &self.artifacts, &self.logs).await;
     }
 
     /// A fresh app name, cleaned up after the test.

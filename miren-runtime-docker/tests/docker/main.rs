@@ -190,8 +190,8 @@ async fn an_image_service_listens_on_its_exposed_port_with_no_port_setting() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_postgres_row_survives_a_change_of_the_service_and_app_deletion_until_purged() {
-    let Some(h) = Harness::new().await else {
+async fn a_postgres_row_survives_a_change_of_the_service_a_restart_and_app_deletion_until_purged() {
+    let Some(mut h) = Harness::new().await else {
         return;
     };
     let app = h.app();
@@ -234,6 +234,16 @@ async fn a_postgres_row_survives_a_change_of_the_service_and_app_deletion_until_
             .any(|r| r.sandbox == first.id && r.line.contains("database system is shut down"))
     })
     .await;
+
+    // A server restart: every sandbox stops (postgres cleanly), and starts again.
+    h.restart().await;
+    let restarted = pg(&h
+        .until("postgres after the restart", |s| {
+            pg(s).len() == 1 && pg(s)[0].id != second.id
+        })
+        .await)[0]
+        .clone();
+    assert_eq!(h.exec(&restarted.id, &args).await.trim(), "42");
 
     // Deleted: the disk stays, and a new deploy of the app finds the row.
     let volume = format!("miren-{app}-pgdata");

@@ -619,3 +619,67 @@ fn the_readme_examples_run_with_miren_up_as_written() {
         );
     }
 }
+
+#[test]
+fn without_an_engine_image_services_fail_to_deploy_saying_docker_is_needed() {
+    // No Engine at all here, whatever this machine has.
+    let missing = "unix:///nonexistent/docker.sock";
+    let mut miren = Command::new(assert_cmd::cargo::cargo_bin("miren"));
+    miren.env("DOCKER_HOST", missing);
+    let server = TestServer::spawn(
+        tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+        &["--runtime", "auto"],
+        miren,
+    );
+    let app =
+        super::super::app_dir("name = \"db\"\n[services.postgres]\nimage = \"postgres:16\"\n");
+    let out = server
+        .cli()
+        .args(["deploy", "-d"])
+        .arg(app.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "service `postgres` runs the image `postgres:16`, which needs a Docker Engine"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("no Docker Engine answers at /nonexistent/docker.sock"),
+        "{err}"
+    );
+    assert!(err.contains("start one"), "says how: {err}");
+    // Code without an image still runs: as a process.
+    let web = super::super::app_dir(
+        "name = \"plain\"\n[services.web]\ncommand = \"exec python3 -m http.server $PORT\"\n",
+    );
+    server.deploy(web.path());
+    server.stop();
+
+    // --runtime docker has nothing to run on: the server says so and doesn't start.
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(assert_cmd::cargo::cargo_bin("miren"))
+        .env("DOCKER_HOST", missing)
+        .args([
+            "server",
+            "--runtime",
+            "docker",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--dns-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--runtime docker: no Docker Engine answers"),
+        "{err}"
+    );
+}
