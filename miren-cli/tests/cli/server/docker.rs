@@ -95,6 +95,17 @@ impl Drop for Cleanup {
                 }
             }
             let _ = docker(&["network", "rm", &format!("miren-{app}")]);
+            if let Some(vols) = docker(&[
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("label=dev.miren.app={app}"),
+            ]) {
+                for v in vols.split_whitespace() {
+                    let _ = docker(&["volume", "rm", v]);
+                }
+            }
         }
     }
 }
