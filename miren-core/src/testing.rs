@@ -12,6 +12,9 @@ pub enum DeployTextError {
     /// Writing or packing the app dir.
     #[error("preparing the app dir: {0}")]
     Io(#[from] std::io::Error),
+    /// Storing the packed code.
+    #[error("storing the code: {0}")]
+    Store(#[from] crate::artifact::ArtifactError),
     /// The config is invalid.
     #[error(transparent)]
     Invalid(#[from] crate::config::InvalidConfig),

@@ -9,7 +9,7 @@ use bollard::query_parameters::{BuildImageOptions, CreateImageOptions};
 use futures_util::StreamExt;
 use miren_core::runtime::{Artifact, PrepareLog, RuntimeError};
 
-use crate::engine::{failed, is_not_found, message};
+use crate::engine::{failed, is_conflict, is_not_found, message};
 use crate::names::{self, LABEL_APP};
 
 /// Lines of a failed build kept for its message.
@@ -98,6 +98,7 @@ fn pull_failed(image: &str, answer: &str) -> RuntimeError {
 pub async fn build(
     docker: &Docker,
     app: &str,
+    owner: &str,
     artifact: &Artifact,
     dockerfile: &str,
     tag: &str,
@@ -115,7 +116,10 @@ pub async fn build(
         t: Some(tag.to_string()),
         rm: true,
         forcerm: true,
-        labels: Some(HashMap::from([(LABEL_APP.to_string(), app.to_string())])),
+        labels: Some(HashMap::from([
+            (LABEL_APP.to_string(), app.to_string()),
+            (names::LABEL_OWNER.to_string(), owner.to_string()),
+        ])),
         ..Default::default()
     };
     log.line(&format!("building {tag} with {dockerfile}"));
@@ -159,4 +163,47 @@ pub async fn build(
             "building the app's image ended without {tag}"
         )))
     }
+}
+
+/// Removes the images this server built for versions not in `keep` (an image a
+/// container still uses stays: the Engine refuses).
+pub async fn remove_built_except(
+    docker: &Docker,
+    owner: &str,
+    keep: &std::collections::BTreeSet<miren_core::model::VersionId>,
+) -> Result<usize, RuntimeError> {
+    let options = bollard::query_parameters::ListImagesOptions {
+        filters: Some(HashMap::from([(
+            "label".to_string(),
+            vec![format!("{}={owner}", names::LABEL_OWNER)],
+        )])),
+        ..Default::default()
+    };
+    let images = docker
+        .list_images(Some(options))
+        .await
+        .map_err(|e| failed("listing the app images", e))?;
+    let mut removed = 0;
+    for tag in images.iter().flat_map(|i| &i.repo_tags) {
+        let (repo, version) = names::split_reference(tag);
+        let Ok(version) = version.parse::<miren_core::model::VersionId>() else {
+            continue;
+        };
+        if !repo.starts_with("miren/") || keep.contains(&version) {
+            continue;
+        }
+        match docker
+            .remove_image(
+                tag,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
+            Ok(_) => removed += 1,
+            Err(e) if is_not_found(&e) || is_conflict(&e) => {}
+            Err(e) => return Err(failed(format!("removing the image {tag}"), e)),
+        }
+    }
+    Ok(removed)
 }

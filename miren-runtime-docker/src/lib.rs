@@ -68,8 +68,8 @@ use bollard::query_parameters::{
 };
 use miren_core::model::{Address, CodeSource, PoolSpec, SandboxId, VersionId};
 use miren_core::runtime::{
-    EventSink, LABEL_APP, LABEL_SANDBOX, Listed, PrepareApp, PrepareLog, Runtime, RuntimeError,
-    SandboxSpec, Started,
+    EventSink, LABEL_APP, LABEL_SANDBOX, Listed, PrepareApp, PrepareLog, Retained, Runtime,
+    RuntimeError, SandboxSpec, Started,
 };
 
 use container::{LABEL_PORT, Plan, SharedSink};
@@ -317,7 +317,17 @@ impl Runtime for DockerRuntime {
                 )));
             }
             let tag = names::built_image(&app.app, &app.version);
-            image::build(docker, &app.app, &app.artifact, &app.dockerfile, &tag, log).await?;
+            let owner = &self.inner.owner;
+            image::build(
+                docker,
+                &app.app,
+                owner,
+                &app.artifact,
+                &app.dockerfile,
+                &tag,
+                log,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -516,6 +526,16 @@ impl Runtime for DockerRuntime {
             .map(|d| d.as_secs() as i32)
             .unwrap_or(0);
         self.watch(sandbox, Some(Address { ip, port }), now, events);
+        Ok(())
+    }
+
+    async fn collect(&self, retained: &Retained) -> Result<(), RuntimeError> {
+        let n =
+            image::remove_built_except(&self.inner.docker, &self.inner.owner, &retained.versions)
+                .await?;
+        if n > 0 {
+            tracing::info!("removed {n} app image(s) no version keeps");
+        }
         Ok(())
     }
 

@@ -54,7 +54,8 @@ use async_trait::async_trait;
 use miren_core::artifact;
 use miren_core::model::{Address, CodeSource, Digest, PoolSpec, SandboxId};
 use miren_core::runtime::{
-    EventSink, Listed, PrepareApp, PrepareLog, Runtime, RuntimeError, SandboxSpec, Started, Stream,
+    EventSink, Listed, PrepareApp, PrepareLog, Retained, Runtime, RuntimeError, SandboxSpec,
+    Started, Stream,
 };
 use miren_core::store::{Reflector, Store};
 use nix::sys::signal::{Signal, killpg};
@@ -129,6 +130,8 @@ impl ProcessRuntime {
                 move |e| RuntimeError::io(what, e)
             };
             std::fs::create_dir_all(&d).map_err(io("creating the process runtime's directory"))?;
+            artifact::remove_unpack_leftovers(&d.join("code"))
+                .map_err(io("removing half-unpacked code"))?;
             let records = Records::open(d.join("pids")).map_err(io("opening pid records"))?;
             let killed = records
                 .kill_leftovers()
@@ -613,6 +616,42 @@ impl Runtime for ProcessRuntime {
             );
         }
         Ok(())
+    }
+
+    async fn collect(&self, retained: &Retained) -> Result<(), RuntimeError> {
+        let code = self.inner.dir.join("code");
+        let keep: HashSet<String> = retained
+            .digests
+            .iter()
+            .map(|d| d.hex().to_string())
+            .collect();
+        blocking(move || {
+            let entries = match std::fs::read_dir(&code) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                other => {
+                    other.map_err(|e| RuntimeError::io(format!("listing {}", code.display()), e))?
+                }
+            };
+            let mut removed = 0;
+            for entry in entries {
+                let entry = entry.map_err(|e| RuntimeError::io("listing unpacked code", e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if keep.contains(&name) || name.starts_with('.') {
+                    continue;
+                }
+                let path = entry.path();
+                std::fs::remove_dir_all(&path)
+                    .map_err(|e| RuntimeError::io(format!("removing {}", path.display()), e))?;
+                removed += 1;
+            }
+            if removed > 0 {
+                tracing::info!(
+                    "removed the unpacked code of {removed} artifact(s) no version keeps"
+                );
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn remove_app(&self, app: &str, purge_disks: bool) -> Result<(), RuntimeError> {

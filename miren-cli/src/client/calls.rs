@@ -33,9 +33,19 @@ impl Client {
         Ok(())
     }
 
-    /// Uploads an app directory's tar archive.
+    /// Uploads an app directory's tar archive, saying its digest: the server refuses
+    /// content that arrived different.
     pub async fn upload(&self, tar: Vec<u8>) -> Result<Uploaded, ClientError> {
-        self.put_bytes("/v1/artifacts", tar).await
+        let digest = miren_core::artifact::digest(&tar);
+        let path = format!("/v1/artifacts?digest={digest}");
+        let up: Uploaded = self.put_bytes(&path, tar).await?;
+        if up.digest != digest {
+            return Err(ClientError::Protocol(format!(
+                "the server stored the upload as {}, not {digest}",
+                up.digest
+            )));
+        }
+        Ok(up)
     }
 
     /// Deploys, handing each progress line to `each` (false stops reading).

@@ -11,7 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use miren_core::model::{CodeSource, PoolSpec, SandboxId, VersionId};
 use miren_core::runtime::{
-    EventSink, Listed, PrepareApp, PrepareLog, Runtime, RuntimeError, SandboxSpec, Started,
+    EventSink, Listed, PrepareApp, PrepareLog, Retained, Runtime, RuntimeError, SandboxSpec,
+    Started,
 };
 use miren_runtime_docker::DockerRuntime;
 use miren_runtime_process::ProcessRuntime;
@@ -230,6 +231,15 @@ impl Runtime for Auto {
         self.process.remove_app(app, purge_disks).await?;
         if let Some(d) = &self.docker {
             d.remove_app(app, purge_disks).await?;
+        }
+        Ok(())
+    }
+
+    async fn collect(&self, retained: &Retained) -> Result<(), RuntimeError> {
+        lock(&self.containerized).retain(|v, _| retained.versions.contains(v));
+        self.process.collect(retained).await?;
+        if let Some(d) = &self.docker {
+            d.collect(retained).await?;
         }
         Ok(())
     }

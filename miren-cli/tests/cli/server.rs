@@ -15,7 +15,10 @@ use serde_json::Value;
 
 use super::{examples, miren};
 
+mod api;
+mod artifacts;
 mod docker;
+mod raw;
 
 /// A server process; SIGKILLed if a test fails before stopping it.
 struct TestServer {

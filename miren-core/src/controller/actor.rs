@@ -115,6 +115,7 @@ pub(super) struct Actor {
     pub to_reconcile: BTreeSet<PoolId>,
     after_flush: Vec<AfterFlush>,
     shutdown: Option<Reply<()>>,
+    pub collector: super::collect::Collector,
 }
 
 pub(super) async fn spawn(
@@ -126,6 +127,12 @@ pub(super) async fn spawn(
     let (tx, rx) = mpsc::unbounded_channel();
     let (rt_tx, rt_rx) = mpsc::unbounded_channel();
     let (int_tx, int_rx) = mpsc::unbounded_channel();
+    let collector = super::collect::Collector::spawn(
+        &tx,
+        runtime.clone(),
+        cfg.artifacts.clone(),
+        events.clone(),
+    );
     let mut actor = Actor {
         store,
         runtime,
@@ -148,10 +155,12 @@ pub(super) async fn spawn(
         to_reconcile: BTreeSet::new(),
         after_flush: Vec::new(),
         shutdown: None,
+        collector,
     };
     actor.load().await?;
     actor.settle();
     actor.flush().await;
+    actor.collector.wake();
     tokio::spawn(actor.run(rx, rt_rx, int_rx));
     Ok(tx)
 }
@@ -280,6 +289,9 @@ impl Actor {
                 }
             }
             Command::WantCapacity(pool) => self.record_load(&pool, 1),
+            Command::Retained(reply) => {
+                let _ = reply.send(self.retained());
+            }
         }
     }
 

@@ -13,9 +13,11 @@
 //! - `sandboxes`: the sandbox lifecycle: start, stop, ready, exit, backoff, counts.
 //! - `scaling`: auto pools: demand in, desired counts out.
 //! - `routes`: hosts → apps, each change one checked transaction.
+//! - `collect`: removing the code and images no version keeps.
 
 mod actor;
 pub mod backoff;
+mod collect;
 pub mod plan;
 mod rollout;
 mod routes;
@@ -56,6 +58,9 @@ pub struct ControllerConfig {
     pub artifacts: ArtifactStore,
     /// Where sandbox output goes.
     pub logs: Arc<dyn LogSink>,
+    /// How many of each app's newest versions keep their code (to roll back to);
+    /// older ones lose it (a rollback to one asks for a new deploy).
+    pub keep_versions: usize,
 }
 
 impl ControllerConfig {
@@ -68,6 +73,7 @@ impl ControllerConfig {
             backoff: Backoff::default(),
             artifacts,
             logs: Arc::new(()),
+            keep_versions: 10,
         }
     }
 }
@@ -146,6 +152,14 @@ pub enum Event {
         /// What it said.
         line: String,
     },
+    /// A collection removed what no version keeps (archives counted here; unpacked
+    /// code and images by the runtime).
+    Collected {
+        /// Archives removed.
+        archives: usize,
+        /// Their size.
+        bytes: u64,
+    },
     /// An object is gone (a drained pool, its sandboxes, a deleted app).
     Removed {
         /// Its store key (`pools/<app>/<id>`, …).
@@ -201,6 +215,7 @@ pub(crate) enum Command {
     Shutdown(Reply<()>),
     Load(Vec<(PoolId, u32)>),
     WantCapacity(PoolId),
+    Retained(oneshot::Sender<crate::runtime::Retained>),
 }
 
 /// A handle on the controller task. Cheap to clone.

@@ -158,7 +158,10 @@ impl Actor {
         let rt = self.runtime.clone();
         let vid = id.clone();
         let log = self.prepare_log(id);
+        let gate = self.collector.gate.clone();
         self.spawn_internal(async move {
+            // No collection while preparing: it could remove what this unpacks.
+            let _prepare = gate.read().await;
             let r = rt.prepare(&prep, &log).await;
             Internal::Prepared(vid, r)
         });
@@ -372,6 +375,7 @@ impl Actor {
             self.to_reconcile.insert(pid);
         }
         self.notify(id);
+        self.collector.wake();
     }
 
     /// Marks a deploying version failed; the active version keeps serving and gets
@@ -402,6 +406,7 @@ impl Actor {
             self.to_reconcile.insert(pid);
         }
         self.notify(id);
+        self.collector.wake();
     }
 
     pub(super) fn deploy_timed_out(&mut self, id: &VersionId) {
@@ -493,6 +498,7 @@ impl Actor {
         let grace = self.cfg.stop_grace;
         let app = app.to_string();
         let int_tx = self.int_tx.clone();
+        let collect = self.collector.waker();
         self.after_flush(move |r| {
             if let Err(e) = r {
                 let _ = reply.send(Err(ControllerError::Store(e)));
@@ -509,6 +515,8 @@ impl Actor {
                     .remove_app(&app, purge)
                     .await
                     .map_err(ControllerError::Runtime);
+                // Its code and images go now that nothing runs them.
+                collect.notify_one();
                 let _ = int_tx.send(Internal::Done(Box::new(move || {
                     let _ = reply.send(result);
                 })));

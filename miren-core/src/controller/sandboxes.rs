@@ -87,6 +87,8 @@ impl Actor {
         }
         // A pool waiting for these disks can go now.
         self.reconcile_disk_siblings(&app, &ps.pool.service);
+        // The code only it ran may go.
+        self.collector.wake();
     }
 
     /// Whether another pool of the same service still has a sandbox on its disks.

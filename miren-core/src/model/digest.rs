@@ -19,9 +19,9 @@ const PREFIX: &str = "sha256:";
 impl Digest {
     /// The digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
-        let d = Sha256::digest(bytes);
-        let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-        Digest(format!("{PREFIX}{hex}"))
+        let mut h = DigestHasher::default();
+        h.update(bytes);
+        h.finish()
     }
 
     /// The hex digits alone (a safe file name).
@@ -38,6 +38,28 @@ impl Digest {
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A digest computed a piece at a time, for content streamed to disk.
+#[derive(Debug, Clone, Default)]
+pub struct DigestHasher(Sha256);
+
+impl DigestHasher {
+    /// Adds the next piece.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The digest of everything added.
+    pub fn finish(self) -> Digest {
+        let hex: String = self
+            .0
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Digest(format!("{PREFIX}{hex}"))
     }
 }
 
@@ -95,5 +117,9 @@ mod tests {
             assert!(bad.parse::<Digest>().is_err(), "{bad:?}");
         }
         assert!(serde_json::from_str::<Digest>("\"sha256:xyz\"").is_err());
+        let mut h = DigestHasher::default();
+        h.update(b"co");
+        h.update(b"de");
+        assert_eq!(h.finish(), d, "pieces hash as the whole");
     }
 }

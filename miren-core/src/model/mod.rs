@@ -12,7 +12,7 @@ mod spec;
 use serde::{Deserialize, Serialize};
 
 pub use address::{Address, BadAddress};
-pub use digest::{BadDigest, Digest};
+pub use digest::{BadDigest, Digest, DigestHasher};
 pub use id::{BadId, PoolId, SUFFIX_LEN, SandboxId, VersionId, encode as encode_id, new_suffix};
 pub use spec::{CodeSource, PoolSpec, SpecHash};
 

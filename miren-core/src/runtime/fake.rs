@@ -12,7 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    EventSink, Listed, PrepareApp, PrepareLog, Runtime, RuntimeError, SandboxSpec, Started,
+    EventSink, Listed, PrepareApp, PrepareLog, Retained, Runtime, RuntimeError, SandboxSpec,
+    Started,
 };
 use crate::model::SandboxId;
 
@@ -50,6 +51,7 @@ struct State {
     fail_prepare: Option<String>,
     start_delay: Duration,
     removed_apps: Vec<(String, bool)>,
+    collections: Vec<Retained>,
 }
 
 struct Fake {
@@ -112,6 +114,11 @@ impl FakeRuntime {
     /// Apps removed, with their purge flag.
     pub fn removed_apps(&self) -> Vec<(String, bool)> {
         self.lock().removed_apps.clone()
+    }
+
+    /// Every `collect` call, in order.
+    pub fn collections(&self) -> Vec<Retained> {
+        self.lock().collections.clone()
     }
 
     /// Makes a running sandbox exit with `code` as if it crashed. False if not running.
@@ -273,6 +280,11 @@ impl Runtime for FakeRuntime {
         self.lock()
             .removed_apps
             .push((app.to_string(), purge_disks));
+        Ok(())
+    }
+
+    async fn collect(&self, retained: &Retained) -> Result<(), RuntimeError> {
+        self.lock().collections.push(retained.clone());
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ mod sink;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +74,17 @@ pub struct Artifact {
     pub digest: Digest,
     /// Where the archive is.
     pub path: PathBuf,
+}
+
+/// What a collection keeps: the versions still running or kept to roll back to, and
+/// the code they use. Anything a runtime keeps for another version (unpacked code, a
+/// built image) may go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// Versions kept.
+    pub versions: BTreeSet<VersionId>,
+    /// The artifacts they and the existing pools use.
+    pub digests: BTreeSet<Digest>,
 }
 
 /// Everything needed to start one sandbox.
@@ -221,4 +232,13 @@ pub trait Runtime: Send + Sync {
     /// Forgets an app once its sandboxes are stopped: its network, its code, and with
     /// `purge_disks` its disks.
     async fn remove_app(&self, app: &str, purge_disks: bool) -> Result<(), RuntimeError>;
+
+    /// Removes what it keeps for versions not in `retained` (unpacked code, built
+    /// images), so deploys don't fill the disk. Called after deploys settle and apps
+    /// are deleted, never while a version is being prepared. The default keeps
+    /// everything.
+    async fn collect(&self, retained: &Retained) -> Result<(), RuntimeError> {
+        let _ = retained;
+        Ok(())
+    }
 }

@@ -12,6 +12,8 @@ use miren_core::runtime::fake::{Behavior, FakeRuntime};
 use miren_core::store::{MemoryStore, Store, keys};
 use tokio::time::Instant;
 
+mod collect;
+
 const SHOP: &str = r#"
 name = "shop"
 
@@ -35,15 +37,13 @@ struct Harness {
     rt: FakeRuntime,
     store: Arc<MemoryStore>,
     artifacts: ArtifactStore,
-    _dir: tempfile::TempDir,
-    digest: miren_core::model::Digest,
+    dir: tempfile::TempDir,
 }
 
 impl Harness {
     async fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let artifacts = ArtifactStore::open(dir.path()).expect("artifact store");
-        let digest = artifacts.put(b"code").expect("put").digest;
         let rt = FakeRuntime::new();
         let store = Arc::new(MemoryStore::new());
         let ctl = start(&store, &rt, &artifacts).await;
@@ -52,17 +52,22 @@ impl Harness {
             rt,
             store,
             artifacts,
-            _dir: dir,
-            digest,
+            dir,
         }
     }
 
     async fn deploy(&self, src: &str) -> VersionId {
+        self.deploy_code(src, b"code").await
+    }
+
+    /// Uploads `code` (as a client does before each deploy) and deploys it.
+    async fn deploy_code(&self, src: &str, code: &[u8]) -> VersionId {
         let config = resolve(src).expect("valid config");
+        let digest = self.artifacts.put(code).expect("put").digest;
         self.ctl
             .deploy(DeployRequest {
                 config,
-                artifact_digest: self.digest.clone(),
+                artifact_digest: digest,
                 source: SourceInfo::default(),
             })
             .await

@@ -217,7 +217,7 @@ impl Harness {
 }
 
 impl Drop for Harness {
-    /// Whatever the test left in the Engine goes: containers, networks, volumes.
+    /// Whatever the test left in the Engine goes: containers, networks, images, volumes.
     fn drop(&mut self) {
         let apps = std::mem::take(&mut *self.apps.lock().unwrap_or_else(|e| e.into_inner()));
         let _ = std::thread::spawn(move || {
@@ -233,7 +233,7 @@ impl Drop for Harness {
     }
 }
 
-/// Removes the apps' containers, networks and volumes.
+/// Removes the apps' containers, networks, images and volumes.
 async fn cleanup(apps: Vec<String>) {
     use std::collections::HashMap;
     let Ok(docker) = bollard::Docker::connect_with_unix(
@@ -264,6 +264,17 @@ async fn cleanup(apps: Vec<String>) {
             }
         }
         let _ = docker.remove_network(&format!("miren-{app}")).await;
+        let images = bollard::query_parameters::ListImagesOptions {
+            filters: Some(filter.clone()),
+            ..Default::default()
+        };
+        for i in docker.list_images(Some(images)).await.unwrap_or_default() {
+            let rm = bollard::query_parameters::RemoveImageOptions {
+                force: true,
+                ..Default::default()
+            };
+            let _ = docker.remove_image(&i.id, Some(rm), None).await;
+        }
         let vols = bollard::query_parameters::ListVolumesOptions {
             filters: Some(filter),
         };

@@ -1,10 +1,9 @@
 //! `/v1/apps`: listing, one app's status and history, deletion.
 
-use axum::Json;
-use axum::extract::{Path, Query};
 use miren_core::controller::Snapshot;
 use serde::Deserialize;
 
+use super::extract::{Json, Path, Query};
 use super::{ApiError, R, S, app_name, done};
 use crate::api::{AppStatus, AppSummary, VersionRow};
 use crate::server::status;

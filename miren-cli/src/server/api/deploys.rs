@@ -1,13 +1,12 @@
 //! `POST /v1/deploys` and `POST /v1/apps/{app}/rollback`: rollouts, streamed as NDJSON
 //! [`DeployLine`](crate::api::DeployLine)s as they progress.
 
-use axum::Json;
-use axum::extract::Path;
 use axum::response::Response;
 use miren_core::controller::DeployRequest;
 use miren_core::model::{Digest, SourceInfo, VersionId};
 use tokio::sync::mpsc;
 
+use super::extract::{Json, Path};
 use super::stream::{line, ndjson};
 use super::{ApiError, R, S, app_name, parse};
 use crate::api::{DeployBody, RollbackBody};

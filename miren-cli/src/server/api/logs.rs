@@ -1,13 +1,13 @@
 //! `GET /v1/logs`: an app's, a service's or a sandbox's lines, then (with `follow`)
 //! new ones as they are written, streamed as NDJSON.
 
-use axum::extract::Query;
 use axum::response::Response;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::extract::Query;
 use super::stream::{line, ndjson};
-use super::{ApiError, R, S, app_name};
+use super::{ApiError, R, S, app_name, quoting};
 use crate::server::logs::Filter;
 
 /// Lines returned without `last`.
@@ -24,6 +24,17 @@ pub struct LogQuery {
 }
 
 pub async fn read(state: S, Query(q): Query<LogQuery>) -> R<Response> {
+    for (name, v) in [
+        ("app", &q.app),
+        ("service", &q.service),
+        ("sandbox", &q.sandbox),
+    ] {
+        if v.as_deref().is_some_and(str::is_empty) {
+            return Err(ApiError::invalid(format!(
+                "`{name}` is empty: name one, or leave it out"
+            )));
+        }
+    }
     if q.app.is_none() && q.sandbox.is_none() {
         return Err(ApiError::invalid(
             "say which logs: an app (and maybe a service) or a sandbox",
@@ -36,7 +47,7 @@ pub async fn read(state: S, Query(q): Query<LogQuery>) -> R<Response> {
         None => None,
         Some(d) => {
             let d = miren_core::config::duration::parse(d)
-                .map_err(|e| ApiError::invalid(format!("--last {d}: {e}")))?;
+                .map_err(|e| ApiError::invalid(quoting(d, format!("--last {d}: {e}"))))?;
             Some(miren_core::runtime::now_millis().saturating_sub(d.as_millis() as u64))
         }
     };

@@ -9,12 +9,14 @@
 //! - `logs`: reading and following logs.
 //! - `routes`: hosts → apps.
 //! - `error`: the JSON error answer and what each failure maps to.
+//! - `extract`: request extractors whose rejections are JSON errors too.
 //! - `stream`: NDJSON answers.
 
 mod apps;
 mod artifacts;
 mod deploys;
 mod error;
+mod extract;
 mod logs;
 mod pools;
 mod routes;
@@ -23,7 +25,6 @@ mod stream;
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{StatusCode, header};
@@ -36,6 +37,7 @@ use miren_core::controller::Controller;
 use super::Visibility;
 use super::logs::LogStore;
 pub use error::ApiError;
+use extract::{Json, clip, quoting};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -52,9 +54,6 @@ pub struct State {
 
 type S = axum::extract::State<Arc<State>>;
 type R<T> = Result<T, ApiError>;
-
-/// Uploads bigger than this are refused.
-const MAX_UPLOAD: usize = 1 << 30;
 
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
@@ -78,7 +77,9 @@ pub fn router(state: Arc<State>) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
         })
-        .layer(DefaultBodyLimit::max(MAX_UPLOAD))
+        .method_not_allowed_fallback(extract::method_not_allowed)
+        // Uploads stream to disk with their own limit (`artifacts`).
+        .layer(DefaultBodyLimit::max(extract::MAX_JSON))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
@@ -105,7 +106,7 @@ async fn auth(state: S, req: Request, next: Next) -> Response {
 /// Checks an app name from a path or query.
 fn app_name(app: &str) -> R<()> {
     miren_core::config::names::dns_label(app)
-        .map_err(|p| ApiError::invalid(format!("`{app}` is not an app name: {}", p.reason)))
+        .map_err(|p| ApiError::invalid(format!("`{}` is not an app name: {}", clip(app), p.reason)))
 }
 
 /// Parses an id or another value from a path.
@@ -113,8 +114,14 @@ fn parse<T: std::str::FromStr>(s: &str) -> R<T>
 where
     T::Err: std::fmt::Display,
 {
-    s.parse()
-        .map_err(|e: T::Err| ApiError::invalid(e.to_string()))
+    s.parse().map_err(|e: T::Err| {
+        let m = e.to_string();
+        ApiError::invalid(if s.len() > 300 {
+            m.replace(s, &clip(s))
+        } else {
+            m
+        })
+    })
 }
 
 /// The empty JSON object, for calls with nothing to say.

@@ -1,9 +1,8 @@
 //! `/v1/pools`: listing, and setting a pool's desired count by hand.
 
-use axum::Json;
-use axum::extract::{Path, Query};
 use miren_core::model::{PoolId, SandboxPool};
 
+use super::extract::{Json, Path, Query};
 use super::sandboxes::AppQuery;
 use super::{ApiError, R, S, app_name, parse};
 use crate::api::DesiredBody;

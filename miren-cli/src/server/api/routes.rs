@@ -1,11 +1,10 @@
 //! `/v1/routes`: hosts → apps. The controller writes them; this checks the host and
 //! waits until the proxy routes by the change before answering.
 
-use axum::Json;
-use axum::extract::Path;
 use miren_core::config::names::{self, DEFAULT_HOST};
 use miren_core::model::Route;
 
+use super::extract::{Json, Path};
 use super::{ApiError, R, S, app_name, done};
 use crate::api::RouteBody;
 

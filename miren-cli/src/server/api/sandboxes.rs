@@ -1,10 +1,9 @@
 //! `/v1/sandboxes`: listing (by app and status), and stopping one.
 
-use axum::Json;
-use axum::extract::{Path, Query};
 use miren_core::model::{Sandbox, SandboxId, SandboxStatus};
 use serde::Deserialize;
 
+use super::extract::{Json, Path, Query};
 use super::{ApiError, R, S, app_name, done, parse};
 
 /// `?app=&status=`.

@@ -62,14 +62,14 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Deploys `dir` as the app `name` (tests running at once each deploy their own: two
 /// servers can't share an app's network).
-fn deploy_as(server: &TestServer, dir: &Path, name: &str) {
+fn deploy_as(server: &TestServer, dir: &Path, name: &str) -> String {
     server.ok([
         std::ffi::OsStr::new("deploy"),
         "-d".as_ref(),
         dir.as_os_str(),
         "-a".as_ref(),
         name.as_ref(),
-    ]);
+    ])
 }
 
 /// The sandboxes of `app` that run, by service.
@@ -95,6 +95,11 @@ impl Drop for Cleanup {
                 }
             }
             let _ = docker(&["network", "rm", &format!("miren-{app}")]);
+            if let Some(images) = docker(&["images", "-q", &format!("miren/{app}")]) {
+                for id in images.split_whitespace() {
+                    let _ = docker(&["rmi", "-f", id]);
+                }
+            }
             if let Some(vols) = docker(&[
                 "volume",
                 "ls",
@@ -118,7 +123,7 @@ fn the_counter_example_runs_in_containers_finding_redis_through_service_dns() {
     let _cleanup = Cleanup(vec!["count-a".into()]);
     let server = TestServer::start(&["--runtime", "docker"]);
     let app = example("counter");
-    deploy_as(&server, app.path(), "count-a");
+    let version = deploy_as(&server, app.path(), "count-a");
     server.ok(["route", "set-default", "--app", "count-a"]);
     for n in 1..=2 {
         let (status, body) = get_path(&server.http, "any.example", "/cgi-bin/count");
@@ -138,6 +143,17 @@ fn the_counter_example_runs_in_containers_finding_redis_through_service_dns() {
         Some("")
     );
     assert!(docker(&["network", "inspect", "miren-count-a"]).is_none());
+    // And the image built for it, once collected.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let image = format!("miren/count-a:{version}");
+    assert!(version.starts_with("count-a-v"), "{version}");
+    while docker(&["images", "-q", &image]).as_deref() != Some("") {
+        assert!(
+            Instant::now() < deadline,
+            "{image} stays after the app's deletion"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     server.stop();
 }
 

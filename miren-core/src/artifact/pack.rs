@@ -1,18 +1,10 @@
-//! App code as content-addressed tar archives.
-//!
-//! `miren deploy` packs the app directory ([`pack_dir`]: `.gitignore` honoured, `.git`
-//! never included, entries sorted and timestamps zeroed so the same content always
-//! gives the same digest; `.miren/app.toml` left out, because the config travels with
-//! the version and an edit to one service must not change the code every other
-//! service runs); the server keeps each archive once under its digest
-//! ([`ArtifactStore`]); runtimes unpack or build from it ([`unpack`]).
+//! Packing an app directory, reading and unpacking its archive.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::model::Digest;
-use crate::runtime::Artifact;
 
 /// Where `miren up` keeps its server state inside an app dir; never packed.
 pub const LOCAL_DATA_DIR: &str = ".miren/data";
@@ -102,7 +94,10 @@ pub fn unpack(archive: &Path, dest: &Path) -> io::Result<()> {
     let file = fs::File::open(archive)?;
     let mut ar = tar::Archive::new(io::BufReader::new(file));
     ar.set_preserve_permissions(true);
-    ar.unpack(&tmp)?;
+    if let Err(e) = ar.unpack(&tmp) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
     match fs::rename(&tmp, dest) {
         Ok(()) => Ok(()),
         // Another unpack of the same digest won: same content, keep theirs.
@@ -111,9 +106,31 @@ pub fn unpack(archive: &Path, dest: &Path) -> io::Result<()> {
     }
 }
 
+const UNPACK_PREFIX: &str = ".unpack-";
+
+/// Removes what unpacks in `dir` left half done (a server killed mid-unpack). Call it
+/// at start, before any unpack runs there.
+pub fn remove_unpack_leftovers(dir: &Path) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        other => other?,
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(UNPACK_PREFIX)
+        {
+            fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 fn tempdir_in(parent: &Path) -> io::Result<PathBuf> {
     for i in 0..1000u32 {
-        let p = parent.join(format!(".unpack-{}-{i}", std::process::id()));
+        let p = parent.join(format!("{UNPACK_PREFIX}{}-{i}", std::process::id()));
         match fs::create_dir(&p) {
             Ok(()) => return Ok(p),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -123,56 +140,10 @@ fn tempdir_in(parent: &Path) -> io::Result<PathBuf> {
     Err(io::Error::other("no free temporary directory name"))
 }
 
-/// Archives on disk, one file per digest.
-#[derive(Debug, Clone)]
-pub struct ArtifactStore {
-    root: PathBuf,
-}
-
-impl ArtifactStore {
-    /// A store in `root` (created when missing).
-    pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
-        let root = root.into();
-        fs::create_dir_all(&root)?;
-        Ok(Self { root })
-    }
-
-    /// Keeps `bytes` (once: the same content is stored once) and returns its artifact.
-    pub fn put(&self, bytes: &[u8]) -> io::Result<Artifact> {
-        let digest = digest(bytes);
-        let path = self.path_of(&digest);
-        if !path.exists() {
-            let tmp = self.root.join(format!(".upload-{}", std::process::id()));
-            fs::write(&tmp, bytes)?;
-            fs::File::open(&tmp)?.sync_all()?;
-            fs::rename(&tmp, &path)?;
-        }
-        Ok(Artifact { digest, path })
-    }
-
-    /// The stored artifact with `digest`, if any. Stats a file: call it off the
-    /// async threads, or use [`artifact`](Self::artifact) where the file is checked later.
-    pub fn get(&self, digest: &Digest) -> Option<Artifact> {
-        let a = self.artifact(digest);
-        a.path.is_file().then_some(a)
-    }
-
-    /// Where the artifact with `digest` is (or would be), without looking.
-    pub fn artifact(&self, digest: &Digest) -> Artifact {
-        Artifact {
-            digest: digest.clone(),
-            path: self.path_of(digest),
-        }
-    }
-
-    fn path_of(&self, digest: &Digest) -> PathBuf {
-        self.root.join(format!("{}.tar", digest.hex()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::artifact::ArtifactStore;
 
     #[test]
     fn same_content_same_digest_and_gitignore_and_git_left_out() -> io::Result<()> {
@@ -211,6 +182,39 @@ mod tests {
         assert!(contains_file(&art.path, "./server.py")?);
         assert!(!contains_file(&art.path, "Dockerfile")?);
         assert!(!contains_file(&art.path, ".miren/app.toml")?, "left out");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod unpack_tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_unpack_leaves_nothing_and_leftovers_go_at_start() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let bad = dir.path().join("bad.tar");
+        // A valid header promising more bytes than follow.
+        let mut header = tar::Header::new_gnu();
+        header.set_path("big")?;
+        header.set_size(1 << 20);
+        header.set_cksum();
+        let mut bytes = header.as_bytes().to_vec();
+        bytes.extend_from_slice(&[0u8; 100]);
+        fs::write(&bad, bytes)?;
+        let code = dir.path().join("code");
+        fs::create_dir_all(&code)?;
+        assert!(unpack(&bad, &code.join("x")).is_err());
+        assert_eq!(fs::read_dir(&code)?.count(), 0, "no .unpack-* left");
+
+        fs::create_dir_all(code.join(".unpack-1-0/deep"))?;
+        fs::create_dir_all(code.join("kept"))?;
+        remove_unpack_leftovers(&code)?;
+        let left: Vec<_> = fs::read_dir(&code)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(left, vec![std::ffi::OsString::from("kept")]);
+        remove_unpack_leftovers(&dir.path().join("missing"))?;
         Ok(())
     }
 }
