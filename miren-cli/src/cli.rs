@@ -126,6 +126,11 @@ pub struct ServerArgs {
     /// Also serve the API on TCP (bearer token required; see <data-dir>/api-token).
     #[arg(long)]
     pub api_addr: Option<SocketAddr>,
+    /// Run process sandboxes as this user (the server must run as root): they reach
+    /// their code and disks and nothing else of the data dir. Without it the process
+    /// runtime trusts its code with the server's rights.
+    #[arg(long, value_name = "USER")]
+    pub sandbox_user: Option<String>,
 }
 
 /// `miren deploy`.

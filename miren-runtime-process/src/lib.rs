@@ -2,9 +2,12 @@
 //! group on this machine.
 //!
 //! - The code of a version is its artifact, unpacked once per digest under
-//!   `<data>/code/`; a sandbox runs `/bin/sh -c <command>` there, in its own process
-//!   group (so stopping it stops its children too), with stdout and stderr captured
+//!   `<data>/code/`; a sandbox runs `/bin/sh -c <command>` there (`exec`ing a command
+//!   that is one program), in its own process group, with stdout and stderr captured
 //!   line by line.
+//! - A stop is SIGTERM to the group and to the sandbox's processes outside it (found
+//!   by `MIREN_SANDBOX` in their environment), the grace period for every one of them
+//!   to exit, then SIGKILL; the exit is reported once nothing of the sandbox is left.
 //! - Every sandbox gets its own free `PORT`; it is ready when that port accepts a TCP
 //!   connection (polled from 2 ms, doubling to 50 ms). A service without a port is
 //!   ready once started.
@@ -16,12 +19,18 @@
 //!   `MIREN_DISK_<NAME>`; they outlive deploys and restarts.
 //! - Leader pids and start times are recorded under `<data>/pids/`; a new runtime on
 //!   the same data dir kills what an earlier, crashed server left running.
+//! - With a [`SandboxUser`], sandboxes run as that user and reach only their code and
+//!   disks.
 //!
 //!
 //! # Layout
 //! - `lib.rs`: the [`Runtime`] implementation: prepare, start, stop, list, adopt.
-//! - `addresses`: the stable per-service loopback IPs (persisted) and the env rewriting.
+//! - `addresses`: the stable per-service loopback IPs (persisted) and the rewriting of
+//!   `<svc>.app.miren` in env values and command lines.
 //! - `balancer`: the TCP listener at each stable address.
+//! - `command`: the line `/bin/sh -c` runs.
+//! - `members`: which processes are a sandbox's (its group, its marker).
+//! - `user`: the sandbox user, and the directories it may reach.
 //! - `serving`: which instances serve each service, as a projection of the store.
 //! - `records`: pid + start-time records, and the `/proc` reading behind them.
 //!
@@ -39,8 +48,11 @@
 
 mod addresses;
 mod balancer;
+mod command;
+mod members;
 mod records;
 mod serving;
+mod user;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -67,13 +79,26 @@ use balancer::Balancer;
 use records::{Record, Records};
 use serving::{Serving, ServingSandboxes};
 
-pub use records::group_members;
+pub use members::group_members;
+pub use user::SandboxUser;
+
+/// How the process runtime runs sandboxes.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessOptions {
+    /// Run every sandbox as this user instead of the server's (which must be root):
+    /// sandboxes then reach their code and disks and nothing else of the data dir.
+    pub user: Option<SandboxUser>,
+}
 
 /// Variables passed through from the server's environment; everything else a
 /// sandbox sees comes from app.toml and the platform.
 const INHERITED_ENV: &[&str] = &[
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
 ];
+
+/// How long what a leader left behind when it exited on its own (not stopped) has
+/// between SIGTERM and SIGKILL.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(10);
 
 /// Readiness polling: first delay and the longest.
 const PROBE_FIRST: Duration = Duration::from_millis(2);
@@ -87,6 +112,7 @@ pub struct ProcessRuntime {
 
 struct Inner {
     dir: PathBuf,
+    user: Option<SandboxUser>,
     /// Which instances serve each service, following the store.
     serving: Reflector<Serving>,
     records: Records,
@@ -106,6 +132,8 @@ struct AppNet {
 
 struct Proc {
     pgid: u32,
+    /// Set by a stop: when its grace ends.
+    stop_by: Arc<Mutex<Option<tokio::time::Instant>>>,
     port: Option<u16>,
     labels: BTreeMap<String, String>,
     sink: Arc<Mutex<EventSink>>,
@@ -122,14 +150,38 @@ impl ProcessRuntime {
     /// the instances `store` says serve. Kills whatever an earlier server on the same
     /// dir left running (its sandboxes are restarted by the controller).
     pub async fn new(dir: impl Into<PathBuf>, store: Arc<dyn Store>) -> Result<Self, RuntimeError> {
+        Self::with_options(dir, store, ProcessOptions::default()).await
+    }
+
+    /// [`new`](Self::new), with options. With a sandbox user, fails unless that user
+    /// can reach `dir` (saying which directory stops it).
+    pub async fn with_options(
+        dir: impl Into<PathBuf>,
+        store: Arc<dyn Store>,
+        options: ProcessOptions,
+    ) -> Result<Self, RuntimeError> {
         let dir = dir.into();
         let d = dir.clone();
+        let user = options.user.clone();
         let (records, addresses) = blocking(move || {
             let io = |what: &str| {
                 let what = what.to_string();
                 move |e| RuntimeError::io(what, e)
             };
             std::fs::create_dir_all(&d).map_err(io("creating the process runtime's directory"))?;
+            // Sandboxes walk through these to their code and disks.
+            let open = if user.is_some() { 0o711 } else { 0o755 };
+            if user.is_some() {
+                std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(open))
+                    .map_err(io("making the process runtime's directory reachable"))?;
+            }
+            for sub in ["code", "disks"] {
+                user::ensure_dir(&d.join(sub), open, None)
+                    .map_err(io("creating code and disk directories"))?;
+            }
+            if let Some(u) = &user {
+                u.check_reaches(&d.join("code"))?;
+            }
             artifact::remove_unpack_leftovers(&d.join("code"))
                 .map_err(io("removing half-unpacked code"))?;
             let records = Records::open(d.join("pids")).map_err(io("opening pid records"))?;
@@ -153,6 +205,7 @@ impl ProcessRuntime {
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
+                user: options.user,
                 serving,
                 records,
                 addresses: Mutex::new(addresses),
@@ -178,8 +231,18 @@ impl ProcessRuntime {
     /// emergencies and test teardown, where nothing can be awaited; a clean stop goes
     /// through the controller.
     pub fn kill_all(&self) {
-        for p in lock(&self.inner.running).values() {
-            let _ = killpg(Pid::from_raw(p.pgid as i32), Signal::SIGKILL);
+        let sandboxes: Vec<members::Sandbox> = lock(&self.inner.running)
+            .iter()
+            .map(|(id, p)| {
+                let _ = killpg(Pid::from_raw(p.pgid as i32), Signal::SIGKILL);
+                members::Sandbox {
+                    pgid: Some(p.pgid),
+                    id: id.to_string(),
+                }
+            })
+            .collect();
+        for pids in members::of_each(&sandboxes).values() {
+            members::signal(pids, Signal::SIGKILL);
         }
     }
 
@@ -288,6 +351,12 @@ impl ProcessRuntime {
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect();
+        if let Some(u) = &self.inner.user {
+            env.retain(|(k, _)| !matches!(k.as_str(), "HOME" | "USER" | "LOGNAME"));
+            env.push(("HOME".into(), u.home.display().to_string()));
+            env.push(("USER".into(), u.name.clone()));
+            env.push(("LOGNAME".into(), u.name.clone()));
+        }
         // Python buffers a pipe's output; logs should show up as they are written.
         if !spec.spec.env.contains_key("PYTHONUNBUFFERED") {
             env.push(("PYTHONUNBUFFERED".into(), "1".into()));
@@ -395,6 +464,7 @@ impl Runtime for ProcessRuntime {
             .map(|d| (d.name.clone(), self.disk_dir(&spec.app, &d.name)))
             .collect();
         let (c, version) = (code.clone(), spec.version.clone());
+        let owner = self.inner.user.clone();
         blocking(move || {
             if !c.is_dir() {
                 return Err(RuntimeError::Start(format!(
@@ -402,13 +472,23 @@ impl Runtime for ProcessRuntime {
                 )));
             }
             for (name, dir) in disks {
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| RuntimeError::io(format!("creating disk `{name}`"), e))?;
+                let io = |e| RuntimeError::io(format!("creating disk `{name}`"), e);
+                if let Some(app_dir) = dir.parent() {
+                    let open = if owner.is_some() { 0o711 } else { 0o755 };
+                    user::ensure_dir(app_dir, open, None).map_err(io)?;
+                }
+                // Only when new: an existing disk keeps the rights it was given.
+                user::ensure_dir(&dir, 0o700, owner.as_ref()).map_err(io)?;
             }
             Ok(())
         })
         .await?;
-        let command = spec.spec.command.clone().unwrap_or_default();
+        let services = lock(&self.inner.apps)
+            .get(&spec.app)
+            .map(|n| n.services.clone())
+            .unwrap_or_default();
+        let command = spec.spec.command.as_deref().unwrap_or_default();
+        let command = command::shell_line(&addresses::rewrite(command, &spec.app, &services));
         let port = match spec.spec.port {
             Some(_) => Some(self.free_port()?),
             None => None,
@@ -423,6 +503,10 @@ impl Runtime for ProcessRuntime {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        if let Some(u) = &self.inner.user {
+            // std drops the root's supplementary groups when it switches the uid.
+            cmd.uid(u.uid).gid(u.gid);
+        }
         let release_port = |rt: &Self| {
             if let Some(p) = port {
                 lock(&rt.inner.ports).remove(&p);
@@ -459,10 +543,12 @@ impl Runtime for ProcessRuntime {
         let sink = Arc::new(Mutex::new(events));
         let (exited_tx, exited_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = watch::channel(false);
+        let stop_by = Arc::new(Mutex::new(None));
         lock(&self.inner.running).insert(
             spec.id.clone(),
             Proc {
                 pgid,
+                stop_by: stop_by.clone(),
                 port,
                 labels: spec.labels.clone(),
                 sink: sink.clone(),
@@ -529,14 +615,49 @@ impl Runtime for ProcessRuntime {
             let id = spec.id.clone();
             tokio::spawn(async move {
                 let status = child.wait().await;
-                // Whatever the leader left behind in its group goes with it, and the
-                // sandbox is reported gone only once the group really is.
-                let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
+                // The sandbox is gone once every process of it is: what the leader
+                // left in its group or outside it (a daemon) goes too. A stop already
+                // signalled them and set the deadline; a leader that exited on its own
+                // ends the sandbox, and what it left is told to go now.
+                let sandbox = members::Sandbox {
+                    pgid: Some(pgid),
+                    id: id.to_string(),
+                };
+                if lock(&stop_by).is_none() {
+                    let s = sandbox.clone();
+                    let _ = blocking(move || {
+                        members::signal(&members::of(&s), Signal::SIGTERM);
+                        Ok(())
+                    })
+                    .await;
+                }
+                let leftover_by = tokio::time::Instant::now() + LEFTOVER_GRACE;
+                let mut killed_at = None;
                 let mut delay = PROBE_FIRST;
-                for _ in 0..40 {
-                    let gone = blocking(move || Ok(records::group_members(pgid).is_empty()));
-                    if gone.await.unwrap_or(true) {
+                loop {
+                    let s = sandbox.clone();
+                    let left = blocking(move || Ok(members::of(&s)))
+                        .await
+                        .unwrap_or_default();
+                    if left.is_empty() {
                         break;
+                    }
+                    let now = tokio::time::Instant::now();
+                    let deadline = lock(&stop_by).unwrap_or(leftover_by);
+                    match killed_at {
+                        None if now >= deadline => {
+                            members::signal(&left, Signal::SIGKILL);
+                            killed_at = Some(now);
+                        }
+                        Some(t) if now.duration_since(t) > Duration::from_secs(10) => {
+                            tracing::warn!(
+                                "{id}: {} process(es) survive SIGKILL: {left:?}",
+                                left.len()
+                            );
+                            break;
+                        }
+                        Some(_) => members::signal(&left, Signal::SIGKILL),
+                        None => {}
                     }
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(PROBE_MAX);
@@ -569,22 +690,45 @@ impl Runtime for ProcessRuntime {
         })
     }
 
+    /// SIGTERM to the sandbox's process group and to its processes outside it; it is
+    /// stopped when every one of them is gone; whatever is left when `grace` ends is
+    /// SIGKILLed.
     async fn stop(&self, sandbox: &SandboxId, grace: Duration) -> Result<(), RuntimeError> {
-        let (pgid, mut exited) = {
+        let (pgid, mut exited, stop_by) = {
             let running = lock(&self.inner.running);
             let p = running
                 .get(sandbox)
                 .ok_or_else(|| RuntimeError::NotFound(sandbox.clone()))?;
-            (p.pgid, p.exited.clone())
+            (p.pgid, p.exited.clone(), p.stop_by.clone())
         };
-        let group = Pid::from_raw(pgid as i32);
-        let _ = killpg(group, Signal::SIGTERM);
+        *lock(&stop_by) = Some(tokio::time::Instant::now() + grace);
+        let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGTERM);
+        let members = members::Sandbox {
+            pgid: Some(pgid),
+            id: sandbox.to_string(),
+        };
+        let _ = blocking(move || {
+            members::signal(&members::strays(&members), Signal::SIGTERM);
+            Ok(())
+        })
+        .await;
         if tokio::time::timeout(grace, exited.wait_for(|e| *e))
             .await
             .is_err()
         {
-            let _ = killpg(group, Signal::SIGKILL);
-            let _ = tokio::time::timeout(Duration::from_secs(10), exited.wait_for(|e| *e)).await;
+            // The leader is still there (the exit watcher SIGKILLs what outlives a
+            // leader that is gone).
+            let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
+            let members = members::Sandbox {
+                pgid: Some(pgid),
+                id: sandbox.to_string(),
+            };
+            let _ = blocking(move || {
+                members::signal(&members::strays(&members), Signal::SIGKILL);
+                Ok(())
+            })
+            .await;
+            let _ = tokio::time::timeout(Duration::from_secs(15), exited.wait_for(|e| *e)).await;
         }
         Ok(())
     }

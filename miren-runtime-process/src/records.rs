@@ -9,9 +9,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
+
+use crate::members;
 
 /// One recorded process group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +34,11 @@ pub struct Records {
 impl Records {
     /// Records in `dir` (created when missing).
     pub fn open(dir: PathBuf) -> io::Result<Self> {
-        fs::create_dir_all(&dir)?;
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
         Ok(Self { dir })
     }
 
@@ -53,23 +58,47 @@ impl Records {
         let _ = fs::remove_file(self.path(sandbox));
     }
 
-    /// Kills every recorded process group that is still the one recorded, forgets all
-    /// records, and returns the sandboxes killed.
+    /// Kills what is left of every recorded sandbox — its process group while its
+    /// leader is still the one recorded, and every process carrying its marker —,
+    /// forgets all records, and returns the sandboxes that had something left.
     pub fn kill_leftovers(&self) -> io::Result<Vec<String>> {
-        let mut killed = Vec::new();
+        let mut sandboxes = Vec::new();
+        let mut paths = Vec::new();
         for entry in fs::read_dir(&self.dir)? {
             let path = entry?.path();
             let rec: Option<Record> = fs::read(&path)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
-            if let Some(rec) = rec
-                && start_time(rec.pid) == Some(rec.start_time)
-            {
-                let _ = killpg(Pid::from_raw(rec.pid as i32), Signal::SIGKILL);
-                killed.push(rec.sandbox);
+            if let Some(rec) = rec {
+                let own = start_time(rec.pid) == Some(rec.start_time);
+                sandboxes.push(members::Sandbox {
+                    pgid: own.then_some(rec.pid),
+                    id: rec.sandbox,
+                });
             }
+            paths.push(path);
+        }
+        let left = members::of_each(&sandboxes);
+        for pids in left.values() {
+            members::signal(pids, Signal::SIGKILL);
+        }
+        // Gone before anything starts again (a SIGKILL takes effect a moment later).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !left.is_empty() && std::time::Instant::now() < deadline {
+            let still = members::of_each(&sandboxes);
+            if still.is_empty() {
+                break;
+            }
+            for pids in still.values() {
+                members::signal(pids, Signal::SIGKILL);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        for path in paths {
             let _ = fs::remove_file(&path);
         }
+        let mut killed: Vec<String> = left.into_keys().collect();
+        killed.sort();
         Ok(killed)
     }
 }
@@ -83,31 +112,10 @@ pub fn start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Pids of every live process (zombies left out: they are dead and only wait to be
-/// reaped by whoever inherited them) in process group `pgid`.
-pub fn group_members(pgid: u32) -> Vec<u32> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let rest = s.get(s.rfind(')')? + 1..)?.to_string();
-                    let mut f = rest.split_whitespace();
-                    let state = f.next()?;
-                    let group = f.nth(1)?.parse::<u32>().ok()?;
-                    Some(state != "Z" && state != "X" && group == pgid)
-                })
-                == Some(true)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
 
     #[test]
     fn own_start_time_is_readable_and_stable() {
@@ -116,5 +124,47 @@ mod tests {
         assert!(t.is_some());
         assert_eq!(t, start_time(me));
         assert_eq!(start_time(u32::MAX - 1), None);
+    }
+
+    #[test]
+    fn a_recorded_pid_now_used_by_a_stranger_is_not_killed() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let records = Records::open(dir.path().to_path_buf()).unwrap_or_else(|e| panic!("{e}"));
+        // A stranger in a group of its own, recorded with another start time: what a
+        // reused pid looks like.
+        let mut stranger = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pid = stranger.id();
+        let real = start_time(pid).unwrap_or_else(|| panic!("start time"));
+        records
+            .write(&Record {
+                sandbox: "app-web-reused".into(),
+                pid,
+                start_time: real + 1,
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let killed = records.kill_leftovers().unwrap_or_else(|e| panic!("{e}"));
+        assert!(killed.is_empty(), "{killed:?}");
+        assert_eq!(
+            stranger.try_wait().ok().flatten(),
+            None,
+            "the stranger still runs"
+        );
+        // Recorded as it is, it is ours and goes.
+        records
+            .write(&Record {
+                sandbox: "app-web-ours".into(),
+                pid,
+                start_time: real,
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let killed = records.kill_leftovers().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(killed, vec!["app-web-ours".to_string()]);
+        let status = stranger.wait().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!status.success());
+        assert_eq!(fs::read_dir(dir.path()).map(|d| d.count()).ok(), Some(0));
     }
 }

@@ -69,6 +69,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
             .dns_upstream
             .or_else(|| miren_dns::forward::system_resolver(Path::new(RESOLV_CONF)))
             .filter(|up| *up != args.dns_addr),
+        sandbox_user: args.sandbox_user,
     };
     let opts_upstream = opts.dns_upstream;
     // Installed before anything starts, so a signal during startup still stops cleanly.

@@ -2,6 +2,7 @@
 //! control API and the HTTP proxy, composed in one process (SPEC §10).
 
 mod api;
+mod data_dir;
 pub mod logs;
 pub mod rollout;
 mod runtimes;
@@ -52,6 +53,8 @@ pub struct Options {
     pub dns_addr: Option<SocketAddr>,
     /// Where it forwards sandboxes' out-of-zone questions.
     pub dns_upstream: Option<SocketAddr>,
+    /// The user process sandboxes run as, when not the server's.
+    pub sandbox_user: Option<String>,
 }
 
 /// A running server.
@@ -100,11 +103,21 @@ impl Server {
     /// the data dir or an address is taken.
     pub async fn start(opts: Options) -> anyhow::Result<Self> {
         let data = &opts.data_dir;
-        std::fs::create_dir_all(data)
-            .with_context(|| format!("creating the data dir {}", data.display()))?;
-        let _ = std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700));
+        let sandbox_user = match &opts.sandbox_user {
+            None => None,
+            Some(name) => Some(
+                miren_runtime_process::SandboxUser::lookup(name)
+                    .with_context(|| format!("--sandbox-user {name}"))?,
+            ),
+        };
+        // Sandboxes running as their own user walk through it to their code.
+        let mode = if sandbox_user.is_some() { 0o711 } else { 0o700 };
+        data_dir::prepare(data, mode)?;
         let store: Arc<dyn Store> = match RedbStore::open(&data.join("state.redb")) {
-            Ok(s) => Arc::new(s),
+            Ok(s) => {
+                data_dir::private_file(&data.join("state.redb"))?;
+                Arc::new(s)
+            }
             Err(StoreError::Locked { .. }) => bail!(
                 "another miren server is already using {} (its API: {})",
                 data.display(),
@@ -133,9 +146,11 @@ impl Server {
         let dns_addr = opts
             .dns_addr
             .and_then(|_| dns.as_ref().map(miren_dns::Dns::local_addr));
-        let process = ProcessRuntime::new(data.join("process"), store.clone())
-            .await
-            .context("starting the process runtime")?;
+        let process_options = miren_runtime_process::ProcessOptions { user: sandbox_user };
+        let process =
+            ProcessRuntime::with_options(data.join("process"), store.clone(), process_options)
+                .await
+                .context("starting the process runtime")?;
         let docker = match wants_docker {
             false => None,
             true => Some(connect_docker(data, dns.as_ref().map(miren_dns::Dns::listeners)).await),
@@ -158,6 +173,9 @@ impl Server {
             }
             _ => Arc::new(process.clone()),
         };
+        for private in ["artifacts", "logs"] {
+            data_dir::private_dir(&data.join(private))?;
+        }
         let artifacts =
             ArtifactStore::open(data.join("artifacts")).context("opening the artifact store")?;
         let logs = LogStore::open(data.join("logs"), Retention::default())
@@ -197,7 +215,14 @@ impl Server {
 
         // The control API on the Unix socket (0600: the file mode is the auth).
         let socket = opts.api_socket.clone();
-        if socket.exists() {
+        if let Ok(meta) = std::fs::symlink_metadata(&socket) {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                bail!(
+                    "--api-socket {} exists and is not a socket: choose another path (nothing was removed)",
+                    socket.display()
+                );
+            }
             if tokio::net::UnixStream::connect(&socket).await.is_ok() {
                 bail!("a miren server already answers on {}", socket.display());
             }
@@ -292,11 +317,18 @@ async fn connect_docker(
         .await
 }
 
-/// The API token: 32 random bytes as hex, created on first start, mode 0600.
+/// The API token: 32 random bytes as hex, created on first start, mode 0600. One
+/// found readable by others is made private again, with a warning to replace it.
 fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
     if let Ok(t) = std::fs::read_to_string(path) {
         let t = t.trim().to_string();
         if !t.is_empty() {
+            if data_dir::private_file(path)? {
+                tracing::warn!(
+                    "{} was readable by other users: it is mode 0600 now; if they may have read it, delete it and restart to get a new token",
+                    path.display()
+                );
+            }
             return Ok(t);
         }
     }

@@ -18,6 +18,8 @@ use super::{examples, miren};
 mod api;
 mod artifacts;
 mod docker;
+mod operator;
+mod postgres;
 mod raw;
 
 /// A server process; SIGKILLed if a test fails before stopping it.
@@ -30,6 +32,8 @@ struct TestServer {
     dns: String,
     /// The server's own log lines (stderr), as they come.
     log: mpsc::Receiver<String>,
+    /// What it logged before it said it was ready.
+    startup: Vec<String>,
 }
 
 /// Reads `r` line by line on a thread; lines come out of the receiver.
@@ -120,7 +124,9 @@ impl TestServer {
             .spawn()
             .unwrap_or_else(|e| panic!("{e}"));
         let stderr = lines_of(child.stderr.take().unwrap_or_else(|| panic!("stderr")));
+        let mut startup = Vec::new();
         let (http, api, dns) = wait_line(&stderr, 30, |l| {
+            startup.push(l.to_string());
             let http = after(l, "HTTP on http://")?.to_string();
             let api = after(l, " and http://").map(str::to_string);
             let dns = after(l, "DNS on ")?.to_string();
@@ -135,6 +141,7 @@ impl TestServer {
             api,
             dns,
             log: stderr,
+            startup,
         }
     }
 

@@ -132,7 +132,12 @@ fn tempdir_in(parent: &Path) -> io::Result<PathBuf> {
     for i in 0..1000u32 {
         let p = parent.join(format!("{UNPACK_PREFIX}{}-{i}", std::process::id()));
         match fs::create_dir(&p) {
-            Ok(()) => return Ok(p),
+            Ok(()) => {
+                // Readable by a sandbox user, whatever the server's umask.
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?;
+                return Ok(p);
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }

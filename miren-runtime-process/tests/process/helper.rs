@@ -19,7 +19,8 @@ pub fn command(role: &str) -> String {
 
 /// Runs the role named by `MIREN_TEST_ROLE`, if any. Returns when the role ends.
 pub fn run() {
-    let Ok(role) = std::env::var("MIREN_TEST_ROLE") else {
+    // `TEST_ROLE` when app.toml sets it (`MIREN_` names are the platform's).
+    let Ok(role) = std::env::var("MIREN_TEST_ROLE").or_else(|_| std::env::var("TEST_ROLE")) else {
         return;
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -43,6 +44,30 @@ pub fn run() {
                 0
             }
             "server" => super::server::run().await,
+            // Finishes its work on SIGTERM (a short flush), writes `clean` to
+            // $TEST_MARKFILE, and exits 0.
+            "graceful" => {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .unwrap_or_else(|e| panic!("{e}"));
+                println!("ready");
+                term.recv().await;
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let mark = std::env::var("TEST_MARKFILE").unwrap_or_default();
+                std::fs::write(mark, "clean").unwrap_or_else(|e| panic!("{e}"));
+                0
+            }
+            // Catches SIGTERM and carries on: only SIGKILL ends it.
+            "stubborn" => {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .unwrap_or_else(|e| panic!("{e}"));
+                println!("ready");
+                loop {
+                    term.recv().await;
+                    println!("ignoring SIGTERM");
+                }
+            }
             other => panic!("unknown role {other}"),
         }
     });

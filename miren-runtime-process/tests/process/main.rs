@@ -2,6 +2,7 @@
 
 mod helper;
 mod server;
+mod stops;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -408,14 +409,23 @@ async fn an_image_service_fails_the_deploy_and_says_to_use_docker() {
 
 /// Processes whose environment carries `MIREN_TEST_MARK=<mark>`.
 fn marked(mark: &str) -> BTreeSet<u32> {
-    let needle = format!("MIREN_TEST_MARK={mark}");
+    with_env(&format!("MIREN_TEST_MARK={mark}"))
+}
+
+/// Live processes (zombies left out) whose environment holds `key=value`.
+fn with_env(kv: &str) -> BTreeSet<u32> {
     std::fs::read_dir("/proc")
         .map(|d| {
             d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
                 .filter(|pid| {
-                    std::fs::read(format!("/proc/{pid}/environ"))
-                        .map(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
-                        .unwrap_or(false)
+                    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                        .ok()
+                        .and_then(|s| Some(s.get(s.rfind(')')? + 2..)?.starts_with(['Z', 'X'])))
+                        == Some(false);
+                    alive
+                        && std::fs::read(format!("/proc/{pid}/environ"))
+                            .map(|env| env.split(|b| *b == 0).any(|k| k == kv.as_bytes()))
+                            .unwrap_or(false)
                 })
                 .collect()
         })
