@@ -9,6 +9,10 @@ use super::{LogLine, Stream};
 /// Longest line kept; the rest of a longer line is dropped.
 pub const MAX_LINE: usize = 64 * 1024;
 
+/// A line without its newline yet is shown after this long without more output (a
+/// prompt, a progress dot); what follows comes as the next line.
+pub const PARTIAL_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Splits one stream's bytes into lines as they arrive, in chunks of any size.
 #[derive(Debug)]
 pub struct Lines {
@@ -42,7 +46,12 @@ impl Lines {
         }
     }
 
-    /// The stream ended: a last line without a newline, if any.
+    /// Whether part of a line waits for its newline.
+    pub fn has_partial(&self) -> bool {
+        !self.line.is_empty()
+    }
+
+    /// The stream ended, or went quiet in the middle of a line: that line, if any.
     pub fn finish(&mut self, mut emit: impl FnMut(LogLine)) {
         if !self.line.is_empty() {
             emit(self.take());
@@ -62,7 +71,8 @@ impl Lines {
     }
 }
 
-/// Reads `r` to its end, passing each line to `emit`.
+/// Reads `r` to its end, passing each line to `emit`; a partial line is passed on
+/// once `r` has been quiet for [`PARTIAL_AFTER`].
 pub async fn read_lines<R: AsyncRead + Unpin>(
     mut r: R,
     stream: Stream,
@@ -70,11 +80,22 @@ pub async fn read_lines<R: AsyncRead + Unpin>(
 ) {
     let mut lines = Lines::new(stream);
     let mut buf = vec![0u8; 16 * 1024];
-    while let Ok(n) = r.read(&mut buf).await {
-        if n == 0 {
-            break;
+    loop {
+        let read = if lines.has_partial() {
+            match tokio::time::timeout(PARTIAL_AFTER, r.read(&mut buf)).await {
+                Ok(read) => read,
+                Err(_) => {
+                    lines.finish(&mut emit);
+                    continue;
+                }
+            }
+        } else {
+            r.read(&mut buf).await
+        };
+        match read {
+            Ok(n) if n > 0 => lines.push(&buf[..n], &mut emit),
+            _ => break,
         }
-        lines.push(&buf[..n], &mut emit);
     }
     lines.finish(emit);
 }
@@ -94,6 +115,34 @@ mod tests {
         assert_eq!(got[1], "two");
         assert_eq!(got[2].len(), MAX_LINE);
         assert_eq!(got[3], "last");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partial_line_is_shown_once_output_goes_quiet() {
+        let (mut w, r) = tokio::io::duplex(64);
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reader = tokio::spawn({
+            let got = got.clone();
+            async move {
+                read_lines(r, Stream::Stdout, |l| {
+                    got.lock().unwrap_or_else(|e| e.into_inner()).push(l.line)
+                })
+                .await
+            }
+        });
+        use tokio::io::AsyncWriteExt;
+        w.write_all(b"Password: ")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let lines = || got.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        tokio::time::sleep(PARTIAL_AFTER / 2).await;
+        assert!(lines().is_empty(), "not before it went quiet");
+        tokio::time::sleep(PARTIAL_AFTER).await;
+        assert_eq!(lines(), ["Password: "]);
+        w.write_all(b"ok\n").await.unwrap_or_else(|e| panic!("{e}"));
+        drop(w);
+        reader.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(lines(), ["Password: ", "ok"]);
     }
 
     #[test]
