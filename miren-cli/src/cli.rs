@@ -131,6 +131,10 @@ pub struct ServerArgs {
     /// runtime trusts its code with the server's rights.
     #[arg(long, value_name = "USER")]
     pub sandbox_user: Option<String>,
+    /// Keep the `X-Forwarded-For` of clients in this network (a load balancer in
+    /// front; repeatable). Anyone else's is replaced by their own address.
+    #[arg(long, value_name = "CIDR")]
+    pub trust_forwarded_from: Vec<miren_proxy::Cidr>,
 }
 
 /// `miren deploy`.

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::ProxyConfig;
 use crate::reply::{LocalReply, show};
-use crate::table::{AppTarget, Lookup, PoolLoad, Shared};
+use crate::table::{AppTarget, Backend, Lookup, PoolLoad, Shared};
 
 /// Where the proxy answers for itself.
 pub const HEALTH_PATH: &str = "/.well-known/miren/health";
@@ -35,6 +35,27 @@ pub struct Forwarder {
 pub struct Routed {
     pub target: Arc<AppTarget>,
     _demand: InFlight,
+    released: Option<Released>,
+}
+
+impl Routed {
+    /// The instance a held request was given, if it was.
+    pub fn given(&self) -> Option<&Backend> {
+        self.released.as_ref().map(|r| &*r.backend)
+    }
+}
+
+/// A place on one ready instance, taken by a request that was held.
+struct Released {
+    backend: Arc<Backend>,
+    load: Arc<PoolLoad>,
+}
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        self.backend.released.fetch_sub(1, Ordering::AcqRel);
+        self.load.slot_freed.notify_waiters();
+    }
 }
 
 /// Counts a request in its pool's demand while it lives.
@@ -114,6 +135,7 @@ impl Forwarder {
             return Ok(Routed {
                 target: t.clone(),
                 _demand: InFlight::new(t.load.clone()),
+                released: None,
             });
         }
         let mut table = self.table.load_full();
@@ -148,10 +170,38 @@ impl Forwarder {
             {
                 demand = Some(InFlight::new(target.load.clone()));
             }
-            if !target.backends.is_empty()
-                && let Some(d) = demand.take()
-            {
-                return Ok(Routed { target, _demand: d });
+            // Told when a released request ends; asked for before looking.
+            let load = target.load.clone();
+            let freed = load.slot_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if !target.backends.is_empty() {
+                // A held request takes its share of the ready instances while more
+                // are on the way (starting, or about to be for this demand): at most
+                // `requests_per_instance` each; the rest wait for the next instance
+                // or a free slot, not all on the first one.
+                let released = match (&hold, &target.scale) {
+                    (Some(_), Some(scale)) => {
+                        let per = scale.requests_per_instance.max(1) as usize;
+                        match give_place(&target, per) {
+                            Some(place) => Some(Some(place)),
+                            // Every place taken: wait for the instances on the way,
+                            // or, when none is, go over the target like any request.
+                            None if more_coming(&target, scale) => None,
+                            None => Some(None),
+                        }
+                    }
+                    _ => Some(None),
+                };
+                if let Some(released) = released
+                    && let Some(d) = demand.take()
+                {
+                    return Ok(Routed {
+                        target,
+                        _demand: d,
+                        released,
+                    });
+                }
             }
             let (since, since_ms) = match &hold {
                 Some((_, since, since_ms)) => (*since, *since_ms),
@@ -184,8 +234,14 @@ impl Forwarder {
             }
             let deadline = since + self.config.hold_timeout;
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, version.changed()).await {
-                Ok(Ok(())) => table = self.table.load_full(),
+            let woken = tokio::time::timeout(left, async {
+                tokio::select! {
+                    changed = version.changed() => changed.is_ok(),
+                    () = &mut freed => true,
+                }
+            });
+            match woken.await {
+                Ok(true) => table = self.table.load_full(),
                 _ => {
                     return Err(LocalReply::retry_later(format!(
                         "app {app} did not start within {}; try again shortly\n",
@@ -200,4 +256,26 @@ impl Forwarder {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         held.entry(app.to_string()).or_default().clone()
     }
+}
+
+/// A place for a held request on the ready instance with the most room, if any has.
+fn give_place(target: &AppTarget, per_instance: usize) -> Option<Released> {
+    let mut order: Vec<&Arc<Backend>> = target.backends.iter().collect();
+    order.sort_by_key(|b| b.released.load(Ordering::Acquire));
+    order
+        .into_iter()
+        .find(|b| b.try_release(per_instance))
+        .map(|b| Released {
+            backend: b.clone(),
+            load: target.load.clone(),
+        })
+}
+
+/// Whether instances beyond the ready ones are coming for this pool: some are
+/// starting, or the demand now (held requests included) wants more than are ready
+/// (the autoscaler's own rule).
+fn more_coming(target: &AppTarget, scale: &miren_core::config::AutoScale) -> bool {
+    let demand = target.load.in_flight.load(Ordering::Relaxed);
+    let wanted = miren_core::autoscale::decide(scale, demand).desired as usize;
+    target.starting > 0 || wanted > target.backends.len()
 }

@@ -30,10 +30,11 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let ip: Arc<str> = peer.ip().to_string().into();
+    let trusted = crate::trust::trusted(&fwd.config.trust_forwarded_from, peer.ip());
     let service = hyper::service::service_fn(move |req| {
         let fwd = fwd.clone();
         let ip = ip.clone();
-        Box::pin(async move { Ok::<_, Infallible>(handle(&fwd, req, &ip).await) })
+        Box::pin(async move { Ok::<_, Infallible>(handle(&fwd, req, &ip, trusted).await) })
     });
     let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(hyper_util::rt::TokioTimer::new())
@@ -41,11 +42,18 @@ where
         .await;
 }
 
-async fn handle(fwd: &Forwarder, req: Request<Incoming>, client_ip: &str) -> Response<Body> {
+async fn handle(
+    fwd: &Forwarder,
+    req: Request<Incoming>,
+    client_ip: &str,
+    trusted: bool,
+) -> Response<Body> {
     let log = LogLine::new(
         req.method().as_str().as_bytes(),
         req.uri().path().as_bytes(),
     );
+    let rid = request_id(req.headers());
+    let text = |r: LocalReply| with_request_id(text(r), &rid);
     if req.uri().path() == HEALTH_PATH {
         return text(LocalReply::healthy());
     }
@@ -66,7 +74,7 @@ async fn handle(fwd: &Forwarder, req: Request<Incoming>, client_ip: &str) -> Res
         }
     };
     let (mut parts, body) = req.into_parts();
-    prepare_headers(&mut parts.headers, client_ip, &host);
+    prepare_headers(&mut parts.headers, client_ip, trusted, &host, &rid);
     let empty_body = body_is_empty(&parts.headers, &body);
     let idempotent = matches!(
         parts.method,
@@ -78,7 +86,7 @@ async fn handle(fwd: &Forwarder, req: Request<Incoming>, client_ip: &str) -> Res
     let (replayable, resendable) = (idempotent && empty_body, empty_body);
     let mut body = Some(body.boxed());
     let mut tries = Tries::new(fwd, &routed.target, replayable, resendable);
-    let mut next = tries.first();
+    let mut next = tries.first(routed.given());
     loop {
         let backend = match next {
             Next::Send { backend, .. } => backend,
@@ -106,7 +114,7 @@ async fn handle(fwd: &Forwarder, req: Request<Incoming>, client_ip: &str) -> Res
                 strip_hop_by_hop(resp.headers_mut());
                 let status = resp.status().as_u16();
                 policy::log(log.as_ref(), app, &backend.sandbox, status);
-                return resp.map(|b| b.boxed());
+                return with_request_id(resp.map(|b| b.boxed()), &rid);
             }
             Ok(Err(UpstreamError::Connect(e))) => Failure::Refused(e.to_string()),
             Ok(Err(e)) => Failure::NoAnswer {
@@ -201,18 +209,44 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static(headers::X_FORWARD
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static(headers::X_FORWARDED_HOST);
 const X_REQUEST_ID: HeaderName = HeaderName::from_static(headers::X_REQUEST_ID);
 
+/// The request's id: the client's `X-Request-Id`, else a new one.
+fn request_id(h: &HeaderMap) -> HeaderValue {
+    if let Some(v) = h.get(&X_REQUEST_ID) {
+        return v.clone();
+    }
+    let mut id = Vec::with_capacity(headers::REQUEST_ID_LEN);
+    write_request_id(&mut id);
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// The response with the request's id, unless the instance set its own.
+fn with_request_id(mut resp: Response<Body>, rid: &HeaderValue) -> Response<Body> {
+    if !resp.headers().contains_key(&X_REQUEST_ID) {
+        resp.headers_mut().insert(X_REQUEST_ID, rid.clone());
+    }
+    resp
+}
+
 /// The request headers the instance gets: the same rules as HTTP/1's (see
 /// [`headers`]), written into a header map.
-fn prepare_headers(h: &mut HeaderMap, client_ip: &str, host: &str) {
+fn prepare_headers(
+    h: &mut HeaderMap,
+    client_ip: &str,
+    trusted: bool,
+    host: &str,
+    rid: &HeaderValue,
+) {
     strip_hop_by_hop(h);
     let mut xff = Vec::with_capacity(64);
-    forwarded_for(
+    let prior: Vec<&[u8]> = if trusted {
         h.get_all(&X_FORWARDED_FOR)
             .iter()
-            .map(HeaderValue::as_bytes),
-        client_ip.as_bytes(),
-        &mut xff,
-    );
+            .map(HeaderValue::as_bytes)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    forwarded_for(prior, client_ip.as_bytes(), &mut xff);
     if let Ok(v) = HeaderValue::from_bytes(&xff) {
         h.insert(X_FORWARDED_FOR, v);
     }
@@ -222,10 +256,6 @@ fn prepare_headers(h: &mut HeaderMap, client_ip: &str, host: &str) {
         Err(_) => h.remove(X_FORWARDED_HOST),
     };
     if !h.contains_key(&X_REQUEST_ID) {
-        let mut id = Vec::with_capacity(headers::REQUEST_ID_LEN);
-        write_request_id(&mut id);
-        if let Ok(v) = HeaderValue::from_bytes(&id) {
-            h.insert(X_REQUEST_ID, v);
-        }
+        h.insert(X_REQUEST_ID, rid.clone());
     }
 }

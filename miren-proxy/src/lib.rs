@@ -20,6 +20,7 @@
 //!   place; `h2`: HTTP/2 clients through hyper, with `upstream` as its client.
 //! - `headers`: the header rules both protocols follow; `reply`: the proxy's own
 //!   answers; `access`: the access log; `conns`: kept-alive connections per instance.
+//! - `trust`: whose `X-Forwarded-For` is believed.
 //!
 //! ```no_run
 //! # async fn f(store: std::sync::Arc<dyn miren_core::store::Store>) -> std::io::Result<()> {
@@ -38,6 +39,7 @@ mod headers;
 mod policy;
 mod reply;
 pub mod table;
+mod trust;
 mod upstream;
 
 use std::net::SocketAddr;
@@ -52,6 +54,7 @@ use tokio::net::TcpListener;
 use table::{Routing, Shared, Table};
 
 pub use forwarder::HEALTH_PATH;
+pub use trust::{BadCidr, Cidr};
 
 /// Limits and timings (SPEC §6 defaults).
 #[derive(Debug, Clone)]
@@ -64,6 +67,12 @@ pub struct ProxyConfig {
     pub upstream_timeout: Duration,
     /// How long a client may take to send its headers (then the connection closes).
     pub header_timeout: Duration,
+    /// How long a request body may go without a byte (then 408 and the instance's
+    /// connection is let go).
+    pub body_idle_timeout: Duration,
+    /// Clients whose `X-Forwarded-For` is kept and extended (a load balancer in
+    /// front); anyone else's is replaced by their own address.
+    pub trust_forwarded_from: Vec<Cidr>,
     /// How often demand goes to the autoscaler.
     pub report_every: Duration,
 }
@@ -75,6 +84,8 @@ impl Default for ProxyConfig {
             max_held_per_app: 1024,
             upstream_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(60),
+            trust_forwarded_from: Vec::new(),
             report_every: Duration::from_millis(100),
         }
     }

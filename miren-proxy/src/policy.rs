@@ -79,10 +79,17 @@ impl<'t> Tries<'t> {
         }
     }
 
-    /// The first instance, or the reply when none is ready.
+    /// The first instance (`given`, when the request was given one while held), or
+    /// the reply when none is ready.
     #[inline]
-    pub fn first(&mut self) -> Next<'t> {
-        self.pick()
+    pub fn first(&mut self, given: Option<&'t Backend>) -> Next<'t> {
+        match given {
+            Some(backend) => Next::Send {
+                backend,
+                fresh: false,
+            },
+            None => self.pick(),
+        }
     }
 
     /// After a failed try on `backend`: where to send again, or what to answer.
@@ -153,7 +160,6 @@ pub fn log(log: Option<&LogLine>, app: &str, sandbox: &str, status: u16) {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::AtomicUsize;
 
     use super::*;
     use crate::table::Table;
@@ -164,12 +170,8 @@ mod tests {
             has_web: true,
             backends: (0..n)
                 .map(|i| {
-                    Arc::new(Backend {
-                        sandbox: format!("shop-web-{i}"),
-                        addr: SocketAddr::from(([127, 0, 0, 1], 9000 + i)),
-                        in_flight: AtomicUsize::new(0),
-                        idle: Default::default(),
-                    })
+                    let addr = SocketAddr::from(([127, 0, 0, 1], 9000 + i));
+                    Arc::new(Backend::new(format!("shop-web-{i}"), addr))
                 })
                 .collect(),
             ..AppTarget::default()
@@ -211,7 +213,7 @@ mod tests {
     fn a_refused_connection_goes_to_another_instance_for_any_request() {
         let (f, t) = (fwd(), target(2));
         let mut tries = Tries::new(&f, &t, false, true);
-        let (a, _) = sent(tries.first());
+        let (a, _) = sent(tries.first(None));
         let (b, fresh) = sent(tries.after(a, refused()));
         assert_ne!(a.addr, b.addr);
         assert!(!fresh);
@@ -227,7 +229,7 @@ mod tests {
     fn a_single_instance_that_refuses_is_a_502_naming_why() {
         let (f, t) = (fwd(), target(1));
         let mut tries = Tries::new(&f, &t, true, true);
-        let (a, _) = sent(tries.first());
+        let (a, _) = sent(tries.first(None));
         let (status, body, sandbox) = replied(tries.after(a, refused()));
         assert_eq!(status, 502);
         assert!(body.contains("connecting: connection refused"), "{body}");
@@ -238,7 +240,7 @@ mod tests {
     fn a_body_already_handed_over_is_not_sent_elsewhere() {
         let (f, t) = (fwd(), target(2));
         let mut tries = Tries::new(&f, &t, false, false);
-        let (a, _) = sent(tries.first());
+        let (a, _) = sent(tries.first(None));
         assert_eq!(replied(tries.after(a, refused())).0, 502);
     }
 
@@ -246,7 +248,7 @@ mod tests {
     fn a_closed_kept_alive_connection_is_retried_fresh_on_the_same_instance() {
         let (f, t) = (fwd(), target(1));
         let mut tries = Tries::new(&f, &t, true, true);
-        let (a, _) = sent(tries.first());
+        let (a, _) = sent(tries.first(None));
         let (b, fresh) = sent(tries.after(a, died(true)));
         assert_eq!(a.addr, b.addr);
         assert!(fresh);
@@ -258,13 +260,13 @@ mod tests {
     fn only_whole_idempotent_requests_are_sent_again_after_no_answer() {
         let (f, t) = (fwd(), target(3));
         let mut post = Tries::new(&f, &t, false, true);
-        let (a, _) = sent(post.first());
+        let (a, _) = sent(post.first(None));
         let (status, body, _) = replied(post.after(a, died(true)));
         assert_eq!(status, 502);
         assert!(body.contains("the web instance failed: the connection closed"));
 
         let mut get = Tries::new(&f, &t, true, true);
-        let (a, _) = sent(get.first());
+        let (a, _) = sent(get.first(None));
         let (b, _) = sent(get.after(a, died(false)));
         let (c, _) = sent(get.after(b, died(false)));
         assert!(a.addr != b.addr && b.addr != c.addr && a.addr != c.addr);
@@ -276,12 +278,12 @@ mod tests {
     fn timeouts_and_broken_answers_are_never_retried() {
         let (f, t) = (fwd(), target(2));
         let mut tries = Tries::new(&f, &t, true, true);
-        let (a, _) = sent(tries.first());
+        let (a, _) = sent(tries.first(None));
         let (status, body, _) = replied(tries.after(a, Failure::TimedOut));
         assert_eq!(status, 504);
         assert!(body.contains("did not answer within 60s"), "{body}");
         let mut tries = Tries::new(&f, &t, true, true);
-        let (a, _) = sent(tries.first());
+        let (a, _) = sent(tries.first(None));
         let (status, body, _) = replied(tries.after(a, Failure::Bad("a broken head".into())));
         assert_eq!((status, body.as_str()), (502, "app shop: a broken head\n"));
     }
@@ -290,7 +292,7 @@ mod tests {
     fn no_ready_instance_is_a_503_to_retry() {
         let (f, t) = (fwd(), target(0));
         let mut tries = Tries::new(&f, &t, true, true);
-        match tries.first() {
+        match tries.first(None) {
             Next::Reply { reply, sandbox } => {
                 assert_eq!((reply.status, reply.retry_after, sandbox), (503, true, "-"));
             }

@@ -70,6 +70,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
             .or_else(|| miren_dns::forward::system_resolver(Path::new(RESOLV_CONF)))
             .filter(|up| *up != args.dns_addr),
         sandbox_user: args.sandbox_user,
+        trust_forwarded_from: args.trust_forwarded_from,
     };
     let opts_upstream = opts.dns_upstream;
     // Installed before anything starts, so a signal during startup still stops cleanly.

@@ -55,6 +55,8 @@ pub struct Options {
     pub dns_upstream: Option<SocketAddr>,
     /// The user process sandboxes run as, when not the server's.
     pub sandbox_user: Option<String>,
+    /// Clients whose `X-Forwarded-For` the proxy keeps.
+    pub trust_forwarded_from: Vec<miren_proxy::Cidr>,
 }
 
 /// A running server.
@@ -191,7 +193,10 @@ impl Server {
             opts.http_addr,
             store.clone(),
             Some(controller.clone()),
-            miren_proxy::ProxyConfig::default(),
+            miren_proxy::ProxyConfig {
+                trust_forwarded_from: opts.trust_forwarded_from.clone(),
+                ..miren_proxy::ProxyConfig::default()
+            },
         )
         .await
         .with_context(|| format!("listening on {} for HTTP", opts.http_addr))?;

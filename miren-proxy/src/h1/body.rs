@@ -20,17 +20,21 @@ pub(super) enum Left {
 pub(super) enum PumpError {
     /// The client went away or sent broken framing.
     Client,
+    /// The client sent nothing for the idle timeout.
+    Idle,
     /// The instance stopped taking it.
     Upstream,
 }
 
 /// Copies the rest of a request body from the client to the instance, `buf` (what the
-/// client sent past the part already forwarded) first.
+/// client sent past the part already forwarded) first; gives up when the client sends
+/// nothing for `idle`.
 pub(super) async fn pump(
     client: &mut TcpStream,
     buf: &mut BytesMut,
     up: &mut (impl AsyncWrite + Unpin),
     mut left: Left,
+    idle: std::time::Duration,
 ) -> Result<(), PumpError> {
     loop {
         let n = match &mut left {
@@ -55,9 +59,10 @@ pub(super) async fn pump(
             return Ok(());
         }
         buf.reserve(STREAM_CHUNK);
-        match client.read_buf(buf).await {
-            Ok(n) if n > 0 => {}
-            _ => return Err(PumpError::Client),
+        match tokio::time::timeout(idle, client.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(_) => return Err(PumpError::Client),
+            Err(_) => return Err(PumpError::Idle),
         }
     }
 }

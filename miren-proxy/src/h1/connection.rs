@@ -22,6 +22,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Serves one client connection until it closes, fails or times out.
 pub async fn serve(fwd: Arc<Forwarder>, client: TcpStream, peer: SocketAddr) {
+    let trusted = crate::trust::trusted(&fwd.config.trust_forwarded_from, peer.ip());
     let mut c = ClientConn {
         fwd,
         io: ClientIo {
@@ -30,6 +31,7 @@ pub async fn serve(fwd: Arc<Forwarder>, client: TcpStream, peer: SocketAddr) {
             up: Vec::with_capacity(1024),
             down: Vec::with_capacity(1024),
             ip: peer.ip().to_string(),
+            trusted,
             header_timer: Deadline::default(),
             upstream_timer: Deadline::default(),
             unread_input: false,
@@ -46,11 +48,15 @@ pub async fn serve(fwd: Arc<Forwarder>, client: TcpStream, peer: SocketAddr) {
             }
             Next::Refuse(status, why) => {
                 let io = &mut c.io;
+                // No head to take an id from: this answer gets one of its own.
+                let mut id = Vec::with_capacity(crate::headers::REQUEST_ID_LEN);
+                write_request_id(&mut id);
                 write_reply(
                     &mut io.down,
                     &LocalReply::new(status, why.into()),
                     true,
                     false,
+                    &id,
                 );
                 if io.client.write_all(&io.down).await.is_ok() {
                     linger(&mut io.client).await;
@@ -106,6 +112,8 @@ pub(super) struct ClientIo {
     pub down: Vec<u8>,
     /// The client's address, for `X-Forwarded-For`.
     pub ip: String,
+    /// Its own `X-Forwarded-For` is believed (it is a trusted proxy).
+    pub trusted: bool,
     pub header_timer: Deadline,
     pub upstream_timer: Deadline,
     /// The connection ends with part of the client's request unread.
@@ -133,6 +141,7 @@ impl ClientConn {
                     match request::parse(
                         &self.io.buf,
                         &self.io.ip,
+                        self.io.trusted,
                         write_request_id,
                         &mut self.io.up,
                     ) {
@@ -167,7 +176,8 @@ impl ClientIo {
     ) -> bool {
         let keep = head.keep_alive && whole.is_some();
         self.unread_input = whole.is_none();
-        write_reply(&mut self.down, &r, !keep, head.is_head);
+        let id = &self.up[head.request_id.clone()];
+        write_reply(&mut self.down, &r, !keep, head.is_head, id);
         if self.client.write_all(&self.down).await.is_err() {
             return false;
         }
@@ -178,8 +188,14 @@ impl ClientIo {
     }
 }
 
-/// A plain-text answer from the proxy itself.
-pub(super) fn write_reply(out: &mut Vec<u8>, r: &LocalReply, close: bool, is_head: bool) {
+/// A plain-text answer from the proxy itself, with the request's id.
+pub(super) fn write_reply(
+    out: &mut Vec<u8>,
+    r: &LocalReply,
+    close: bool,
+    is_head: bool,
+    request_id: &[u8],
+) {
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(r.status.to_string().as_bytes());
@@ -190,6 +206,7 @@ pub(super) fn write_reply(out: &mut Vec<u8>, r: &LocalReply, close: bool, is_hea
     if r.retry_after {
         put_header(out, b"retry-after", b"1");
     }
+    put_header(out, crate::headers::X_REQUEST_ID.as_bytes(), request_id);
     if close {
         put_header(out, b"connection", b"close");
     }

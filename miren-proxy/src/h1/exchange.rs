@@ -65,7 +65,7 @@ impl ClientConn {
         // always go elsewhere.
         let replayable = body_complete && head.idempotent;
         let mut tries = Tries::new(&self.fwd, &routed.target, replayable, true);
-        let mut next = tries.first();
+        let mut next = tries.first(routed.given());
         loop {
             let (backend, fresh) = match next {
                 Next::Send { backend, fresh } => (backend, fresh),
@@ -87,9 +87,17 @@ impl ClientConn {
                     }
                 },
             };
+            let idle = self.fwd.config.body_idle_timeout;
             let sent = self
                 .io
-                .send(&head, &mut up, body_here, body_complete, &chunks, timeout)
+                .send(
+                    &head,
+                    &mut up,
+                    body_here,
+                    body_complete,
+                    &chunks,
+                    (timeout, idle),
+                )
                 .await;
             drop(counted);
             let sandbox = &backend.sandbox;
@@ -115,6 +123,20 @@ impl ClientConn {
                     return false;
                 }
                 Exchanged::Aborted => return false,
+                Exchanged::BodyIdle => {
+                    // The instance's connection goes with `up`: it never got the end.
+                    let idle = self.fwd.config.body_idle_timeout;
+                    let reply = LocalReply::new(
+                        408,
+                        format!(
+                            "the request body stalled: no byte for {}\n",
+                            crate::reply::show(idle)
+                        ),
+                    );
+                    policy::log(log.as_ref(), app, sandbox, 408);
+                    self.io.answer(&head, reply, None).await;
+                    return false;
+                }
                 Exchanged::NoAnswer(why) => Failure::NoAnswer { why, reused },
                 Exchanged::Bad(why) => Failure::Bad(why.to_string()),
                 Exchanged::TimedOut => Failure::TimedOut,
@@ -142,6 +164,8 @@ enum Exchanged {
     /// Failed while the response was under way: nothing more can be said to the
     /// client, the connection just closes.
     Aborted,
+    /// The client stopped sending its body before the instance answered.
+    BodyIdle,
 }
 
 impl ClientIo {
@@ -153,7 +177,7 @@ impl ClientIo {
         body_here: usize,
         body_complete: bool,
         chunks: &Chunked,
-        timeout: std::time::Duration,
+        (timeout, body_idle): (std::time::Duration, std::time::Duration),
     ) -> Exchanged {
         let Self {
             client,
@@ -198,7 +222,7 @@ impl ClientIo {
                 _ => Left::Chunked(chunks.clone()),
             };
             let (mut ur, mut uw) = up.stream.split();
-            let pump = pump(client, buf, &mut uw, left);
+            let pump = pump(client, buf, &mut uw, left, body_idle);
             let read = read_head(&mut ur, &mut up.buf, side, down);
             tokio::pin!(pump, read);
             let early = tokio::select! {
@@ -207,6 +231,7 @@ impl ClientIo {
                 r = &mut pump => match r {
                     Ok(()) => None,
                     Err(PumpError::Client) => return Exchanged::Aborted,
+                    Err(PumpError::Idle) => return Exchanged::BodyIdle,
                     // The instance stopped reading: its answer may say why.
                     Err(PumpError::Upstream) => {
                         sent_all = false;
@@ -250,6 +275,16 @@ impl ClientIo {
             } else {
                 Exchanged::Aborted
             };
+        }
+        if !resp.has_request_id {
+            // The client gets the id its request was known by.
+            down.truncate(down.len() - 2);
+            put_header(
+                down,
+                crate::headers::X_REQUEST_ID.as_bytes(),
+                &request[head.request_id.clone()],
+            );
+            down.extend_from_slice(b"\r\n");
         }
         if !sent_all && !resp.close {
             // The client's body was not all read: its connection can't go on.

@@ -38,7 +38,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         let mut out = Vec::new();
-        let _ = request::parse(&bytes, "127.0.0.1", |o| o.push(b'x'), &mut out);
+        let _ = request::parse(&bytes, "127.0.0.1", true, |o| o.push(b'x'), &mut out);
         let client = response::Client { http10: false, keep_alive: true, is_head: false };
         let _ = response::parse(&bytes, client, &mut out);
         let mut c = super::chunked::Chunked::default();
@@ -56,7 +56,7 @@ proptest! {
         }
         raw.push_str("\r\n");
         let mut out = Vec::new();
-        let head = request::parse(raw.as_bytes(), "10.1.2.3", |o| o.extend_from_slice(b"id"), &mut out);
+        let head = request::parse(raw.as_bytes(), "10.1.2.3", true, |o| o.extend_from_slice(b"id"), &mut out);
         let head = match head {
             Ok(h) => h,
             // Generated Content-Length or Transfer-Encoding values may be refused;

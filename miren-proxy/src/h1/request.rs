@@ -34,6 +34,9 @@ pub struct RequestHead {
     /// Safe to send again if the instance died without answering.
     pub idempotent: bool,
     pub is_head: bool,
+    /// Where the request id (the client's, or the one made here) is in the head sent
+    /// upstream: the client gets it back on the response.
+    pub request_id: Range<usize>,
 }
 
 /// Why a head can't be served (yet).
@@ -49,10 +52,13 @@ pub enum Refusal {
 
 /// Parses the head at the start of `buf` and writes the request to send upstream
 /// into `out` (cleared first): origin-form, hop-by-hop headers gone, `X-Forwarded-*`
-/// and `X-Request-Id` added. `client_ip` is appended to `X-Forwarded-For`.
+/// and `X-Request-Id` added. `client_ip` is appended to the `X-Forwarded-For` the
+/// client sent when `trusted` (a load balancer in front), else replaces it: a client
+/// can't make the app believe it comes from elsewhere.
 pub fn parse(
     buf: &[u8],
     client_ip: &str,
+    trusted: bool,
     request_id: impl FnOnce(&mut Vec<u8>),
     out: &mut Vec<u8>,
 ) -> Result<RequestHead, Refusal> {
@@ -81,7 +87,6 @@ pub fn parse(
     let mut transfer_encoding: Option<&[u8]> = None;
     let mut upgrade: Option<&[u8]> = None;
     let mut expect_continue = false;
-    let mut has_request_id = false;
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
@@ -106,8 +111,6 @@ pub fn parse(
             upgrade = Some(h.value);
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case(X_REQUEST_ID) {
-            has_request_id = true;
         }
     }
     let body = match (transfer_encoding, length) {
@@ -131,6 +134,10 @@ pub fn parse(
     // Absolute-form (`GET http://host/path`): the authority is the host (RFC 9112
     // §3.2.2) and the instance gets origin-form.
     let (path, authority) = split_absolute(target);
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400.
+    if !http10 && host.is_none() && authority.is_none() {
+        return Err(Refusal::Bad("missing Host header\n"));
+    }
     let host = authority.or(host).unwrap_or_default();
 
     out.clear();
@@ -142,11 +149,18 @@ pub fn parse(
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut prior_forwarded_for = false;
+    let mut request_id_at: Option<Range<usize>> = None;
     for h in req.headers.iter() {
         let name = h.name;
         if is_rewritten(name) {
-            // Written below; the client's X-Forwarded-For joined into one.
-            prior_forwarded_for |= name.eq_ignore_ascii_case(X_FORWARDED_FOR);
+            // Written below; the client's X-Forwarded-For joined into one if trusted.
+            prior_forwarded_for |= trusted && name.eq_ignore_ascii_case(X_FORWARDED_FOR);
+            continue;
+        }
+        if request_id_at.is_none() && name.eq_ignore_ascii_case(X_REQUEST_ID) {
+            let start = out.len() + name.len() + 2;
+            put_header(out, name.as_bytes(), h.value);
+            request_id_at = Some(start..start + h.value.len());
             continue;
         }
         if is_hop_by_hop(name)
@@ -183,12 +197,18 @@ pub fn parse(
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(PROTO_LINE);
     put_header(out, X_FORWARDED_HOST.as_bytes(), host);
-    if !has_request_id {
-        out.extend_from_slice(X_REQUEST_ID.as_bytes());
-        out.extend_from_slice(b": ");
-        request_id(out);
-        out.extend_from_slice(b"\r\n");
-    }
+    let request_id_at = match request_id_at {
+        Some(r) => r,
+        None => {
+            out.extend_from_slice(X_REQUEST_ID.as_bytes());
+            out.extend_from_slice(b": ");
+            let start = out.len();
+            request_id(out);
+            let r = start..out.len();
+            out.extend_from_slice(b"\r\n");
+            r
+        }
+    };
     out.extend_from_slice(b"\r\n");
 
     Ok(RequestHead {
@@ -211,6 +231,7 @@ pub fn parse(
         expect_continue: expect_continue && !http10,
         idempotent: matches!(method, "GET" | "HEAD" | "OPTIONS"),
         is_head: method == "HEAD",
+        request_id: request_id_at,
     })
 }
 
@@ -242,6 +263,7 @@ mod tests {
         let r = parse(
             raw.as_bytes(),
             "10.0.0.9",
+            true,
             |o| o.extend_from_slice(b"rid1"),
             &mut out,
         );
@@ -286,6 +308,27 @@ mod tests {
     }
 
     #[test]
+    fn an_untrusted_clients_forwarded_for_is_replaced_and_the_request_id_found() {
+        let raw =
+            "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 6.6.6.6\r\nX-Request-Id: mine\r\n\r\n";
+        let mut out = Vec::new();
+        let head = parse(
+            raw.as_bytes(),
+            "10.0.0.9",
+            false,
+            |o| o.push(b'x'),
+            &mut out,
+        )
+        .expect("parses");
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("x-forwarded-for: 10.0.0.9\r\n"), "{text}");
+        assert!(!text.contains("6.6.6.6"), "{text}");
+        assert_eq!(&out[head.request_id], b"mine");
+        let (head, out) = upstream("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(&out.as_bytes()[head.expect("parses").request_id], b"rid1");
+    }
+
+    #[test]
     fn absolute_form_becomes_origin_form() {
         let (head, out) =
             upstream("GET http://user@api.example:81?q HTTP/1.1\r\nHost: other\r\n\r\n");
@@ -326,7 +369,7 @@ mod tests {
         assert!(head.http10 && !head.keep_alive && head.host.is_empty());
         let (head, _) = upstream("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         assert!(head.expect("parses").keep_alive);
-        let (head, _) = upstream("GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let (head, _) = upstream("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
         assert!(!head.expect("parses").keep_alive);
     }
 
@@ -334,6 +377,10 @@ mod tests {
     fn refuses_what_it_must() {
         let bad = |raw: &str| upstream(raw).0.err();
         assert_eq!(bad("GET / HTTP/1.1\r\nHost: a"), Some(Refusal::Partial));
+        assert_eq!(
+            bad("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n"),
+            Some(Refusal::Bad("missing Host header\n"))
+        );
         assert!(matches!(
             bad("GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
             Some(Refusal::Bad(_))

@@ -31,6 +31,8 @@ pub struct ResponseHead {
     pub close: bool,
     /// A chunked body the client (HTTP/1.0) gets without the chunk framing.
     pub dechunk: bool,
+    /// The instance set `X-Request-Id` itself.
+    pub has_request_id: bool,
 }
 
 impl ResponseHead {
@@ -68,9 +70,12 @@ pub fn parse(
     let mut length: Option<u64> = None;
     let mut transfer_encoding: Option<&[u8]> = None;
     let mut upgrade: Option<&[u8]> = None;
+    let mut has_request_id = false;
     for h in resp.headers.iter() {
         let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
+        if name.eq_ignore_ascii_case(crate::headers::X_REQUEST_ID) {
+            has_request_id = true;
+        } else if name.eq_ignore_ascii_case("content-length") {
             let n = parse_length(h.value).ok_or("invalid Content-Length in the response")?;
             if length.is_some_and(|m| m != n) {
                 return Err("conflicting Content-Length headers in the response");
@@ -150,6 +155,7 @@ pub fn parse(
         reusable,
         close,
         dechunk,
+        has_request_id,
     }))
 }
 

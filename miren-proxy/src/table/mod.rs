@@ -45,6 +45,10 @@ pub struct AppTarget {
     pub backends: Vec<Arc<Backend>>,
     /// The latest instance of the pool that died on its own: when, and why.
     pub last_death: Option<(UnixMillis, String)>,
+    /// Instances of the pool starting (not ready yet).
+    pub starting: usize,
+    /// How the pool scales, when on demand.
+    pub scale: Option<miren_core::config::AutoScale>,
 }
 
 /// Demand on a pool, as the autoscaler wants it.
@@ -54,6 +58,8 @@ pub struct PoolLoad {
     pub in_flight: std::sync::atomic::AtomicU32,
     /// The most in flight since the last report.
     pub peak: std::sync::atomic::AtomicU32,
+    /// Told when a request that was held ends: another may take its place.
+    pub slot_freed: tokio::sync::Notify,
 }
 
 /// One ready instance.
@@ -67,6 +73,30 @@ pub struct Backend {
     pub in_flight: AtomicUsize,
     /// Its kept-alive connections, which go when it leaves the table.
     pub idle: crate::conns::IdleConns,
+    /// Requests that were held for an instance and were given this one.
+    pub released: AtomicUsize,
+}
+
+impl Backend {
+    /// A ready instance that has served nothing yet.
+    pub fn new(sandbox: String, addr: SocketAddr) -> Self {
+        Self {
+            sandbox,
+            addr,
+            in_flight: AtomicUsize::new(0),
+            idle: Default::default(),
+            released: AtomicUsize::new(0),
+        }
+    }
+
+    /// Takes one of its `per_instance` places for a held request.
+    pub fn try_release(&self, per_instance: usize) -> bool {
+        self.released
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < per_instance).then_some(n + 1)
+            })
+            .is_ok()
+    }
 }
 
 /// What a host resolves to.
@@ -181,6 +211,10 @@ fn build_target(name: &str, mirror: &Mirror, previous: &Table) -> Option<AppTarg
     let before = previous.apps.get(name);
     target.has_web = true;
     target.pool = Some(pool.id.clone());
+    target.scale = match &pool.scaling {
+        miren_core::config::Concurrency::Auto(a) => Some(*a),
+        miren_core::config::Concurrency::Fixed { .. } => None,
+    };
     // Demand carries over while the pool stays the same.
     target.load = before
         .filter(|t| t.pool.as_ref() == Some(&pool.id))
@@ -205,6 +239,7 @@ fn build_target(name: &str, mirror: &Mirror, previous: &Table) -> Option<AppTarg
         }
         // Booting or draining instances get no new requests.
         if !s.is_serving() {
+            target.starting += usize::from(s.status == SandboxStatus::Pending);
             continue;
         }
         let Some(addr) = s.address.and_then(|a| a.socket()) else {
@@ -218,14 +253,9 @@ fn build_target(name: &str, mirror: &Mirror, previous: &Table) -> Option<AppTarg
                     .find(|b| b.sandbox == s.id.as_str() && b.addr == addr)
             })
             .cloned();
-        target.backends.push(carried.unwrap_or_else(|| {
-            Arc::new(Backend {
-                sandbox: s.id.to_string(),
-                addr,
-                in_flight: AtomicUsize::new(0),
-                idle: Default::default(),
-            })
-        }));
+        target
+            .backends
+            .push(carried.unwrap_or_else(|| Arc::new(Backend::new(s.id.to_string(), addr))));
     }
     target.backends.sort_by(|a, b| a.sandbox.cmp(&b.sandbox));
     Some(target)

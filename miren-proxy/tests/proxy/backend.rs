@@ -6,6 +6,7 @@
 //! - `GET /download?bytes=N`: streams N bytes
 //! - `GET /ws`: a WebSocket that echoes every message
 //! - `POST /refuse`: 413 at once, without reading the body
+//! - `GET /count`: how many requests it got before this one
 //!
 //! With `ONESHOT=1` it is a minimal server instead that answers one request per
 //! connection and then closes it, although its answer says nothing of closing — as a
@@ -106,7 +107,11 @@ fn full(status: StatusCode, s: String) -> Response<Body> {
     r
 }
 
+/// Requests this instance got.
+static SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 async fn handle(mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let seen = SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let h = |n: &str| {
         req.headers()
             .get(n)
@@ -115,6 +120,7 @@ async fn handle(mut req: Request<Incoming>) -> Result<Response<Body>, Infallible
             .to_string()
     };
     match req.uri().path() {
+        "/count" => Ok(full(StatusCode::OK, seen.to_string())),
         "/upload" => {
             let mut body = req.into_body();
             let mut n: u64 = 0;

@@ -3,6 +3,7 @@
 //! streaming and limits. All traffic stays on loopback.
 
 mod backend;
+mod hardening;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -437,10 +438,38 @@ async fn scale_from_zero_holds_requests_and_answers_them_all() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_requests_are_shared_among_the_instances_that_become_ready() {
+    let h = Arc::new(Harness::new(ProxyConfig::default()).await);
+    let to_zero = TO_ZERO.replace("requests_per_instance = 10", "requests_per_instance = 2");
+    h.deploy(&web_app("shop", &to_zero)).await;
+    h.route("shop.example", "shop").await;
+    at_zero(&h, "shop").await;
+    // Eight requests that each keep their instance busy for a while.
+    let mut all = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let h = h.clone();
+        all.spawn(async move { h.get("shop.example", "/?sleep_ms=1500").await });
+    }
+    let mut per_instance: std::collections::BTreeMap<String, usize> = Default::default();
+    while let Some(r) = all.join_next().await {
+        let (s, body) = r.expect("task");
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let pid = body.split(' ').nth(1).unwrap_or_default().to_string();
+        *per_instance.entry(pid).or_default() += 1;
+    }
+    assert!(
+        per_instance.values().all(|n| *n <= 2),
+        "requests_per_instance = 2, yet: {per_instance:?}"
+    );
+    assert!(per_instance.len() >= 4, "{per_instance:?}");
+    h.ctl.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_requests_time_out_and_overflow_with_503() {
     let config = ProxyConfig {
         hold_timeout: Duration::from_millis(800),
-        max_held_per_app: 2,
+        max_held_per_app: 1,
         ..ProxyConfig::default()
     };
     let h = Arc::new(Harness::new(config).await);
@@ -448,21 +477,27 @@ async fn held_requests_time_out_and_overflow_with_503() {
     at_zero_then(&h, "sleep 5").await;
 
     let mut held = tokio::task::JoinSet::new();
-    for _ in 0..2 {
+    {
         let h = h.clone();
         held.spawn(async move { h.request("GET", "shop.example", "/", empty()).await });
     }
-    // Let both be held; the third overflows at once.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let t0 = Instant::now();
+    // It is held once it asked for an instance.
+    h.until("a request held", |s| {
+        s.pools.iter().any(|p| p.app == "shop" && p.desired >= 1)
+    })
+    .await;
+    // The next overflows at once: answered while the first still waits.
     let (s, headers, body) = h.request("GET", "shop.example", "/", empty()).await;
+    assert!(
+        held.try_join_next().is_none(),
+        "the held request ended first"
+    );
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(body.contains("already has 2 requests waiting"), "{body}");
+    assert!(body.contains("already has 1 requests waiting"), "{body}");
     assert_eq!(
         headers.get("retry-after").map(|v| v.as_bytes()),
         Some(&b"1"[..])
     );
-    assert!(t0.elapsed() < Duration::from_millis(200));
     while let Some(r) = held.join_next().await {
         let (s, headers, body) = r.expect("task");
         assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -608,26 +643,39 @@ async fn http2_with_prior_knowledge_is_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_headers_are_refused_without_reaching_the_app() {
     let h = Harness::new(ProxyConfig::default()).await;
-    h.deploy(&web_app("shop", FIXED_2)).await;
+    h.deploy(&web_app("shop", "mode = \"fixed\"\nnum_instances = 1"))
+        .await;
     h.route("shop.example", "shop").await;
+    let (_, before) = h.get("shop.example", "/count").await;
     let mut tcp = tokio::net::TcpStream::connect(h.addr)
         .await
         .expect("connect");
     let big = "a".repeat(200 * 1024);
     let req = format!("GET / HTTP/1.1\r\nHost: shop.example\r\nX-Big: {big}\r\n\r\n");
-    // The proxy may close while we are still writing: that is a refusal too.
-    let _ = tcp.write_all(req.as_bytes()).await;
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out)).await;
+    let (mut r, mut w) = tcp.split();
+    // The proxy answers before it has read it all, and reads the rest away so the
+    // answer isn't lost to a reset.
+    let (written, read) = tokio::join!(w.write_all(req.as_bytes()), async {
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), r.read_to_end(&mut out))
+            .await
+            .map(|r| r.map(|_| out))
+    });
+    let _ = written;
+    let out = read.expect("closed within 5 s").expect("closed, not reset");
     let text = String::from_utf8_lossy(&out);
     assert!(
-        text.is_empty() || text.starts_with("HTTP/1.1 431"),
-        "an oversized request got: {}",
+        text.starts_with("HTTP/1.1 431 "),
+        "{}",
         text.lines().next().unwrap_or_default()
     );
-    // And a normal request on a new connection still works.
-    let (s, _) = h.get("shop.example", "/").await;
-    assert_eq!(s, StatusCode::OK);
+    // The app never saw it: its count moved by one, the /count request itself.
+    let (_, after) = h.get("shop.example", "/count").await;
+    let (before, after): (u64, u64) = (
+        before.parse().expect("count"),
+        after.parse().expect("count"),
+    );
+    assert_eq!(after, before + 1, "the oversized request reached the app");
     h.ctl.shutdown().await.expect("shutdown");
 }
 
@@ -694,7 +742,7 @@ async fn http1_details_on_raw_connections() {
         .write_all(
             b"GET /?first HTTP/1.1\r\nHost: shop.example\r\n\r\n\
               HEAD / HTTP/1.1\r\nHost: shop.example\r\n\r\n\
-              POST /.well-known/miren/health HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi\
+              POST /.well-known/miren/health HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 2\r\n\r\nhi\
               GET http://shop.example/ HTTP/1.1\r\nHost: elsewhere\r\n\r\n",
         )
         .await

@@ -188,3 +188,45 @@ fn sandboxes_run_as_the_sandbox_user_reach_their_disk_and_not_the_token() {
     server.deploy(app.path());
     assert_eq!(mode(&disk), 0o750, "the disk's mode was reset");
 }
+
+const ECHO_XFF: &str = r#"import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = ("xff=%s" % self.headers.get("X-Forwarded-For")).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+#[test]
+fn only_a_trusted_load_balancers_forwarded_for_is_kept() {
+    use std::io::{Read, Write};
+    for (flags, want) in [
+        (&[][..], "xff=127.0.0.1"),
+        (
+            &["--trust-forwarded-from", "127.0.0.0/8"][..],
+            "xff=203.0.113.7, 127.0.0.1",
+        ),
+    ] {
+        let server = TestServer::start(flags);
+        let app = app_dir("name = \"echo\"\n[services.web]\ncommand = \"python3 echo.py\"\n");
+        std::fs::write(app.path().join("echo.py"), ECHO_XFF).unwrap_or_else(|e| panic!("{e}"));
+        server.deploy(app.path());
+        server.ok(["route", "set-default", "--app", "echo"]);
+        let mut s = std::net::TcpStream::connect(&server.http).unwrap_or_else(|e| panic!("{e}"));
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        write!(
+            s,
+            "GET / HTTP/1.0\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n"
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.ends_with(want), "{flags:?}: {out}");
+    }
+}
