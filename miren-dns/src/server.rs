@@ -52,6 +52,8 @@ const EDNS_PAYLOAD: u16 = 1232;
 pub struct Dns {
     udp: UdpSocket,
     tcp: TcpListener,
+    /// Where it was bound (and its extra listeners serve).
+    runtime: tokio::runtime::Handle,
     /// Keeps the zone in step with the store while the server lives.
     zone: Reflector<Zone>,
     config: DnsConfig,
@@ -67,6 +69,9 @@ pub struct Listeners {
     config: DnsConfig,
     running: watch::Receiver<()>,
     listening: Arc<Mutex<HashSet<SocketAddr>>>,
+    /// The runtime the server was bound on: the extra listeners serve there too,
+    /// whoever asks for them (the Docker runtime, from the control plane's threads).
+    runtime: tokio::runtime::Handle,
 }
 
 /// An app network: the callers whose address is in it are that app's sandboxes, as
@@ -120,6 +125,7 @@ impl Listeners {
         udp.set_nonblocking(true)?;
         let tcp = std::net::TcpListener::bind(addr)?;
         tcp.set_nonblocking(true)?;
+        let _on = self.runtime.enter();
         let (udp, tcp) = (UdpSocket::from_std(udp)?, TcpListener::from_std(tcp)?);
         let handler = Handler {
             zone: self.zone.clone(),
@@ -130,7 +136,7 @@ impl Listeners {
         server.register_socket(udp);
         server.register_listener(tcp, self.config.tcp_idle, 64);
         let mut running = self.running.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             tokio::select! {
                 r = server.block_until_done() => {
                     if let Err(e) = r {
@@ -161,6 +167,7 @@ impl Dns {
         Ok(Dns {
             udp,
             tcp,
+            runtime: tokio::runtime::Handle::current(),
             zone,
             config,
             running: watch::channel(()).0,
@@ -174,6 +181,7 @@ impl Dns {
             config: self.config.clone(),
             running: self.running.subscribe(),
             listening: Arc::default(),
+            runtime: self.runtime.clone(),
         }
     }
 

@@ -79,6 +79,45 @@ pub struct Server {
     process: ProcessRuntime,
     socket: PathBuf,
     tasks: Vec<JoinHandle<()>>,
+    /// Where the proxy and DNS run.
+    data_plane: DataPlane,
+}
+
+/// The threads the proxy and DNS run on, apart from the API's and the controller's.
+struct DataPlane(Option<tokio::runtime::Runtime>);
+
+impl DataPlane {
+    fn start() -> anyhow::Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("miren-data")
+            .enable_all()
+            .build()
+            .context("starting the proxy's threads")?;
+        Ok(Self(Some(rt)))
+    }
+
+    fn spawn<F>(&self, f: F) -> JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.0 {
+            Some(rt) => rt.spawn(f),
+            None => tokio::spawn(f),
+        }
+    }
+}
+
+impl Drop for DataPlane {
+    /// Its tasks stop with it; never blocks (a runtime dropped on async threads
+    /// would).
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// `$MIREN_DATA_DIR`, else `$XDG_DATA_HOME/miren`, else `~/.local/share/miren`.
@@ -128,6 +167,10 @@ impl Server {
             Err(e) => return Err(e).context("opening the state store"),
         };
 
+        // The proxy and DNS answer on threads of their own: no deploy, API call or
+        // controller work can hold them up.
+        let data_plane = DataPlane::start()?;
+
         // Service DNS before the runtimes: the Docker runtime serves it on every app
         // network's gateway, for the containers there.
         let wants_docker = opts.runtime != RuntimeChoice::Process;
@@ -140,8 +183,10 @@ impl Server {
                 upstream: opts.dns_upstream,
                 ..miren_dns::DnsConfig::default()
             };
-            let d = miren_dns::Dns::bind(addr, store.clone(), config)
-                .await
+            let st = store.clone();
+            let d = data_plane
+                .spawn(async move { miren_dns::Dns::bind(addr, st, config).await })
+                .await?
                 .with_context(|| format!("listening on {addr} for DNS (UDP and TCP)"))?;
             dns = Some(d);
         }
@@ -189,25 +234,23 @@ impl Server {
             .context("starting the controller")?;
 
         // The proxy first: the API makes route changes take effect through it.
-        let proxy = miren_proxy::Proxy::bind(
-            opts.http_addr,
-            store.clone(),
-            Some(controller.clone()),
-            miren_proxy::ProxyConfig {
-                trust_forwarded_from: opts.trust_forwarded_from.clone(),
-                ..miren_proxy::ProxyConfig::default()
-            },
-        )
-        .await
-        .with_context(|| format!("listening on {} for HTTP", opts.http_addr))?;
+        let proxy_config = miren_proxy::ProxyConfig {
+            trust_forwarded_from: opts.trust_forwarded_from.clone(),
+            ..miren_proxy::ProxyConfig::default()
+        };
+        let (http, st, ctl) = (opts.http_addr, store.clone(), controller.clone());
+        let proxy = data_plane
+            .spawn(async move { miren_proxy::Proxy::bind(http, st, Some(ctl), proxy_config).await })
+            .await?
+            .with_context(|| format!("listening on {} for HTTP", opts.http_addr))?;
         let http_addr = proxy.local_addr();
         let mut visible = Visibility::default();
         visible.add("the proxy", proxy.progress());
-        let mut tasks = vec![tokio::spawn(proxy.run())];
+        let mut tasks = vec![data_plane.spawn(proxy.run())];
 
         if let Some(dns) = dns {
             visible.add("service DNS", dns.progress());
-            tasks.push(tokio::spawn(dns.run()));
+            tasks.push(data_plane.spawn(dns.run()));
         }
 
         let state = Arc::new(api::State {
@@ -238,9 +281,7 @@ impl Server {
             .with_context(|| format!("listening on {}", socket.display()))?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
         let app = api::router(state.clone());
-        tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        }));
+        tasks.push(tokio::spawn(api::serve_unix(listener, app)));
 
         // On TCP only with the bearer token.
         let mut api_addr = None;
@@ -255,9 +296,7 @@ impl Server {
                 .with_context(|| format!("listening on {addr} for the API"))?;
             api_addr = Some(listener.local_addr()?);
             let app = api::router(state);
-            tasks.push(tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            }));
+            tasks.push(tokio::spawn(api::serve_tcp(listener, app)));
         }
 
         Ok(Self {
@@ -271,6 +310,7 @@ impl Server {
             process,
             socket,
             tasks,
+            data_plane,
         })
     }
 
@@ -280,6 +320,7 @@ impl Server {
         for t in &self.tasks {
             t.abort();
         }
+        drop(self.data_plane);
         self.process.close().await;
         self.logs.flush().await;
         let _ = std::fs::remove_file(&self.socket);

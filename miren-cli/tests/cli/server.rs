@@ -18,6 +18,7 @@ use super::{examples, miren};
 mod api;
 mod artifacts;
 mod docker;
+mod isolation;
 mod logs;
 mod operator;
 mod postgres;

@@ -13,11 +13,18 @@ use crate::api::{DeployBody, RollbackBody};
 use crate::server::rollout::{Rollout, Start};
 
 pub async fn deploy(state: S, Json(body): Json<DeployBody>) -> R<Response> {
-    let v = miren_core::config::validate(&body.app_toml);
-    let Some(mut config) = v.resolved.clone() else {
-        let report = v.report(".miren/app.toml", &body.app_toml).render(false);
-        return Err(ApiError::invalid(report));
-    };
+    // Validation of a big app.toml takes a while: not on the API's threads.
+    let (body, resolved) = tokio::task::spawn_blocking(move || {
+        let v = miren_core::config::validate(&body.app_toml);
+        let resolved = v
+            .resolved
+            .clone()
+            .ok_or_else(|| v.report(".miren/app.toml", &body.app_toml).render(false));
+        (body, resolved)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let mut config = resolved.map_err(ApiError::invalid)?;
     if let Some(app) = body.app {
         app_name(&app)?;
         config.name = app;

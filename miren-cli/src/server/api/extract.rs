@@ -49,14 +49,40 @@ fn rejected(status: StatusCode, text: &str) -> ApiError {
     ApiError::new(status, code, message)
 }
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+/// Bodies past this size are parsed on a blocking thread, off the API's.
+const PARSE_INLINE: usize = 64 << 10;
+
+impl<T: DeserializeOwned + Send + 'static, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match <axum::Json<T> as FromRequest<S>>::from_request(req, state).await {
+        let is_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                let v = v.trim();
+                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(rejected(StatusCode::UNSUPPORTED_MEDIA_TYPE, ""));
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(r) => return Err(rejected(r.status(), &r.body_text())),
+        };
+        let small = bytes.len() <= PARSE_INLINE;
+        let parse = move || match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Json(v)),
             Err(r) => Err(rejected(r.status(), &r.body_text())),
+        };
+        if small {
+            return parse();
         }
+        tokio::task::spawn_blocking(parse)
+            .await
+            .map_err(ApiError::internal)?
     }
 }
 

@@ -11,6 +11,7 @@
 //! - `error`: the JSON error answer and what each failure maps to.
 //! - `extract`: request extractors whose rejections are JSON errors too.
 //! - `stream`: NDJSON answers.
+//! - `serve`: the sockets, with a head timeout and a connection cap.
 
 mod apps;
 mod artifacts;
@@ -21,6 +22,7 @@ mod logs;
 mod pools;
 mod routes;
 mod sandboxes;
+mod serve;
 mod stream;
 
 use std::sync::Arc;
@@ -38,6 +40,7 @@ use super::Visibility;
 use super::logs::LogStore;
 pub use error::ApiError;
 use extract::{Json, clip, quoting};
+pub use serve::{serve_tcp, serve_unix};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -91,7 +94,7 @@ async fn auth(state: S, req: Request, next: Next) -> Response {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
+        if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -101,6 +104,11 @@ async fn auth(state: S, req: Request, next: Next) -> Response {
         }
     }
     next.run(req).await
+}
+
+/// Whether two secrets are equal, in time that doesn't depend on where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 /// Checks an app name from a path or query.

@@ -168,3 +168,86 @@ fn messages_never_echo_a_10_kb_input() {
     let (_, _, message) = failing(&server, "POST", "/v1/deploys", &[JSON], body.as_bytes());
     assert!(message.len() < 1000, "{} bytes", message.len());
 }
+
+#[test]
+fn held_partial_heads_on_the_tcp_api_starve_neither_the_proxy_nor_the_socket_and_are_cut_off() {
+    use std::io::{Read, Write};
+    let server = TestServer::start(&["--api-addr", "127.0.0.1:0"]);
+    let api = server.api.clone().unwrap_or_else(|| panic!("api"));
+    // More than the API takes at once, each an unfinished head.
+    let mut held: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&api).unwrap_or_else(|e| panic!("{e}"));
+            s.write_all(b"GET /v1/apps HTTP/1.1\r\nHost: x\r\n")
+                .unwrap_or_else(|e| panic!("{e}"));
+            s
+        })
+        .collect();
+    // The socket API and the proxy answer at once all the same.
+    server.ok(["app", "list"]);
+    let mut p = std::net::TcpStream::connect(&server.http).unwrap_or_else(|e| panic!("{e}"));
+    p.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    p.write_all(b"GET /.well-known/miren/health HTTP/1.0\r\n\r\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut out = String::new();
+    p.read_to_string(&mut out).unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    // The server cuts the first ones off once their head is overdue (10 s).
+    let first = &mut held[0];
+    first
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let t0 = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    let n = first.read(&mut buf).unwrap_or(0);
+    let said = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(n == 0 || said.starts_with("HTTP/1.1 408"), "{said}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(25),
+        "{:?}",
+        t0.elapsed()
+    );
+    drop(held);
+    // And the TCP API serves again.
+    let token = std::fs::read_to_string(server.data.path().join("api-token"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    crate::miren()
+        .args([
+            "--server",
+            &format!("http://{api}"),
+            "--token",
+            token.trim(),
+            "app",
+            "list",
+        ])
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_wrong_token_of_any_length_is_refused() {
+    let server = TestServer::start(&["--api-addr", "127.0.0.1:0"]);
+    let api = server.api.clone().unwrap_or_else(|| panic!("api"));
+    let token = std::fs::read_to_string(server.data.path().join("api-token"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let token = token.trim();
+    let mut wrong = token.to_string();
+    wrong.replace_range(
+        token.len() - 1..,
+        if token.ends_with('0') { "1" } else { "0" },
+    );
+    for t in [wrong.as_str(), &token[..10], "", &format!("{token}0")] {
+        crate::miren()
+            .args([
+                "--server",
+                &format!("http://{api}"),
+                "--token",
+                t,
+                "app",
+                "list",
+            ])
+            .assert()
+            .code(1);
+    }
+}
