@@ -10,7 +10,8 @@
 //!   to exit, then SIGKILL; the exit is reported once nothing of the sandbox is left.
 //! - Every sandbox gets its own free `PORT`; it is ready when that port accepts a TCP
 //!   connection (polled from 2 ms, doubling to 50 ms). A service without a port is
-//!   ready once started.
+//!   ready once started. A command that binds the service's own port by itself
+//!   (`--bind 0.0.0.0:8000` for a service on 8000) gets `$PORT` in its place.
 //! - Every service with a port also gets a stable loopback address for the app's
 //!   lifetime (`127.77.x.y:<port>`), balancing over the instances the store says
 //!   serve (whichever runtime runs them); env values naming `<svc>.app.miren` are
@@ -54,6 +55,7 @@ mod records;
 mod serving;
 mod user;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::process::ExitStatusExt;
@@ -64,6 +66,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use miren_core::artifact;
+use miren_core::config::command::listen_on_port_var;
 use miren_core::model::{Address, CodeSource, Digest, PoolSpec, SandboxId};
 use miren_core::runtime::{
     EventSink, Listed, PrepareApp, PrepareLog, Retained, Runtime, RuntimeError, SandboxSpec,
@@ -488,7 +491,13 @@ impl Runtime for ProcessRuntime {
             .map(|n| n.services.clone())
             .unwrap_or_default();
         let command = spec.spec.command.as_deref().unwrap_or_default();
-        let command = command::shell_line(&addresses::rewrite(command, &spec.app, &services));
+        // `--bind 0.0.0.0:8000` for a service on 8000: each instance listens on its own.
+        let command = spec
+            .spec
+            .port
+            .and_then(|declared| listen_on_port_var(command, declared))
+            .map_or(Cow::Borrowed(command), Cow::Owned);
+        let command = command::shell_line(&addresses::rewrite(&command, &spec.app, &services));
         let port = match spec.spec.port {
             Some(_) => Some(self.free_port()?),
             None => None,

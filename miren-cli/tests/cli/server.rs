@@ -20,9 +20,11 @@ mod artifacts;
 mod docker;
 mod isolation;
 mod logs;
+mod node;
 mod operator;
 mod postgres;
 mod raw;
+mod taskqueue;
 
 /// A server process; SIGKILLed if a test fails before stopping it.
 struct TestServer {
@@ -126,6 +128,8 @@ impl TestServer {
             .spawn()
             .unwrap_or_else(|e| panic!("{e}"));
         let stderr = lines_of(child.stderr.take().unwrap_or_else(|| panic!("stderr")));
+        // Until it is ready, a panic here must not leave it (or what it started) behind.
+        let mut starting = Starting(Some(child), data.path().to_path_buf());
         let mut startup = Vec::new();
         let (http, api, dns) = wait_line(&stderr, 30, |l| {
             startup.push(l.to_string());
@@ -136,6 +140,7 @@ impl TestServer {
         });
         // The reader thread keeps draining stderr into the channel, so the server
         // never blocks on it.
+        let child = starting.0.take().unwrap_or_else(|| panic!("started"));
         Self {
             child,
             data,
@@ -221,9 +226,33 @@ impl TestServer {
 
 impl Drop for TestServer {
     /// A test that fails midway still leaves nothing running: SIGTERM lets the
-    /// server stop its sandboxes; SIGKILL only if it hangs.
+    /// server stop its sandboxes; SIGKILL only if it hangs. Whatever still works under
+    /// its data dir then (what a killed server left) is killed too.
     fn drop(&mut self) {
         stop_child(&mut self.child);
+        kill_processes_under(self.data.path());
+    }
+}
+
+/// A server that hasn't said it is ready yet.
+struct Starting(Option<Child>, PathBuf);
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            stop_child(child);
+            kill_processes_under(&self.1);
+        }
+    }
+}
+
+/// SIGKILLs every process working under `dir`.
+fn kill_processes_under(dir: &Path) {
+    for pid in processes_under(dir) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 

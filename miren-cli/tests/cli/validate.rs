@@ -9,6 +9,7 @@ const TYPO: &str = "name = \"shop\"\n\n[services.web]\ncomand = \"npm start\"\n"
 
 #[test]
 fn every_example_directory_is_valid() {
+    let mut found = Vec::new();
     for entry in std::fs::read_dir(examples()).expect("examples/").flatten() {
         if entry.path().join(".miren/app.toml").is_file() {
             miren()
@@ -17,7 +18,27 @@ fn every_example_directory_is_valid() {
                 .assert()
                 .code(0)
                 .stderr(predicate::str::contains("is valid"));
+            found.push(entry.file_name().to_string_lossy().into_owned());
         }
+    }
+    found.sort();
+    // The user's seven examples and ours: a test that found none would pass empty.
+    for name in [
+        "counter",
+        "demo",
+        "django-celery",
+        "env-vars",
+        "fullstack",
+        "go-postgres",
+        "node-api",
+        "postgres-image",
+        "python-redis-queue",
+        "rails-sidekiq",
+        "service-communication",
+        "visits",
+        "web-worker",
+    ] {
+        assert!(found.iter().any(|f| f == name), "{name} not in {found:?}");
     }
 }
 

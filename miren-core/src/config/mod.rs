@@ -16,9 +16,11 @@
 //! - `rules`: the rules types can't express
 //! - `resolved`: defaults filled, env merged: what the controller consumes
 //! - `diagnostic`: problems, positions, rustc-style and JSON rendering
+//! - `command`: the port a service's command line binds by itself
 //! - `defaults`, `duration`, `names`, `suggest`: the small pieces they share
 
 mod app_config;
+pub mod command;
 mod decode;
 pub mod defaults;
 mod diagnostic;

@@ -7,14 +7,11 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::LazyLock;
-
-use regex::Regex;
 
 use super::app_config::{AppConfig, ConcurrencyConfig, EnvVar, Mode, ServiceConfig};
 use super::decode::{SpanIndex, join};
 use super::diagnostic::Diagnostic;
-use super::{defaults, duration, names};
+use super::{command, defaults, duration, names};
 
 /// Runs every rule; returns what they found.
 pub(crate) fn check(config: &AppConfig, spans: &SpanIndex) -> Vec<Diagnostic> {
@@ -30,15 +27,6 @@ struct Rules<'a> {
     spans: &'a SpanIndex,
     out: Vec<Diagnostic>,
 }
-
-/// Commands that visibly bind a fixed port: `--bind 0.0.0.0:8000`, `-p 8000`,
-/// `--port=8000`, `localhost:8000`.
-static FIXED_PORT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?:(?:^|\s)(?:--bind|-b|--listen|-l|--port|-p|--http-port)(?:=|\s+)(?:[\w.\-\[\]:]*:)?|(?:0\.0\.0\.0|127\.0\.0\.1|localhost|\[::\]):)(\d{2,5})(?:$|[\s;&|])",
-    )
-    .unwrap_or_else(|e| panic!("built-in pattern: {e}"))
-});
 
 impl Rules<'_> {
     fn push(&mut self, d: Diagnostic) {
@@ -159,7 +147,7 @@ impl Rules<'_> {
                         .with_help("remove `command` to run the image's own entrypoint, or write the command to run"),
                 );
             } else {
-                self.fixed_port(cmd, span, &cmd_path, name);
+                self.fixed_port(cmd, span, &cmd_path, name, svc);
             }
         }
 
@@ -186,33 +174,40 @@ impl Rules<'_> {
     }
 
     /// Warns when a command binds a port it chose itself: on the process runtime
-    /// every instance gets its own `$PORT`, and two instances can't share one.
-    fn fixed_port(&mut self, cmd: &str, span: Range<usize>, path: &str, service: &str) {
-        if cmd.contains("PORT") {
-            return;
-        }
-        let Some(m) = FIXED_PORT.captures(cmd).and_then(|c| c.get(1)) else {
+    /// every instance gets its own `$PORT` (put in place of the service's own port), and
+    /// a port that isn't the service's gets no traffic.
+    fn fixed_port(
+        &mut self,
+        cmd: &str,
+        span: Range<usize>,
+        path: &str,
+        name: &str,
+        svc: &ServiceConfig,
+    ) {
+        let Some(fixed) = command::fixed_port(cmd) else {
             return;
         };
         // Point at the port itself when the string is written plainly (no escapes).
         let inner = span.start + 1..span.end.saturating_sub(1);
         let at = if span.len() == cmd.len() + 2 {
-            inner.start + m.start()..inner.start + m.end()
+            inner.start + fixed.at.start..inner.start + fixed.at.end
         } else {
             span
         };
-        let port = m.as_str();
-        let fixed = cmd.replacen(&format!(":{port}"), ":$PORT", 1);
-        let example = if fixed != cmd {
-            fixed
-        } else {
-            cmd.replacen(port, "$PORT", 1)
-        };
-        self.push(
-            Diagnostic::warning(path, at, format!("`{service}` binds the fixed port {port}: only one instance of it can run on the process runtime"))
+        let port = fixed.port;
+        let with_var = format!("{}$PORT{}", &cmd[..fixed.at.start], &cmd[fixed.at.end..]);
+        let d = match svc.port.or_else(|| defaults::port(name)) {
+            Some(p) if p == port => Diagnostic::warning(path, at, format!("`{name}` binds the fixed port {port}: on the process runtime each instance listens on its own $PORT in its place"))
                 .with_label("fixed port")
-                .with_help(format!("listen on $PORT instead, which Miren sets for every instance: `{example}`")),
-        );
+                .with_help(format!("write $PORT, which Miren sets for every instance, to say so: `{with_var}`")),
+            Some(p) => Diagnostic::warning(path, at, format!("`{name}` binds the fixed port {port}, but its `port` is {p}: requests and readiness checks go to {p}"))
+                .with_label("not the service's port")
+                .with_help(format!("listen on $PORT, which Miren sets for every instance: `{with_var}`, or set `port = {port}`")),
+            None => Diagnostic::warning(path, at, format!("`{name}` binds the fixed port {port} but has no `port`: only one instance of it can run on the process runtime"))
+                .with_label("fixed port")
+                .with_help(format!("set `port = {port}`, or listen on $PORT: `{with_var}`")),
+        };
+        self.push(d);
     }
 
     fn env_list(&mut self, env: &[EnvVar], path: &str) {
@@ -599,24 +594,5 @@ mod tests {
             mount_problem("/a/../b"),
             Some(("must not contain `..`", None))
         );
-    }
-
-    #[test]
-    fn fixed_port_pattern_finds_the_usual_flags() {
-        let port = |c: &str| {
-            FIXED_PORT
-                .captures(c)
-                .and_then(|m| m.get(1))
-                .map(|m| m.as_str().to_string())
-        };
-        assert_eq!(
-            port("gunicorn app:app --bind 0.0.0.0:8000").as_deref(),
-            Some("8000")
-        );
-        assert_eq!(port("rails s -p 3000").as_deref(), Some("3000"));
-        assert_eq!(port("serve --port=8080").as_deref(), Some("8080"));
-        assert_eq!(port("python -m http.server --bind 127.0.0.1 9000"), None);
-        assert_eq!(port("npm start"), None);
-        assert_eq!(port("celery -A myapp worker --loglevel=info"), None);
     }
 }

@@ -303,6 +303,15 @@ impl Actor {
             s.sb.reason = Some(reason.clone());
         } else {
             s.sb.status = SandboxStatus::Stopped;
+            // Why it was stopped stays; that it had to be killed is worth knowing (a
+            // database that ignores SIGTERM loses what it hadn't written).
+            if reason.contains("SIGKILL") {
+                let why = s.sb.reason.take().unwrap_or_else(|| "stopped".to_string());
+                s.sb.reason = Some(format!(
+                    "{why}; killed: still running {:?} after SIGTERM",
+                    self.cfg.stop_grace
+                ));
+            }
         }
         self.touch_sandbox(id);
         if crashed {

@@ -1,7 +1,9 @@
 //! An in-memory runtime for controller tests, simulations and benchmarks.
 //!
 //! Nothing runs: a sandbox is an entry in a map that turns ready, exits or hangs as
-//! its service's [`Behavior`] says, on tokio's clock (pause it and time is virtual).
+//! its service's [`Behavior`] says, and stops as its [`OnStop`] says (at once, after a
+//! while, or only when killed at the end of the grace period), on tokio's clock (pause
+//! it and time is virtual).
 //! Tests can crash a sandbox with [`FakeRuntime::crash`] and read what was asked.
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +38,22 @@ impl Default for Behavior {
     }
 }
 
+/// What a fake sandbox does when asked to stop: real programs take a while to finish
+/// their work, and some ignore SIGTERM and last until they are killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStop {
+    /// Exits this long after the stop (killed instead if that is past the grace).
+    Exits(Duration),
+    /// Ignores SIGTERM: runs the whole grace period, then is killed.
+    IgnoresTerm,
+}
+
+impl Default for OnStop {
+    fn default() -> Self {
+        OnStop::Exits(Duration::ZERO)
+    }
+}
+
 /// The fake runtime. Clones share state.
 #[derive(Clone, Default)]
 pub struct FakeRuntime {
@@ -45,6 +63,8 @@ pub struct FakeRuntime {
 #[derive(Default)]
 struct State {
     behaviors: HashMap<String, Behavior>,
+    on_stop: HashMap<String, OnStop>,
+    stops: Vec<(SandboxId, Duration)>,
     running: BTreeMap<SandboxId, Fake>,
     started: Vec<SandboxSpec>,
     prepared: Vec<PrepareApp>,
@@ -74,6 +94,17 @@ impl FakeRuntime {
     /// containing it) do from now on.
     pub fn behave(&self, key: &str, behavior: Behavior) {
         self.lock().behaviors.insert(key.to_string(), behavior);
+    }
+
+    /// Sets what sandboxes of `service` (matched as for [`FakeRuntime::behave`]) do
+    /// when stopped from now on.
+    pub fn on_stop(&self, key: &str, on_stop: OnStop) {
+        self.lock().on_stop.insert(key.to_string(), on_stop);
+    }
+
+    /// Every stop asked for, with the grace period it was given, in order.
+    pub fn stops(&self) -> Vec<(SandboxId, Duration)> {
+        self.lock().stops.clone()
     }
 
     /// Makes `start` take this long before it returns (a slow image pull, say).
@@ -138,17 +169,21 @@ impl FakeRuntime {
     }
 
     fn behavior(&self, spec: &SandboxSpec) -> Behavior {
-        let st = self.lock();
-        if let Some(b) = st.behaviors.get(&spec.spec.service) {
-            return *b;
-        }
-        let cmd = spec.spec.command.as_deref().unwrap_or_default();
-        st.behaviors
-            .iter()
-            .find(|(k, _)| !k.is_empty() && cmd.contains(k.as_str()))
-            .map(|(_, b)| *b)
-            .unwrap_or_default()
+        matching(&self.lock().behaviors, spec)
     }
+}
+
+/// The entry of `map` for the service of `spec` (by its name, or a key its command
+/// contains); the default when none.
+fn matching<T: Copy + Default>(map: &HashMap<String, T>, spec: &SandboxSpec) -> T {
+    if let Some(b) = map.get(&spec.spec.service) {
+        return *b;
+    }
+    let cmd = spec.spec.command.as_deref().unwrap_or_default();
+    map.iter()
+        .find(|(k, _)| !k.is_empty() && cmd.contains(k.as_str()))
+        .map(|(_, b)| *b)
+        .unwrap_or_default()
 }
 
 #[async_trait]
@@ -227,18 +262,37 @@ impl Runtime for FakeRuntime {
         })
     }
 
-    async fn stop(&self, sandbox: &SandboxId, _grace: Duration) -> Result<(), RuntimeError> {
+    async fn stop(&self, sandbox: &SandboxId, grace: Duration) -> Result<(), RuntimeError> {
+        let on_stop = {
+            let mut st = self.lock();
+            let spec = match st.running.get(sandbox) {
+                Some(f) => f.spec.clone(),
+                None => return Err(RuntimeError::NotFound(sandbox.clone())),
+            };
+            st.stops.push((sandbox.clone(), grace));
+            matching(&st.on_stop, &spec)
+        };
+        // It keeps running (listed, its disk in use) until it exits or is killed.
+        let (after, killed) = match on_stop {
+            OnStop::Exits(d) if d <= grace => (d, false),
+            _ => (grace, true),
+        };
+        tokio::time::sleep(after).await;
         let fake = self.lock().running.remove(sandbox);
-        match fake {
-            Some(f) => {
-                if let Some(t) = f.task {
-                    t.abort();
-                }
-                f.sink.exited(None, "stopped");
-                Ok(())
+        if let Some(f) = fake {
+            if let Some(t) = f.task {
+                t.abort();
             }
-            None => Err(RuntimeError::NotFound(sandbox.clone())),
+            if killed {
+                f.sink.exited(
+                    None,
+                    format!("killed by signal 9 (SIGKILL) after the {grace:?} grace period"),
+                );
+            } else {
+                f.sink.exited(None, "stopped");
+            }
         }
+        Ok(())
     }
 
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {

@@ -13,6 +13,7 @@ use miren_core::store::{MemoryStore, Store, keys};
 use tokio::time::Instant;
 
 mod collect;
+mod stops;
 
 const SHOP: &str = r#"
 name = "shop"
@@ -42,11 +43,16 @@ struct Harness {
 
 impl Harness {
     async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// A harness whose controller config `tune` changes first.
+    async fn with(tune: impl FnOnce(&mut ControllerConfig)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let artifacts = ArtifactStore::open(dir.path()).expect("artifact store");
         let rt = FakeRuntime::new();
         let store = Arc::new(MemoryStore::new());
-        let ctl = start(&store, &rt, &artifacts).await;
+        let ctl = start_with(&store, &rt, &artifacts, tune).await;
         Self {
             ctl,
             rt,
@@ -104,8 +110,18 @@ async fn start(
     rt: &FakeRuntime,
     artifacts: &ArtifactStore,
 ) -> Controller {
+    start_with(store, rt, artifacts, |_| {}).await
+}
+
+async fn start_with(
+    store: &Arc<MemoryStore>,
+    rt: &FakeRuntime,
+    artifacts: &ArtifactStore,
+    tune: impl FnOnce(&mut ControllerConfig),
+) -> Controller {
     let mut cfg = ControllerConfig::new(artifacts.clone());
     cfg.stop_grace = Duration::from_millis(10);
+    tune(&mut cfg);
     Controller::start(store.clone() as Arc<dyn Store>, Arc::new(rt.clone()), cfg)
         .await
         .expect("controller starts")

@@ -508,7 +508,7 @@ async fn held_requests_time_out_and_overflow_with_503() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_web_that_dies_while_starting_gives_502_within_a_second() {
+async fn a_web_that_dies_while_starting_gives_502_without_waiting_out_the_hold() {
     let h = Harness::new(ProxyConfig::default()).await;
     // Once at zero, its next start exits at once.
     at_zero_then(&h, "exit 1").await;
@@ -520,7 +520,13 @@ async fn a_web_that_dies_while_starting_gives_502_within_a_second() {
         "{body}"
     );
     assert!(body.contains("miren logs -a shop"), "{body}");
-    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    // Answered when the start failed, not at the 60 s hold timeout (the bound is loose:
+    // the machine may be busy).
+    assert!(
+        t0.elapsed() < ProxyConfig::default().hold_timeout / 6,
+        "{:?}",
+        t0.elapsed()
+    );
     h.ctl.shutdown().await.expect("shutdown");
 }
 

@@ -91,13 +91,21 @@ async fn serve(reply: Reply) -> i32 {
     {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no PORT"));
-    let listener = TcpListener::bind(("127.0.0.1", port))
+    // `LISTEN=host:port` in the command: an app that binds where its command says.
+    let addr = match std::env::var("LISTEN") {
+        Ok(a) => a,
+        Err(_) => {
+            let port: u16 = std::env::var("PORT")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("no PORT"));
+            format!("127.0.0.1:{port}")
+        }
+    };
+    let listener = TcpListener::bind(&addr)
         .await
-        .unwrap_or_else(|e| panic!("bind {port}: {e}"));
+        .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+    let port = listener.local_addr().map_or(0, |a| a.port());
     println!("listening on {port}");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .unwrap_or_else(|e| panic!("signal: {e}"));

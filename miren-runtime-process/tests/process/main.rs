@@ -203,6 +203,32 @@ async fn two_instances_answer_on_their_own_ports_a_killed_one_is_replaced_and_st
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_binds_the_services_port_itself_runs_two_instances_on_ports_of_their_own() {
+    let h = Harness::new().await;
+    // As Docker-first docs write it: `--bind 0.0.0.0:8000` for a service on 8000.
+    let toml = format!(
+        "name = \"fixed\"\n[services.web]\ncommand = \"LISTEN=0.0.0.0:8000 {}\"\nport = 8000\n[services.web.concurrency]\nmode = \"fixed\"\nnum_instances = 2\n",
+        helper::command("http")
+    );
+    let v = h.deploy(&toml).await;
+    assert_eq!(v.state, VersionState::Active, "{:?}", v.failure);
+    let s = h
+        .until("2 web running", |s| running(s, "web").len() == 2)
+        .await;
+    let addrs: BTreeSet<_> = running(&s, "web")
+        .iter()
+        .filter_map(|w| w.address)
+        .collect();
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    for a in &addrs {
+        assert_ne!(a.port, Some(8000), "{a}");
+        let body = helper::get(&a.to_string()).await.expect("instance answers");
+        assert!(body.starts_with("web "), "{body}");
+    }
+    h.ctl.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_a_sandbox_takes_its_grandchildren_along() {
     let h = Harness::new().await;
     let cmd = format!("sleep 300 & sleep 301 & {}", helper::command("worker"));
@@ -432,7 +458,28 @@ fn with_env(kv: &str) -> BTreeSet<u32> {
         .unwrap_or_default()
 }
 
-fn spawn_server(data: &Path, deploy: Option<&Path>) -> (std::process::Child, String) {
+/// A server run by this test binary, and the mark its sandboxes carry: dropped (a
+/// test that failed midway), it is killed, and so is every process with the mark,
+/// whichever server started it.
+struct Spawned {
+    child: std::process::Child,
+    mark: String,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in marked(&self.mark) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+fn spawn_server(data: &Path, deploy: Option<&Path>, mark: &str) -> (Spawned, String) {
     use std::io::BufRead;
     let mut cmd = std::process::Command::new(std::env::current_exe().expect("exe"));
     cmd.args([
@@ -448,8 +495,11 @@ fn spawn_server(data: &Path, deploy: Option<&Path>) -> (std::process::Child, Str
     if let Some(d) = deploy {
         cmd.env("MIREN_TEST_DEPLOY_DIR", d);
     }
-    let mut child = cmd.spawn().expect("server");
-    let out = child.stdout.take().expect("stdout");
+    let mut child = Spawned {
+        child: cmd.spawn().expect("server"),
+        mark: mark.to_string(),
+    };
+    let out = child.child.stdout.take().expect("stdout");
     let mut lines = std::io::BufReader::new(out).lines();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -482,16 +532,16 @@ fn kill_9_of_the_server_loses_no_deploy_and_leaves_no_orphan_or_duplicate() {
     .expect("app.toml");
     let data = dir.path().join("data");
 
-    let (mut first, ready1) = spawn_server(&data, Some(&app));
+    let (mut first, ready1) = spawn_server(&data, Some(&app), &mark);
     assert!(ready1.starts_with("ready crashy-v"), "{ready1}");
     let before = marked(&mark);
     assert_eq!(before.len(), 3, "2 web + 1 worker: {before:?}");
-    first.kill().expect("kill -9");
-    let _ = first.wait();
+    first.child.kill().expect("kill -9");
+    let _ = first.child.wait();
     // The sandboxes outlive the killed server: this is what the restart must clean up.
     assert_eq!(marked(&mark), before);
 
-    let (mut second, ready2) = spawn_server(&data, None);
+    let (mut second, ready2) = spawn_server(&data, None, &mark);
     assert_eq!(
         ready2, ready1,
         "the same version is active after the restart"
@@ -504,11 +554,11 @@ fn kill_9_of_the_server_loses_no_deploy_and_leaves_no_orphan_or_duplicate() {
     );
 
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(second.id() as i32),
+        nix::unistd::Pid::from_raw(second.child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("SIGTERM");
-    let status = second.wait().expect("wait");
+    let status = second.child.wait().expect("wait");
     assert!(status.success(), "{status:?}");
     assert_eq!(
         marked(&mark),

@@ -12,7 +12,7 @@ use super::{TestServer, get_path, signal, wait_exit};
 
 /// Whether the Docker tests run here: an Engine and the test images. Panics when
 /// `MIREN_TEST_DOCKER=1` requires them and they are missing.
-fn docker_here() -> bool {
+pub(super) fn docker_here() -> bool {
     let required = std::env::var("MIREN_TEST_DOCKER").is_ok_and(|v| v == "1");
     let images = ["miren-test/busybox", "redis:7-alpine", "busybox:1.36"];
     let why = match Command::new("docker")
@@ -33,7 +33,7 @@ fn docker_here() -> bool {
 }
 
 /// `docker <args>`; its trimmed stdout, or `None` when it failed.
-fn docker(args: &[&str]) -> Option<String> {
+pub(super) fn docker(args: &[&str]) -> Option<String> {
     let out = Command::new("docker").args(args).output().ok()?;
     out.status
         .success()
@@ -41,7 +41,7 @@ fn docker(args: &[&str]) -> Option<String> {
 }
 
 /// A copy of an example app in a temp dir.
-fn example(name: &str) -> tempfile::TempDir {
+pub(super) fn example(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     copy_dir(&super::examples().join(name), dir.path());
     dir
@@ -62,7 +62,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Deploys `dir` as the app `name` (tests running at once each deploy their own: two
 /// servers can't share an app's network).
-fn deploy_as(server: &TestServer, dir: &Path, name: &str) -> String {
+pub(super) fn deploy_as(server: &TestServer, dir: &Path, name: &str) -> String {
     server.ok([
         std::ffi::OsStr::new("deploy"),
         "-d".as_ref(),
@@ -73,13 +73,13 @@ fn deploy_as(server: &TestServer, dir: &Path, name: &str) -> String {
 }
 
 /// The sandboxes of `app` that run, by service.
-fn running(server: &TestServer, app: &str) -> Vec<Value> {
+pub(super) fn running(server: &TestServer, app: &str) -> Vec<Value> {
     let v = server.json(&["sandbox", "list", "-a", app, "--status", "running"]);
     v.as_array().cloned().unwrap_or_default()
 }
 
 /// Removes whatever a test's apps left in the Engine, whatever happened.
-struct Cleanup(Vec<String>);
+pub(super) struct Cleanup(pub(super) Vec<String>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -558,13 +558,14 @@ fn a_redeploy_of_containers_under_load_fails_no_request() {
     let _cleanup = Cleanup(vec!["steady".into()]);
     let server = TestServer::start(&["--runtime", "docker"]);
     let app = httpd_app("steady", "mode = \"fixed\"\nnum_instances = 2", "");
-    server.deploy(app.path());
+    let v1 = server.deploy(app.path());
     server.ok(["route", "set-default", "--app", "steady"]);
     let (first, _) = get_path(&server.http, "any.example", "/");
     assert_eq!(first, 200);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let load = {
-        let (http, stop) = (server.http.clone(), stop.clone());
+        let (http, stop, answered) = (server.http.clone(), stop.clone(), answered.clone());
         std::thread::spawn(move || {
             let (mut ok, mut failed) = (0u32, Vec::new());
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -577,18 +578,42 @@ fn a_redeploy_of_containers_under_load_fails_no_request() {
                     (200, _) => ok += 1,
                     (s, b) => failed.push(format!("{s} {b}")),
                 }
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             (ok, failed)
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    let until = |what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cond() {
+            assert!(Instant::now() < deadline, "{what} within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    until("the load runs", &|| {
+        answered.load(std::sync::atomic::Ordering::Relaxed) >= 20
+    });
+    let of_v1 = format!("label=dev.miren.version={v1}");
+    assert_eq!(
+        docker(&["ps", "-q", "--filter", &of_v1]).map(|ids| ids.lines().count()),
+        Some(2),
+        "release 1 runs in two containers"
+    );
     let v2 = httpd_app(
         "steady",
         "mode = \"fixed\"\nnum_instances = 2",
         "[[services.web.env]]\nkey = \"RELEASE\"\nvalue = \"2\"\n",
     );
     server.deploy(v2.path());
-    std::thread::sleep(Duration::from_millis(2500));
+    // The load goes on until the old version's containers are stopped and gone, and a
+    // little past it.
+    until("release 1's containers are gone", &|| {
+        docker(&["ps", "-aq", "--filter", &of_v1]).as_deref() == Some("")
+    });
+    let mark = answered.load(std::sync::atomic::Ordering::Relaxed);
+    until("more requests after that", &|| {
+        answered.load(std::sync::atomic::Ordering::Relaxed) >= mark + 20
+    });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (ok, failed) = load.join().unwrap_or_else(|_| panic!("the load thread"));
     assert!(
