@@ -90,11 +90,14 @@ pub struct AppSummary {
     pub name: String,
     /// The active version.
     pub version: Option<String>,
+    /// Its number among the app's versions (`v3`).
+    #[serde(default)]
+    pub number: Option<u32>,
     /// When the active version was deployed (Unix ms).
     pub deployed: Option<u64>,
     /// Its git commit.
     pub commit: Option<String>,
-    /// `running`, `deploying`, `starting (1/2 ready)`, `crashed (3×, retry in 4s)`, …
+    /// `running`, `deploying`, `starting (1/2 ready)`, `crashing (retry in 4s)`, …
     pub status: String,
 }
 
@@ -114,6 +117,9 @@ pub struct AppStatus {
 /// `app history`'s row.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionRow {
+    /// Its number among the app's versions (`v3`); 0 for versions from before numbers.
+    #[serde(default)]
+    pub number: u32,
     /// The version.
     pub id: String,
     /// Its state.
@@ -131,6 +137,9 @@ pub struct VersionRow {
 pub struct DesiredBody {
     /// The new count.
     pub desired: u32,
+    /// Past an auto pool's `max_instances`.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// `route add` / `route set-default`.

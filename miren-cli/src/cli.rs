@@ -11,22 +11,25 @@ pub use crate::server::RuntimeChoice;
 #[derive(Debug, Parser)]
 #[command(name = "miren", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Output format of listings and reports.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    /// Output format of listings, reports and errors.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table, help_heading = GLOBAL)]
     pub format: Format,
     /// When to use colour on the terminal.
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "MIREN_COLOR")]
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "MIREN_COLOR", help_heading = GLOBAL)]
     pub color: ColorChoice,
-    /// The server: its API socket path, or http://host:port (default: the socket in
-    /// the default data dir).
-    #[arg(long, global = true, env = "MIREN_SERVER")]
+    /// The server: its API socket path, or http://host:port [env: MIREN_SERVER]
+    /// (default: the `miren up` of the app here, else the default data dir's socket).
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub server: Option<String>,
     /// The API token, for a server reached over TCP.
-    #[arg(long, global = true, env = "MIREN_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "MIREN_TOKEN", hide_env_values = true, help_heading = GLOBAL)]
     pub token: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// Where the options every command takes are listed: after the command's own.
+const GLOBAL: &str = "Global options";
 
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,19 +86,23 @@ pub enum Command {
 
 /// `miren up`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  miren up                         # the app of this directory (or a parent)
+  miren up examples/demo --http-addr 8081
+  miren up --runtime process       # everything as local processes")]
 pub struct UpArgs {
-    /// The app directory.
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
+    /// The app directory (default: the one of ./.miren/app.toml, here or in a parent).
+    pub dir: Option<PathBuf>,
     /// Which runtime runs the sandboxes: `auto` puts image services (and code with a
     /// Dockerfile) in Docker containers when an Engine answers, the rest in processes.
     #[arg(long, value_enum, default_value_t = RuntimeChoice::Auto)]
     pub runtime: RuntimeChoice,
-    /// Where the HTTP proxy listens.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Where the HTTP proxy listens: `127.0.0.1:8080`, `localhost:8080`, `8080` (on
+    /// 127.0.0.1) or `:8080` (every interface).
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_addr)]
     pub http_addr: SocketAddr,
     /// Also serve service DNS (`<service>.<app>.app.miren`) here; off by default.
-    #[arg(long)]
+    #[arg(long, value_parser = listen_addr)]
     pub dns_addr: Option<SocketAddr>,
 }
 
@@ -110,11 +117,12 @@ pub struct ServerArgs {
     /// Dockerfile) in Docker containers when an Engine answers, the rest in processes.
     #[arg(long, value_enum, default_value_t = RuntimeChoice::Auto)]
     pub runtime: RuntimeChoice,
-    /// Where the HTTP proxy listens.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Where the HTTP proxy listens: `127.0.0.1:8080`, `localhost:8080`, `8080` (on
+    /// 127.0.0.1) or `:8080` (every interface).
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_addr)]
     pub http_addr: SocketAddr,
     /// Where service DNS listens (UDP and TCP).
-    #[arg(long, default_value = "127.0.0.1:5353")]
+    #[arg(long, default_value = "127.0.0.1:5353", value_parser = listen_addr)]
     pub dns_addr: SocketAddr,
     /// Where service DNS forwards sandboxes' out-of-zone questions (default: the first
     /// nameserver in /etc/resolv.conf).
@@ -124,7 +132,7 @@ pub struct ServerArgs {
     #[arg(long)]
     pub api_socket: Option<PathBuf>,
     /// Also serve the API on TCP (bearer token required; see <data-dir>/api-token).
-    #[arg(long)]
+    #[arg(long, value_parser = listen_addr)]
     pub api_addr: Option<SocketAddr>,
     /// Run process sandboxes as this user (the server must run as root): they reach
     /// their code and disks and nothing else of the data dir. Without it the process
@@ -139,10 +147,17 @@ pub struct ServerArgs {
 
 /// `miren deploy`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  miren deploy                     # the app of this directory (or a parent)
+  miren deploy path/to/app -a staging
+  miren deploy --no-wait")]
 pub struct DeployArgs {
-    /// The app directory.
-    #[arg(short = 'd', long = "dir", default_value = ".")]
-    pub dir: PathBuf,
+    /// The app directory (default: the one of ./.miren/app.toml, here or in a parent).
+    #[arg(value_name = "DIR")]
+    pub path: Option<PathBuf>,
+    /// The app directory (as DIR).
+    #[arg(short = 'd', long = "dir", conflicts_with = "path", hide = true)]
+    pub dir: Option<PathBuf>,
     /// Deploy under this app name instead of the one in app.toml.
     #[arg(short = 'a', long = "app")]
     pub app: Option<String>,
@@ -154,9 +169,9 @@ pub struct DeployArgs {
 /// `-a APP`.
 #[derive(Debug, clap::Args)]
 pub struct AppArg {
-    /// The app.
+    /// The app (default: the one of ./.miren/app.toml).
     #[arg(short = 'a', long = "app")]
-    pub app: String,
+    pub app: Option<String>,
 }
 
 /// `miren app …`.
@@ -165,25 +180,44 @@ pub enum AppCommand {
     /// Every app, its version and status.
     List,
     /// An app's pools: desired counts and why.
+    #[command(
+        after_help = "Examples:\n  miren app status            # the app of this directory\n  miren app status -a shop"
+    )]
     Status(AppArg),
     /// An app's versions, newest first.
+    #[command(
+        after_help = "Examples:\n  miren app history -a shop\n  miren app history --format json"
+    )]
     History(AppArg),
     /// Re-activate an earlier version (default: the one before the active one).
+    #[command(
+        after_help = "Examples:\n  miren app rollback -a shop        # to the version before\n  miren app rollback -a shop v3     # to version 3\n  miren app rollback -a shop Qx7    # any unique part of a version id"
+    )]
     Rollback {
-        /// The app.
+        /// The app (default: the one of ./.miren/app.toml).
         #[arg(short = 'a', long = "app")]
-        app: String,
-        /// The version to go back to.
+        app: Option<String>,
+        /// The version to go back to: its number (`v3`), its id or a unique part of it.
         #[arg(value_name = "VERSION")]
         to: Option<String>,
     },
     /// Stop everything of an app and forget it (its disks stay unless purged).
+    #[command(
+        after_help = "Examples:\n  miren app delete shop\n  miren app delete -a shop --yes --purge-disks"
+    )]
     Delete {
         /// The app.
-        app: String,
+        #[arg(value_name = "APP")]
+        name: Option<String>,
+        /// The app (as APP; default: the one of ./.miren/app.toml).
+        #[arg(short = 'a', long = "app", conflicts_with = "name")]
+        app: Option<String>,
         /// Also delete its disks.
         #[arg(long)]
         purge_disks: bool,
+        /// Don't ask.
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
 }
 
@@ -192,16 +226,26 @@ pub enum AppCommand {
 pub enum PoolCommand {
     /// Pools and their counts.
     List {
-        /// Only this app's.
+        /// Only this app's (default: the app of ./.miren/app.toml, if any).
         #[arg(short = 'a', long = "app")]
         app: Option<String>,
     },
     /// Set how many sandboxes a pool runs.
+    #[command(
+        after_help = "Examples:\n  miren sandbox-pool set-desired pool-1Bx7 3\n  miren sandbox-pool set-desired Qx7 0        # any unique part of the id"
+    )]
     SetDesired {
-        /// The pool id.
+        /// The pool: its id or a unique part of it.
         pool: String,
         /// How many.
-        desired: u32,
+        #[arg(allow_negative_numbers = true)]
+        desired: String,
+        /// Past an auto pool's `max_instances`.
+        #[arg(long)]
+        force: bool,
+        /// Don't ask (more than 64 instances of a fixed pool).
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
 }
 
@@ -210,7 +254,7 @@ pub enum PoolCommand {
 pub enum SandboxCommand {
     /// Sandboxes and their status.
     List {
-        /// Only this app's.
+        /// Only this app's (default: the app of ./.miren/app.toml, if any).
         #[arg(short = 'a', long = "app")]
         app: Option<String>,
         /// Only this status: pending, running, stopped, dead.
@@ -218,27 +262,33 @@ pub enum SandboxCommand {
         status: Option<String>,
     },
     /// Stop a sandbox (its pool starts a replacement).
+    #[command(
+        after_help = "Examples:\n  miren sandbox stop shop-web-1Bx7Qx7Rk2\n  miren sandbox stop Rk2          # any unique part of the id"
+    )]
     Stop {
-        /// The sandbox id.
+        /// The sandbox: its id or a unique part of it.
         id: String,
     },
 }
 
 /// `miren logs`.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("which").required(true).args(["app", "sandbox"])))]
+#[command(after_help = "Examples:
+  miren logs                       # the app of this directory
+  miren logs -a shop --service web --last 10m -f
+  miren logs -s Rk2                # one sandbox, by any unique part of its id")]
 pub struct LogsArgs {
-    /// The app.
-    #[arg(short = 'a', long = "app")]
+    /// The app (default: the one of ./.miren/app.toml).
+    #[arg(short = 'a', long = "app", conflicts_with = "sandbox")]
     pub app: Option<String>,
     /// Only this service of the app.
-    #[arg(long, requires = "app")]
+    #[arg(long, conflicts_with = "sandbox")]
     pub service: Option<String>,
-    /// Only this sandbox (its id or the end of it).
+    /// Only this sandbox (its id or a unique part of it).
     #[arg(short = 's', long = "sandbox")]
     pub sandbox: Option<String>,
-    /// Only lines from this long ago on (`10m`, `2h`).
-    #[arg(long)]
+    /// Only lines from this long ago on (`10m`, `2h`, `1d`).
+    #[arg(long, visible_alias = "since")]
     pub last: Option<String>,
     /// Keep printing new lines as they come.
     #[arg(short = 'f', long)]
@@ -249,12 +299,15 @@ pub struct LogsArgs {
 #[derive(Debug, Subcommand)]
 pub enum RouteCommand {
     /// Route a host to an app.
+    #[command(
+        after_help = "Examples:\n  miren route add shop.example.com -a shop\n  miren route add www.example.com            # to the app of this directory"
+    )]
     Add {
-        /// The host name.
+        /// The host name (no scheme, path or port).
         host: String,
-        /// The app.
-        #[arg(long)]
-        app: String,
+        /// The app (default: the one of ./.miren/app.toml).
+        #[arg(short = 'a', long)]
+        app: Option<String>,
     },
     /// Route a host to an app (same as `add`).
     Set {
@@ -269,12 +322,15 @@ pub enum RouteCommand {
     Remove {
         /// The host name.
         host: String,
+        /// Don't ask (removing the default route).
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
     /// Send hosts without a route of their own to an app.
     SetDefault {
-        /// The app.
-        #[arg(long)]
-        app: String,
+        /// The app (default: the one of ./.miren/app.toml).
+        #[arg(short = 'a', long)]
+        app: Option<String>,
     },
 }
 
@@ -308,8 +364,55 @@ pub struct InitArgs {
     pub dir: PathBuf,
 }
 
+/// A listening address as people write one: `127.0.0.1:8080`, `[::1]:8080`,
+/// `localhost:8080`, `8080` (loopback, as the defaults) or `:8080` (every interface,
+/// as Go and Docker read it).
+pub fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .map_err(|_| format!("`{p}` is not a port (1-65535, or 0 for any free one)"))
+    };
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if !s.contains(':') {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port(s)?));
+    }
+    if let Some(p) = s.strip_prefix(':') {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port(p)?));
+    }
+    let Some((host, p)) = s.rsplit_once(':') else {
+        return Err(format!("`{s}` is not an address"));
+    };
+    let p = port(p)?;
+    let found = (host, p)
+        .to_socket_addrs()
+        .map_err(|e| format!("`{host}` does not resolve here: {e}"))?
+        .collect::<Vec<_>>();
+    // `localhost` is both ::1 and 127.0.0.1: the IPv4 one is what clients try first.
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| format!("`{host}` does not resolve here"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn listening_addresses_are_read_as_people_write_them() {
+        let a = |s: &str| super::listen_addr(s).map(|a| a.to_string());
+        assert_eq!(a("127.0.0.1:8080").as_deref(), Ok("127.0.0.1:8080"));
+        assert_eq!(a("8080").as_deref(), Ok("127.0.0.1:8080"));
+        assert_eq!(a(":8080").as_deref(), Ok("0.0.0.0:8080"));
+        assert_eq!(a("localhost:8080").as_deref(), Ok("127.0.0.1:8080"));
+        assert_eq!(a("[::1]:53").as_deref(), Ok("[::1]:53"));
+        assert!(a("80800").is_err_and(|e| e.contains("not a port")));
+        assert!(a("localhost:http").is_err_and(|e| e.contains("not a port")));
+    }
+
     #[test]
     fn the_command_line_definition_is_consistent() {
         use clap::CommandFactory;

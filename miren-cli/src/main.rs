@@ -4,9 +4,11 @@
 //! 1 failed or invalid, 2 usage error or nothing to talk to.
 
 mod api;
+mod ask;
 mod cli;
 mod client;
 mod cmd;
+mod here;
 mod output;
 mod server;
 mod table;
@@ -37,9 +39,13 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             // A closed pipe (`miren schema | head`) is not an error.
+            let broken = std::io::ErrorKind::BrokenPipe;
             if e.chain().any(|c| {
                 c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                    .is_some_and(|io| io.kind() == broken)
+                    || c.downcast_ref::<serde_json::Error>()
+                        .and_then(serde_json::Error::io_error_kind)
+                        == Some(broken)
             }) {
                 return ExitCode::SUCCESS;
             }

@@ -55,6 +55,11 @@ pub fn ago(ms: u64) -> String {
     )
 }
 
+/// `5s` for how long ago a Unix-ms time was (an AGE column).
+pub fn age(ms: u64) -> String {
+    duration_short(now_millis().saturating_sub(ms) / 1000)
+}
+
 /// `YYYY-MM-DD HH:MM:SS` (UTC) for a Unix-ms time.
 pub fn timestamp(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);

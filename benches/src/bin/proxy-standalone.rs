@@ -51,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 keys::encode(&Version {
                     id: version.clone(),
                     app: "bench".into(),
+                    number: 1,
                     config: config.clone(),
                     artifact_digest: code.clone(),
                     created: 0,

@@ -97,9 +97,14 @@ impl Client {
     }
 
     /// Sets a pool's desired count.
-    pub async fn set_desired(&self, pool: &str, desired: u32) -> Result<SandboxPool, ClientError> {
+    pub async fn set_desired(
+        &self,
+        pool: &str,
+        desired: u32,
+        force: bool,
+    ) -> Result<SandboxPool, ClientError> {
         let path = format!("/v1/pools/{}/desired", q(pool));
-        self.call(Method::PUT, &path, Some(&DesiredBody { desired }))
+        self.call(Method::PUT, &path, Some(&DesiredBody { desired, force }))
             .await
     }
 

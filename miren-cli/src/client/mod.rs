@@ -2,6 +2,7 @@
 //! `calls` has a typed method per API call; this module is the transport.
 
 mod calls;
+pub mod locate;
 
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::ErrorBody;
 pub use calls::LogQuery;
+pub use locate::{Located, locate};
 
 /// Where the server is.
 #[derive(Debug, Clone)]
@@ -43,12 +45,10 @@ impl std::fmt::Display for Endpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Nothing answers there.
-    #[error(
-        "no miren server answers at {endpoint} ({source})\n  start one with `miren server` (or `miren up` in an app directory), or point at one with --server / MIREN_SERVER"
-    )]
+    #[error("{}", unreachable_message(.located, .source))]
     Unreachable {
-        /// Where we looked.
-        endpoint: Endpoint,
+        /// Where we looked, and why there.
+        located: Box<Located>,
         /// The connect error.
         source: std::io::Error,
     },
@@ -69,30 +69,35 @@ pub enum ClientError {
     /// output).
     #[error("{0}")]
     Local(String),
+    /// The command line doesn't say enough (which app?), or says something impossible.
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn unreachable_message(l: &Located, e: &std::io::Error) -> String {
+    let mut m = format!(
+        "no miren server answers at {} ({}): {e}",
+        l.endpoint, l.source
+    );
+    for p in &l.passed_over {
+        m.push_str(&format!("\n  also looked at {p}"));
+    }
+    m.push_str(
+        "\n  start one with `miren server` (or `miren up` in an app directory), or point at one with --server or MIREN_SERVER",
+    );
+    m
 }
 
 /// An API client.
 #[derive(Debug, Clone)]
 pub struct Client {
-    endpoint: Endpoint,
+    located: Located,
 }
 
 impl Client {
-    /// `server`: a socket path or `http://host:port`; default: the socket in the
-    /// default data dir.
-    pub fn new(server: Option<&str>, token: Option<String>) -> Self {
-        let endpoint = match server {
-            Some(s) if s.starts_with("http://") => Endpoint::Tcp {
-                authority: s
-                    .trim_start_matches("http://")
-                    .trim_end_matches('/')
-                    .to_string(),
-                token,
-            },
-            Some(s) => Endpoint::Unix(PathBuf::from(s)),
-            None => Endpoint::Unix(crate::server::socket_in(&crate::server::default_data_dir())),
-        };
-        Self { endpoint }
+    /// A client of the server [`locate`] found.
+    pub fn new(located: Located) -> Self {
+        Self { located }
     }
 
     async fn send(
@@ -102,7 +107,7 @@ impl Client {
         body: Option<(Vec<u8>, &str)>,
     ) -> Result<Response<Incoming>, ClientError> {
         let unreachable = |source| ClientError::Unreachable {
-            endpoint: self.endpoint.clone(),
+            located: Box::new(self.located.clone()),
             source,
         };
         let proto = |e: hyper::Error| ClientError::Protocol(e.to_string());
@@ -114,7 +119,7 @@ impl Client {
         if !ctype.is_empty() {
             req = req.header("content-type", ctype);
         }
-        let mut sender = match &self.endpoint {
+        let mut sender = match &self.located.endpoint {
             Endpoint::Unix(p) => {
                 let s = tokio::net::UnixStream::connect(p)
                     .await

@@ -1,5 +1,7 @@
 //! `miren app list|status|history|rollback|delete`.
 
+use std::io::Write;
+
 use super::{listing, print_json};
 use crate::Exit;
 use crate::api::{DeployLine, RollbackBody};
@@ -18,7 +20,7 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
                 |a| {
                     vec![
                         a.name.clone(),
-                        or_dash(a.version.as_deref()),
+                        a.number.map_or("-".into(), number),
                         a.deployed.map_or("-".into(), ago),
                         or_dash(a.commit.as_deref().map(|c| &c[..c.len().min(8)])),
                         a.status.clone(),
@@ -27,15 +29,22 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
             )
         }
         AppCommand::Status(a) => {
-            let s = c.app_status(&a.app).await?;
+            let s = c.app_status(&which(a.app)?).await?;
             if format == Format::Json {
                 print_json(&s)?;
                 return Ok(Exit::Ok);
             }
-            println!("app:     {}", s.app.name);
-            println!("version: {}", or_dash(s.app.version.as_deref()));
-            println!("status:  {}", s.app.status);
-            println!();
+            let head = format!(
+                "app:     {}\nversion: {} ({})\nstatus:  {}\n",
+                s.app.name,
+                s.app.number.map_or("-".into(), number),
+                or_dash(s.app.version.as_deref()),
+                s.app.status
+            );
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{head}")
+                .map_err(|e| ClientError::Local(format!("writing the status: {e}")))?;
+            drop(out);
             let rows: Vec<Vec<String>> = s
                 .pools
                 .iter()
@@ -50,6 +59,7 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
                         p.desired.to_string(),
                         p.current.to_string(),
                         p.ready.to_string(),
+                        p.quick_crashes.to_string(),
                         if p.versions.is_empty() {
                             "draining".to_string()
                         } else {
@@ -60,7 +70,7 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
                 .collect();
             print(
                 &[
-                    "SERVICE", "POOL", "RUNTIME", "DESIRED", "CURRENT", "READY", "WHY",
+                    "SERVICE", "POOL", "RUNTIME", "DESIRED", "CURRENT", "READY", "CRASHES", "WHY",
                 ],
                 &rows,
             )
@@ -68,13 +78,14 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
             Ok(Exit::Ok)
         }
         AppCommand::History(a) => {
-            let rows = c.history(&a.app).await?;
+            let rows = c.history(&which(a.app)?).await?;
             listing(
                 format,
                 &rows,
-                &["VERSION", "STATE", "CREATED", "COMMIT", "FAILURE"],
+                &["VERSION", "ID", "STATE", "CREATED", "COMMIT", "FAILURE"],
                 |v| {
                     vec![
+                        number(v.number),
                         v.id.clone(),
                         v.state.clone(),
                         ago(v.created),
@@ -85,6 +96,7 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
             )
         }
         AppCommand::Rollback { app, to } => {
+            let app = which(app)?;
             let body = RollbackBody { version: to };
             let mut end = None;
             c.rollback(&app, &body, |l| {
@@ -98,17 +110,93 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
             .await?;
             super::deploy::finish(end, format)
         }
-        AppCommand::Delete { app, purge_disks } => {
+        AppCommand::Delete {
+            name,
+            app,
+            purge_disks,
+            yes,
+        } => {
+            let app = which(name.or(app))?;
+            let plan = deletion(c, &app, purge_disks).await?;
+            if !crate::ask::confirm(&format!("{plan}\nDelete app {app}?"), yes)
+                .map_err(|e| ClientError::Local(format!("asking: {e}")))?
+            {
+                eprintln!("nothing was deleted");
+                return Ok(Exit::Failed);
+            }
             c.delete_app(&app, purge_disks).await?;
-            eprintln!(
-                "deleted app {app}{}",
-                if purge_disks {
-                    " and its disks"
-                } else {
-                    " (its disks are kept; --purge-disks removes them)"
+            if format == Format::Json {
+                print_json(&serde_json::json!({"deleted": app, "purged_disks": purge_disks}))?;
+            } else {
+                eprintln!("deleted app {app}");
+                if !crate::ask::interactive() {
+                    eprintln!("{plan}");
                 }
-            );
+            }
             Ok(Exit::Ok)
         }
     }
+}
+
+/// The app `-a` names, or the one of the current directory.
+pub fn which(given: Option<String>) -> Result<String, ClientError> {
+    crate::here::app(given.as_deref()).map_err(ClientError::Usage)
+}
+
+/// `v3`, or `-` for versions from before numbers.
+pub fn number(n: u32) -> String {
+    if n == 0 { "-".into() } else { format!("v{n}") }
+}
+
+/// What deleting `app` removes and keeps, in words.
+async fn deletion(c: &Client, app: &str, purge_disks: bool) -> Result<String, ClientError> {
+    let status = c.app_status(app).await?;
+    let routes = c.routes().await?;
+    let mut services: Vec<&str> = status.pools.iter().map(|p| p.service.as_str()).collect();
+    services.sort_unstable();
+    services.dedup();
+    let mut disks: Vec<&str> = status
+        .pools
+        .iter()
+        .flat_map(|p| p.spec.disks.iter().map(|d| d.name.as_str()))
+        .collect();
+    disks.sort_unstable();
+    disks.dedup();
+    let mut removes = vec![format!(
+        "its {} ({})",
+        if services.len() == 1 {
+            "service"
+        } else {
+            "services"
+        },
+        services.join(", ")
+    )];
+    removes[0] = if services.is_empty() {
+        "its versions".to_string()
+    } else {
+        format!("{}, its versions", removes[0])
+    };
+    let hosts: Vec<&str> = routes
+        .iter()
+        .filter(|r| r.app == app && r.host != miren_core::config::names::DEFAULT_HOST)
+        .map(|r| r.host.as_str())
+        .collect();
+    if !hosts.is_empty() {
+        removes.push(format!("its routes ({})", hosts.join(", ")));
+    }
+    if routes.iter().any(|r| r.app == app && r.default) {
+        removes.push("the default route".into());
+    }
+    let mut plan = format!("removes {}", removes.join(", "));
+    if !disks.is_empty() {
+        if purge_disks {
+            plan.push_str(&format!(", and its disks ({})", disks.join(", ")));
+        } else {
+            plan.push_str(&format!(
+                "; keeps its disks ({}): --purge-disks removes them",
+                disks.join(", ")
+            ));
+        }
+    }
+    Ok(plan)
 }

@@ -1,7 +1,7 @@
 //! `miren deploy`: validate here (nothing is uploaded when the config is invalid),
 //! pack the app dir, upload it, follow the rollout, print the version id.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use miren_core::config::{self, ResolvedApp};
@@ -40,6 +40,15 @@ pub fn check_locally(dir: &Path, color: ColorChoice) -> Result<(String, Resolved
             Err(Exit::Failed)
         }
     }
+}
+
+/// The app directory `given` names, or the one of the current directory (searching
+/// parents); `Err` is the exit code, after saying what is missing.
+pub fn app_dir(given: Option<&Path>) -> Result<std::path::PathBuf, Exit> {
+    crate::here::app_dir(given).map_err(|e| {
+        eprintln!("error: {e}\n  create one with `miren init`, or pass the app directory");
+        Exit::Usage
+    })
 }
 
 /// The git commit of `dir`, when it is in a repository.
@@ -101,7 +110,11 @@ pub async fn run(
     color: ColorChoice,
     format: Format,
 ) -> Result<Exit, ClientError> {
-    let (source, resolved) = match check_locally(&args.dir, color) {
+    let dir = match app_dir(args.path.as_deref().or(args.dir.as_deref())) {
+        Ok(d) => d,
+        Err(code) => return Ok(code),
+    };
+    let (source, resolved) = match check_locally(&dir, color) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
@@ -115,15 +128,15 @@ pub async fn run(
     c.health().await?;
     let progress = Progress::new();
     progress.say("packing the app directory");
-    let bytes = pack(&args.dir)
+    let bytes = pack(&dir)
         .await
-        .map_err(|e| ClientError::Local(format!("packing {}: {e}", args.dir.display())))?;
+        .map_err(|e| ClientError::Local(format!("packing {}: {e}", dir.display())))?;
     progress.say(&format!("uploading {} KiB", bytes.len().div_ceil(1024)));
     let up = c.upload(bytes).await?;
     let body = DeployBody {
         app_toml: source,
         artifact: up.digest.to_string(),
-        git_commit: git_commit(&args.dir).await,
+        git_commit: git_commit(&dir).await,
         no_wait: args.no_wait,
         app: args.app.clone(),
     };
@@ -164,7 +177,9 @@ pub fn finish(end: Option<Box<Version>>, format: Format) -> Result<Exit, ClientE
         }
         _ => {
             if format == Format::Table {
-                println!("{}", v.id);
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{}", v.id)
+                    .map_err(|e| ClientError::Local(format!("writing the version: {e}")))?;
             }
             Ok(Exit::Ok)
         }

@@ -22,8 +22,12 @@ pub fn format_line(r: &LogRecord) -> String {
 }
 
 pub async fn run(c: &Client, args: &LogsArgs, format: Format) -> Result<Exit, ClientError> {
+    let app = match (&args.app, &args.sandbox) {
+        (None, None) => Some(super::app::which(None)?),
+        (a, _) => a.clone(),
+    };
     let query = LogQuery {
-        app: args.app.as_deref(),
+        app: app.as_deref(),
         service: args.service.as_deref(),
         sandbox: args.sandbox.as_deref(),
         last: args.last.as_deref(),

@@ -13,13 +13,24 @@ mod server;
 mod up;
 mod validate;
 
+use std::io::Write;
+
 use crate::Exit;
 use crate::cli::{Cli, Command, Format};
 use crate::client::{Client, ClientError};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
-    let client = || Client::new(cli.server.as_deref(), cli.token.clone());
+    let client = || {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let env = std::env::var("MIREN_SERVER").ok();
+        Client::new(crate::client::locate(
+            cli.server.as_deref(),
+            env.as_deref(),
+            cli.token.clone(),
+            &cwd,
+        ))
+    };
     let format = cli.format;
     match cli.command {
         Command::Validate(args) => validate::run(&args, cli.format, cli.color),
@@ -28,12 +39,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Completion(args) => completion::run(&args),
         Command::Server(args) => runtime()?.block_on(server::run(args)),
         Command::Up(args) => runtime()?.block_on(up::run(args, cli.color)),
-        Command::Deploy(args) => remote(deploy::run(&client(), &args, cli.color, format)),
-        Command::App(c) => remote(app::run(&client(), c, format)),
-        Command::SandboxPool(c) => remote(pool::run(&client(), c, format)),
-        Command::Sandbox(c) => remote(sandbox::run(&client(), c, format)),
-        Command::Logs(args) => remote(logs::run(&client(), &args, format)),
-        Command::Route(c) => remote(route::run(&client(), c, format)),
+        Command::Deploy(args) => remote(format, deploy::run(&client(), &args, cli.color, format)),
+        Command::App(c) => remote(format, app::run(&client(), c, format)),
+        Command::SandboxPool(c) => remote(format, pool::run(&client(), c, format)),
+        Command::Sandbox(c) => remote(format, sandbox::run(&client(), c, format)),
+        Command::Logs(args) => remote(format, logs::run(&client(), &args, format)),
+        Command::Route(c) => remote(format, route::run(&client(), c, format)),
     }
 }
 
@@ -44,31 +55,54 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Runs a command that talks to a server: an unreachable server is exit 2 with the
-/// hint, a refusal is exit 1 with the server's message.
-fn remote(f: impl std::future::Future<Output = Result<Exit, ClientError>>) -> anyhow::Result<Exit> {
-    match runtime()?.block_on(f) {
-        Ok(e) => Ok(e),
-        Err(e @ ClientError::Unreachable { .. }) => {
-            eprintln!("error: {e}");
-            Ok(Exit::Usage)
-        }
-        Err(ClientError::Api { message, .. }) => {
-            eprintln!("error: {message}");
-            Ok(Exit::Failed)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(Exit::Failed)
+/// Runs a command that talks to a server: an unreachable server or a command line
+/// that doesn't say enough is exit 2, a refusal exit 1 with the server's message. With
+/// `--format json` the error is also the JSON document on stdout.
+fn remote(
+    format: Format,
+    f: impl std::future::Future<Output = Result<Exit, ClientError>>,
+) -> anyhow::Result<Exit> {
+    let e = match runtime()?.block_on(f) {
+        Ok(e) => return Ok(e),
+        Err(e) => e,
+    };
+    let (code, exit, message) = match &e {
+        ClientError::Unreachable { .. } => ("unreachable", Exit::Usage, e.to_string()),
+        ClientError::Usage(m) => ("usage", Exit::Usage, m.clone()),
+        ClientError::Api { code, message, .. } => (code.as_str(), Exit::Failed, message.clone()),
+        ClientError::Protocol(_) => ("protocol", Exit::Failed, e.to_string()),
+        ClientError::Local(_) => ("local", Exit::Failed, e.to_string()),
+    };
+    if is_broken_pipe(&message) {
+        return Ok(Exit::Ok);
+    }
+    if format == Format::Json {
+        let body = crate::api::ErrorBody {
+            error: crate::api::ErrorDetail {
+                code: code.to_string(),
+                message: message.clone(),
+            },
+        };
+        if let Ok(s) = serde_json::to_string_pretty(&body) {
+            let _ = writeln!(std::io::stdout(), "{s}");
         }
     }
+    eprintln!("error: {message}");
+    Ok(exit)
+}
+
+/// A reader that went away (`miren … | head`) is not an error to report.
+fn is_broken_pipe(message: &str) -> bool {
+    message.contains("Broken pipe")
 }
 
 /// Prints `value` as pretty JSON.
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), ClientError> {
     let s = serde_json::to_string_pretty(value).map_err(|e| ClientError::Local(e.to_string()))?;
-    println!("{s}");
-    Ok(())
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{s}")
+        .and_then(|()| out.flush())
+        .map_err(|e| ClientError::Local(format!("writing the output: {e}")))
 }
 
 /// JSON or a table, as asked.

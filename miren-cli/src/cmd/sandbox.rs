@@ -8,11 +8,14 @@ use crate::client::{Client, ClientError};
 pub async fn run(c: &Client, cmd: SandboxCommand, format: Format) -> Result<Exit, ClientError> {
     match cmd {
         SandboxCommand::List { app, status } => {
+            let app = app.or_else(|| crate::here::app(None).ok());
             let items = c.sandboxes(app.as_deref(), status.as_deref()).await?;
             listing(
                 format,
                 &items,
-                &["ID", "SERVICE", "POOL", "ADDRESS", "STATUS", "RUNTIME"],
+                &[
+                    "ID", "SERVICE", "POOL", "ADDRESS", "STATUS", "RESTARTS", "AGE", "RUNTIME",
+                ],
                 |s| {
                     let status = s.status.as_str().to_string();
                     vec![
@@ -24,6 +27,8 @@ pub async fn run(c: &Client, cmd: SandboxCommand, format: Format) -> Result<Exit
                             Some(r) if status != "running" => format!("{status} ({r})"),
                             _ => status,
                         },
+                        s.restarts.to_string(),
+                        crate::table::age(s.created),
                         s.runtime.clone().unwrap_or_else(|| "-".into()),
                     ]
                 },

@@ -99,6 +99,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
             .map(|u| format!(" (forwarding for sandboxes to {u})"))
             .unwrap_or_default(),
     );
+    if api_socket != socket_in(&default_data_dir()) {
+        eprintln!(
+            "clients find this server with: export MIREN_SERVER={}",
+            api_socket.display()
+        );
+    }
     let _ = stop.await;
     tracing::info!("stopping: every sandbox gets its grace period");
     server.shutdown().await?;

@@ -20,10 +20,14 @@ use crate::server::{Options, Server, socket_in};
 pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     init_tracing("warn");
     raise_open_files_limit();
-    let dir = match args.dir.canonicalize() {
+    let dir = match super::deploy::app_dir(args.dir.as_deref()) {
+        Ok(d) => d,
+        Err(code) => return Ok(code),
+    };
+    let dir = match dir.canonicalize() {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {}: {e}", args.dir.display());
+            eprintln!("error: {}: {e}", dir.display());
             return Ok(Exit::Usage);
         }
     };
@@ -37,8 +41,9 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     // Keep git (and anything honouring .gitignore) out of it.
     let _ = std::fs::write(data_dir.join(".gitignore"), "*\n");
     let mut stop = tokio::spawn(stop_signal());
+    let socket = socket_in(&data_dir);
     let server = match Server::start(Options {
-        api_socket: socket_in(&data_dir),
+        api_socket: socket.clone(),
         data_dir,
         runtime: args.runtime,
         http_addr: args.http_addr,
@@ -73,6 +78,12 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         }
     });
 
+    eprintln!(
+        "API on {}: miren commands run in {} find it; elsewhere: export MIREN_SERVER={}",
+        socket.display(),
+        dir.display(),
+        socket.display()
+    );
     eprintln!("deploying {app} from {}", dir.display());
     // The same rollout the API runs for `miren deploy`.
     let outcome = async {

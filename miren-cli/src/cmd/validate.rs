@@ -27,6 +27,9 @@ pub fn run(args: &ValidateArgs, format: Format, color: ColorChoice) -> anyhow::R
     let source = match config::read(&path) {
         Ok(s) => s,
         Err(e @ LoadError::NotFound { .. }) => return Ok(missing(&e)),
+        Err(LoadError::NotText { line, column, .. }) => {
+            return not_text(&display_path(&path), line, column, format);
+        }
         Err(e) => return Err(e.into()),
     };
     let file = display_path(&path);
@@ -77,16 +80,38 @@ fn plural(n: usize, what: &str) -> String {
 }
 
 fn locate(args: &ValidateArgs) -> Result<PathBuf, LoadError> {
-    match &args.path {
-        Some(p) => Ok(config::app_toml_in(p)),
-        None => {
-            let cwd = std::env::current_dir().map_err(|source| LoadError::Read {
-                path: PathBuf::from("."),
-                source,
-            })?;
-            config::find_app_toml(&cwd)
+    crate::here::app_toml(args.path.as_deref())
+}
+
+/// A file that isn't text is invalid like any other mistake: a diagnostic, exit 1.
+fn not_text(file: &str, line: usize, column: usize, format: Format) -> anyhow::Result<Exit> {
+    let message = format!("{file} is not UTF-8 text");
+    let help = "TOML files are UTF-8: save it as UTF-8 (from Latin-1: `iconv -f latin1 -t utf-8`)";
+    match format {
+        Format::Json => {
+            let out = JsonOutput {
+                valid: false,
+                diagnostics: vec![config::JsonDiagnostic {
+                    severity: config::Severity::Error,
+                    message,
+                    path: String::new(),
+                    line,
+                    column,
+                    help: Some(help.to_string()),
+                }],
+                resolved: None,
+            };
+            let mut stdout = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut stdout, &out)?;
+            writeln!(stdout)?;
+        }
+        Format::Table => {
+            eprintln!(
+                "error: {message}: the byte at line {line}, column {column} is not UTF-8\n --> {file}:{line}:{column}\n  = help: {help}"
+            );
         }
     }
+    Ok(Exit::Failed)
 }
 
 /// No file: exit 2 with a way forward.

@@ -187,7 +187,9 @@ impl Server {
             let d = data_plane
                 .spawn(async move { miren_dns::Dns::bind(addr, st, config).await })
                 .await?
-                .with_context(|| format!("listening on {addr} for DNS (UDP and TCP)"))?;
+                .with_context(|| {
+                    format!("listening on {addr} for DNS (UDP and TCP; --dns-addr changes it)")
+                })?;
             dns = Some(d);
         }
         let dns_addr = opts
@@ -242,7 +244,12 @@ impl Server {
         let proxy = data_plane
             .spawn(async move { miren_proxy::Proxy::bind(http, st, Some(ctl), proxy_config).await })
             .await?
-            .with_context(|| format!("listening on {} for HTTP", opts.http_addr))?;
+            .with_context(|| {
+                format!(
+                    "listening on {} for HTTP (--http-addr changes it)",
+                    opts.http_addr
+                )
+            })?;
         let http_addr = proxy.local_addr();
         let mut visible = Visibility::default();
         visible.add("the proxy", proxy.progress());
@@ -291,9 +298,9 @@ impl Server {
                 token: Some(token),
                 ..api::State::clone(&state)
             });
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("listening on {addr} for the API"))?;
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("listening on {addr} for the API (--api-addr changes it)")
+            })?;
             api_addr = Some(listener.local_addr()?);
             let app = api::router(state);
             tasks.push(tokio::spawn(api::serve_tcp(listener, app)));

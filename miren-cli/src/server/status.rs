@@ -17,18 +17,20 @@ pub fn summary(app: &App, s: &Snapshot) -> AppSummary {
         .versions
         .iter()
         .any(|v| v.app == app.name && v.state == VersionState::Deploying);
-    let crashed = pools
+    // Now, not the past: a pool that crashed and is whole again is running (its crash
+    // count is in `app status`).
+    let crashing = pools
         .iter()
-        .filter(|p| p.quick_crashes > 0)
+        .filter(|p| p.quick_crashes > 0 && p.ready < p.desired)
         .max_by_key(|p| p.quick_crashes);
-    let status = if let Some(p) = crashed {
+    let status = if let Some(p) = crashing {
         match p.retry_at {
             Some(at) if at > now_millis() => format!(
-                "crashed ({}×, retry in {})",
-                p.quick_crashes,
+                "crashing ({}, retry in {})",
+                p.service,
                 crate::table::duration_short((at - now_millis()).div_ceil(1000))
             ),
-            _ => format!("crashed ({}×)", p.quick_crashes),
+            _ => format!("crashing ({})", p.service),
         }
     } else if deploying {
         "deploying".to_string()
@@ -59,6 +61,7 @@ pub fn summary(app: &App, s: &Snapshot) -> AppSummary {
     AppSummary {
         name: app.name.clone(),
         version: active.map(|v| v.id.to_string()),
+        number: active.map(|v| v.number),
         deployed: active.map(|v| v.created),
         commit: active.and_then(|v| v.source.git_commit.clone()),
         status,

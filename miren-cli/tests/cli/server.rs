@@ -17,6 +17,7 @@ use super::{examples, miren};
 
 mod api;
 mod artifacts;
+mod conventions;
 mod docker;
 mod isolation;
 mod logs;
@@ -451,7 +452,9 @@ fn a_deployed_app_is_listed_routed_logged_rolled_back_and_deleted() {
             .lines()
             .next()
             .is_some_and(|h| h.split_whitespace().collect::<Vec<_>>()
-                == ["ID", "SERVICE", "POOL", "ADDRESS", "STATUS", "RUNTIME"])
+                == [
+                    "ID", "SERVICE", "POOL", "ADDRESS", "STATUS", "RESTARTS", "AGE", "RUNTIME"
+                ])
     );
     assert!(
         table
@@ -826,7 +829,7 @@ fn a_dns_port_in_use_is_a_clear_error() {
         .assert()
         .code(1)
         .stderr(predicates::str::contains(format!(
-            "error: listening on {addr} for DNS (UDP and TCP): Address already in use"
+            "error: listening on {addr} for DNS (UDP and TCP; --dns-addr changes it): Address already in use"
         )));
 }
 

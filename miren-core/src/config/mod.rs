@@ -151,6 +151,16 @@ pub enum LoadError {
         /// Where the search started.
         start: PathBuf,
     },
+    /// It isn't UTF-8 text (TOML is).
+    #[error("{} is not UTF-8 text: line {line}, column {column} has a byte that isn't", .path.display())]
+    NotText {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the first bad byte.
+        line: usize,
+        /// 1-based column (in bytes) of it.
+        column: usize,
+    },
     /// It exists but can't be read.
     #[error("cannot read {}", .path.display())]
     Read {
@@ -188,7 +198,7 @@ pub fn find_app_toml(start: &Path) -> Result<PathBuf, LoadError> {
 
 /// Reads an app.toml from disk.
 pub fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| {
+    let bytes = std::fs::read(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             LoadError::NotFound {
                 path: path.to_path_buf(),
@@ -198,6 +208,16 @@ pub fn read(path: &Path) -> Result<String, LoadError> {
                 path: path.to_path_buf(),
                 source,
             }
+        }
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = good.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+        LoadError::NotText {
+            path: path.to_path_buf(),
+            line,
+            column,
         }
     })
 }

@@ -228,9 +228,73 @@ pub fn route_host(host: &str) -> Result<(), NameProblem> {
     Ok(())
 }
 
+/// A route's host as someone typed it, made into the stored form (lowercase, no
+/// trailing dot). A URL, a path or a port is refused — routes match a host on every
+/// port — with the host it would be as the fix.
+pub fn route_host_from(given: &str) -> Result<String, NameProblem> {
+    let g = given.trim().to_ascii_lowercase();
+    let (rest, what) = match g.split_once("://") {
+        Some((_, rest)) => (rest, Some("is a URL")),
+        None => (g.as_str(), None),
+    };
+    let (before_path, path) = match rest.split_once('/') {
+        Some((h, _)) => (h, true),
+        None => (rest, false),
+    };
+    let (host, port) = match before_path.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => (h, true),
+        _ => (before_path, false),
+    };
+    let host = host.trim_end_matches('.').to_string();
+    let what = what
+        .or(path.then_some("has a path"))
+        .or(port.then_some("has a port"));
+    if let Some(what) = what {
+        return Err(NameProblem {
+            reason: format!(
+                "{what}: a route's host is a host name alone (it matches every port and path){}",
+                if route_host(&host).is_ok() && !host.is_empty() {
+                    format!("; did you mean `{host}`?")
+                } else {
+                    String::new()
+                }
+            ),
+            fixed: Some(host).filter(|h| route_host(h).is_ok() && !h.is_empty()),
+        });
+    }
+    route_host(&host)?;
+    Ok(host)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_hosts_are_host_names_alone() {
+        assert_eq!(
+            route_host_from("Shop.Example.COM."),
+            Ok("shop.example.com".into())
+        );
+        assert_eq!(route_host_from("*"), Ok("*".into()));
+        for (given, why) in [
+            ("http://myapp.example.com/", "is a URL"),
+            ("myapp.example.com/admin", "has a path"),
+            ("myapp.example.com:8080", "has a port"),
+        ] {
+            let p = route_host_from(given)
+                .err()
+                .unwrap_or_else(|| panic!("{given}"));
+            assert!(p.reason.starts_with(why), "{given}: {}", p.reason);
+            assert!(
+                p.reason.ends_with("did you mean `myapp.example.com`?"),
+                "{}",
+                p.reason
+            );
+            assert_eq!(p.fixed.as_deref(), Some("myapp.example.com"));
+        }
+        assert!(route_host_from("my_app.example.com").is_err());
+    }
 
     #[test]
     fn dns_labels_follow_rfc_1123_with_a_leading_letter() {

@@ -19,6 +19,14 @@ impl Actor {
     pub(super) fn deploy(&mut self, req: DeployRequest, reply: Reply<VersionId>) {
         let app = req.config.name.clone();
         let id = VersionId::new(&app);
+        // After the newest, and after every version of the app when some came from
+        // before numbers did.
+        let (count, newest) = self
+            .versions
+            .values()
+            .filter(|v| v.app == app)
+            .fold((0, 0), |(n, max), v| (n + 1, max.max(v.number)));
+        let number = newest.max(count) + 1;
         self.supersede_deploys(&app, &id);
         let now = now_millis();
         self.apps.entry(app.clone()).or_insert_with(|| App {
@@ -32,6 +40,7 @@ impl Actor {
             Version {
                 id: id.clone(),
                 app,
+                number,
                 config: req.config,
                 artifact_digest: req.artifact_digest,
                 created: now,

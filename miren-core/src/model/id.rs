@@ -102,13 +102,16 @@ macro_rules! id_type {
 }
 
 id_type!(
-    /// `<app>-v<22 base58>`: one deploy of an app.
+    /// `<app>-v<21 base58>`: one deploy of an app. (Ids made before 0.2 have 22: the
+    /// leading `1` every time-ordered suffix has for the next two centuries, which
+    /// made every version read as "v1…".)
     VersionId,
     "version",
-    "`<app>-v<22 base58 characters>`",
-    |s| s
-        .rsplit_once("-v")
-        .is_some_and(|(app, suffix)| names::dns_label(app).is_ok() && is_suffix(suffix))
+    "`<app>-v<21 base58 characters>`",
+    |s| s.rsplit_once("-v").is_some_and(|(app, suffix)| {
+        names::dns_label(app).is_ok()
+            && (is_suffix(suffix) || (suffix.len() == SUFFIX_LEN - 1 && is_suffix(&format!("1{suffix}"))))
+    })
 );
 
 id_type!(
@@ -133,7 +136,10 @@ id_type!(
 impl VersionId {
     /// A new id for a version of `app`.
     pub fn new(app: &str) -> Self {
-        Self(format!("{app}-v{}", new_suffix()))
+        let suffix = new_suffix();
+        // Fixed width still: every suffix made before the 23rd century starts with `1`.
+        let short = suffix.strip_prefix('1').unwrap_or(&suffix);
+        Self(format!("{app}-v{short}"))
     }
 
     /// The app part.
@@ -174,7 +180,17 @@ mod tests {
     #[test]
     fn ids_have_a_fixed_width_suffix() {
         let v = VersionId::new("demo");
-        assert_eq!(v.as_str().len(), "demo-v".len() + SUFFIX_LEN);
+        assert_eq!(v.as_str().len(), "demo-v".len() + SUFFIX_LEN - 1);
+        assert!(
+            !v.as_str().starts_with("demo-v1"),
+            "reads as version 1: {v}"
+        );
+        // Ids of earlier releases still parse.
+        let old = format!("demo-v1{}", &v.as_str()["demo-v".len()..]);
+        assert_eq!(
+            old.parse::<VersionId>().map(|v| v.app().to_string()),
+            Ok("demo".into())
+        );
         assert_eq!(v.app(), "demo");
         assert_eq!(PoolId::new().as_str().len(), 5 + SUFFIX_LEN);
         let s = SandboxId::new("demo", "web");

@@ -60,6 +60,10 @@ pub struct Version {
     pub id: VersionId,
     /// The app it belongs to.
     pub app: String,
+    /// Its place among the app's deploys: 1, 2, 3, … (shown as `v3`). 0 for versions
+    /// stored before numbers existed.
+    #[serde(default)]
+    pub number: u32,
     /// The validated config it was deployed with.
     pub config: ResolvedApp,
     /// Content digest of the uploaded app directory.

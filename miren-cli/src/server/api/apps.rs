@@ -4,7 +4,7 @@ use miren_core::controller::Snapshot;
 use serde::Deserialize;
 
 use super::extract::{Json, Path, Query};
-use super::{ApiError, R, S, app_name, done};
+use super::{R, S, done, lookup};
 use crate::api::{AppStatus, AppSummary, VersionRow};
 use crate::server::status;
 
@@ -15,14 +15,10 @@ pub async fn list(state: S) -> R<Json<Vec<AppSummary>>> {
     ))
 }
 
-/// One app's part of the state; 404 when there is no such app.
+/// One app's part of the state; 404 (with "did you mean") when there is no such app.
 async fn of(state: &S, app: &str) -> R<Snapshot> {
-    app_name(app)?;
-    let s = state.controller.snapshot(Some(app)).await?;
-    if s.apps.is_empty() {
-        return Err(ApiError::not_found(format!("no app `{app}`")));
-    }
-    Ok(s)
+    lookup::app(state, app).await?;
+    Ok(state.controller.snapshot(Some(app)).await?)
 }
 
 pub async fn status(state: S, Path(app): Path<String>) -> R<Json<AppStatus>> {
@@ -48,6 +44,7 @@ pub async fn history(state: S, Path(app): Path<String>) -> R<Json<Vec<VersionRow
             .iter()
             .rev()
             .map(|v| VersionRow {
+                number: v.number,
                 id: v.id.to_string(),
                 state: status::state_name(v.state).to_string(),
                 created: v.created,
@@ -69,7 +66,7 @@ pub async fn delete(
     Path(app): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> R<Json<serde_json::Value>> {
-    app_name(&app)?;
+    lookup::app(&state, &app).await?;
     state.controller.delete_app(&app, q.purge_disks).await?;
     state.logs.remove_app(&app).await;
     state.visible.sync().await;

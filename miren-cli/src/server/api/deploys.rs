@@ -3,12 +3,12 @@
 
 use axum::response::Response;
 use miren_core::controller::DeployRequest;
-use miren_core::model::{Digest, SourceInfo, VersionId};
+use miren_core::model::{Digest, SourceInfo};
 use tokio::sync::mpsc;
 
 use super::extract::{Json, Path};
 use super::stream::{line, ndjson};
-use super::{ApiError, R, S, app_name, parse};
+use super::{ApiError, R, S, app_name, lookup, parse};
 use crate::api::{DeployBody, RollbackBody};
 use crate::server::rollout::{Rollout, Start};
 
@@ -52,9 +52,9 @@ pub async fn rollback(
     Path(app): Path<String>,
     body: Option<Json<RollbackBody>>,
 ) -> R<Response> {
-    app_name(&app)?;
+    let s = lookup::app(&state, &app).await?;
     let to = match body.and_then(|b| b.0.version) {
-        Some(v) => Some(parse::<VersionId>(&v)?),
+        Some(v) => Some(lookup::version(&s, &app, &v)?),
         None => None,
     };
     let rollout = Rollout::start(

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use super::extract::Query;
 use super::stream::{line, ndjson};
-use super::{ApiError, R, S, app_name, quoting};
+use super::{ApiError, R, S, lookup, quoting};
 use crate::server::logs::Filter;
 
 /// Lines returned without `last`.
@@ -40,21 +40,49 @@ pub async fn read(state: S, Query(q): Query<LogQuery>) -> R<Response> {
             "say which logs: an app (and maybe a service) or a sandbox",
         ));
     }
+    let mut sandbox = q.sandbox.clone();
     if let Some(a) = &q.app {
-        app_name(a)?;
+        let s = lookup::app(&state, a).await?;
+        if let Some(svc) = &q.service {
+            lookup::service(&s, a, svc)?;
+        }
+    }
+    if let Some(given) = &q.sandbox {
+        let s = state.controller.snapshot(None).await?;
+        match lookup::sandbox(&s, given, false)? {
+            Some(id) => sandbox = Some(id.to_string()),
+            // One the state forgot may still have lines (the end of an id matches).
+            None => {
+                let any = Filter {
+                    sandbox: Some(given.clone()),
+                    ..Filter::default()
+                };
+                let found = state.logs.read(any, 1).await.map_err(ApiError::internal)?;
+                if found.is_empty() {
+                    return Err(ApiError::not_found(format!(
+                        "no sandbox `{}`: `miren sandbox list` shows them",
+                        super::clip(given)
+                    )));
+                }
+            }
+        }
     }
     let since = match &q.last {
         None => None,
         Some(d) => {
-            let d = miren_core::config::duration::parse(d)
-                .map_err(|e| ApiError::invalid(quoting(d, format!("--last {d}: {e}"))))?;
+            let d = miren_core::config::duration::parse(d).map_err(|e| {
+                ApiError::invalid(quoting(
+                    d,
+                    format!("--last {d}: {e} (for example `--last 10m`, `--last 2h`, `--last 1d`)"),
+                ))
+            })?;
             Some(miren_core::runtime::now_millis().saturating_sub(d.as_millis() as u64))
         }
     };
     let filter = Filter {
         app: q.app.clone(),
         service: q.service.clone(),
-        sandbox: q.sandbox.clone(),
+        sandbox,
         since,
     };
     let limit = if since.is_some() {

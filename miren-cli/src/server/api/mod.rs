@@ -8,6 +8,7 @@
 //! - `pools`, `sandboxes`: listings, desired counts, stopping one sandbox.
 //! - `logs`: reading and following logs.
 //! - `routes`: hosts → apps.
+//! - `lookup`: what a request names (apps, services, hosts; ids by prefix or suffix).
 //! - `error`: the JSON error answer and what each failure maps to.
 //! - `extract`: request extractors whose rejections are JSON errors too.
 //! - `stream`: NDJSON answers.
@@ -19,6 +20,7 @@ mod deploys;
 mod error;
 mod extract;
 mod logs;
+mod lookup;
 mod pools;
 mod routes;
 mod sandboxes;

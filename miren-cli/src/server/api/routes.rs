@@ -5,30 +5,23 @@ use miren_core::config::names::{self, DEFAULT_HOST};
 use miren_core::model::Route;
 
 use super::extract::{Json, Path};
-use super::{ApiError, R, S, app_name, done};
+use super::{ApiError, R, S, done, lookup};
 use crate::api::RouteBody;
 
 pub async fn list(state: S) -> R<Json<Vec<Route>>> {
     Ok(Json(state.controller.snapshot(None).await?.routes))
 }
 
-/// A host as routes store it: lowercase, no port, no trailing dot.
+/// A host as routes store it: lowercase, no trailing dot; a URL, path or port is
+/// refused with the host it would be.
 fn host_name(host: &str) -> R<String> {
-    let h = host.to_ascii_lowercase();
-    let h = h
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches('.')
-        .to_string();
-    names::route_host(&h)
-        .map_err(|p| ApiError::invalid(format!("`{host}` is not a host name: {}", p.reason)))?;
-    Ok(h)
+    names::route_host_from(host)
+        .map_err(|p| ApiError::invalid(format!("`{}` {}", super::clip(host), p.reason)))
 }
 
 pub async fn put(state: S, Path(host): Path<String>, Json(b): Json<RouteBody>) -> R<Json<Route>> {
     let host = host_name(&host)?;
-    app_name(&b.app)?;
+    lookup::app(&state, &b.app).await?;
     let route = state
         .controller
         .put_route(Route {
@@ -43,6 +36,7 @@ pub async fn put(state: S, Path(host): Path<String>, Json(b): Json<RouteBody>) -
 
 pub async fn remove(state: S, Path(host): Path<String>) -> R<Json<serde_json::Value>> {
     let host = host_name(&host)?;
+    lookup::route_host(&state.controller.snapshot(None).await?, &host)?;
     state
         .controller
         .remove_route(&host)

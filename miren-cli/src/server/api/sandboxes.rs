@@ -1,10 +1,10 @@
 //! `/v1/sandboxes`: listing (by app and status), and stopping one.
 
-use miren_core::model::{Sandbox, SandboxId, SandboxStatus};
+use miren_core::model::{Sandbox, SandboxStatus};
 use serde::Deserialize;
 
 use super::extract::{Json, Path, Query};
-use super::{ApiError, R, S, app_name, done, parse};
+use super::{ApiError, R, S, done, lookup};
 
 /// `?app=&status=`.
 #[derive(Deserialize)]
@@ -15,7 +15,7 @@ pub struct AppQuery {
 
 pub async fn list(state: S, Query(q): Query<AppQuery>) -> R<Json<Vec<Sandbox>>> {
     if let Some(a) = &q.app {
-        app_name(a)?;
+        lookup::app(&state, a).await?;
     }
     let status = match q.status.as_deref() {
         None => None,
@@ -33,8 +33,14 @@ pub async fn list(state: S, Query(q): Query<AppQuery>) -> R<Json<Vec<Sandbox>>> 
     ))
 }
 
-pub async fn stop(state: S, Path(id): Path<String>) -> R<Json<serde_json::Value>> {
-    let id: SandboxId = parse(&id)?;
+pub async fn stop(state: S, Path(given): Path<String>) -> R<Json<serde_json::Value>> {
+    let s = state.controller.snapshot(None).await?;
+    let Some(id) = lookup::sandbox(&s, &given, true)? else {
+        return Err(ApiError::not_found(format!(
+            "no sandbox `{}`: `miren sandbox list` shows them",
+            super::clip(&given)
+        )));
+    };
     state.controller.stop_sandbox(&id).await?;
     // It is draining now: out of the proxy's and DNS's answers before we say so.
     state.visible.sync().await;

@@ -490,13 +490,21 @@ fn containers_scale_2_3_1_and_a_crashing_one_backs_off() {
         crash.path().as_os_str(),
         "--no-wait".as_ref(),
     ]);
+    // Three quick crashes, counted in `app status`…
+    server.until(&["app", "status", "-a", "crash"], |v| {
+        v["pools"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["service"] == "worker" && p["quick_crashes"].as_u64() >= Some(3))
+        })
+    });
+    // …and `app list` says what it is doing now.
     let status = server.until(&["app", "list"], |v| {
         v.as_array().is_some_and(|a| {
             a.iter().any(|x| {
                 x["name"] == "crash"
                     && x["status"]
                         .as_str()
-                        .is_some_and(|s| s.starts_with("crashed (3"))
+                        .is_some_and(|s| s.starts_with("crashing (worker, retry in"))
             })
         })
     });
