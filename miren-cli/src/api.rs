@@ -15,11 +15,15 @@
 //! | GET | `/v1/pools?app=` | → `[`SandboxPool`]` |
 //! | PUT | `/v1/pools/{id}/desired` | [`DesiredBody`] → `SandboxPool` |
 //! | GET | `/v1/sandboxes?app=&status=` | → `[`Sandbox`]` |
-//! | POST | `/v1/sandboxes/{id}/stop` | → `{}` |
+//! | POST | `/v1/sandboxes/{id}/stop` | → `{"stopped": id}` |
 //! | GET | `/v1/logs?app=&service=&sandbox=&last=&follow=` | → stream of `LogRecord` |
 //! | GET | `/v1/routes` | → `[`Route`]` |
 //! | PUT | `/v1/routes/{host}` | [`RouteBody`] → `Route` |
 //! | DELETE | `/v1/routes/{host}` | → `{}` |
+//!
+//! Ids in paths (`{id}`) and version names may be any unique prefix or suffix of an
+//! id; a version also by its number (`v3`). An unknown name is 404 with "did you
+//! mean", an ambiguous one 409 (`ambiguous`) listing what it matches.
 //!
 //! Errors: `{"error": {"code": "not_found", "message": "…"}}` with the status code.
 

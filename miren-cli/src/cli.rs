@@ -21,6 +21,9 @@ pub struct Cli {
     /// (default: the `miren up` of the app here, else the default data dir's socket).
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub server: Option<String>,
+    /// Times in tables as RFC 3339 UTC instead of `5s ago` (JSON always has them so).
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub timestamps: bool,
     /// The API token, for a server reached over TCP.
     #[arg(long, global = true, env = "MIREN_TOKEN", hide_env_values = true, help_heading = GLOBAL)]
     pub token: Option<String>,
@@ -57,6 +60,9 @@ pub enum Command {
     /// Check an app.toml and explain every problem in it.
     Validate(ValidateArgs),
     /// Print the JSON Schema of app.toml (for editors).
+    #[command(
+        after_help = "Examples:\n  miren schema > .miren/app.schema.json\n  miren schema | head -20"
+    )]
     Schema,
     /// Write a starter .miren/app.toml in the current directory.
     Init(InitArgs),
@@ -81,6 +87,9 @@ pub enum Command {
     #[command(subcommand)]
     Route(RouteCommand),
     /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  miren completion bash > ~/.local/share/bash-completion/completions/miren\n  miren completion zsh > ~/.zfunc/_miren"
+    )]
     Completion(CompletionArgs),
 }
 
@@ -108,6 +117,10 @@ pub struct UpArgs {
 
 /// `miren server`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  miren server                                   # state in ~/.local/share/miren
+  miren server --data-dir /srv/miren --http-addr :80
+  miren server --api-addr 10.0.0.5:7777          # also the API on TCP, with a token")]
 pub struct ServerArgs {
     /// Where state lives (default: $MIREN_DATA_DIR, $XDG_DATA_HOME/miren or
     /// ~/.local/share/miren).
@@ -178,6 +191,7 @@ pub struct AppArg {
 #[derive(Debug, Subcommand)]
 pub enum AppCommand {
     /// Every app, its version and status.
+    #[command(after_help = "Examples:\n  miren app list\n  miren app list --format json")]
     List,
     /// An app's pools: desired counts and why.
     #[command(
@@ -225,6 +239,9 @@ pub enum AppCommand {
 #[derive(Debug, Subcommand)]
 pub enum PoolCommand {
     /// Pools and their counts.
+    #[command(
+        after_help = "Examples:\n  miren sandbox-pool list          # the app of this directory, or every app\n  miren sandbox-pool list -a shop"
+    )]
     List {
         /// Only this app's (default: the app of ./.miren/app.toml, if any).
         #[arg(short = 'a', long = "app")]
@@ -253,6 +270,9 @@ pub enum PoolCommand {
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
     /// Sandboxes and their status.
+    #[command(
+        after_help = "Examples:\n  miren sandbox list               # the app of this directory, or every app\n  miren sandbox list -a shop --status dead"
+    )]
     List {
         /// Only this app's (default: the app of ./.miren/app.toml, if any).
         #[arg(short = 'a', long = "app")]
@@ -310,6 +330,7 @@ pub enum RouteCommand {
         app: Option<String>,
     },
     /// Route a host to an app (same as `add`).
+    #[command(after_help = "Examples:\n  miren route set shop.example.com shop")]
     Set {
         /// The host name.
         host: String,
@@ -317,8 +338,12 @@ pub enum RouteCommand {
         app: String,
     },
     /// Every route.
+    #[command(after_help = "Examples:\n  miren route list\n  miren route list --format json")]
     List,
     /// Remove a host's route.
+    #[command(
+        after_help = "Examples:\n  miren route remove shop.example.com\n  miren route remove '*' --yes     # the default route"
+    )]
     Remove {
         /// The host name.
         host: String,
@@ -327,6 +352,9 @@ pub enum RouteCommand {
         yes: bool,
     },
     /// Send hosts without a route of their own to an app.
+    #[command(
+        after_help = "Examples:\n  miren route set-default -a shop\n  miren route set-default          # the app of this directory"
+    )]
     SetDefault {
         /// The app (default: the one of ./.miren/app.toml).
         #[arg(short = 'a', long)]
@@ -344,6 +372,10 @@ pub struct CompletionArgs {
 
 /// `miren validate`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  miren validate                   # .miren/app.toml here or in a parent
+  miren validate path/to/app --resolved
+  miren validate --format json")]
 pub struct ValidateArgs {
     /// An app directory or an app.toml; default: search the current directory and
     /// its parents for .miren/app.toml.
@@ -355,6 +387,9 @@ pub struct ValidateArgs {
 
 /// `miren init`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  miren init                       # guesses the command from package.json, manage.py, go.mod, …
+  miren init -n shop -d path/to/app")]
 pub struct InitArgs {
     /// The app's name; default: the directory's name, made into a valid one.
     #[arg(short = 'n', long)]

@@ -1,8 +1,17 @@
 //! Tables and times as people read them.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use miren_core::runtime::now_millis;
+
+/// `--timestamps`: times in tables as RFC 3339 instead of `5s ago`.
+static ABSOLUTE: AtomicBool = AtomicBool::new(false);
+
+/// Shows times in tables as RFC 3339 from now on.
+pub fn absolute_times(on: bool) {
+    ABSOLUTE.store(on, Ordering::Relaxed);
+}
 
 /// Prints rows under headers, columns padded to their widest cell.
 pub fn print(headers: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
@@ -47,17 +56,54 @@ pub fn duration_short(secs: u64) -> String {
     }
 }
 
-/// `5s ago` for a Unix-ms time.
+/// `5s ago` for a Unix-ms time (RFC 3339 with `--timestamps`).
 pub fn ago(ms: u64) -> String {
+    if ABSOLUTE.load(Ordering::Relaxed) {
+        return rfc3339(ms);
+    }
     format!(
         "{} ago",
         duration_short(now_millis().saturating_sub(ms) / 1000)
     )
 }
 
-/// `5s` for how long ago a Unix-ms time was (an AGE column).
+/// `5s` for how long ago a Unix-ms time was (an AGE column; RFC 3339 with
+/// `--timestamps`).
 pub fn age(ms: u64) -> String {
+    if ABSOLUTE.load(Ordering::Relaxed) {
+        return rfc3339(ms);
+    }
     duration_short(now_millis().saturating_sub(ms) / 1000)
+}
+
+/// `2026-12-02T05:00:06.123Z` for a Unix-ms time.
+pub fn rfc3339(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Fields of the JSON the CLI prints that hold a time.
+const TIME_FIELDS: &[&str] = &["created", "updated", "deployed", "time", "retry_at"];
+
+/// `value` with its times (Unix ms, in the fields that hold one) as RFC 3339 UTC: the
+/// API counts milliseconds, people and scripts read dates.
+pub fn json_times(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Array(a) => Value::Array(a.into_iter().map(json_times).collect()),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| {
+                    let v = match v.as_u64() {
+                        Some(ms) if TIME_FIELDS.contains(&k.as_str()) => Value::String(rfc3339(ms)),
+                        _ => json_times(v),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        v => v,
+    }
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) for a Unix-ms time.
@@ -86,5 +132,11 @@ mod tests {
         assert_eq!(duration_short(86400 * 3), "3d");
         assert_eq!(timestamp(0), "1970-01-01 00:00:00");
         assert_eq!(ago(now_millis() - 5_000), "5s ago");
+        assert_eq!(rfc3339(1_000), "1970-01-01T00:00:01.000Z");
+        let v = json_times(serde_json::json!([{"created": 1000, "restarts": 3, "x": {"time": 0}}]));
+        assert_eq!(
+            v,
+            serde_json::json!([{"created": "1970-01-01T00:00:01.000Z", "restarts": 3, "x": {"time": "1970-01-01T00:00:00.000Z"}}])
+        );
     }
 }

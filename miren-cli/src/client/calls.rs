@@ -119,10 +119,11 @@ impl Client {
     }
 
     /// Stops one sandbox.
-    pub async fn stop_sandbox(&self, id: &str) -> Result<(), ClientError> {
+    /// Stops a sandbox named by its id or a unique part of it; its whole id.
+    pub async fn stop_sandbox(&self, id: &str) -> Result<String, ClientError> {
         let path = format!("/v1/sandboxes/{}/stop", q(id));
-        let _: serde_json::Value = self.call::<(), _>(Method::POST, &path, None).await?;
-        Ok(())
+        let v: serde_json::Value = self.call::<(), _>(Method::POST, &path, None).await?;
+        Ok(v["stopped"].as_str().unwrap_or(id).to_string())
     }
 
     /// Reads logs, handing each line to `each` (false stops reading).

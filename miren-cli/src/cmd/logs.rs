@@ -38,7 +38,8 @@ pub async fn run(c: &Client, args: &LogsArgs, format: Format) -> Result<Exit, Cl
     c.logs(&query, |s| {
         let mut out = std::io::stdout().lock();
         let r = match format {
-            Format::Json => serde_json::to_string(&s)
+            Format::Json => serde_json::to_value(&s)
+                .and_then(|v| serde_json::to_string(&crate::table::json_times(v)))
                 .map(|j| writeln!(out, "{j}"))
                 .unwrap_or(Ok(())),
             Format::Table => writeln!(out, "{}", format_line(&s.record)),

@@ -21,6 +21,7 @@ use crate::client::{Client, ClientError};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    crate::table::absolute_times(cli.timestamps);
     let client = || {
         let cwd = std::env::current_dir().unwrap_or_default();
         let env = std::env::var("MIREN_SERVER").ok();
@@ -96,9 +97,11 @@ fn is_broken_pipe(message: &str) -> bool {
     message.contains("Broken pipe")
 }
 
-/// Prints `value` as pretty JSON.
+/// Prints `value` as pretty JSON, its times as RFC 3339.
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), ClientError> {
-    let s = serde_json::to_string_pretty(value).map_err(|e| ClientError::Local(e.to_string()))?;
+    let v = serde_json::to_value(value).map_err(|e| ClientError::Local(e.to_string()))?;
+    let s = serde_json::to_string_pretty(&crate::table::json_times(v))
+        .map_err(|e| ClientError::Local(e.to_string()))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{s}")
         .and_then(|()| out.flush())

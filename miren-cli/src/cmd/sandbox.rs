@@ -35,8 +35,12 @@ pub async fn run(c: &Client, cmd: SandboxCommand, format: Format) -> Result<Exit
             )
         }
         SandboxCommand::Stop { id } => {
-            c.stop_sandbox(&id).await?;
-            eprintln!("stopped {id}; its pool starts a replacement");
+            let id = c.stop_sandbox(&id).await?;
+            if format == Format::Json {
+                super::print_json(&serde_json::json!({ "stopped": id }))?;
+            } else {
+                eprintln!("stopped {id}; its pool starts a replacement");
+            }
             Ok(Exit::Ok)
         }
     }

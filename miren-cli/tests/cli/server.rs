@@ -401,6 +401,12 @@ fn dig(server: &str, name: &str, t: RecordType) -> (ResponseCode, Vec<String>) {
     (m.metadata.response_code, records)
 }
 
+/// A time the CLI printed in JSON (RFC 3339 UTC), as Unix ms.
+fn json_ms(v: &Value) -> Option<u64> {
+    let t = humantime::parse_rfc3339(v.as_str()?).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64)
+}
+
 fn stdout_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -557,7 +563,7 @@ fn a_deployed_app_is_listed_routed_logged_rolled_back_and_deleted() {
     let started = miren_core::runtime::now_millis();
     let lag = wait_line(&lines, 10, |l| {
         let v: Value = serde_json::from_str(l).ok()?;
-        let t = v["time"].as_u64()?;
+        let t = json_ms(&v["time"])?;
         (t > started).then(|| miren_core::runtime::now_millis().saturating_sub(t))
     });
     assert!(

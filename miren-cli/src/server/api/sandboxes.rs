@@ -4,7 +4,7 @@ use miren_core::model::{Sandbox, SandboxStatus};
 use serde::Deserialize;
 
 use super::extract::{Json, Path, Query};
-use super::{ApiError, R, S, done, lookup};
+use super::{ApiError, R, S, lookup};
 
 /// `?app=&status=`.
 #[derive(Deserialize)]
@@ -44,5 +44,5 @@ pub async fn stop(state: S, Path(given): Path<String>) -> R<Json<serde_json::Val
     state.controller.stop_sandbox(&id).await?;
     // It is draining now: out of the proxy's and DNS's answers before we say so.
     state.visible.sync().await;
-    Ok(done())
+    Ok(Json(serde_json::json!({ "stopped": id })))
 }

@@ -447,11 +447,28 @@ fn a_closed_pipe_is_a_quiet_success() {
 #[test]
 fn help_lists_a_commands_own_flags_first_with_examples() {
     for args in [
-        &["route", "add", "--help"][..],
+        &["validate", "--help"][..],
+        &["schema", "--help"],
+        &["init", "--help"],
+        &["up", "--help"],
+        &["server", "--help"],
         &["deploy", "--help"],
-        &["logs", "--help"],
+        &["app", "list", "--help"],
+        &["app", "status", "--help"],
+        &["app", "history", "--help"],
+        &["app", "rollback", "--help"],
         &["app", "delete", "--help"],
+        &["sandbox-pool", "list", "--help"],
         &["sandbox-pool", "set-desired", "--help"],
+        &["sandbox", "list", "--help"],
+        &["sandbox", "stop", "--help"],
+        &["logs", "--help"],
+        &["route", "add", "--help"],
+        &["route", "set", "--help"],
+        &["route", "list", "--help"],
+        &["route", "remove", "--help"],
+        &["route", "set-default", "--help"],
+        &["completion", "--help"],
     ] {
         let out = miren()
             .args(args)
@@ -489,4 +506,67 @@ fn validate_as_json_answers_for_a_file_that_is_not_text() {
             .as_str()
             .is_some_and(|m| m.contains("not UTF-8"))
     );
+}
+
+#[test]
+fn a_pool_that_recovered_is_running_with_its_crashes_counted_in_app_status() {
+    let server = TestServer::start(&[]);
+    // Crashes at its first start, runs from the second on.
+    let app = app_dir(
+        "name = \"phoenix\"\n[services.worker]\ncommand = \"[ -f $MIREN_DISK_D/ok ] && exec sleep 600; touch $MIREN_DISK_D/ok; exit 3\"\n[[services.worker.disks]]\nname = \"d\"\nmount_path = \"/d\"\nsize_gb = 1\n",
+    );
+    server.ok([
+        std::ffi::OsStr::new("deploy"),
+        app.path().as_os_str(),
+        "--no-wait".as_ref(),
+    ]);
+    server.until(&["app", "status", "-a", "phoenix"], |v| {
+        v["pools"][0]["quick_crashes"] == 1 && v["pools"][0]["ready"] == 1
+    });
+    let apps = server.until(&["app", "list"], |v| v[0]["status"] == "running");
+    assert_eq!(apps[0]["name"], "phoenix");
+    let status = server.ok(["app", "status", "-a", "phoenix"]);
+    let mut lines = status.lines().skip_while(|l| !l.starts_with("SERVICE"));
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let row: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let crashes = header.iter().position(|h| *h == "CRASHES");
+    assert_eq!(crashes.map(|i| row[i]), Some("1"), "{status}");
+}
+
+#[test]
+fn times_are_relative_in_tables_and_rfc_3339_in_json_and_with_timestamps() {
+    let server = TestServer::start(&[]);
+    let app = app_dir(SLEEPER);
+    server.deploy(app.path());
+    let table = server.ok(["app", "list"]);
+    assert!(table.contains("s ago"), "{table}");
+    let json = server.json(&["app", "list"]);
+    let deployed = json[0]["deployed"].as_str().unwrap_or_default();
+    assert!(humantime::parse_rfc3339(deployed).is_ok(), "{json:#}");
+    assert!(deployed.ends_with('Z'), "UTC: {deployed}");
+    let sandboxes = server.json(&["sandbox", "list", "-a", "calm"]);
+    assert!(
+        sandboxes[0]["created"]
+            .as_str()
+            .is_some_and(|t| humantime::parse_rfc3339(t).is_ok()),
+        "{sandboxes:#}"
+    );
+    let absolute = server.ok(["app", "history", "-a", "calm", "--timestamps"]);
+    let year = deployed.get(..4).unwrap_or("????");
+    assert!(
+        absolute.contains(&format!(" {year}-")) && !absolute.contains(" ago"),
+        "{absolute}"
+    );
+    // A stop by a part of the id answers with the whole id, in JSON too.
+    let id = sandboxes[0]["id"].as_str().unwrap_or_default().to_string();
+    let stopped = server.json(&["sandbox", "stop", &id[id.len() - 6..]]);
+    assert_eq!(stopped["stopped"], id.as_str());
 }

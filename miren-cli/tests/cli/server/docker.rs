@@ -518,7 +518,10 @@ fn containers_scale_2_3_1_and_a_crashing_one_backs_off() {
     let dead = dead.as_array().cloned().unwrap_or_default();
     assert!(dead.len() >= 3, "{dead:#?}");
     // The gaps grow: 1 s, then 2 s (a container's start takes some of it).
-    let mut created: Vec<u64> = dead.iter().filter_map(|s| s["created"].as_u64()).collect();
+    let mut created: Vec<u64> = dead
+        .iter()
+        .filter_map(|s| super::json_ms(&s["created"]))
+        .collect();
     created.sort_unstable();
     let gaps: Vec<u64> = created.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps.iter().all(|g| *g >= 900), "{gaps:?}");

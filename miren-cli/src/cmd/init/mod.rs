@@ -1,4 +1,7 @@
-//! `miren init [-n NAME]`: a starter app.toml that validates.
+//! `miren init [-n NAME]`: a starter app.toml that validates, its commands guessed
+//! from the directory's files (`stack`).
+
+mod stack;
 
 use std::path::Path;
 
@@ -33,14 +36,28 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
         eprintln!("help: edit it, or check it with `miren validate`");
         return Ok(Exit::Failed);
     }
-    let text = starter(&name, dir);
+    let guess = stack::guess(dir);
+    let text = starter(&name, &guess);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    eprintln!("wrote {} for app `{name}`", display_path(&path));
-    eprintln!("next: edit the web command, then `miren validate` and `miren up`");
+    eprintln!(
+        "wrote {} for app `{name}` ({})",
+        display_path(&path),
+        guess.stack
+    );
+    if guess.web == stack::PLACEHOLDER {
+        eprintln!(
+            "next: write the command that starts your web server (listening on $PORT) in it, then `miren up`"
+        );
+    } else {
+        eprintln!(
+            "next: check that `{}` listens on $PORT, then `miren up`",
+            guess.web
+        );
+    }
     Ok(Exit::Ok)
 }
 
@@ -56,28 +73,11 @@ fn default_name(dir: &Path) -> String {
     }
 }
 
-/// The start commands of common stacks, guessed from the files in `dir`.
-fn guess_commands(dir: &Path) -> (&'static str, Option<&'static str>) {
-    let has = |f: &str| dir.join(f).exists();
-    if has("package.json") {
-        ("npm start", Some("npm run worker"))
-    } else if has("Gemfile") {
-        ("bundle exec puma -p $PORT", Some("bundle exec sidekiq"))
-    } else if has("manage.py") {
-        (
-            "gunicorn app.wsgi --bind 0.0.0.0:$PORT",
-            Some("celery -A app worker"),
-        )
-    } else if has("go.mod") {
-        ("./server", None)
-    } else {
-        ("python3 -m http.server $PORT", None)
-    }
-}
-
-fn starter(name: &str, dir: &Path) -> String {
-    let (web, worker) = guess_commands(dir);
-    let worker = worker.unwrap_or("./worker");
+fn starter(name: &str, g: &stack::Guess) -> String {
+    let worker = match &g.worker {
+        Some(w) => format!("\n# A background worker, always running:\n# [services.worker]\n# command = \"{w}\"\n"),
+        None => "\n# A background worker, always running:\n# [services.worker]\n# command = \"./worker\"\n".to_string(),
+    };
     format!(
         r#"# Miren app config. Check it with `miren validate`; run it with `miren up`.
 name = "{name}"
@@ -96,10 +96,7 @@ scale_down_delay = "15m"
 # [[env]]
 # key = "LOG_LEVEL"
 # value = "info"
-
-# A background worker, always running:
-# [services.worker]
-# command = "{worker}"
-"#
+{worker}"#,
+        web = g.web.replace('\\', "\\\\").replace('"', "\\\""),
     )
 }
