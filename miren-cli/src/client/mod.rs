@@ -72,6 +72,9 @@ pub enum ClientError {
     /// The command line doesn't say enough (which app?), or says something impossible.
     #[error("{0}")]
     Usage(String),
+    /// What was given is invalid (an app.toml with errors): nothing was sent.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 fn unreachable_message(l: &Located, e: &std::io::Error) -> String {

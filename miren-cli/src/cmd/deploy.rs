@@ -15,16 +15,11 @@ use crate::client::{Client, ClientError};
 use crate::output::{display_path, stderr_color};
 
 /// Reads and validates `dir`'s app.toml, printing every diagnostic (warnings too).
-/// `Err` carries the exit code when it can't be deployed.
-pub fn check_locally(dir: &Path, color: ColorChoice) -> Result<(String, ResolvedApp), Exit> {
+/// `Err` says why it can't be deployed: no file (usage), or an invalid one.
+pub fn check_locally(dir: &Path, color: ColorChoice) -> Result<(String, ResolvedApp), ClientError> {
     let path = config::app_toml_in(dir);
-    let source = match config::read(&path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}\n  create one with `miren init`");
-            return Err(Exit::Usage);
-        }
-    };
+    let source = config::read(&path)
+        .map_err(|e| ClientError::Usage(format!("{e}\n  create one with `miren init`")))?;
     let v = config::validate(&source);
     if !v.diagnostics.is_empty() {
         eprint!(
@@ -33,21 +28,18 @@ pub fn check_locally(dir: &Path, color: ColorChoice) -> Result<(String, Resolved
                 .render(stderr_color(color))
         );
     }
-    match v.resolved {
-        Some(r) => Ok((source, r)),
-        None => {
-            eprintln!("nothing was deployed: fix the config first");
-            Err(Exit::Failed)
-        }
-    }
+    v.resolved.map(|r| (source, r)).ok_or_else(|| {
+        ClientError::Invalid("nothing was deployed: fix the config first".to_string())
+    })
 }
 
 /// The app directory `given` names, or the one of the current directory (searching
-/// parents); `Err` is the exit code, after saying what is missing.
-pub fn app_dir(given: Option<&Path>) -> Result<std::path::PathBuf, Exit> {
+/// parents).
+pub fn app_dir(given: Option<&Path>) -> Result<std::path::PathBuf, ClientError> {
     crate::here::app_dir(given).map_err(|e| {
-        eprintln!("error: {e}\n  create one with `miren init`, or pass the app directory");
-        Exit::Usage
+        ClientError::Usage(format!(
+            "{e}\n  create one with `miren init`, or pass the app directory"
+        ))
     })
 }
 
@@ -110,19 +102,15 @@ pub async fn run(
     color: ColorChoice,
     format: Format,
 ) -> Result<Exit, ClientError> {
-    let dir = match app_dir(args.path.as_deref().or(args.dir.as_deref())) {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
-    };
-    let (source, resolved) = match check_locally(&dir, color) {
-        Ok(x) => x,
-        Err(code) => return Ok(code),
-    };
+    let dir = app_dir(args.path.as_deref().or(args.dir.as_deref()))?;
+    let (source, resolved) = check_locally(&dir, color)?;
     if let Some(app) = &args.app
         && let Err(p) = config::names::dns_label(app)
     {
-        eprintln!("error: `{app}` is not an app name: {}", p.reason);
-        return Ok(Exit::Usage);
+        return Err(ClientError::Usage(format!(
+            "`{app}` is not an app name: {}",
+            p.reason
+        )));
     }
     // A server that isn't there is said before any work is done.
     c.health().await?;

@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Validate(args) => validate::run(&args, cli.format, cli.color),
         Command::Schema => schema::run(),
-        Command::Init(args) => init::run(&args),
+        Command::Init(args) => init::run(&args, format),
         Command::Completion(args) => completion::run(&args),
         Command::Server(args) => runtime()?.block_on(server::run(args)),
         Command::Up(args) => runtime()?.block_on(up::run(args, cli.color)),
@@ -70,6 +70,7 @@ fn remote(
     let (code, exit, message) = match &e {
         ClientError::Unreachable { .. } => ("unreachable", Exit::Usage, e.to_string()),
         ClientError::Usage(m) => ("usage", Exit::Usage, m.clone()),
+        ClientError::Invalid(m) => ("invalid", Exit::Failed, m.clone()),
         ClientError::Api { code, message, .. } => (code.as_str(), Exit::Failed, message.clone()),
         ClientError::Protocol(_) => ("protocol", Exit::Failed, e.to_string()),
         ClientError::Local(_) => ("local", Exit::Failed, e.to_string()),
@@ -78,18 +79,23 @@ fn remote(
         return Ok(Exit::Ok);
     }
     if format == Format::Json {
-        let body = crate::api::ErrorBody {
-            error: crate::api::ErrorDetail {
-                code: code.to_string(),
-                message: message.clone(),
-            },
-        };
-        if let Ok(s) = serde_json::to_string_pretty(&body) {
-            let _ = writeln!(std::io::stdout(), "{s}");
-        }
+        json_error(code, &message);
     }
     eprintln!("error: {message}");
     Ok(exit)
+}
+
+/// `{"error": {"code", "message"}}` on stdout, for `--format json`.
+fn json_error(code: &str, message: &str) {
+    let body = crate::api::ErrorBody {
+        error: crate::api::ErrorDetail {
+            code: code.to_string(),
+            message: message.to_string(),
+        },
+    };
+    if let Ok(s) = serde_json::to_string_pretty(&body) {
+        let _ = writeln!(std::io::stdout(), "{s}");
+    }
 }
 
 /// A reader that went away (`miren … | head`) is not an error to report.

@@ -14,15 +14,23 @@ use super::logs::format_line;
 use super::server::{RESOLV_CONF, init_tracing, raise_open_files_limit, stop_signal};
 use crate::Exit;
 use crate::cli::{ColorChoice, UpArgs};
+use crate::client::ClientError;
 use crate::server::rollout::{Rollout, Start};
 use crate::server::{Options, Server, socket_in};
 
 pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     init_tracing("warn");
     raise_open_files_limit();
+    let said = |e: ClientError| {
+        eprintln!("error: {e}");
+        Ok(match e {
+            ClientError::Usage(_) => Exit::Usage,
+            _ => Exit::Failed,
+        })
+    };
     let dir = match super::deploy::app_dir(args.dir.as_deref()) {
         Ok(d) => d,
-        Err(code) => return Ok(code),
+        Err(e) => return said(e),
     };
     let dir = match dir.canonicalize() {
         Ok(d) => d,
@@ -33,7 +41,7 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     };
     let (_, resolved) = match check_locally(&dir, color) {
         Ok(x) => x,
-        Err(code) => return Ok(code),
+        Err(e) => return said(e),
     };
     let app = resolved.name.clone();
     let data_dir = dir.join(LOCAL_DATA_DIR);

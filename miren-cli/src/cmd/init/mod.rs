@@ -3,38 +3,53 @@
 
 mod stack;
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
 use miren_core::config::{self, names};
 
 use crate::Exit;
-use crate::cli::InitArgs;
+use crate::cli::{Format, InitArgs};
 use crate::output::display_path;
 
-pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
+pub fn run(args: &InitArgs, format: Format) -> anyhow::Result<Exit> {
+    let refuse = |code: &str, message: String, help: Option<String>, exit: Exit| {
+        if format == Format::Json {
+            super::json_error(code, &message);
+        }
+        eprintln!("error: {message}");
+        if let Some(h) = help {
+            eprintln!("help: {h}");
+        }
+        Ok(exit)
+    };
     let dir = &args.dir;
     let name = match &args.name {
         Some(n) => match names::dns_label(n) {
             Ok(()) => n.clone(),
             Err(p) => {
-                eprintln!("error: app name `{n}` {}", p.reason);
-                if let Some(f) = p.fixed {
-                    eprintln!("help: try `miren init -n {f}`");
-                }
-                return Ok(Exit::Usage);
+                return refuse(
+                    "usage",
+                    format!("app name `{n}` {}", p.reason),
+                    p.fixed.map(|f| format!("try `miren init -n {f}`")),
+                    Exit::Usage,
+                );
             }
         },
         None => default_name(dir),
     };
     let path = dir.join(config::APP_TOML);
     if path.exists() {
-        eprintln!(
-            "error: {} already exists; nothing was written",
-            display_path(&path)
+        return refuse(
+            "exists",
+            format!(
+                "{} already exists; nothing was written",
+                display_path(&path)
+            ),
+            Some("edit it, or check it with `miren validate`".into()),
+            Exit::Failed,
         );
-        eprintln!("help: edit it, or check it with `miren validate`");
-        return Ok(Exit::Failed);
     }
     let guess = stack::guess(dir);
     let text = starter(&name, &guess);
@@ -48,6 +63,15 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
         display_path(&path),
         guess.stack
     );
+    if format == Format::Json {
+        let out = serde_json::json!({
+            "written": path.display().to_string(),
+            "app": name,
+            "stack": guess.stack,
+            "web": guess.web,
+        });
+        writeln!(std::io::stdout(), "{out}")?;
+    }
     if guess.web == stack::PLACEHOLDER {
         eprintln!(
             "next: write the command that starts your web server (listening on $PORT) in it, then `miren up`"

@@ -570,3 +570,77 @@ fn times_are_relative_in_tables_and_rfc_3339_in_json_and_with_timestamps() {
     let stopped = server.json(&["sandbox", "stop", &id[id.len() - 6..]]);
     assert_eq!(stopped["stopped"], id.as_str());
 }
+
+#[test]
+fn json_is_honoured_by_local_commands_and_their_errors_too() {
+    let server = TestServer::start(&[]);
+    let bad = app_dir("name = \"x\"\n[services.web]\ncomand = \"oops\"\n");
+    let out = run(
+        &server,
+        &[
+            "deploy",
+            "--format",
+            "json",
+            &bad.path().display().to_string(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["error"]["code"], "invalid", "{v:#}");
+    let nowhere = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = server
+        .cli()
+        .current_dir(nowhere.path())
+        .args(["deploy", "--format", "json"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["error"]["code"], "usage", "{v:#}");
+    let out = miren()
+        .current_dir(nowhere.path())
+        .args(["init", "-n", "fresh", "--format", "json"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["app"], "fresh", "{v:#}");
+    let out = miren()
+        .current_dir(nowhere.path())
+        .args(["init", "--format", "json"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["error"]["code"], "exists", "{v:#}");
+}
+
+#[test]
+fn an_http_address_in_use_names_the_flag_that_changes_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = taken.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = miren()
+        .args([
+            "server",
+            "--runtime",
+            "process",
+            "--dns-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        // Written as people do: the port alone means loopback.
+        .args(["--http-addr", &port.to_string()])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains(&format!(
+            "listening on 127.0.0.1:{port} for HTTP (--http-addr changes it)"
+        )),
+        "{}",
+        stderr_of(&out)
+    );
+}
