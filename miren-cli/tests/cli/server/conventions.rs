@@ -644,3 +644,21 @@ fn an_http_address_in_use_names_the_flag_that_changes_it() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn a_server_on_its_own_data_dir_says_how_clients_find_it() {
+    let server = TestServer::start(&[]);
+    let export = wait_line(&server.log, 10, |l| {
+        l.split_once("export MIREN_SERVER=")
+            .map(|(_, s)| s.to_string())
+    });
+    assert_eq!(Path::new(&export), server.socket());
+    // …and with it, a client anywhere reaches it.
+    let elsewhere = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = bare_cli(elsewhere.path())
+        .env("MIREN_SERVER", &export)
+        .args(["app", "list"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
