@@ -73,6 +73,9 @@ pub fn pool(app: &str, service: &str) -> crate::model::SandboxPool {
         env: Default::default(),
         port: None,
         disks: vec![],
+        health: None,
+        port_timeout: None,
+        shutdown_timeout: None,
     };
     SandboxPool {
         id: PoolId::new(),
@@ -116,6 +119,7 @@ pub fn sandbox(
         reason: None,
         exit_code: None,
         restarts: 0,
+        health: None,
         created: 0,
         updated: 0,
     }

@@ -300,6 +300,9 @@ mod tests {
                     size_gb: 10,
                     read_only: false,
                 }],
+                health: None,
+                port_timeout: None,
+                shutdown_timeout: None,
             },
         }
     }

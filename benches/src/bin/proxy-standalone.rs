@@ -91,6 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     reason: None,
                     exit_code: None,
                     restarts: 0,
+                    health: None,
                     created: 0,
                     updated: 0,
                 }),

@@ -23,8 +23,11 @@ pub async fn run(c: &Client, cmd: SandboxCommand, format: Format) -> Result<Exit
                         s.service.clone(),
                         s.pool.to_string(),
                         s.address.map_or_else(|| "-".into(), |a| a.to_string()),
-                        match &s.reason {
-                            Some(r) if status != "running" => format!("{status} ({r})"),
+                        match (&s.reason, &s.health) {
+                            (_, Some(h)) if status == "running" => {
+                                format!("running (unhealthy: {h})")
+                            }
+                            (Some(r), _) if status != "running" => format!("{status} ({r})"),
                             _ => status,
                         },
                         s.restarts.to_string(),

@@ -76,6 +76,34 @@ pub struct ServiceConfig {
     /// Persistent disks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disks: Vec<DiskConfig>,
+    /// How long an instance may take to listen on its port (and, with `[health]`, to
+    /// answer healthy) before it counts as failed (`"30s"`; at least 1s). Default 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    pub port_timeout: Option<String>,
+    /// An HTTP health check: ready only once it answers, replaced when it stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthConfig>,
+}
+
+/// `[services.<name>.health]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// The path to GET on the instance's port (`/health`); 2xx and 3xx are healthy.
+    #[schemars(regex(pattern = r"^/"))]
+    pub path: String,
+    /// How often a running instance is checked. Default `"10s"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// How long one check may take. Default `"2s"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Failed checks in a row that make an instance unhealthy (it is replaced).
+    /// Default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub unhealthy_after: Option<u32>,
 }
 
 /// `fixed` runs a set number of instances; `auto` follows the traffic.
@@ -125,6 +153,10 @@ pub struct ConcurrencyConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_instances: Option<u32>,
+    /// Between SIGTERM and SIGKILL when an instance stops (`"10s"`). Default 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    pub shutdown_timeout: Option<String>,
 }
 
 /// `[[services.<name>.disks]]`.
@@ -161,7 +193,7 @@ pub fn json_schema() -> serde_json::Value {
 mod tests {
     use super::json_schema;
     use crate::config::decode::{
-        APP_KEYS, BUILD_KEYS, CONCURRENCY_KEYS, DISK_KEYS, ENV_KEYS, SERVICE_KEYS,
+        APP_KEYS, BUILD_KEYS, CONCURRENCY_KEYS, DISK_KEYS, ENV_KEYS, HEALTH_KEYS, SERVICE_KEYS,
     };
 
     fn properties(schema: &serde_json::Value, def: Option<&str>) -> Vec<String> {
@@ -196,5 +228,6 @@ mod tests {
         assert_eq!(properties(&s, Some("DiskConfig")), sorted(DISK_KEYS));
         assert_eq!(properties(&s, Some("EnvVar")), sorted(ENV_KEYS));
         assert_eq!(properties(&s, Some("BuildConfig")), sorted(BUILD_KEYS));
+        assert_eq!(properties(&s, Some("HealthConfig")), sorted(HEALTH_KEYS));
     }
 }

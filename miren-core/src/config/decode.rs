@@ -15,7 +15,8 @@ use toml::Spanned;
 use toml::de::{DeArray, DeTable, DeValue};
 
 use super::app_config::{
-    AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, EnvVar, Mode, ServiceConfig,
+    AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, EnvVar, HealthConfig, Mode,
+    ServiceConfig,
 };
 use super::diagnostic::Diagnostic;
 use super::suggest::closest;
@@ -23,8 +24,16 @@ use super::suggest::closest;
 /// Keys of the top level.
 pub(crate) const APP_KEYS: &[&str] = &["name", "env", "services", "build"];
 /// Keys of `[services.<name>]`.
-pub(crate) const SERVICE_KEYS: &[&str] =
-    &["command", "image", "port", "env", "concurrency", "disks"];
+pub(crate) const SERVICE_KEYS: &[&str] = &[
+    "command",
+    "image",
+    "port",
+    "env",
+    "concurrency",
+    "disks",
+    "port_timeout",
+    "health",
+];
 /// Keys of `[services.<name>.concurrency]`.
 pub(crate) const CONCURRENCY_KEYS: &[&str] = &[
     "mode",
@@ -33,7 +42,10 @@ pub(crate) const CONCURRENCY_KEYS: &[&str] = &[
     "scale_down_delay",
     "min_instances",
     "max_instances",
+    "shutdown_timeout",
 ];
+/// Keys of `[services.<name>.health]`.
+pub(crate) const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout", "unhealthy_after"];
 /// Keys of `[[services.<name>.disks]]`.
 pub(crate) const DISK_KEYS: &[&str] = &["name", "mount_path", "size_gb", "read_only"];
 /// Keys of `[[env]]`.
@@ -174,6 +186,7 @@ enum Scope<'a> {
     Disk,
     Env,
     Build,
+    Health,
 }
 
 impl Scope<'_> {
@@ -185,6 +198,7 @@ impl Scope<'_> {
             Scope::Disk => DISK_KEYS,
             Scope::Env => ENV_KEYS,
             Scope::Build => BUILD_KEYS,
+            Scope::Health => HEALTH_KEYS,
         }
     }
 
@@ -302,7 +316,30 @@ impl<'s> Decoder<'s> {
             disks: self
                 .optional(table, path, "disks", |d, (_, v), p| d.disks(v, &p))
                 .unwrap_or_default(),
+            port_timeout: self.optional(table, path, "port_timeout", |d, e, p| {
+                d.duration_string(e, p)
+            }),
+            health: self.optional(table, path, "health", |d, (_, v), p| {
+                let t = d.table(v, &p, "a table, like `[services.web.health]`")?;
+                let here = header_span(d.source, v.span());
+                d.health(t, &p, here)
+            }),
         }
+    }
+
+    fn health(&mut self, t: &DeTable<'s>, path: &str, here: Range<usize>) -> Option<HealthConfig> {
+        self.check_keys(t, path, Scope::Health);
+        let hpath = self.required(t, path, "path", here, |d, e, p| d.string(e, p));
+        Some(HealthConfig {
+            path: hpath.unwrap_or_default(),
+            interval: self.optional(t, path, "interval", |d, e, p| d.duration_string(e, p)),
+            timeout: self.optional(t, path, "timeout", |d, e, p| d.duration_string(e, p)),
+            unhealthy_after: self
+                .optional(t, path, "unhealthy_after", |d, e, p| {
+                    d.integer(e, p, 1, i64::from(u32::MAX))
+                })
+                .and_then(|n| u32::try_from(n).ok()),
+        })
     }
 
     fn concurrency(&mut self, t: &DeTable<'s>, path: &str, service: &str) -> ConcurrencyConfig {
@@ -322,6 +359,9 @@ impl<'s> Decoder<'s> {
             }),
             min_instances: self.optional(t, path, "min_instances", count(0)),
             max_instances: self.optional(t, path, "max_instances", count(1)),
+            shutdown_timeout: self.optional(t, path, "shutdown_timeout", |d, e, p| {
+                d.duration_string(e, p)
+            }),
         }
     }
 

@@ -21,6 +21,16 @@ pub const MIN_INSTANCES: u32 = 0;
 pub const MAX_INSTANCES: u32 = 20;
 /// `build.dockerfile`.
 pub const DOCKERFILE: &str = "Dockerfile";
+/// `port_timeout` (SPEC §14).
+pub const PORT_TIMEOUT: Duration = Duration::from_secs(30);
+/// `concurrency.shutdown_timeout` (SPEC §14).
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// `health.interval`.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
+/// `health.timeout`.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// `health.unhealthy_after`.
+pub const UNHEALTHY_AFTER: u32 = 3;
 
 /// The mode of a service that doesn't set one: `web` autoscales, the rest are fixed.
 pub fn mode(service: &str) -> Mode {

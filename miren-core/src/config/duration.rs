@@ -154,6 +154,28 @@ impl fmt::Display for Display {
     }
 }
 
+/// `Option<Duration>` as an optional duration string.
+pub mod serde_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `Some` like [`super::serde_str`], `None` as null.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::serde_str::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads what [`serialize`] writes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| super::parse(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 /// serde as a duration string, for the resolved config.
 pub mod serde_str {
     use super::{Display, parse};

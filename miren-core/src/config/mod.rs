@@ -35,13 +35,14 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use app_config::{
-    AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, EnvVar, Mode, ServiceConfig, json_schema,
+    AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, EnvVar, HealthConfig, Mode,
+    ServiceConfig, json_schema,
 };
 pub use decode::{KeySpans, SpanIndex};
 pub use diagnostic::{
     Diagnostic, JsonDiagnostic, LineIndex, Position, Related, Report, Severity, Suggestion,
 };
-pub use resolved::{AutoScale, Concurrency, Disk, ResolvedApp, ResolvedService};
+pub use resolved::{AutoScale, Concurrency, Disk, Health, ResolvedApp, ResolvedService};
 pub use suggest::closest;
 
 /// Where an app's config lives, relative to its directory.

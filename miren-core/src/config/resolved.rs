@@ -37,6 +37,38 @@ pub struct ResolvedService {
     pub concurrency: Concurrency,
     /// Persistent disks.
     pub disks: Vec<Disk>,
+    /// How long an instance may take to be ready.
+    #[serde(default = "port_timeout", with = "duration::serde_str")]
+    pub port_timeout: Duration,
+    /// Between SIGTERM and SIGKILL.
+    #[serde(default = "shutdown_timeout", with = "duration::serde_str")]
+    pub shutdown_timeout: Duration,
+    /// Its HTTP health check, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+fn port_timeout() -> Duration {
+    defaults::PORT_TIMEOUT
+}
+
+fn shutdown_timeout() -> Duration {
+    defaults::SHUTDOWN_TIMEOUT
+}
+
+/// A service's health check, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Health {
+    /// GET this on the instance's port.
+    pub path: String,
+    /// How often, once it runs.
+    #[serde(with = "duration::serde_str")]
+    pub interval: Duration,
+    /// How long one check may take.
+    #[serde(with = "duration::serde_str")]
+    pub timeout: Duration,
+    /// Failures in a row that make it unhealthy.
+    pub unhealthy_after: u32,
 }
 
 /// How many instances of a service run.
@@ -134,7 +166,27 @@ fn service(app: &AppConfig, name: &str, s: &super::ServiceConfig) -> ResolvedSer
                 read_only: d.read_only.unwrap_or(false),
             })
             .collect(),
+        port_timeout: time_or(s.port_timeout.as_deref(), defaults::PORT_TIMEOUT),
+        shutdown_timeout: time_or(
+            s.concurrency
+                .as_ref()
+                .and_then(|c| c.shutdown_timeout.as_deref()),
+            defaults::SHUTDOWN_TIMEOUT,
+        ),
+        health: s.health.as_ref().map(|h| Health {
+            path: h.path.clone(),
+            interval: time_or(h.interval.as_deref(), defaults::HEALTH_INTERVAL),
+            timeout: time_or(h.timeout.as_deref(), defaults::HEALTH_TIMEOUT),
+            unhealthy_after: h.unhealthy_after.unwrap_or(defaults::UNHEALTHY_AFTER),
+        }),
     }
+}
+
+/// A duration as written, or the default.
+fn time_or(written: Option<&str>, default: Duration) -> Duration {
+    written
+        .and_then(|d| duration::parse(d).ok())
+        .unwrap_or(default)
 }
 
 fn concurrency(service: &str, c: Option<&ConcurrencyConfig>) -> Concurrency {

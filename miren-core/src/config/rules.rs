@@ -7,8 +7,9 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::time::Duration;
 
-use super::app_config::{AppConfig, ConcurrencyConfig, EnvVar, Mode, ServiceConfig};
+use super::app_config::{AppConfig, ConcurrencyConfig, EnvVar, HealthConfig, Mode, ServiceConfig};
 use super::decode::{SpanIndex, join};
 use super::diagnostic::Diagnostic;
 use super::{command, defaults, duration, names};
@@ -169,6 +170,23 @@ impl Rules<'_> {
         }
 
         self.env_list(&svc.env, &format!("{path}.env"));
+        self.duration(
+            svc.port_timeout.as_deref(),
+            &format!("{path}.port_timeout"),
+            Duration::from_secs(1),
+            "\"30s\"",
+        );
+        if let Some(c) = &svc.concurrency {
+            self.duration(
+                c.shutdown_timeout.as_deref(),
+                &format!("{path}.concurrency.shutdown_timeout"),
+                Duration::ZERO,
+                "\"10s\"",
+            );
+        }
+        if let Some(h) = &svc.health {
+            self.health(name, svc, h, &format!("{path}.health"));
+        }
         let mode = self.concurrency(name, svc.concurrency.as_ref(), path);
         self.disks(name, svc, path, mode);
     }
@@ -273,6 +291,103 @@ impl Rules<'_> {
                     seen.insert(var.key.as_str(), span);
                 }
             }
+        }
+    }
+
+    /// A duration-valued key: a duration, and at least `min`.
+    fn duration(&mut self, value: Option<&str>, path: &str, min: Duration, example: &str) {
+        let (Some(v), Some(span)) = (value, self.spans.value(path)) else {
+            return;
+        };
+        let key = path.rsplit('.').next().unwrap_or(path);
+        match duration::parse(v) {
+            Ok(d) if d < min => self.push(
+                Diagnostic::error(
+                    path,
+                    span,
+                    format!(
+                        "`{key}` must be at least {}, found \"{v}\"",
+                        duration::Display(min)
+                    ),
+                )
+                .with_label("too short")
+                .with_help(format!("for example {key} = {example}")),
+            ),
+            Ok(_) => {}
+            Err(e) => self.push(
+                Diagnostic::error(path, span, format!("`{key}` is not a duration: {e}"))
+                    .with_label(format!("expected a duration like {example}"))
+                    .with_help(e.help()),
+            ),
+        }
+    }
+
+    /// `[services.<name>.health]`: a path on a port, sensible timings.
+    fn health(&mut self, name: &str, svc: &ServiceConfig, h: &HealthConfig, path: &str) {
+        let ppath = format!("{path}.path");
+        if let Some(span) = self.spans.value(&ppath)
+            && !h.path.starts_with('/')
+        {
+            self.push(
+                Diagnostic::error(
+                    &ppath,
+                    span.clone(),
+                    format!(
+                        "the health check's path must start with `/`, found \"{}\"",
+                        h.path
+                    ),
+                )
+                .with_label("not a path")
+                .with_help("it is requested on the instance's own port")
+                .with_suggestion(span, format!("\"/{}\"", h.path.trim_start_matches('/'))),
+            );
+        }
+        if svc.port.or_else(|| defaults::port(name)).is_none()
+            && svc.image.is_none()
+            && let Some(span) = self.spans.key(path)
+        {
+            self.push(
+                Diagnostic::error(
+                    path,
+                    span,
+                    format!("`{name}` has a health check but no `port` to check it on"),
+                )
+                .with_label("no port")
+                .with_help(format!(
+                    "set `port` in `[services.{name}]` to the port its command listens on ($PORT)"
+                )),
+            );
+        }
+        let ipath = format!("{path}.interval");
+        let tpath = format!("{path}.timeout");
+        self.duration(
+            h.interval.as_deref(),
+            &ipath,
+            Duration::from_secs(1),
+            "\"10s\"",
+        );
+        self.duration(
+            h.timeout.as_deref(),
+            &tpath,
+            Duration::from_millis(10),
+            "\"2s\"",
+        );
+        let interval = h.interval.as_deref().and_then(|d| duration::parse(d).ok());
+        let timeout = h.timeout.as_deref().and_then(|d| duration::parse(d).ok());
+        if let (Some(t), Some(span)) = (timeout, self.spans.value(&tpath))
+            && t > interval.unwrap_or(defaults::HEALTH_INTERVAL)
+        {
+            self.push(
+                Diagnostic::warning(
+                    &tpath,
+                    span,
+                    "the health check's `timeout` is longer than its `interval`",
+                )
+                .with_label("longer than the interval")
+                .with_help(
+                    "checks would overlap; a timeout of a fraction of the interval is usual",
+                ),
+            );
         }
     }
 

@@ -40,6 +40,26 @@ pub(super) struct SandboxState {
     pub started: Instant,
     /// The runtime's `start` has not returned yet.
     pub starting: bool,
+    /// Why it is being stopped as a failure (not ready in time, unhealthy): its exit
+    /// then counts as a crash with this reason.
+    pub failure: Option<String>,
+    /// Its health checks, when its service has them and it listens.
+    pub health: Option<HealthWatch>,
+}
+
+/// A sandbox's running health checks.
+pub(super) struct HealthWatch {
+    pub task: tokio::task::AbortHandle,
+    /// Failed checks in a row.
+    pub failures: u32,
+    /// The last failed check's error.
+    pub last_error: Option<String>,
+}
+
+impl Drop for HealthWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 pub(super) struct Deploying {
@@ -56,12 +76,14 @@ pub(super) enum Timer {
     DeployTimeout(VersionId),
     Autoscale(PoolId),
     Stop(SandboxId),
+    PortTimeout(SandboxId),
 }
 
 pub(super) enum Internal {
     Prepared(VersionId, Result<(), RuntimeError>),
     Started(SandboxId, Result<Started, RuntimeError>),
     StopFailed(SandboxId, String),
+    Health(SandboxId, Result<(), String>),
     Done(Box<dyn FnOnce() + Send>),
 }
 
@@ -300,6 +322,7 @@ impl Actor {
             Internal::Prepared(id, result) => self.prepared(&id, result),
             Internal::Started(id, result) => self.started(&id, result),
             Internal::StopFailed(id, why) => self.stop_failed(&id, why),
+            Internal::Health(id, outcome) => self.health_checked(&id, outcome),
             Internal::Done(f) => f(),
         }
     }
@@ -370,6 +393,7 @@ impl Actor {
                 Timer::ResetCrashes(pool, sb) => self.reset_crashes(&pool, &sb),
                 Timer::DeployTimeout(v) => self.deploy_timed_out(&v),
                 Timer::Stop(id) => self.stop_now(&id),
+                Timer::PortTimeout(id) => self.port_timed_out(&id),
                 Timer::Autoscale(p) => {
                     if let Some(ps) = self.pools.get_mut(&p) {
                         ps.autoscale_at = None;
@@ -633,6 +657,8 @@ impl Actor {
                     app,
                     started: now,
                     starting: false,
+                    failure: None,
+                    health: None,
                 },
             );
         }

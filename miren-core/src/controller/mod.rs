@@ -18,7 +18,9 @@
 mod actor;
 pub mod backoff;
 mod collect;
+mod health;
 pub mod plan;
+mod readiness;
 mod rollout;
 mod routes;
 mod sandboxes;

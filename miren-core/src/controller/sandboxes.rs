@@ -6,7 +6,7 @@ use tokio::time::Instant;
 
 use super::actor::{Actor, Internal, SandboxState, Timer};
 use super::plan::{Member, PoolView, plan_pool};
-use crate::model::{Address, PoolId, Sandbox, SandboxId, SandboxStatus, VersionState};
+use crate::model::{PoolId, Sandbox, SandboxId, SandboxStatus, VersionState};
 use crate::runtime::{RuntimeError, SandboxSpec, Started, now_millis};
 
 /// Dead and stopped sandboxes kept per pool, for `sandbox list` and post-mortems.
@@ -135,6 +135,7 @@ impl Actor {
             reason: None,
             exit_code: None,
             restarts: ps.pool.quick_crashes,
+            health: None,
             created: now,
             updated: now,
         };
@@ -156,6 +157,8 @@ impl Actor {
                 app,
                 started: Instant::now(),
                 starting: true,
+                failure: None,
+                health: None,
             },
         );
         self.touch_sandbox(&id);
@@ -206,9 +209,19 @@ impl Actor {
         }
     }
 
-    fn request_stop(&self, id: &SandboxId) {
+    /// Between SIGTERM and SIGKILL for `id`: its service's `shutdown_timeout`, else
+    /// the server's.
+    pub(super) fn grace_of(&self, id: &SandboxId) -> Duration {
+        self.sandboxes
+            .get(id)
+            .and_then(|s| self.pools.get(&s.sb.pool))
+            .and_then(|p| p.pool.spec.shutdown_timeout)
+            .unwrap_or(self.cfg.stop_grace)
+    }
+
+    pub(super) fn request_stop(&self, id: &SandboxId) {
         let rt = self.runtime.clone();
-        let grace = self.cfg.stop_grace;
+        let grace = self.grace_of(id);
         let id = id.clone();
         self.spawn_internal(async move {
             match rt.stop(&id, grace).await {
@@ -242,6 +255,10 @@ impl Actor {
                 let s = &self.sandboxes[id];
                 if s.sb.status == SandboxStatus::Stopping {
                     self.request_stop(id);
+                } else if let Some(p) = self.pools.get(&s.sb.pool) {
+                    // Ready by then, or stopped as failed.
+                    let at = Instant::now() + p.pool.spec.port_timeout();
+                    self.add_timer(at, Timer::PortTimeout(id.clone()));
                 }
             }
             Err(e) => self.exited(id, None, format!("failed to start: {e}"), Vec::new()),
@@ -256,25 +273,6 @@ impl Actor {
             return;
         }
         self.exited(id, None, why, Vec::new());
-    }
-
-    pub(super) fn ready(&mut self, id: &SandboxId, address: Option<Address>) {
-        let Some(s) = self.sandboxes.get_mut(id) else {
-            return;
-        };
-        if s.sb.status != SandboxStatus::Pending {
-            return;
-        }
-        s.sb.status = SandboxStatus::Running;
-        if address.is_some() {
-            s.sb.address = address;
-        }
-        s.sb.updated = now_millis();
-        let pool = s.sb.pool.clone();
-        let reset_at = s.started + self.cfg.backoff.reset_after;
-        self.touch_sandbox(id);
-        self.recount(&pool);
-        self.add_timer(reset_at, Timer::ResetCrashes(pool, id.clone()));
     }
 
     pub(super) fn exited(
@@ -292,12 +290,15 @@ impl Actor {
         }
         let was_ready = s.sb.status == SandboxStatus::Running;
         let lifetime = s.started.elapsed();
+        s.health = None;
+        let failure = s.failure.take();
+        let reason = failure.clone().unwrap_or(reason);
         s.sb.exit_code = code;
         s.sb.updated = now_millis();
         let pool = s.sb.pool.clone();
         let service = s.sb.service.clone();
         let app = s.app.clone();
-        let crashed = s.sb.status != SandboxStatus::Stopping;
+        let crashed = s.sb.status != SandboxStatus::Stopping || failure.is_some();
         if crashed {
             s.sb.status = SandboxStatus::Dead;
             s.sb.reason = Some(reason.clone());
@@ -307,9 +308,14 @@ impl Actor {
             // database that ignores SIGTERM loses what it hadn't written).
             if reason.contains("SIGKILL") {
                 let why = s.sb.reason.take().unwrap_or_else(|| "stopped".to_string());
+                let grace = self
+                    .pools
+                    .get(&s.sb.pool)
+                    .and_then(|p| p.pool.spec.shutdown_timeout)
+                    .unwrap_or(self.cfg.stop_grace);
                 s.sb.reason = Some(format!(
-                    "{why}; killed: still running {:?} after SIGTERM",
-                    self.cfg.stop_grace
+                    "{why}; killed: still running {} after SIGTERM",
+                    crate::config::duration::Display(grace)
                 ));
             }
         }
@@ -377,8 +383,11 @@ impl Actor {
             })
             .cloned()
             .collect();
-        let mut message =
-            format!("service `{service}` {reason} before it was ready (sandbox {id})");
+        let mut message = if reason.starts_with("did not") {
+            format!("service `{service}` {reason} (sandbox {id})")
+        } else {
+            format!("service `{service}` {reason} before it was ready (sandbox {id})")
+        };
         if !last_lines.is_empty() {
             message.push_str("\nits last output:");
             for l in last_lines {

@@ -191,6 +191,10 @@ pub struct Sandbox {
     pub exit_code: Option<i32>,
     /// How many times its slot was restarted after a crash.
     pub restarts: u32,
+    /// The last health check's error while its checks fail (`None` when healthy or
+    /// not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
     /// When it was created.
     pub created: UnixMillis,
     /// When its status last changed.

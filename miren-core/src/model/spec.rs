@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::Digest;
-use crate::config::{Disk, ResolvedApp};
+use std::time::Duration;
+
+use crate::config::{Disk, Health, ResolvedApp, defaults};
 
 /// What a pool runs: exactly the fields whose change must restart its sandboxes
 /// (SPEC §3). Scaling settings are not here: changing them resizes the pool in place.
@@ -26,6 +28,23 @@ pub struct PoolSpec {
     pub port: Option<u16>,
     /// Its disks.
     pub disks: Vec<Disk>,
+    /// Its HTTP health check: readiness waits for it, failing ones are replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// How long an instance may take to be ready; `None`: the default (30s).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::config::duration::serde_opt"
+    )]
+    pub port_timeout: Option<Duration>,
+    /// Between SIGTERM and SIGKILL; `None`: the server's default (10s).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::config::duration::serde_opt"
+    )]
+    pub shutdown_timeout: Option<Duration>,
 }
 
 /// The code a pool runs.
@@ -69,7 +88,18 @@ impl PoolSpec {
                 .collect(),
             port: s.port,
             disks: s.disks.clone(),
+            health: s.health.clone(),
+            // Defaults stay unwritten, so pools made before these keys existed are
+            // reused by a deploy that doesn't set them.
+            port_timeout: (s.port_timeout != defaults::PORT_TIMEOUT).then_some(s.port_timeout),
+            shutdown_timeout: (s.shutdown_timeout != defaults::SHUTDOWN_TIMEOUT)
+                .then_some(s.shutdown_timeout),
         })
+    }
+
+    /// How long an instance may take to be ready.
+    pub fn port_timeout(&self) -> Duration {
+        self.port_timeout.unwrap_or(defaults::PORT_TIMEOUT)
     }
 
     /// SHA-256 of the canonical JSON form, as 32 hex digits.

@@ -532,6 +532,49 @@ const CASES: &[Case] = &[
         "",
         "unclosed table",
     ),
+    // --- operating keys (SPEC §14) --------------------------------------------
+    case(
+        "a port timeout under a second",
+        "name = \"app\"\n[services.web]\nport_timeout = \"500ms\"\n",
+        3,
+        "\"500ms\"",
+        "`port_timeout` must be at least 1s",
+    ),
+    case(
+        "a shutdown timeout that isn't a duration",
+        "name = \"app\"\n[services.web.concurrency]\nshutdown_timeout = \"soon\"\n",
+        3,
+        "\"soon\"",
+        "`shutdown_timeout` is not a duration",
+    ),
+    case(
+        "a health path without its slash",
+        "name = \"app\"\n[services.web.health]\npath = \"health\"\n",
+        3,
+        "\"health\"",
+        "must start with `/`",
+    ),
+    case(
+        "a health check without its path",
+        "name = \"app\"\n[services.web.health]\ninterval = \"5s\"\n",
+        2,
+        "[services.web.health]",
+        "`path`",
+    ),
+    case(
+        "a health check on a service without a port",
+        "name = \"app\"\n[services.worker]\ncommand = \"w\"\n[services.worker.health]\npath = \"/h\"\n",
+        4,
+        "health",
+        "no `port` to check it on",
+    ),
+    case(
+        "a mistyped health key",
+        "name = \"app\"\n[services.web.health]\npath = \"/h\"\nintervall = \"5s\"\n",
+        4,
+        "intervall",
+        "unknown key `intervall` in `services.web.health`",
+    ),
 ];
 
 /// The 1-based column range `at` covers on `line` of `src` (exclusive end).

@@ -13,6 +13,7 @@ use miren_core::store::{MemoryStore, Store, keys};
 use tokio::time::Instant;
 
 mod collect;
+mod readiness;
 mod stops;
 
 const SHOP: &str = r#"
@@ -275,7 +276,13 @@ async fn a_deploy_that_never_gets_ready_times_out_after_five_minutes() {
     let h = Harness::new().await;
     h.rt.behave("web-v1", Behavior::Hang);
     let t0 = Instant::now();
-    let v = h.deploy_and_wait(SHOP).await;
+    // A port timeout past the deploy's: the deploy timeout decides.
+    let v = h
+        .deploy_and_wait(&SHOP.replace(
+            "command = \"web-v1\"",
+            "command = \"web-v1\"\nport_timeout = \"10m\"",
+        ))
+        .await;
     assert_eq!(v.state, VersionState::Failed);
     assert_eq!(t0.elapsed().as_secs(), 300);
     let failure = v.failure.unwrap_or_default();

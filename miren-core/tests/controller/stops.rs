@@ -23,8 +23,9 @@ async fn harness() -> Harness {
     .await
 }
 
-/// Stops one running `web`; how long until it was gone, and why it says it went.
-async fn stop_one_web(h: &Harness) -> (Duration, String) {
+/// Stops one running `web`, checking the runtime was given `grace`; how long until it
+/// was gone, and why it says it went.
+pub(super) async fn stop_one_web(h: &Harness, grace: Duration) -> (Duration, String) {
     let web = h
         .snap()
         .await
@@ -42,7 +43,7 @@ async fn stop_one_web(h: &Harness) -> (Duration, String) {
     let gone = s.sandboxes.iter().find(|x| x.id == web.id).expect("known");
     assert_eq!(
         h.rt.stops().last().map(|(id, grace)| (id.clone(), *grace)),
-        Some((web.id.clone(), GRACE)),
+        Some((web.id.clone(), grace)),
         "the runtime was given the whole grace period"
     );
     (t0.elapsed(), gone.reason.clone().unwrap_or_default())
@@ -53,7 +54,7 @@ async fn a_program_that_finishes_its_work_is_waited_for_not_killed() {
     let h = harness().await;
     h.deploy_and_wait(SHOP).await;
     h.rt.on_stop("web-v1", OnStop::Exits(Duration::from_secs(3)));
-    let (took, reason) = stop_one_web(&h).await;
+    let (took, reason) = stop_one_web(&h, GRACE).await;
     assert_eq!(took, DRAIN + Duration::from_secs(3), "{reason}");
     assert_eq!(reason, "stopped by an operator");
 }
@@ -63,7 +64,7 @@ async fn a_program_that_ignores_sigterm_runs_the_whole_grace_then_is_killed() {
     let h = harness().await;
     h.deploy_and_wait(SHOP).await;
     h.rt.on_stop("web-v1", OnStop::IgnoresTerm);
-    let (took, reason) = stop_one_web(&h).await;
+    let (took, reason) = stop_one_web(&h, GRACE).await;
     assert_eq!(took, DRAIN + GRACE, "{reason}");
     assert!(
         reason.ends_with("; killed: still running 10s after SIGTERM"),

@@ -139,6 +139,18 @@ async fn handle(mut conn: TcpStream, reply: Reply) {
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 }
             }
+            // `/health`: 503 while the file `$HEALTH_FLAG` names exists.
+            if buf.starts_with(b"GET /health ") {
+                let sick =
+                    std::env::var("HEALTH_FLAG").is_ok_and(|f| std::path::Path::new(&f).exists());
+                let resp = if sick {
+                    "HTTP/1.0 503 Unavailable\r\nContent-Length: 4\r\n\r\nsick"
+                } else {
+                    "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                };
+                let _ = conn.write_all(resp.as_bytes()).await;
+                return;
+            }
             let mut body = format!("{service} {pid}");
             if let Ok(up) = std::env::var("UPSTREAM") {
                 body.push(' ');

@@ -229,6 +229,67 @@ async fn a_command_that_binds_the_services_port_itself_runs_two_instances_on_por
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_check_gates_readiness_and_an_instance_that_fails_it_is_replaced() {
+    let h = Harness::new().await;
+    let flag = h.dir.path().join("sick");
+    std::fs::write(&flag, "").expect("flag");
+    let toml = format!(
+        "name = \"checked\"\n[services.web]\ncommand = \"{}\"\nport_timeout = \"20s\"\n[services.web.concurrency]\nmode = \"fixed\"\nnum_instances = 1\n[services.web.health]\npath = \"/health\"\ninterval = \"1s\"\nunhealthy_after = 2\n[[services.web.env]]\nkey = \"HEALTH_FLAG\"\nvalue = \"{}\"\n",
+        helper::command("http"),
+        flag.display()
+    );
+    // It listens at once, but answers 503: not ready until the flag goes.
+    let deploy = {
+        let (ctl, artifacts, dir) = (
+            h.ctl.clone(),
+            h.artifacts.clone(),
+            h.dir.path().to_path_buf(),
+        );
+        tokio::spawn(async move {
+            miren_core::testing::deploy_text(&ctl, &artifacts, &dir, &toml).await
+        })
+    };
+    h.until("the instance is up, pending", |s| {
+        s.sandboxes
+            .iter()
+            .any(|x| x.status == SandboxStatus::Pending && x.address.is_some())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = h.snap().await;
+    assert_eq!(
+        running(&s, "web").len(),
+        0,
+        "not ready while unhealthy: {s:#?}"
+    );
+    std::fs::remove_file(&flag).expect("healthy now");
+    let v = deploy.await.expect("task").expect("deploy");
+    assert_eq!(v.state, VersionState::Active, "{:?}", v.failure);
+    let first = running(&h.snap().await, "web")[0].clone();
+
+    // Sick again: after two failed checks it is out and replaced.
+    std::fs::write(&flag, "").expect("flag");
+    let s = h
+        .until("the sick instance is replaced", |s| {
+            s.sandboxes.iter().any(|x| {
+                x.id == first.id
+                    && x.status == SandboxStatus::Dead
+                    && x.reason.as_deref().is_some_and(|r| {
+                        r.starts_with("unhealthy: GET /health answered 503 (2 checks in a row)")
+                    })
+            })
+        })
+        .await;
+    assert!(!running(&s, "web").iter().any(|x| x.id == first.id));
+    std::fs::remove_file(&flag).expect("healthy again");
+    h.until("a healthy replacement serves", |s| {
+        running(s, "web").iter().any(|x| x.id != first.id)
+    })
+    .await;
+    h.ctl.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_a_sandbox_takes_its_grandchildren_along() {
     let h = Harness::new().await;
     let cmd = format!("sleep 300 & sleep 301 & {}", helper::command("worker"));
@@ -303,8 +364,9 @@ async fn the_old_web_serves_until_the_new_one_is_ready_and_a_broken_deploy_chang
 
     // A bounded request loop against web's stable address during two deploys.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let load = {
-        let stop = stop.clone();
+        let (stop, answered) = (stop.clone(), answered.clone());
         let addr = web_addr.clone();
         tokio::spawn(async move {
             let (mut ok, mut failed) = (0u32, Vec::new());
@@ -317,10 +379,18 @@ async fn the_old_web_serves_until_the_new_one_is_ready_and_a_broken_deploy_chang
                     Ok(_) => ok += 1,
                     Err(e) => failed.push(e.to_string()),
                 }
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             (ok, failed)
         })
     };
+    let count = || answered.load(std::sync::atomic::Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count() < 5 {
+        assert!(Instant::now() < deadline, "the load loop never got going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before_deploys = count();
     // v2's web takes 300 ms to listen.
     let slow = web_and_db("").replace(
         "value = \"db.app.miren:5432\"",
@@ -346,9 +416,15 @@ async fn the_old_web_serves_until_the_new_one_is_ready_and_a_broken_deploy_chang
     let s = h.snap().await;
     assert_eq!(s.apps[0].active_version.as_ref(), Some(&v2.id));
 
+    // Requests went on during the deploys (however fast this machine is).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count() < before_deploys + 5 {
+        assert!(Instant::now() < deadline, "the load loop stalled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (ok, failed) = load.await.expect("load loop");
-    assert!(ok > 10, "only {ok} requests went through");
+    assert!(ok >= 10, "only {ok} requests went through");
     assert!(
         failed.is_empty(),
         "{} of {} requests failed: {:?}",

@@ -16,7 +16,7 @@ use super::docker::{Cleanup, deploy_as, docker_here, example, running};
 
 /// The virtualenv with the example's requirements (`.ci/run` makes it); `None` (the
 /// test skips, saying so) when it is missing — CI must not skip.
-fn venv() -> Option<PathBuf> {
+pub(super) fn venv() -> Option<PathBuf> {
     let dir = std::env::var_os("MIREN_TEST_VENV").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv"),
         PathBuf::from,
@@ -33,6 +33,22 @@ fn venv() -> Option<PathBuf> {
     );
     eprintln!("skipped: no gunicorn and rq in {} ({how})", dir.display());
     None
+}
+
+/// A server whose sandboxes find the virtualenv's programs (gunicorn, rq) on PATH.
+pub(super) fn server_with(venv: &std::path::Path, runtime: &str) -> TestServer {
+    let path = format!(
+        "{}:{}",
+        venv.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut miren = Command::new(assert_cmd::cargo::cargo_bin("miren"));
+    miren.env("PATH", path);
+    TestServer::spawn(
+        tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+        &["--runtime", runtime],
+        miren,
+    )
 }
 
 /// One HTTP/1.0 request with a body; (status, JSON body).
@@ -63,18 +79,7 @@ fn the_python_redis_queue_example_runs_as_written_with_gunicorn_rq_and_redis() {
         return;
     };
     let _cleanup = Cleanup(vec!["taskq-a".into()]);
-    let path = format!(
-        "{}:{}",
-        venv.join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut miren = Command::new(assert_cmd::cargo::cargo_bin("miren"));
-    miren.env("PATH", path);
-    let server = TestServer::spawn(
-        tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
-        &["--runtime", "auto"],
-        miren,
-    );
+    let server = server_with(&venv, "auto");
     let app = example("python-redis-queue");
     deploy_as(&server, app.path(), "taskq-a");
     server.ok(["route", "set-default", "--app", "taskq-a"]);
