@@ -12,6 +12,9 @@
 //! | GET | `/v1/apps/{app}/versions` | → `[`[`VersionRow`]`]` |
 //! | POST | `/v1/apps/{app}/rollback` | [`RollbackBody`] → stream of [`DeployLine`] |
 //! | DELETE | `/v1/apps/{app}?purge_disks=` | → `{}` |
+//! | GET | `/v1/apps/{app}/env` | → `[`[`ConfigVarRow`]`]` (secrets as `(secret)`) |
+//! | POST | `/v1/apps/{app}/env` | [`EnvChange`] → stream of [`DeployLine`] |
+//! | POST | `/v1/apps/{app}/restart` | [`RestartBody`] → stream of [`DeployLine`] |
 //! | GET | `/v1/pools?app=` | → `[`SandboxPool`]` |
 //! | PUT | `/v1/pools/{id}/desired` | [`DesiredBody`] → `SandboxPool` |
 //! | GET | `/v1/sandboxes?app=&status=` | → `[`Sandbox`]` |
@@ -134,6 +137,31 @@ pub struct VersionRow {
     pub commit: Option<String>,
     /// Why it failed.
     pub failure: Option<String>,
+}
+
+/// A config var as the API shows it: a secret's value is `(secret)`.
+pub type ConfigVarRow = miren_core::model::ConfigVar;
+
+/// `miren env set|unset`: what changes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EnvChange {
+    /// Vars to set.
+    #[serde(default)]
+    pub set: Vec<miren_core::model::ConfigVar>,
+    /// Keys to remove (of `service`, or app-wide).
+    #[serde(default)]
+    pub unset: Vec<String>,
+    /// Whose keys `unset` names.
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+/// `miren app restart`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RestartBody {
+    /// One service; default: every service.
+    #[serde(default)]
+    pub service: Option<String>,
 }
 
 /// `sandbox-pool set-desired`.

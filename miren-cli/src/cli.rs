@@ -83,6 +83,9 @@ pub enum Command {
     Sandbox(SandboxCommand),
     /// Show what an app's sandboxes wrote.
     Logs(LogsArgs),
+    /// Config vars and secrets, over app.toml's env.
+    #[command(subcommand)]
+    Env(EnvCommand),
     /// Host names routed to apps.
     #[command(subcommand)]
     Route(RouteCommand),
@@ -214,6 +217,18 @@ pub enum AppCommand {
         /// The version to go back to: its number (`v3`), its id or a unique part of it.
         #[arg(value_name = "VERSION")]
         to: Option<String>,
+    },
+    /// Replace an app's instances with new ones, gated like a deploy (no request fails).
+    #[command(
+        after_help = "Examples:\n  miren app restart -a shop\n  miren app restart --service worker"
+    )]
+    Restart {
+        /// The app (default: the one of ./.miren/app.toml).
+        #[arg(short = 'a', long = "app")]
+        app: Option<String>,
+        /// Only this service.
+        #[arg(long)]
+        service: Option<String>,
     },
     /// Stop everything of an app and forget it (its disks stay unless purged).
     #[command(
@@ -358,6 +373,51 @@ pub enum RouteCommand {
     SetDefault {
         /// The app (default: the one of ./.miren/app.toml).
         #[arg(short = 'a', long)]
+        app: Option<String>,
+    },
+}
+
+/// `miren env …`.
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Set config vars (rolled out as a new version of the same code).
+    #[command(
+        after_help = "Examples:\n  miren env set -a shop LOG_LEVEL=debug\n  miren env set --secret STRIPE_KEY=sk_live_…\n  miren env set --service worker QUEUES=high,low"
+    )]
+    Set {
+        /// The app (default: the one of ./.miren/app.toml).
+        #[arg(short = 'a', long = "app")]
+        app: Option<String>,
+        /// Only this service's (default: every service's).
+        #[arg(long)]
+        service: Option<String>,
+        /// Secret values: never shown again, by anything.
+        #[arg(long)]
+        secret: bool,
+        /// `KEY=VALUE`, one or more.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        vars: Vec<String>,
+    },
+    /// Remove config vars (app.toml's value, if any, applies again).
+    #[command(
+        after_help = "Examples:\n  miren env unset -a shop LOG_LEVEL\n  miren env unset --service worker QUEUES"
+    )]
+    Unset {
+        /// The app (default: the one of ./.miren/app.toml).
+        #[arg(short = 'a', long = "app")]
+        app: Option<String>,
+        /// The service whose vars they are (default: the app-wide ones).
+        #[arg(long)]
+        service: Option<String>,
+        /// The keys.
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
+    /// The config vars; secrets show as `(secret)`.
+    #[command(after_help = "Examples:\n  miren env list -a shop\n  miren env list --format json")]
+    List {
+        /// The app (default: the one of ./.miren/app.toml).
+        #[arg(short = 'a', long = "app")]
         app: Option<String>,
     },
 }

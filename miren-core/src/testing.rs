@@ -76,6 +76,8 @@ pub fn pool(app: &str, service: &str) -> crate::model::SandboxPool {
         health: None,
         port_timeout: None,
         shutdown_timeout: None,
+        secret_env: Default::default(),
+        restarted: None,
     };
     SandboxPool {
         id: PoolId::new(),

@@ -303,6 +303,8 @@ mod tests {
                 health: None,
                 port_timeout: None,
                 shutdown_timeout: None,
+                secret_env: Default::default(),
+                restarted: None,
             },
         }
     }

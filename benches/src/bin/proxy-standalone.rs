@@ -44,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     name: "bench".into(),
                     active_version: Some(version.clone()),
                     created: 0,
+                    config_vars: Vec::new(),
                 }),
             ),
             Op::put(
@@ -58,6 +59,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     source: Default::default(),
                     state: VersionState::Active,
                     failure: None,
+                    config_vars: Vec::new(),
+                    restarted: Default::default(),
                 }),
             ),
             Op::put(

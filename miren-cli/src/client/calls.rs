@@ -6,8 +6,8 @@ use miren_core::model::{Route, Sandbox, SandboxPool};
 
 use super::{Client, ClientError};
 use crate::api::{
-    AppStatus, AppSummary, DeployBody, DeployLine, DesiredBody, RollbackBody, RouteBody, Uploaded,
-    VersionRow,
+    AppStatus, AppSummary, ConfigVarRow, DeployBody, DeployLine, DesiredBody, EnvChange,
+    RestartBody, RollbackBody, RouteBody, Uploaded, VersionRow,
 };
 use crate::server::logs::Stored;
 
@@ -81,6 +81,33 @@ impl Client {
         each: impl FnMut(DeployLine) -> bool,
     ) -> Result<(), ClientError> {
         let path = format!("/v1/apps/{}/rollback", q(app));
+        self.stream(Method::POST, &path, Some(body), each).await
+    }
+
+    /// An app's config vars (secrets as `(secret)`).
+    pub async fn env(&self, app: &str) -> Result<Vec<ConfigVarRow>, ClientError> {
+        self.get(&format!("/v1/apps/{}/env", q(app))).await
+    }
+
+    /// Changes config vars, handing each line of the rollout to `each`.
+    pub async fn change_env(
+        &self,
+        app: &str,
+        body: &EnvChange,
+        each: impl FnMut(DeployLine) -> bool,
+    ) -> Result<(), ClientError> {
+        let path = format!("/v1/apps/{}/env", q(app));
+        self.stream(Method::POST, &path, Some(body), each).await
+    }
+
+    /// Restarts services, handing each line of the rollout to `each`.
+    pub async fn restart(
+        &self,
+        app: &str,
+        body: &RestartBody,
+        each: impl FnMut(DeployLine) -> bool,
+    ) -> Result<(), ClientError> {
+        let path = format!("/v1/apps/{}/restart", q(app));
         self.stream(Method::POST, &path, Some(body), each).await
     }
 

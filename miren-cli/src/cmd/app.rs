@@ -110,6 +110,13 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
             .await?;
             super::deploy::finish(end, format)
         }
+        AppCommand::Restart { app, service } => {
+            let app = which(app)?;
+            let body = crate::api::RestartBody { service };
+            let mut f = super::env::Follow::new("restart");
+            c.restart(&app, &body, |l| f.see(l)).await?;
+            f.finish(format)
+        }
         AppCommand::Delete {
             name,
             app,

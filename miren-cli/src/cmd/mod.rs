@@ -3,6 +3,7 @@
 mod app;
 mod completion;
 mod deploy;
+mod env;
 mod init;
 mod logs;
 mod pool;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Sandbox(c) => remote(format, sandbox::run(&client(), c, format)),
         Command::Logs(args) => remote(format, logs::run(&client(), &args, format)),
         Command::Route(c) => remote(format, route::run(&client(), c, format)),
+        Command::Env(c) => remote(format, env::run(&client(), c, format)),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use miren_core::controller::{Controller, ControllerError, DeployRequest, Event};
+use miren_core::controller::{AppChange, Controller, ControllerError, DeployRequest, Event};
 use miren_core::model::{SandboxStatus, Version, VersionId};
 use tokio::sync::broadcast;
 
@@ -54,6 +54,23 @@ impl Rollout {
         })
     }
 
+    /// Config vars or a restart (SPEC §14): a rollout of the active code with the
+    /// change; `None` when nothing runs yet (the vars wait for the first deploy).
+    pub async fn change(
+        ctl: &Controller,
+        visible: &Visibility,
+        app: &str,
+        change: AppChange,
+    ) -> Result<Option<Rollout>, ControllerError> {
+        let events = ctl.subscribe();
+        Ok(ctl.change_app(app, change).await?.map(|version| Rollout {
+            ctl: ctl.clone(),
+            visible: visible.clone(),
+            version,
+            events,
+        }))
+    }
+
     /// Tells `say` what happens until the version is no longer deploying (without
     /// `wait`: at once, as it stands), then how it ended; returns the version as it
     /// ended (`None`: the controller stopped meanwhile).
@@ -95,8 +112,9 @@ impl Rollout {
         };
         let v = finished?;
         self.visible.sync().await;
+        // Secret values stay here.
         say(DeployLine::Done {
-            version: Box::new(v.clone()),
+            version: Box::new(v.clone().redacted()),
         });
         Some(v)
     }

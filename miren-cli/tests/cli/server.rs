@@ -19,6 +19,7 @@ mod api;
 mod artifacts;
 mod conventions;
 mod docker;
+mod env;
 mod health;
 mod isolation;
 mod logs;

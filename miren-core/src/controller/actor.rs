@@ -246,6 +246,7 @@ impl Actor {
                 Some(_) => self.waiters.entry(id).or_default().push(reply),
             },
             Command::Rollback(app, to, reply) => self.rollback(&app, to, reply),
+            Command::Change(app, change, reply) => self.change_app(&app, change, reply),
             Command::SetDesired(pool, n, reason, reply) => {
                 let Some(ps) = self.pools.get_mut(&pool) else {
                     let _ = reply.send(Err(not_found("pool", pool.as_str())));

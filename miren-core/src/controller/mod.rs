@@ -80,6 +80,25 @@ impl ControllerConfig {
     }
 }
 
+/// A change to a running app that rolls out as a new version of the same code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppChange {
+    /// Set these config vars (replacing ones of the same key and service).
+    SetVars(Vec<crate::model::ConfigVar>),
+    /// Remove the config vars of these keys (of `service`, or app-wide).
+    UnsetVars {
+        /// The keys.
+        keys: Vec<String>,
+        /// Whose.
+        service: Option<String>,
+    },
+    /// New instances of `service` (or of every service), replaced like a deploy.
+    Restart {
+        /// Which; `None`: all.
+        service: Option<String>,
+    },
+}
+
 /// A deploy: validated config plus the digest of code already in the artifact store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployRequest {
@@ -206,6 +225,7 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, ControllerError>>;
 
 pub(crate) enum Command {
     Deploy(DeployRequest, Reply<VersionId>),
+    Change(String, AppChange, Reply<Option<VersionId>>),
     Wait(VersionId, Reply<Version>),
     Rollback(String, Option<VersionId>, Reply<VersionId>),
     SetDesired(PoolId, u32, String, Reply<SandboxPool>),
@@ -268,6 +288,17 @@ impl Controller {
             )));
         }
         self.call(|r| Command::Deploy(request, r)).await
+    }
+
+    /// Changes an app's config vars or restarts services: a new version of the active
+    /// one's code (`None` when nothing runs yet: vars then apply to the first deploy).
+    pub async fn change_app(
+        &self,
+        app: &str,
+        change: AppChange,
+    ) -> Result<Option<VersionId>, ControllerError> {
+        self.call(|r| Command::Change(app.to_string(), change, r))
+            .await
     }
 
     /// Waits until `version` is no longer deploying and returns it (`active` or

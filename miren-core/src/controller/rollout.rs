@@ -1,23 +1,40 @@
 //! Versions: deploy, activation when ready, failure, rollback, app deletion.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::time::Instant;
 
 use crate::autoscale::Window;
 
 use super::actor::{Actor, Deploying, Internal, PoolState, Timer, not_found};
-use super::{ControllerError, DeployRequest, Event, Reply};
+use super::{AppChange, ControllerError, DeployRequest, Event, Reply};
 use crate::config::duration;
 use crate::config::{Concurrency, ResolvedService};
-use crate::model::{
-    App, PoolId, PoolSpec, SandboxId, SandboxPool, Version, VersionId, VersionState,
-};
+use crate::model::{App, PoolId, SandboxId, SandboxPool, Version, VersionId, VersionState};
 use crate::runtime::{LogRecord, PrepareApp, PrepareLog, RuntimeError, Stream, now_millis};
 
 impl Actor {
     pub(super) fn deploy(&mut self, req: DeployRequest, reply: Reply<VersionId>) {
+        self.deploy_with(req, None, reply);
+    }
+
+    /// A new version of an app: its config vars are the app's now, its restart times
+    /// `restarted` or else the active version's (a deploy restarts nothing by itself).
+    fn deploy_with(
+        &mut self,
+        req: DeployRequest,
+        restarted: Option<BTreeMap<String, u64>>,
+        reply: Reply<VersionId>,
+    ) {
         let app = req.config.name.clone();
+        let restarted = restarted.unwrap_or_else(|| {
+            self.apps
+                .get(&app)
+                .and_then(|a| a.active_version.as_ref())
+                .and_then(|v| self.versions.get(v))
+                .map(|v| v.restarted.clone())
+                .unwrap_or_default()
+        });
         let id = VersionId::new(&app);
         // After the newest, and after every version of the app when some came from
         // before numbers did.
@@ -29,11 +46,17 @@ impl Actor {
         let number = newest.max(count) + 1;
         self.supersede_deploys(&app, &id);
         let now = now_millis();
-        self.apps.entry(app.clone()).or_insert_with(|| App {
-            name: app.clone(),
-            active_version: None,
-            created: now,
-        });
+        let config_vars = self
+            .apps
+            .entry(app.clone())
+            .or_insert_with(|| App {
+                name: app.clone(),
+                active_version: None,
+                created: now,
+                config_vars: Vec::new(),
+            })
+            .config_vars
+            .clone();
         self.touch_app(&app);
         self.versions.insert(
             id.clone(),
@@ -47,12 +70,112 @@ impl Actor {
                 source: req.source,
                 state: VersionState::Deploying,
                 failure: None,
+                config_vars,
+                restarted,
             },
         );
         self.touch_version(&id);
         self.begin_rollout(&id);
         self.after_flush(move |r| {
             let _ = reply.send(r.map(|_| id).map_err(ControllerError::Store));
+        });
+    }
+
+    /// Config vars and restarts: the app changes, and its active version's code rolls
+    /// out again with the change.
+    pub(super) fn change_app(
+        &mut self,
+        app: &str,
+        change: AppChange,
+        reply: Reply<Option<VersionId>>,
+    ) {
+        let Some(a) = self.apps.get_mut(app) else {
+            let _ = reply.send(Err(not_found("app", app)));
+            return;
+        };
+        let active = a
+            .active_version
+            .as_ref()
+            .and_then(|v| self.versions.get(v))
+            .cloned();
+        let mut restarted = None;
+        match change {
+            AppChange::SetVars(vars) => {
+                for v in vars {
+                    a.config_vars
+                        .retain(|x| !(x.key == v.key && x.service == v.service));
+                    a.config_vars.push(v);
+                }
+            }
+            AppChange::UnsetVars { keys, service } => {
+                let unknown: Vec<&String> = keys
+                    .iter()
+                    .filter(|k| {
+                        !a.config_vars
+                            .iter()
+                            .any(|x| &x.key == *k && x.service == service)
+                    })
+                    .collect();
+                if !unknown.is_empty() {
+                    let names: Vec<&str> = unknown.iter().map(|k| k.as_str()).collect();
+                    let _ = reply.send(Err(ControllerError::Invalid(format!(
+                        "app `{app}` has no config var {}{}",
+                        names.join(", "),
+                        service
+                            .as_deref()
+                            .map(|s| format!(" for service `{s}`"))
+                            .unwrap_or_default()
+                    ))));
+                    return;
+                }
+                a.config_vars
+                    .retain(|x| !(keys.contains(&x.key) && x.service == service));
+            }
+            AppChange::Restart { service } => {
+                let Some(v) = &active else {
+                    let _ = reply.send(Err(ControllerError::Invalid(format!(
+                        "app `{app}` has no active version to restart"
+                    ))));
+                    return;
+                };
+                let services: Vec<String> = match &service {
+                    Some(s) if v.config.services.contains_key(s) => vec![s.clone()],
+                    Some(s) => {
+                        let _ = reply.send(Err(not_found("service", s)));
+                        return;
+                    }
+                    None => v.config.services.keys().cloned().collect(),
+                };
+                let mut map = v.restarted.clone();
+                // Strictly later than any earlier restart, even within a millisecond.
+                let now = now_millis();
+                for s in services {
+                    let t = map.get(&s).map_or(now, |t| now.max(t + 1));
+                    map.insert(s, t);
+                }
+                restarted = Some(map);
+            }
+        }
+        self.touch_app(app);
+        let Some(v) = active else {
+            self.after_flush(move |r| {
+                let _ = reply.send(r.map(|_| None).map_err(ControllerError::Store));
+            });
+            return;
+        };
+        let req = DeployRequest {
+            config: v.config.clone(),
+            artifact_digest: v.artifact_digest.clone(),
+            source: v.source.clone(),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.deploy_with(req, restarted, tx);
+        tokio::spawn(async move {
+            let r = match rx.await {
+                Ok(r) => r.map(Some),
+                Err(_) => Err(ControllerError::Stopped),
+            };
+            let _ = reply.send(r);
         });
     }
 
@@ -144,7 +267,7 @@ impl Actor {
                 .config
                 .services
                 .keys()
-                .filter_map(|s| PoolSpec::of(&v.config, s, &v.artifact_digest))
+                .filter_map(|s| v.pool_spec(s))
                 .collect(),
         })
     }
@@ -224,9 +347,9 @@ impl Actor {
         };
         let app = v.app.clone();
         let config = v.config.clone();
-        let digest = v.artifact_digest.clone();
+        let version = v.clone();
         for (name, svc) in &config.services {
-            let Some(spec) = PoolSpec::of(&config, name, &digest) else {
+            let Some(spec) = version.pool_spec(name) else {
                 continue;
             };
             let hash = spec.hash();

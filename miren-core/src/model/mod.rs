@@ -9,6 +9,8 @@ mod digest;
 mod id;
 mod spec;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 pub use address::{Address, BadAddress};
@@ -30,7 +32,30 @@ pub struct App {
     pub active_version: Option<VersionId>,
     /// When it was first deployed.
     pub created: UnixMillis,
+    /// Config vars set with `miren env set` (SPEC §14), applied over app.toml's env
+    /// by every deploy from now on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_vars: Vec<ConfigVar>,
 }
+
+/// A config var: `miren env set [--service S] [--secret] KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigVar {
+    /// The variable.
+    pub key: String,
+    /// Its value. A secret's never leaves the server: API answers carry
+    /// [`SECRET_SHOWN`] in its place.
+    pub value: String,
+    /// Whether it is a secret.
+    #[serde(default)]
+    pub secret: bool,
+    /// Only this service's; `None`: every service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+}
+
+/// What a secret's value is shown as, everywhere outside the server.
+pub const SECRET_SHOWN: &str = "(secret)";
 
 /// Where a version is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,6 +101,43 @@ pub struct Version {
     pub state: VersionState,
     /// Why it failed, for `app history` and `deploy`'s exit message.
     pub failure: Option<String>,
+    /// The config vars it runs with (the app's when it was made).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_vars: Vec<ConfigVar>,
+    /// Services restarted by `miren app restart`, and when: a new time is a new pool.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub restarted: BTreeMap<String, UnixMillis>,
+}
+
+impl Version {
+    /// The spec of its pool of `service`: app.toml's, with its config vars over the
+    /// env (the app's, then the service's own) and its restart time.
+    pub fn pool_spec(&self, service: &str) -> Option<PoolSpec> {
+        let mut spec = PoolSpec::of(&self.config, service, &self.artifact_digest)?;
+        let app_wide = self.config_vars.iter().filter(|v| v.service.is_none());
+        let own = self
+            .config_vars
+            .iter()
+            .filter(|v| v.service.as_deref() == Some(service));
+        for v in app_wide.chain(own) {
+            spec.env.insert(v.key.clone(), v.value.clone());
+            if v.secret {
+                spec.secret_env.insert(v.key.clone());
+            } else {
+                spec.secret_env.remove(&v.key);
+            }
+        }
+        spec.restarted = self.restarted.get(service).copied();
+        Some(spec)
+    }
+
+    /// Itself as it may leave the server: secret values replaced.
+    pub fn redacted(mut self) -> Self {
+        for v in self.config_vars.iter_mut().filter(|v| v.secret) {
+            v.value = SECRET_SHOWN.to_string();
+        }
+        self
+    }
 }
 
 /// The sandboxes of one service spec, shared by every version with that spec.

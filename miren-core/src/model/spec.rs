@@ -1,6 +1,6 @@
 //! What a pool's sandboxes run, and the hash that decides pool reuse.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,12 @@ pub struct PoolSpec {
         with = "crate::config::duration::serde_opt"
     )]
     pub shutdown_timeout: Option<Duration>,
+    /// Keys of `env` whose values are secrets: shown as `(secret)` outside the server.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub secret_env: BTreeSet<String>,
+    /// When `miren app restart` last asked for new instances (a new pool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted: Option<u64>,
 }
 
 /// The code a pool runs.
@@ -94,7 +100,19 @@ impl PoolSpec {
             port_timeout: (s.port_timeout != defaults::PORT_TIMEOUT).then_some(s.port_timeout),
             shutdown_timeout: (s.shutdown_timeout != defaults::SHUTDOWN_TIMEOUT)
                 .then_some(s.shutdown_timeout),
+            secret_env: BTreeSet::new(),
+            restarted: None,
         })
+    }
+
+    /// Itself as it may leave the server: secret env values replaced.
+    pub fn redacted(mut self) -> Self {
+        for k in &self.secret_env {
+            if let Some(v) = self.env.get_mut(k) {
+                *v = super::SECRET_SHOWN.to_string();
+            }
+        }
+        self
     }
 
     /// How long an instance may take to be ready.

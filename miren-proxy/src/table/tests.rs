@@ -63,6 +63,7 @@ impl World {
                 name: name.into(),
                 active_version: Some(version.clone()),
                 created: 0,
+                config_vars: Vec::new(),
             }),
         )
         .await;

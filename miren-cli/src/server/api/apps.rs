@@ -32,7 +32,7 @@ pub async fn status(state: S, Path(app): Path<String>) -> R<Json<AppStatus>> {
         .collect();
     Ok(Json(AppStatus {
         app: status::summary(a, &s),
-        pools: s.pools.clone(),
+        pools: s.pools.iter().cloned().map(super::pools::shown).collect(),
         runtimes,
     }))
 }

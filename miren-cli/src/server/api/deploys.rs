@@ -67,7 +67,7 @@ pub async fn rollback(
 }
 
 /// The rollout's lines as they come; the answer starts before it ends.
-fn streamed(rollout: Rollout, wait: bool) -> Response {
+pub(super) fn streamed(rollout: Rollout, wait: bool) -> Response {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(rollout.follow(wait, move |l| {
         let _ = tx.send(line(&l));

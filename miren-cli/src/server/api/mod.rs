@@ -4,6 +4,7 @@
 //!
 //! - `artifacts`: uploads.
 //! - `deploys`: deploys and rollbacks, streamed as they progress.
+//! - `env`: config vars and secrets, restarts.
 //! - `apps`: listing, status, history, deletion.
 //! - `pools`, `sandboxes`: listings, desired counts, stopping one sandbox.
 //! - `logs`: reading and following logs.
@@ -17,6 +18,7 @@
 mod apps;
 mod artifacts;
 mod deploys;
+mod env;
 mod error;
 mod extract;
 mod logs;
@@ -72,6 +74,8 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/apps/{app}", get(apps::status).delete(apps::delete))
         .route("/v1/apps/{app}/versions", get(apps::history))
         .route("/v1/apps/{app}/rollback", post(deploys::rollback))
+        .route("/v1/apps/{app}/env", get(env::list).post(env::change))
+        .route("/v1/apps/{app}/restart", post(env::restart))
         .route("/v1/pools", get(pools::list))
         .route("/v1/pools/{id}/desired", put(pools::set_desired))
         .route("/v1/sandboxes", get(sandboxes::list))

@@ -17,7 +17,13 @@ pub async fn list(state: S, Query(q): Query<AppQuery>) -> R<Json<Vec<SandboxPool
         lookup::app(&state, a).await?;
     }
     let s = state.controller.snapshot(q.app.as_deref()).await?;
-    Ok(Json(s.pools))
+    Ok(Json(s.pools.into_iter().map(shown).collect()))
+}
+
+/// A pool as it may leave the server: its secret env values replaced.
+pub fn shown(mut p: SandboxPool) -> SandboxPool {
+    p.spec = p.spec.redacted();
+    p
 }
 
 pub async fn set_desired(
@@ -50,5 +56,5 @@ pub async fn set_desired(
         .controller
         .set_desired(&id, b.desired, format!("set by an operator: {}", b.desired))
         .await?;
-    Ok(Json(p))
+    Ok(Json(shown(p)))
 }

@@ -579,10 +579,10 @@ fn a_redeploy_of_containers_under_load_fails_no_request() {
         let (http, stop, answered) = (server.http.clone(), stop.clone(), answered.clone());
         std::thread::spawn(move || {
             let (mut ok, mut failed) = (0u32, Vec::new());
-            let deadline = Instant::now() + Duration::from_secs(60);
-            // Bounded: 5,000 requests or a minute, whichever comes first.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            // Bounded: 50,000 requests or two minutes, whichever comes first.
             while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                && ok + (failed.len() as u32) < 5000
+                && ok + (failed.len() as u32) < 50_000
                 && Instant::now() < deadline
             {
                 match get_path(&http, "any.example", "/") {
