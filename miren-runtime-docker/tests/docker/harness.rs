@@ -218,8 +218,12 @@ impl Harness {
 
 impl Drop for Harness {
     /// Whatever the test left in the Engine goes: containers, networks, images, volumes.
+    /// The controller stops first, so no start still in flight creates a container
+    /// after the cleanup (the tests run on two worker threads: the other one runs the
+    /// controller while this one waits).
     fn drop(&mut self) {
         let apps = std::mem::take(&mut *self.apps.lock().unwrap_or_else(|e| e.into_inner()));
+        let ctl = self.ctl.clone();
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -227,7 +231,10 @@ impl Drop for Harness {
             else {
                 return;
             };
-            rt.block_on(cleanup(apps));
+            rt.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(60), ctl.shutdown()).await;
+                cleanup(apps).await;
+            });
         })
         .join();
     }
