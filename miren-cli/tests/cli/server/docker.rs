@@ -746,3 +746,47 @@ fn without_an_engine_image_services_fail_to_deploy_saying_docker_is_needed() {
         "{err}"
     );
 }
+
+#[test]
+fn containers_are_health_checked_like_processes() {
+    if !docker_here() {
+        return;
+    }
+    let _cleanup = Cleanup(vec!["checked".into()]);
+    let server = TestServer::start(&["--runtime", "docker"]);
+    // Healthy: `/` answers 200 from the container's own address.
+    let good = httpd_app(
+        "checked",
+        "mode = \"fixed\"\nnum_instances = 1",
+        "port_timeout = \"20s\"\n[services.web.health]\npath = \"/index.html\"\ninterval = \"1s\"\n",
+    );
+    let v1 = server.deploy(good.path());
+    server.ok(["route", "set-default", "-a", "checked"]);
+    let (status, body) = get_path(&server.http, "any.example", "/");
+    assert_eq!(status, 200, "{body}");
+    // A check that gets 404: never ready, the deploy fails at its port timeout and
+    // says what the last check got; the old version serves.
+    let bad = httpd_app(
+        "checked",
+        "mode = \"fixed\"\nnum_instances = 1",
+        "port_timeout = \"3s\"\n[services.web.health]\npath = \"/missing\"\ninterval = \"1s\"\n",
+    );
+    let out = server
+        .cli()
+        .arg("deploy")
+        .arg(bad.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "did not answer healthy on /missing within 3s (last check: GET /missing answered 404)"
+        ),
+        "{err}"
+    );
+    assert_eq!(server.json(&["app", "list"])[0]["version"], v1.as_str());
+    let (status, _) = get_path(&server.http, "any.example", "/");
+    assert_eq!(status, 200);
+    server.stop();
+}
