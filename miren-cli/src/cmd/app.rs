@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{listing, print_json};
+use super::{listing, print_json, which};
 use crate::Exit;
 use crate::api::{DeployLine, RollbackBody};
 use crate::cli::{AppCommand, Format};
@@ -113,7 +113,7 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
         AppCommand::Restart { app, service } => {
             let app = which(app)?;
             let body = crate::api::RestartBody { service };
-            let mut f = super::env::Follow::new("restart");
+            let mut f = super::follow::Follow::new("restart");
             c.restart(&app, &body, |l| f.see(l)).await?;
             f.finish(format)
         }
@@ -143,11 +143,6 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
             Ok(Exit::Ok)
         }
     }
-}
-
-/// The app `-a` names, or the one of the current directory.
-pub fn which(given: Option<String>) -> Result<String, ClientError> {
-    crate::here::app(given.as_deref()).map_err(ClientError::Usage)
 }
 
 /// `v3`, or `-` for versions from before numbers.

@@ -23,7 +23,7 @@ pub fn format_line(r: &LogRecord) -> String {
 
 pub async fn run(c: &Client, args: &LogsArgs, format: Format) -> Result<Exit, ClientError> {
     let app = match (&args.app, &args.sandbox) {
-        (None, None) => Some(super::app::which(None)?),
+        (None, None) => Some(super::which(None)?),
         (a, _) => a.clone(),
     };
     let query = LogQuery {

@@ -4,6 +4,7 @@ mod app;
 mod completion;
 mod deploy;
 mod env;
+mod follow;
 mod init;
 mod logs;
 mod pool;
@@ -103,6 +104,11 @@ fn json_error(code: &str, message: &str) {
 /// A reader that went away (`miren … | head`) is not an error to report.
 fn is_broken_pipe(message: &str) -> bool {
     message.contains("Broken pipe")
+}
+
+/// The app `-a` names, or the one of the current directory.
+fn which(given: Option<String>) -> Result<String, ClientError> {
+    crate::here::app(given.as_deref()).map_err(ClientError::Usage)
 }
 
 /// Prints `value` as pretty JSON, its times as RFC 3339.

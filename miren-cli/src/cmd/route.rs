@@ -1,7 +1,7 @@
 //! `miren route add|set|list|remove|set-default`.
 
-use super::app::which;
 use super::listing;
+use super::which;
 use crate::Exit;
 use crate::api::RouteBody;
 use crate::cli::{Format, RouteCommand};

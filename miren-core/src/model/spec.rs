@@ -122,7 +122,10 @@ impl PoolSpec {
 
     /// SHA-256 of the canonical JSON form, as 32 hex digits.
     pub fn hash(&self) -> SpecHash {
-        let json = crate::store::keys::encode(self);
+        // The store's encoding (plain serde JSON): the same bytes, without the model
+        // depending on the store.
+        #[allow(clippy::expect_used)] // plain data with string keys always serializes
+        let json = serde_json::to_vec(self).expect("a pool spec serializes to JSON");
         let digest = Sha256::digest(&json);
         SpecHash(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
     }
