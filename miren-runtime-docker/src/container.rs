@@ -287,7 +287,7 @@ mod tests {
             id,
             app: "shop".into(),
             version,
-            pool,
+            pool: Some(pool),
             spec: PoolSpec {
                 service: "postgres".into(),
                 source: CodeSource::Image("postgres:16".into()),

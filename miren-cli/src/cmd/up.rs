@@ -105,8 +105,12 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
                 git_commit: git_commit(&dir).await,
             },
         };
-        let rollout =
-            Rollout::start(&server.controller, &server.visible, Start::Deploy(request)).await?;
+        let rollout = Rollout::start(
+            &server.controller,
+            &server.visible,
+            Start::Deploy(Box::new(request)),
+        )
+        .await?;
         // Routed as soon as the app exists: a request during the deploy hears "still
         // deploying", not 404.
         let route = Route {

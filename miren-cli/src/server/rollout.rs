@@ -15,7 +15,7 @@ use crate::api::DeployLine;
 /// What to roll out.
 pub enum Start {
     /// A new version.
-    Deploy(DeployRequest),
+    Deploy(Box<DeployRequest>),
     /// An earlier version of `app` (default: the one before the active one).
     Rollback {
         /// The app.
@@ -43,7 +43,7 @@ impl Rollout {
     ) -> Result<Rollout, ControllerError> {
         let events = ctl.subscribe();
         let version = match what {
-            Start::Deploy(req) => ctl.deploy(req).await?,
+            Start::Deploy(req) => ctl.deploy(*req).await?,
             Start::Rollback { app, to } => ctl.rollback(&app, to).await?,
         };
         Ok(Rollout {

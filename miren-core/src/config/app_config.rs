@@ -30,6 +30,78 @@ pub struct AppConfig {
     /// How the app's image is built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildConfig>,
+    /// `false`: the app has no web service (workers or tasks only), so none is
+    /// implied and nothing is routed to it. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<bool>,
+    /// Commands run on a deploy, on a schedule or by hand, each run a sandbox of its
+    /// own, by name.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(extend("propertyNames" = { "pattern": "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$" }))]
+    pub tasks: IndexMap<String, TaskConfig>,
+}
+
+/// When a task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// Once per deploy, before the new code serves: a failure fails the deploy.
+    Deploy,
+    /// On `every` or `schedule`.
+    Schedule,
+    /// With `miren task run`.
+    Manual,
+}
+
+impl Trigger {
+    /// The name as written in app.toml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Deploy => "deploy",
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+/// `[tasks.<name>]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    /// The command, run by `/bin/sh -c` with the service's code and env.
+    #[schemars(length(min = 1))]
+    pub command: String,
+    /// `deploy`, `schedule` or `manual`. Default `manual`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    /// schedule: run at every multiple of this since midnight UTC (`"15m"`); it must
+    /// divide a day evenly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    pub every: Option<String>,
+    /// schedule: a systemd calendar event in UTC (`"daily"`, `"Mon *-*-* 03:00:00"`,
+    /// `"*:0/15"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// A run still going after this is stopped and failed (`"10m"`; `"0"`: never).
+    /// Default 10m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Deploy and scheduled tasks: runs again after a failure, this many times.
+    /// Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Runs of this task at once, at most. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_concurrent: Option<u32>,
+    /// Environment variables of the task, over its service's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// The service whose code, image and env it runs with. Default `web` (or, without
+    /// one, the app's built image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 /// One environment variable.
@@ -194,6 +266,7 @@ mod tests {
     use super::json_schema;
     use crate::config::decode::{
         APP_KEYS, BUILD_KEYS, CONCURRENCY_KEYS, DISK_KEYS, ENV_KEYS, HEALTH_KEYS, SERVICE_KEYS,
+        TASK_KEYS,
     };
 
     fn properties(schema: &serde_json::Value, def: Option<&str>) -> Vec<String> {
@@ -229,5 +302,6 @@ mod tests {
         assert_eq!(properties(&s, Some("EnvVar")), sorted(ENV_KEYS));
         assert_eq!(properties(&s, Some("BuildConfig")), sorted(BUILD_KEYS));
         assert_eq!(properties(&s, Some("HealthConfig")), sorted(HEALTH_KEYS));
+        assert_eq!(properties(&s, Some("TaskConfig")), sorted(TASK_KEYS));
     }
 }

@@ -16,13 +16,25 @@ use toml::de::{DeArray, DeTable, DeValue};
 
 use super::app_config::{
     AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, EnvVar, HealthConfig, Mode,
-    ServiceConfig,
+    ServiceConfig, TaskConfig, Trigger,
 };
 use super::diagnostic::Diagnostic;
 use super::suggest::closest;
 
 /// Keys of the top level.
-pub(crate) const APP_KEYS: &[&str] = &["name", "env", "services", "build"];
+pub(crate) const APP_KEYS: &[&str] = &["name", "env", "services", "build", "web", "tasks"];
+/// Keys of `[tasks.<name>]`.
+pub(crate) const TASK_KEYS: &[&str] = &[
+    "command",
+    "trigger",
+    "every",
+    "schedule",
+    "timeout",
+    "retries",
+    "max_concurrent",
+    "env",
+    "service",
+];
 /// Keys of `[services.<name>]`.
 pub(crate) const SERVICE_KEYS: &[&str] = &[
     "command",
@@ -187,6 +199,7 @@ enum Scope<'a> {
     Env,
     Build,
     Health,
+    Task,
 }
 
 impl Scope<'_> {
@@ -199,6 +212,7 @@ impl Scope<'_> {
             Scope::Env => ENV_KEYS,
             Scope::Build => BUILD_KEYS,
             Scope::Health => HEALTH_KEYS,
+            Scope::Task => TASK_KEYS,
         }
     }
 
@@ -270,12 +284,104 @@ impl<'s> Decoder<'s> {
             let dockerfile = d.optional(table, &p, "dockerfile", |d, e, p| d.string(e, p));
             Some(BuildConfig { dockerfile })
         });
+        let web = self.optional(root, "", "web", |d, (k, v), p| {
+            if looks_like_service(v.get_ref()) {
+                // `[web]` with a command: a service written at the top level.
+                let d2 = d
+                    .type_error(&p, k.span(), "`true` or `false`", v.get_ref())
+                    .with_help("services are tables under `services`: write `[services.web]`");
+                d.diagnostics.push(d2);
+                return None;
+            }
+            d.boolean((k, v), p)
+        });
+        let tasks = self
+            .optional(root, "", "tasks", |d, e, p| d.tasks(e, p))
+            .unwrap_or_default();
         AppConfig {
             name: name.unwrap_or_default(),
             env: env.unwrap_or_default(),
             services,
             build,
+            web,
+            tasks,
         }
+    }
+
+    fn tasks(
+        &mut self,
+        (_, value): Entry<'_, 's>,
+        path: String,
+    ) -> Option<IndexMap<String, TaskConfig>> {
+        let table = self.table(value, &path, "a table of tasks, like `[tasks.migrate]`")?;
+        let mut out = IndexMap::with_capacity(table.len());
+        for (key, value) in table.iter() {
+            let name = key.get_ref().as_ref();
+            let tpath = join(&path, name);
+            let Some(t) = self.table(value, &tpath, "a table, like `[tasks.migrate]`") else {
+                continue;
+            };
+            self.record(&tpath, key.span(), value.span());
+            self.check_keys(t, &tpath, Scope::Task);
+            let here = header_span(self.source, value.span());
+            let command = self.required(t, &tpath, "command", here, |d, e, p| d.string(e, p));
+            let count = |min: i64| {
+                move |d: &mut Self, e: Entry<'_, 's>, p: String| {
+                    d.integer(e, p, min, i64::from(u32::MAX))
+                        .and_then(|n| u32::try_from(n).ok())
+                }
+            };
+            let task = TaskConfig {
+                command: command.unwrap_or_default(),
+                trigger: self.optional(t, &tpath, "trigger", |d, e, p| d.trigger(e, p)),
+                every: self.optional(t, &tpath, "every", |d, e, p| d.duration_string(e, p)),
+                schedule: self.optional(t, &tpath, "schedule", |d, e, p| d.string(e, p)),
+                timeout: self.optional(t, &tpath, "timeout", |d, e, p| d.duration_string(e, p)),
+                retries: self.optional(t, &tpath, "retries", count(0)),
+                max_concurrent: self.optional(t, &tpath, "max_concurrent", count(1)),
+                env: self
+                    .optional(t, &tpath, "env", |d, e, p| d.env_list(e, p))
+                    .unwrap_or_default(),
+                service: self.optional(t, &tpath, "service", |d, e, p| d.string(e, p)),
+            };
+            out.insert(name.to_string(), task);
+        }
+        Some(out)
+    }
+
+    fn trigger(&mut self, e: Entry<'_, 's>, path: String) -> Option<Trigger> {
+        let span = e.1.span();
+        let s = self.string(e, path.clone())?;
+        let all = [Trigger::Deploy, Trigger::Schedule, Trigger::Manual];
+        if let Some(t) = all.into_iter().find(|t| t.as_str() == s) {
+            return Some(t);
+        }
+        let mut d = Diagnostic::error(
+            &path,
+            span.clone(),
+            format!("unknown trigger `{s}`: expected `deploy`, `schedule` or `manual`"),
+        )
+        .with_label("expected \"deploy\", \"schedule\" or \"manual\"");
+        let synonym = match s.as_str() {
+            "cron" | "scheduled" | "timer" | "periodic" => Some("schedule"),
+            "release" | "predeploy" | "pre-deploy" | "migrate" => Some("deploy"),
+            "once" | "manually" | "oneoff" | "one-off" => Some("manual"),
+            _ => None,
+        };
+        match closest(&s, all.iter().map(|t| t.as_str())).or(synonym) {
+            Some(best) => {
+                d = d
+                    .with_help(format!("did you mean `{best}`?"))
+                    .with_suggestion(span, format!("\"{best}\""));
+            }
+            None => {
+                d = d.with_help(
+                    "`deploy` runs before each deploy's new code serves, `schedule` on `every` or `schedule`, `manual` with `miren task run`",
+                );
+            }
+        }
+        self.diagnostics.push(d);
+        None
     }
 
     fn services(

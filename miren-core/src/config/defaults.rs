@@ -29,6 +29,8 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
 /// `health.timeout`.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// A task's `timeout`.
+pub const TASK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// `health.unhealthy_after`.
 pub const UNHEALTHY_AFTER: u32 = 3;
 

@@ -16,10 +16,12 @@
 //! - `rules`: the rules types can't express
 //! - `resolved`: defaults filled, env merged: what the controller consumes
 //! - `diagnostic`: problems, positions, rustc-style and JSON rendering
+//! - `calendar`: systemd calendar events, for scheduled tasks
 //! - `command`: the port a service's command line binds by itself
 //! - `defaults`, `duration`, `names`, `suggest`: the small pieces they share
 
 mod app_config;
+pub mod calendar;
 pub mod command;
 mod decode;
 pub mod defaults;
@@ -29,6 +31,7 @@ pub mod names;
 mod resolved;
 mod rules;
 mod suggest;
+mod task_rules;
 
 use std::path::{Path, PathBuf};
 
@@ -36,13 +39,15 @@ use thiserror::Error;
 
 pub use app_config::{
     AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, EnvVar, HealthConfig, Mode,
-    ServiceConfig, json_schema,
+    ServiceConfig, TaskConfig, Trigger, json_schema,
 };
 pub use decode::{KeySpans, SpanIndex};
 pub use diagnostic::{
     Diagnostic, JsonDiagnostic, LineIndex, Position, Related, Report, Severity, Suggestion,
 };
-pub use resolved::{AutoScale, Concurrency, Disk, Health, ResolvedApp, ResolvedService};
+pub use resolved::{
+    AutoScale, Concurrency, Disk, Health, ResolvedApp, ResolvedService, ResolvedTask, Schedule,
+};
 pub use suggest::closest;
 
 /// Where an app's config lives, relative to its directory.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::app_config::{AppConfig, ConcurrencyConfig, Mode};
+use super::app_config::{AppConfig, ConcurrencyConfig, Mode, TaskConfig, Trigger};
 use super::{defaults, duration};
 
 /// An app, resolved.
@@ -18,6 +18,75 @@ pub struct ResolvedApp {
     pub services: IndexMap<String, ResolvedService>,
     /// The Dockerfile, relative to the app directory.
     pub dockerfile: String,
+    /// Whether the app has a web service to route to (`web = false`: none is
+    /// implied).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub web: bool,
+    /// Tasks in file order.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub tasks: IndexMap<String, ResolvedTask>,
+    /// The app-wide `[[env]]`, for tasks that run with no service's env.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub env: IndexMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// A task, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedTask {
+    /// Run by `/bin/sh -c`.
+    pub command: String,
+    /// When it runs.
+    pub trigger: Trigger,
+    /// When a scheduled task runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    /// How long a run may take; `None`: no limit.
+    #[serde(default, with = "duration::serde_opt")]
+    pub timeout: Option<Duration>,
+    /// Runs again after a failure, this many times.
+    pub retries: u32,
+    /// Runs at once, at most.
+    pub max_concurrent: u32,
+    /// Its own env, over its service's.
+    pub env: IndexMap<String, String>,
+    /// Whose code, image and env; `None`: the app's built code, no service's env.
+    pub service: Option<String>,
+}
+
+/// When a scheduled task runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// At each multiple of it since midnight UTC.
+    Every(#[serde(with = "duration::serde_str")] Duration),
+    /// A systemd calendar event, UTC.
+    Calendar(String),
+}
+
+impl Schedule {
+    /// The first time it comes round strictly after `after_ms` (Unix milliseconds);
+    /// `None` when it never does again.
+    pub fn next_after(&self, after_ms: u64) -> Option<u64> {
+        match self {
+            Schedule::Every(d) => {
+                let step = u64::try_from(d.as_millis()).ok().filter(|s| *s > 0)?;
+                Some((after_ms / step + 1) * step)
+            }
+            Schedule::Calendar(expr) => {
+                let cal = super::calendar::parse(expr).ok()?;
+                let secs = cal.next_after(i64::try_from(after_ms / 1000).ok()?)?;
+                u64::try_from(secs).ok().map(|s| s * 1000)
+            }
+        }
+    }
 }
 
 /// A service, resolved.
@@ -124,8 +193,9 @@ pub struct Disk {
 /// Fills defaults and merges env. Call it only on a config without errors: values
 /// that fail their rules are replaced by defaults here rather than reported.
 pub(crate) fn resolve(c: &AppConfig) -> ResolvedApp {
+    let web = c.web != Some(false);
     let mut services = IndexMap::with_capacity(c.services.len().max(1));
-    if c.services.is_empty() {
+    if c.services.is_empty() && web {
         services.insert(
             defaults::WEB.to_string(),
             service(c, defaults::WEB, &Default::default()),
@@ -136,12 +206,54 @@ pub(crate) fn resolve(c: &AppConfig) -> ResolvedApp {
     }
     ResolvedApp {
         name: c.name.clone(),
-        services,
         dockerfile: c
             .build
             .as_ref()
             .and_then(|b| b.dockerfile.clone())
             .unwrap_or_else(|| defaults::DOCKERFILE.to_string()),
+        tasks: c
+            .tasks
+            .iter()
+            .map(|(name, t)| (name.clone(), task(t, &services)))
+            .collect(),
+        web,
+        services,
+        env: c
+            .env
+            .iter()
+            .map(|v| (v.key.clone(), v.value.clone()))
+            .collect(),
+    }
+}
+
+fn task(t: &TaskConfig, services: &IndexMap<String, ResolvedService>) -> ResolvedTask {
+    let trigger = t.trigger.unwrap_or(Trigger::Manual);
+    let schedule = match (&t.every, &t.schedule) {
+        (Some(e), _) => duration::parse(e).ok().map(Schedule::Every),
+        (None, Some(s)) => Some(Schedule::Calendar(s.clone())),
+        (None, None) => None,
+    };
+    let service = t.service.clone().or_else(|| {
+        services
+            .contains_key(defaults::WEB)
+            .then(|| defaults::WEB.to_string())
+    });
+    ResolvedTask {
+        command: t.command.clone(),
+        trigger,
+        schedule: schedule.filter(|_| trigger == Trigger::Schedule),
+        timeout: match t.timeout.as_deref() {
+            Some("0") => None,
+            written => Some(time_or(written, defaults::TASK_TIMEOUT)).filter(|d| !d.is_zero()),
+        },
+        retries: t.retries.unwrap_or(0),
+        max_concurrent: t.max_concurrent.unwrap_or(1),
+        env: t
+            .env
+            .iter()
+            .map(|v| (v.key.clone(), v.value.clone()))
+            .collect(),
+        service,
     }
 }
 

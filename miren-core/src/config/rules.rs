@@ -24,13 +24,13 @@ pub(crate) fn check(config: &AppConfig, spans: &SpanIndex) -> Vec<Diagnostic> {
     r.out
 }
 
-struct Rules<'a> {
-    spans: &'a SpanIndex,
+pub(super) struct Rules<'a> {
+    pub(super) spans: &'a SpanIndex,
     out: Vec<Diagnostic>,
 }
 
 impl Rules<'_> {
-    fn push(&mut self, d: Diagnostic) {
+    pub(super) fn push(&mut self, d: Diagnostic) {
         self.out.push(d);
     }
 
@@ -54,7 +54,30 @@ impl Rules<'_> {
         }
         self.env_list(&c.env, "env");
 
-        if c.services.is_empty() && !self.spans.failed("services") {
+        let no_web = c.web == Some(false);
+        if no_web
+            && c.services.contains_key(defaults::WEB)
+            && let Some(web) = self.spans.value("web")
+        {
+            let mut d =
+                Diagnostic::error("web", web, "`web = false`, but the app has a `web` service")
+                    .with_label("no web service")
+                    .with_help(
+                        "remove `web = false` to route to `[services.web]`, or rename that service",
+                    );
+            if let Some(at) = self.spans.key(&join("services", defaults::WEB)) {
+                d = d.with_related(at, "`web` defined here");
+            }
+            self.push(d);
+        }
+        if c.services.is_empty() && no_web && c.tasks.is_empty() && !self.spans.failed("tasks") {
+            let span = self.spans.value("web").unwrap_or(0..0);
+            self.push(
+                Diagnostic::warning("web", span, "`web = false` and no services or tasks: this app runs nothing")
+                    .with_help("add `[services.<name>]` for a worker, or `[tasks.<name>]` for a command to run"),
+            );
+        }
+        if c.services.is_empty() && !no_web && !self.spans.failed("services") {
             let span = self.spans.key("name").unwrap_or(0..0);
             self.push(
                 Diagnostic::warning("services", span, "no services defined: a `web` service with all defaults is implied")
@@ -96,6 +119,8 @@ impl Rules<'_> {
                 }
             }
         }
+
+        self.tasks(c);
 
         if let Some(build) = &c.build
             && let (Some(df), Some(span)) =
@@ -228,7 +253,7 @@ impl Rules<'_> {
         self.push(d);
     }
 
-    fn env_list(&mut self, env: &[EnvVar], path: &str) {
+    pub(super) fn env_list(&mut self, env: &[EnvVar], path: &str) {
         let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
         for (i, var) in env.iter().enumerate() {
             let kpath = format!("{path}[{i}].key");
@@ -295,7 +320,13 @@ impl Rules<'_> {
     }
 
     /// A duration-valued key: a duration, and at least `min`.
-    fn duration(&mut self, value: Option<&str>, path: &str, min: Duration, example: &str) {
+    pub(super) fn duration(
+        &mut self,
+        value: Option<&str>,
+        path: &str,
+        min: Duration,
+        example: &str,
+    ) {
         let (Some(v), Some(span)) = (value, self.spans.value(path)) else {
             return;
         };

@@ -27,6 +27,8 @@ pub(super) struct PoolState {
     pub not_before: Option<Instant>,
     /// Held at zero while a new pool of its service takes over its disks.
     pub suspended: bool,
+    /// Held at zero until its version's deploy tasks succeed.
+    pub held: bool,
     /// Auto pools: peak demand over the trailing scale-down delay.
     pub window: Option<crate::autoscale::Window>,
     /// When the autoscaler is due to look again (a timer is set for then).
@@ -67,6 +69,14 @@ pub(super) struct Deploying {
     pub prepared: bool,
     /// Old disk pools held at zero for it; released if it fails.
     pub suspended: Vec<PoolId>,
+    /// Its deploy tasks that have not succeeded yet: until they have, its new code
+    /// pools are held at zero and it can't go active.
+    pub tasks: Vec<String>,
+    /// Whether those tasks have been started.
+    pub tasks_started: bool,
+    /// When it fails for taking too long (not while its tasks run: they have their
+    /// own timeouts).
+    pub timeout_at: Instant,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -77,6 +87,10 @@ pub(super) enum Timer {
     Autoscale(PoolId),
     Stop(SandboxId),
     PortTimeout(SandboxId),
+    /// A scheduled task's time came (app, task, generation of its schedule).
+    Schedule(String, String, u64),
+    /// A task run's timeout.
+    RunTimeout(SandboxId),
 }
 
 pub(super) enum Internal {
@@ -99,6 +113,7 @@ pub(super) struct Dirty {
     pub versions: BTreeSet<(String, VersionId)>,
     pub pools: BTreeSet<(String, PoolId)>,
     pub sandboxes: BTreeSet<(String, SandboxId)>,
+    pub runs: BTreeSet<(String, SandboxId)>,
     pub deletes: BTreeSet<String>,
 }
 
@@ -108,6 +123,7 @@ impl Dirty {
             && self.versions.is_empty()
             && self.pools.is_empty()
             && self.sandboxes.is_empty()
+            && self.runs.is_empty()
             && self.deletes.is_empty()
     }
 }
@@ -127,6 +143,11 @@ pub(super) struct Actor {
     /// Apps whose pools changed since deploys were last checked.
     pub changed_apps: BTreeSet<String>,
     pub sandboxes: HashMap<SandboxId, SandboxState>,
+    /// Task runs, live and recent (ids sort by start time).
+    pub runs: BTreeMap<SandboxId, super::tasks::RunState>,
+    /// The armed schedule of each scheduled task of each app's active version.
+    pub schedules: HashMap<(String, String), super::tasks::Armed>,
+    pub schedule_seq: u64,
     pub deploys: BTreeMap<VersionId, Deploying>,
     /// Routes by host, with the revision each was last written at.
     pub routes: BTreeMap<String, (Route, Revision)>,
@@ -168,6 +189,9 @@ pub(super) async fn spawn(
         app_pools: HashMap::new(),
         changed_apps: BTreeSet::new(),
         sandboxes: HashMap::new(),
+        runs: BTreeMap::new(),
+        schedules: HashMap::new(),
+        schedule_seq: 0,
         deploys: BTreeMap::new(),
         routes: BTreeMap::new(),
         waiters: HashMap::new(),
@@ -235,7 +259,7 @@ impl Actor {
 
     async fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Deploy(req, reply) => self.deploy(req, reply),
+            Command::Deploy(req, reply) => self.deploy(*req, reply),
             Command::Wait(id, reply) => match self.versions.get(&id) {
                 None => {
                     let _ = reply.send(Err(not_found("version", id.as_str())));
@@ -305,6 +329,7 @@ impl Actor {
                         self.stop_sandbox(&id, "the server shut down");
                     }
                 }
+                self.stop_runs(|_| true, "the server shut down");
             }
             Command::Load(loads) => {
                 for (pool, peak) in loads {
@@ -315,11 +340,18 @@ impl Actor {
             Command::Retained(reply) => {
                 let _ = reply.send(self.retained());
             }
+            Command::RunTask(app, task, reply) => self.run_task(&app, &task, reply),
         }
     }
 
     fn on_internal(&mut self, msg: Internal) {
         match msg {
+            Internal::Started(id, result) if self.runs.contains_key(&id) => {
+                self.run_started(&id, result)
+            }
+            Internal::StopFailed(id, why) if self.runs.contains_key(&id) => {
+                self.run_exited(&id, None, why, Vec::new())
+            }
             Internal::Prepared(id, result) => self.prepared(&id, result),
             Internal::Started(id, result) => self.started(&id, result),
             Internal::StopFailed(id, why) => self.stop_failed(&id, why),
@@ -330,6 +362,16 @@ impl Actor {
 
     fn on_runtime(&mut self, ev: RuntimeEvent) {
         match ev {
+            // A run serves nothing: ready means nothing for it.
+            RuntimeEvent::Ready { sandbox, .. } if self.runs.contains_key(&sandbox) => {}
+            RuntimeEvent::Exited {
+                sandbox,
+                code,
+                reason,
+                last_lines,
+            } if self.runs.contains_key(&sandbox) => {
+                self.run_exited(&sandbox, code, reason, last_lines)
+            }
             RuntimeEvent::Ready { sandbox, address } => self.ready(&sandbox, address),
             RuntimeEvent::Exited {
                 sandbox,
@@ -363,6 +405,7 @@ impl Actor {
                 .sandboxes
                 .values()
                 .any(|s| s.starting || s.sb.status == SandboxStatus::Stopping)
+            && !self.runs.values().any(|r| r.is_live())
     }
 
     pub(super) fn shutting_down(&self) -> bool {
@@ -395,6 +438,8 @@ impl Actor {
                 Timer::DeployTimeout(v) => self.deploy_timed_out(&v),
                 Timer::Stop(id) => self.stop_now(&id),
                 Timer::PortTimeout(id) => self.port_timed_out(&id),
+                Timer::Schedule(app, task, seq) => self.schedule_due(&app, &task, seq),
+                Timer::RunTimeout(id) => self.run_timed_out(&id),
                 Timer::Autoscale(p) => {
                     if let Some(ps) = self.pools.get_mut(&p) {
                         ps.autoscale_at = None;
@@ -521,6 +566,12 @@ impl Actor {
                 .collect(),
             sandboxes,
             routes: self.route_list(app),
+            runs: self
+                .runs
+                .values()
+                .filter(|r| keep(&r.run.app))
+                .map(|r| r.run.clone())
+                .collect(),
         }
     }
 
@@ -598,6 +649,21 @@ impl Actor {
                 }
             });
         }
+        for (app, id) in &dirty.runs {
+            ops.push(match self.runs.get(id) {
+                Some(r) => {
+                    let _ = self.events.send(Event::Run {
+                        id: id.clone(),
+                        app: app.clone(),
+                        task: r.run.task.clone(),
+                        status: r.run.status,
+                        exit_code: r.run.exit_code,
+                    });
+                    Op::put(keys::run(app, id), keys::encode(&r.run))
+                }
+                None => Op::delete(keys::run(app, id)),
+            });
+        }
         for key in &dirty.deletes {
             ops.push(Op::delete(key.clone()));
         }
@@ -636,10 +702,12 @@ impl Actor {
                 members: BTreeSet::new(),
                 not_before: None,
                 suspended: false,
+                held: false,
                 window,
                 autoscale_at: None,
             });
         }
+        self.load_runs().await?;
         let now = Instant::now();
         for s in keys::list::<Sandbox>(store.as_ref(), keys::SANDBOXES).await? {
             let Some(ps) = self.pools.get_mut(&s.pool) else {
@@ -678,6 +746,9 @@ impl Actor {
                 Deploying {
                     prepared: true,
                     suspended: Vec::new(),
+                    tasks: Vec::new(),
+                    tasks_started: false,
+                    timeout_at: Instant::now(),
                 },
             );
             self.fail(
@@ -766,6 +837,10 @@ impl Actor {
             self.autoscale(&p);
             self.to_reconcile.insert(p);
         }
+        let apps: Vec<String> = self.apps.keys().cloned().collect();
+        for app in apps {
+            self.arm_schedules(&app);
+        }
         Ok(())
     }
 }
@@ -775,6 +850,7 @@ fn merge(into: &mut Dirty, from: Dirty) {
     into.versions.extend(from.versions);
     into.pools.extend(from.pools);
     into.sandboxes.extend(from.sandboxes);
+    into.runs.extend(from.runs);
     into.deletes.extend(from.deletes);
 }
 

@@ -140,6 +140,9 @@ impl Actor {
                 r.versions.insert(s.sb.version.clone());
             }
         }
+        for run in self.runs.values().filter(|r| r.is_live()) {
+            r.versions.insert(run.run.version.clone());
+        }
         for v in &r.versions {
             if let Some(v) = self.versions.get(v) {
                 r.digests.insert(v.artifact_digest.clone());

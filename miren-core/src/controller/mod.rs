@@ -11,6 +11,7 @@
 //! - `actor`: the task: its state, its loop, loading at start, writing back.
 //! - `rollout`: versions: deploy, activation, failure, rollback, app deletion.
 //! - `sandboxes`: the sandbox lifecycle: start, stop, ready, exit, backoff, counts.
+//! - `tasks`: task runs: deploy tasks gating a rollout, schedules, manual runs.
 //! - `scaling`: auto pools: demand in, desired counts out.
 //! - `routes`: hosts → apps, each change one checked transaction.
 //! - `collect`: removing the code and images no version keeps.
@@ -25,6 +26,7 @@ mod rollout;
 mod routes;
 mod sandboxes;
 mod scaling;
+mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,8 +38,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::artifact::ArtifactStore;
 use crate::config::ResolvedApp;
 use crate::model::{
-    App, Digest, PoolId, Route, Sandbox, SandboxId, SandboxPool, SandboxStatus, SourceInfo,
-    Version, VersionId, VersionState,
+    App, Digest, PoolId, Route, RunStatus, Sandbox, SandboxId, SandboxPool, SandboxStatus,
+    SourceInfo, TaskRun, Version, VersionId, VersionState,
 };
 use crate::runtime::{LogSink, Runtime, RuntimeError};
 use crate::store::{Store, StoreError};
@@ -123,6 +125,9 @@ pub struct Snapshot {
     pub sandboxes: Vec<Sandbox>,
     /// Routes, by host.
     pub routes: Vec<Route>,
+    /// Task runs, oldest first.
+    #[serde(default)]
+    pub runs: Vec<TaskRun>,
 }
 
 /// A change, for progress displays (`miren deploy`) and tests.
@@ -165,6 +170,19 @@ pub enum Event {
         status: SandboxStatus,
         /// Why, when it stopped or died.
         reason: Option<String>,
+    },
+    /// A task run started or ended.
+    Run {
+        /// The run.
+        id: SandboxId,
+        /// Its app.
+        app: String,
+        /// Its task.
+        task: String,
+        /// Where it is.
+        status: RunStatus,
+        /// Its exit code, once it exited.
+        exit_code: Option<i32>,
     },
     /// Preparing a version said something (a build step, pull progress).
     Prepare {
@@ -224,7 +242,7 @@ impl From<StoreError> for ControllerError {
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, ControllerError>>;
 
 pub(crate) enum Command {
-    Deploy(DeployRequest, Reply<VersionId>),
+    Deploy(Box<DeployRequest>, Reply<VersionId>),
     Change(String, AppChange, Reply<Option<VersionId>>),
     Wait(VersionId, Reply<Version>),
     Rollback(String, Option<VersionId>, Reply<VersionId>),
@@ -238,6 +256,7 @@ pub(crate) enum Command {
     Load(Vec<(PoolId, u32)>),
     WantCapacity(PoolId),
     Retained(oneshot::Sender<crate::runtime::Retained>),
+    RunTask(String, String, Reply<TaskRun>),
 }
 
 /// A handle on the controller task. Cheap to clone.
@@ -287,7 +306,7 @@ impl Controller {
                 request.artifact_digest
             )));
         }
-        self.call(|r| Command::Deploy(request, r)).await
+        self.call(|r| Command::Deploy(Box::new(request), r)).await
     }
 
     /// Changes an app's config vars or restarts services: a new version of the active
@@ -403,6 +422,13 @@ impl Controller {
     /// (scale from zero).
     pub fn want_capacity(&self, pool: &PoolId) {
         let _ = self.tx.send(Command::WantCapacity(pool.clone()));
+    }
+
+    /// Starts a run of `task` of the app's active version by hand (`miren task run`);
+    /// returns it once stored. Refused while `max_concurrent` runs are going.
+    pub async fn run_task(&self, app: &str, task: &str) -> Result<TaskRun, ControllerError> {
+        self.call(|r| Command::RunTask(app.to_string(), task.to_string(), r))
+            .await
     }
 
     /// Changes from now on. A slow reader misses events (`Lagged`), never blocks.

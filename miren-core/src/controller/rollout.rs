@@ -10,7 +10,9 @@ use super::actor::{Actor, Deploying, Internal, PoolState, Timer, not_found};
 use super::{AppChange, ControllerError, DeployRequest, Event, Reply};
 use crate::config::duration;
 use crate::config::{Concurrency, ResolvedService};
-use crate::model::{App, PoolId, SandboxId, SandboxPool, Version, VersionId, VersionState};
+use crate::model::{
+    App, CodeSource, PoolId, SandboxId, SandboxPool, Version, VersionId, VersionState,
+};
 use crate::runtime::{LogRecord, PrepareApp, PrepareLog, RuntimeError, Stream, now_millis};
 
 impl Actor {
@@ -268,6 +270,7 @@ impl Actor {
                 .services
                 .keys()
                 .filter_map(|s| v.pool_spec(s))
+                .chain(v.config.tasks.keys().filter_map(|t| v.task_spec(t)))
                 .collect(),
         })
     }
@@ -276,17 +279,19 @@ impl Actor {
         let Some(prep) = self.prepare_request(id) else {
             return;
         };
+        let timeout_at = Instant::now() + self.cfg.deploy_timeout;
+        let tasks = self.deploy_tasks_of(id);
         self.deploys.insert(
             id.clone(),
             Deploying {
                 prepared: false,
                 suspended: Vec::new(),
+                tasks,
+                tasks_started: false,
+                timeout_at,
             },
         );
-        self.add_timer(
-            Instant::now() + self.cfg.deploy_timeout,
-            Timer::DeployTimeout(id.clone()),
-        );
+        self.add_timer(timeout_at, Timer::DeployTimeout(id.clone()));
         let rt = self.runtime.clone();
         let vid = id.clone();
         let log = self.prepare_log(id);
@@ -335,6 +340,8 @@ impl Actor {
                 if let Some(d) = self.deploys.get_mut(id) {
                     d.prepared = true;
                 }
+                // Looked at even when it has no pools to change (a tasks-only app).
+                self.changed_apps.insert(id.app().to_string());
             }
         }
     }
@@ -348,6 +355,9 @@ impl Actor {
         let app = v.app.clone();
         let config = v.config.clone();
         let version = v.clone();
+        // New code waits for the deploy tasks (migrations); images and reused pools
+        // are what those tasks may need, so they start now.
+        let gated = self.deploys.get(id).is_some_and(|d| !d.tasks.is_empty());
         for (name, svc) in &config.services {
             let Some(spec) = version.pool_spec(name) else {
                 continue;
@@ -386,6 +396,7 @@ impl Actor {
                 None => {
                     let pid = PoolId::new();
                     let (desired, reason) = initial(svc);
+                    let held = gated && matches!(spec.source, CodeSource::Artifact(_));
                     if !spec.disks.is_empty() {
                         self.suspend_disk_holders(&app, name, id);
                     }
@@ -408,6 +419,7 @@ impl Actor {
                         members: BTreeSet::new(),
                         not_before: None,
                         suspended: false,
+                        held,
                         window: Window::of_pool(&svc.concurrency, Instant::now()),
                         autoscale_at: None,
                     });
@@ -446,25 +458,37 @@ impl Actor {
             return;
         }
         let changed = std::mem::take(&mut self.changed_apps);
-        let ready: Vec<VersionId> = self
-            .deploys
-            .iter()
-            .filter(|(_, d)| d.prepared)
-            .filter(|(id, _)| {
-                let Some(app) = self.versions.get(*id).map(|v| v.app.as_str()) else {
-                    return false;
-                };
-                if !changed.contains(app) {
-                    return false;
+        let mut ready = Vec::new();
+        let mut run_tasks = Vec::new();
+        for (id, d) in self.deploys.iter().filter(|(_, d)| d.prepared) {
+            let Some(app) = self.versions.get(id).map(|v| v.app.as_str()) else {
+                continue;
+            };
+            if !changed.contains(app) {
+                continue;
+            }
+            let mut pools = self.pools_of(app).filter(|p| p.pool.versions.contains(id));
+            if !d.tasks.is_empty() {
+                // Deploy tasks run once what isn't held for them is ready.
+                if !d.tasks_started && pools.all(|p| p.held || p.pool.ready >= required(&p.pool)) {
+                    run_tasks.push(id.clone());
                 }
-                let mut pools = self
-                    .pools_of(app)
-                    .filter(|p| p.pool.versions.contains(id))
-                    .peekable();
-                pools.peek().is_some() && pools.all(|p| p.pool.ready >= required(&p.pool))
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
+                continue;
+            }
+            // A version of no services (tasks only) is ready once its tasks are done.
+            let none = self
+                .versions
+                .get(id)
+                .is_some_and(|v| v.config.services.is_empty());
+            let mut pools = pools.peekable();
+            if (none || pools.peek().is_some()) && pools.all(|p| p.pool.ready >= required(&p.pool))
+            {
+                ready.push(id.clone());
+            }
+        }
+        for id in run_tasks {
+            self.start_deploy_tasks(&id);
+        }
         for id in ready {
             self.activate(&id);
         }
@@ -508,6 +532,7 @@ impl Actor {
         }
         self.notify(id);
         self.collector.wake();
+        self.arm_schedules(&app);
     }
 
     /// Marks a deploying version failed; the active version keeps serving and gets
@@ -542,7 +567,12 @@ impl Actor {
     }
 
     pub(super) fn deploy_timed_out(&mut self, id: &VersionId) {
-        if !self.deploys.contains_key(id) {
+        // Not while its deploy tasks run (they have their own timeouts), nor on a
+        // timer armed before they ran.
+        let due = self.deploys.get(id).is_some_and(|d| {
+            (!d.tasks_started || d.tasks.is_empty()) && Instant::now() >= d.timeout_at
+        });
+        if !due {
             return;
         }
         let app = id.app().to_string();
@@ -623,6 +653,7 @@ impl Actor {
             self.versions.remove(&v);
             self.dirty.versions.insert((app.to_string(), v));
         }
+        to_stop.extend(self.forget_runs_of(app));
         self.apps.remove(app);
         self.touch_app(app);
         self.drop_routes_of(app);

@@ -19,7 +19,7 @@ impl Actor {
             return;
         };
         let draining = ps.pool.versions.is_empty();
-        let desired = if draining || ps.suspended {
+        let desired = if draining || ps.suspended || ps.held {
             0
         } else {
             ps.pool.desired
@@ -144,7 +144,7 @@ impl Actor {
             labels: SandboxSpec::standard_labels(&id, &app, &version, pid, &service),
             app: app.clone(),
             version,
-            pool: pid.clone(),
+            pool: Some(pid.clone()),
             spec: ps.pool.spec.clone(),
         };
         ps.members.insert(id.clone());
@@ -212,6 +212,9 @@ impl Actor {
     /// Between SIGTERM and SIGKILL for `id`: its service's `shutdown_timeout`, else
     /// the server's.
     pub(super) fn grace_of(&self, id: &SandboxId) -> Duration {
+        if let Some(r) = self.runs.get(id) {
+            return r.grace.unwrap_or(self.cfg.stop_grace);
+        }
         self.sandboxes
             .get(id)
             .and_then(|s| self.pools.get(&s.sb.pool))

@@ -8,6 +8,7 @@ mod address;
 mod digest;
 mod id;
 mod spec;
+mod task;
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,7 @@ pub use address::{Address, BadAddress};
 pub use digest::{BadDigest, Digest, DigestHasher};
 pub use id::{BadId, PoolId, SUFFIX_LEN, SandboxId, VersionId, encode as encode_id, new_suffix};
 pub use spec::{CodeSource, PoolSpec, SpecHash};
+pub use task::{RunStatus, RunTrigger, TaskRun};
 
 use crate::config::{Concurrency, ResolvedApp};
 
@@ -128,6 +130,55 @@ impl Version {
             }
         }
         spec.restarted = self.restarted.get(service).copied();
+        Some(spec)
+    }
+
+    /// What a run of `task` runs: its service's code, image and env (with the config
+    /// vars) or, without a service, the app's built code and app-wide env; the task's
+    /// command and env on top. No port, disks or health check: a run serves nothing,
+    /// and a disk stays with the service that mounts it.
+    pub fn task_spec(&self, task: &str) -> Option<PoolSpec> {
+        let t = self.config.tasks.get(task)?;
+        let mut spec = match &t.service {
+            Some(service) => self.pool_spec(service)?,
+            None => {
+                let mut spec = PoolSpec {
+                    service: task.to_string(),
+                    source: CodeSource::Artifact(self.artifact_digest.clone()),
+                    command: None,
+                    env: self
+                        .config
+                        .env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    port: None,
+                    disks: Vec::new(),
+                    health: None,
+                    port_timeout: None,
+                    shutdown_timeout: None,
+                    secret_env: Default::default(),
+                    restarted: None,
+                };
+                for v in self.config_vars.iter().filter(|v| v.service.is_none()) {
+                    spec.env.insert(v.key.clone(), v.value.clone());
+                    if v.secret {
+                        spec.secret_env.insert(v.key.clone());
+                    }
+                }
+                spec
+            }
+        };
+        spec.command = Some(t.command.clone());
+        for (k, v) in &t.env {
+            spec.env.insert(k.clone(), v.clone());
+            spec.secret_env.remove(k);
+        }
+        spec.port = None;
+        spec.disks.clear();
+        spec.health = None;
+        spec.port_timeout = None;
+        spec.restarted = None;
         Some(spec)
     }
 

@@ -35,7 +35,8 @@ pub struct PrepareApp {
     pub artifact: Artifact,
     /// The Dockerfile, relative to the app directory.
     pub dockerfile: String,
-    /// One spec per service, in file order.
+    /// One spec per service, in file order, then one per task (what its runs run:
+    /// no port, no disks), so the code and images runs need are ready too.
     pub services: Vec<PoolSpec>,
 }
 
@@ -96,8 +97,8 @@ pub struct SandboxSpec {
     pub app: String,
     /// The version that starts it.
     pub version: VersionId,
-    /// Its pool.
-    pub pool: PoolId,
+    /// Its pool; `None` for a task run, which belongs to none.
+    pub pool: Option<PoolId>,
     /// What it runs.
     pub spec: PoolSpec,
     /// Labels to attach where the backend supports them (`dev.miren.app`, …).
@@ -105,7 +106,8 @@ pub struct SandboxSpec {
 }
 
 impl SandboxSpec {
-    /// The labels every backend attaches: app, service, pool, sandbox, version.
+    /// The labels every backend attaches: app, service, pool (or task), sandbox,
+    /// version.
     pub fn standard_labels(
         id: &SandboxId,
         app: &str,
@@ -113,10 +115,33 @@ impl SandboxSpec {
         pool: &PoolId,
         service: &str,
     ) -> BTreeMap<String, String> {
+        let mut labels = Self::common_labels(id, app, version, service);
+        labels.insert(LABEL_POOL.to_string(), pool.to_string());
+        labels
+    }
+
+    /// The labels of a task run: app, service, task, sandbox, version.
+    pub fn task_labels(
+        id: &SandboxId,
+        app: &str,
+        version: &VersionId,
+        task: &str,
+        service: &str,
+    ) -> BTreeMap<String, String> {
+        let mut labels = Self::common_labels(id, app, version, service);
+        labels.insert(LABEL_TASK.to_string(), task.to_string());
+        labels
+    }
+
+    fn common_labels(
+        id: &SandboxId,
+        app: &str,
+        version: &VersionId,
+        service: &str,
+    ) -> BTreeMap<String, String> {
         BTreeMap::from([
             (LABEL_APP.to_string(), app.to_string()),
             (LABEL_SERVICE.to_string(), service.to_string()),
-            (LABEL_POOL.to_string(), pool.to_string()),
             (LABEL_SANDBOX.to_string(), id.to_string()),
             (LABEL_VERSION.to_string(), version.to_string()),
         ])
@@ -129,6 +154,8 @@ pub const LABEL_APP: &str = "dev.miren.app";
 pub const LABEL_SERVICE: &str = "dev.miren.service";
 /// Label naming the pool.
 pub const LABEL_POOL: &str = "dev.miren.pool";
+/// Label naming the task of a task run.
+pub const LABEL_TASK: &str = "dev.miren.task";
 /// Label naming the sandbox.
 pub const LABEL_SANDBOX: &str = "dev.miren.sandbox";
 /// Label naming the version.

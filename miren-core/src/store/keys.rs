@@ -10,6 +10,7 @@
 //! | SandboxPool | `pools/<app>/<id>` |
 //! | Sandbox | `sandboxes/<app>/<id>` |
 //! | Route | `routes/<host>` |
+//! | TaskRun | `runs/<app>/<id>` |
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,6 +28,8 @@ pub const POOLS: &str = "pools/";
 pub const SANDBOXES: &str = "sandboxes/";
 /// Prefix of every route.
 pub const ROUTES: &str = "routes/";
+/// Prefix of every task run.
+pub const RUNS: &str = "runs/";
 
 /// The kinds of object the store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,16 +44,19 @@ pub enum Kind {
     Sandbox,
     /// `routes/<host>`.
     Route,
+    /// `runs/<app>/<id>`.
+    Run,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::App,
         Kind::Version,
         Kind::Pool,
         Kind::Sandbox,
         Kind::Route,
+        Kind::Run,
     ];
 
     /// The prefix its keys start with.
@@ -61,6 +67,7 @@ impl Kind {
             Kind::Pool => POOLS,
             Kind::Sandbox => SANDBOXES,
             Kind::Route => ROUTES,
+            Kind::Run => RUNS,
         }
     }
 }
@@ -93,6 +100,13 @@ pub enum Key<'a> {
     },
     /// A route, by host.
     Route(&'a str),
+    /// A task run of an app.
+    Run {
+        /// The app.
+        app: &'a str,
+        /// The run's sandbox id, as written in the key.
+        id: &'a str,
+    },
 }
 
 impl<'a> Key<'a> {
@@ -118,6 +132,9 @@ impl<'a> Key<'a> {
         if let Some((app, id)) = key.strip_prefix(SANDBOXES).and_then(per_app) {
             return Some(Key::Sandbox { app, id });
         }
+        if let Some((app, id)) = key.strip_prefix(RUNS).and_then(per_app) {
+            return Some(Key::Run { app, id });
+        }
         None
     }
 
@@ -129,6 +146,7 @@ impl<'a> Key<'a> {
             Key::Pool { .. } => Kind::Pool,
             Key::Sandbox { .. } => Kind::Sandbox,
             Key::Route(_) => Kind::Route,
+            Key::Run { .. } => Kind::Run,
         }
     }
 
@@ -136,9 +154,10 @@ impl<'a> Key<'a> {
     pub fn app(&self) -> Option<&'a str> {
         match *self {
             Key::App(name) => Some(name),
-            Key::Version { app, .. } | Key::Pool { app, .. } | Key::Sandbox { app, .. } => {
-                Some(app)
-            }
+            Key::Version { app, .. }
+            | Key::Pool { app, .. }
+            | Key::Sandbox { app, .. }
+            | Key::Run { app, .. } => Some(app),
             Key::Route(_) => None,
         }
     }
@@ -162,6 +181,11 @@ pub fn pool(app: &str, id: &PoolId) -> String {
 /// Key of a sandbox.
 pub fn sandbox(app: &str, id: &SandboxId) -> String {
     format!("{SANDBOXES}{app}/{id}")
+}
+
+/// Key of a task run.
+pub fn run(app: &str, id: &SandboxId) -> String {
+    format!("{RUNS}{app}/{id}")
 }
 
 /// Key of a route.

@@ -1,5 +1,6 @@
 //! Integration tests of `miren_core::config`, as one test binary.
 
+mod calendar;
 mod examples;
 mod invalid;
 mod never_panics;

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 mod collect;
 mod readiness;
 mod stops;
+mod tasks;
 
 const SHOP: &str = r#"
 name = "shop"

@@ -97,7 +97,7 @@ impl Projection for Routing {
                         .insert(id.to_string(), s);
                 }
             }
-            Key::Version { .. } => {}
+            Key::Version { .. } | Key::Run { .. } => {}
         }
         Ok(())
     }
@@ -121,7 +121,7 @@ impl Projection for Routing {
                     changed.apps.insert(app.to_string());
                 }
             }
-            Key::Version { .. } => {}
+            Key::Version { .. } | Key::Run { .. } => {}
         }
     }
 

@@ -43,7 +43,12 @@ pub async fn deploy(state: S, Json(body): Json<DeployBody>) -> R<Response> {
             git_commit: body.git_commit,
         },
     };
-    let rollout = Rollout::start(&state.controller, &state.visible, Start::Deploy(request)).await?;
+    let rollout = Rollout::start(
+        &state.controller,
+        &state.visible,
+        Start::Deploy(Box::new(request)),
+    )
+    .await?;
     Ok(streamed(rollout, !body.no_wait))
 }
 
