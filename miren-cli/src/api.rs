@@ -20,6 +20,9 @@
 //! | GET | `/v1/sandboxes?app=&status=` | → `[`Sandbox`]` |
 //! | POST | `/v1/sandboxes/{id}/stop` | → `{"stopped": id}` |
 //! | GET | `/v1/logs?app=&service=&sandbox=&last=&follow=` | → stream of `LogRecord` |
+//! | GET | `/v1/apps/{app}/tasks` | → `[`[`TaskRow`]`]` |
+//! | POST | `/v1/apps/{app}/tasks/{task}/runs?follow=` | → `TaskRun`, or with `follow` a stream of [`RunLine`] |
+//! | GET | `/v1/apps/{app}/runs?task=` | → `[`TaskRun`]`, newest first |
 //! | GET | `/v1/routes` | → `[`Route`]` |
 //! | PUT | `/v1/routes/{host}` | [`RouteBody`] → `Route` |
 //! | DELETE | `/v1/routes/{host}` | → `{}` |
@@ -162,6 +165,48 @@ pub struct RestartBody {
     /// One service; default: every service.
     #[serde(default)]
     pub service: Option<String>,
+}
+
+/// `miren task list`'s row: a task of the active version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskRow {
+    /// Its name.
+    pub name: String,
+    /// `deploy`, `schedule` or `manual`.
+    pub trigger: String,
+    /// `every 15m` or the calendar event, for scheduled ones.
+    pub schedule: Option<String>,
+    /// Its command.
+    pub command: String,
+    /// Whose code and env it runs with (`None`: the app's built code).
+    pub service: Option<String>,
+    /// When it runs next (Unix ms), for scheduled ones.
+    pub next: Option<u64>,
+    /// Runs going now.
+    pub running: u32,
+    /// The newest run.
+    pub last: Option<miren_core::model::TaskRun>,
+}
+
+/// A line of a followed run: it started, it wrote, it ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum RunLine {
+    /// It started.
+    Started {
+        /// The run.
+        run: miren_core::model::TaskRun,
+    },
+    /// It wrote a line.
+    Output {
+        /// The line.
+        record: miren_core::runtime::LogRecord,
+    },
+    /// It ended.
+    Done {
+        /// The run as it ended.
+        run: miren_core::model::TaskRun,
+    },
 }
 
 /// `sandbox-pool set-desired`.

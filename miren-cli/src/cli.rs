@@ -86,6 +86,9 @@ pub enum Command {
     /// Config vars and secrets, over app.toml's env.
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Tasks: commands run on a deploy, on a schedule or by hand.
+    #[command(subcommand)]
+    Task(TaskCommand),
     /// Host names routed to apps.
     #[command(subcommand)]
     Route(RouteCommand),
@@ -419,6 +422,45 @@ pub enum EnvCommand {
         /// The app (default: the one of ./.miren/app.toml).
         #[arg(short = 'a', long = "app")]
         app: Option<String>,
+    },
+}
+
+/// `miren task`.
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// The tasks of the active version: trigger, schedule, next and last run.
+    #[command(after_help = "Examples:\n  miren task list -a shop\n  miren task list --format json")]
+    List {
+        /// The app (default: the one of ./.miren/app.toml).
+        #[arg(short = 'a', long = "app")]
+        app: Option<String>,
+    },
+    /// Run a task now, its output streamed; exits with the task's exit code.
+    #[command(
+        after_help = "Examples:\n  miren task run -a shop migrate\n  miren task run seed --detach     # start it and return"
+    )]
+    Run {
+        /// The app (default: the one of ./.miren/app.toml).
+        #[arg(short = 'a', long = "app")]
+        app: Option<String>,
+        /// The task.
+        #[arg(value_name = "TASK")]
+        task: String,
+        /// Start it and return at once (`task history` shows how it ended).
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Past runs, newest first: trigger, status, exit code, duration.
+    #[command(
+        after_help = "Examples:\n  miren task history -a shop\n  miren task history -a shop migrate --format json"
+    )]
+    History {
+        /// The app (default: the one of ./.miren/app.toml).
+        #[arg(short = 'a', long = "app")]
+        app: Option<String>,
+        /// Only this task's.
+        #[arg(value_name = "TASK")]
+        task: Option<String>,
     },
 }
 

@@ -24,6 +24,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Exit {
     /// Everything worked.
     Ok = 0,
@@ -31,12 +32,36 @@ pub enum Exit {
     Failed = 1,
     /// Bad usage, or a file or server that isn't there.
     Usage = 2,
+    /// What a command run on the server exited with (`task run`, `app run`,
+    /// `sandbox exec`), passed through.
+    Passed(u8),
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failed => 1,
+            Exit::Usage => 2,
+            Exit::Passed(c) => c,
+        }
+    }
+
+    /// A remote command's exit code; signals and unknown ends as shells report them.
+    pub fn of_remote(code: Option<i32>) -> Exit {
+        match code {
+            Some(0) => Exit::Ok,
+            Some(c) => Exit::Passed(u8::try_from(c.rem_euclid(256)).unwrap_or(1)),
+            None => Exit::Failed,
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cmd::run(cli) {
-        Ok(code) => ExitCode::from(code as u8),
+        Ok(code) => ExitCode::from(code.code()),
         Err(e) => {
             // A closed pipe (`miren schema | head`) is not an error.
             let broken = std::io::ErrorKind::BrokenPipe;
@@ -50,7 +75,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {e:#}");
-            ExitCode::from(Exit::Failed as u8)
+            ExitCode::from(Exit::Failed.code())
         }
     }
 }

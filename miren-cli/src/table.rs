@@ -83,7 +83,9 @@ pub fn rfc3339(ms: u64) -> String {
 }
 
 /// Fields of the JSON the CLI prints that hold a time.
-const TIME_FIELDS: &[&str] = &["created", "updated", "deployed", "time", "retry_at"];
+const TIME_FIELDS: &[&str] = &[
+    "created", "updated", "deployed", "time", "retry_at", "started", "finished", "next",
+];
 
 /// `value` with its times (Unix ms, in the fields that hold one) as RFC 3339 UTC: the
 /// API counts milliseconds, people and scripts read dates.

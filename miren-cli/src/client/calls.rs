@@ -7,7 +7,7 @@ use miren_core::model::{Route, Sandbox, SandboxPool};
 use super::{Client, ClientError};
 use crate::api::{
     AppStatus, AppSummary, ConfigVarRow, DeployBody, DeployLine, DesiredBody, EnvChange,
-    RestartBody, RollbackBody, RouteBody, Uploaded, VersionRow,
+    RestartBody, RollbackBody, RouteBody, RunLine, TaskRow, Uploaded, VersionRow,
 };
 use crate::server::logs::Stored;
 
@@ -171,6 +171,43 @@ impl Client {
         );
         self.stream::<(), Stored>(Method::GET, &path, None, each)
             .await
+    }
+
+    /// The tasks of an app's active version.
+    pub async fn tasks(&self, app: &str) -> Result<Vec<TaskRow>, ClientError> {
+        self.get(&format!("/v1/apps/{}/tasks", q(app))).await
+    }
+
+    /// Starts a run of `task` and follows it to its end, handing each line to `each`.
+    pub async fn run_task(
+        &self,
+        app: &str,
+        task: &str,
+        each: impl FnMut(RunLine) -> bool,
+    ) -> Result<(), ClientError> {
+        let path = format!("/v1/apps/{}/tasks/{}/runs?follow=true", q(app), q(task));
+        self.stream::<(), RunLine>(Method::POST, &path, None, each)
+            .await
+    }
+
+    /// Starts a run of `task` and returns at once.
+    pub async fn start_task(
+        &self,
+        app: &str,
+        task: &str,
+    ) -> Result<miren_core::model::TaskRun, ClientError> {
+        let path = format!("/v1/apps/{}/tasks/{}/runs", q(app), q(task));
+        self.call::<(), _>(Method::POST, &path, None).await
+    }
+
+    /// An app's task runs (of one task), newest first.
+    pub async fn task_runs(
+        &self,
+        app: &str,
+        task: Option<&str>,
+    ) -> Result<Vec<miren_core::model::TaskRun>, ClientError> {
+        let path = with_query(&format!("/v1/apps/{}/runs", q(app)), &[("task", task)]);
+        self.get(&path).await
     }
 
     /// Every route.

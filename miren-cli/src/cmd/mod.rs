@@ -12,6 +12,7 @@ mod route;
 mod sandbox;
 mod schema;
 mod server;
+mod task;
 mod up;
 mod validate;
 
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Logs(args) => remote(format, logs::run(&client(), &args, format)),
         Command::Route(c) => remote(format, route::run(&client(), c, format)),
         Command::Env(c) => remote(format, env::run(&client(), c, format)),
+        Command::Task(c) => remote(format, task::run(&client(), c, format)),
     }
 }
 

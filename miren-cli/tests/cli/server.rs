@@ -28,6 +28,7 @@ mod operator;
 mod postgres;
 mod raw;
 mod taskqueue;
+mod tasks;
 
 /// A server process; SIGKILLed if a test fails before stopping it.
 struct TestServer {

@@ -151,7 +151,7 @@ pub fn one_of<'a>(
 }
 
 /// "no app `pyap`; did you mean `pyapp`?" (or what there is).
-fn unknown(kind: &str, given: &str, names: &[&str], plural: &str) -> String {
+pub fn unknown(kind: &str, given: &str, names: &[&str], plural: &str) -> String {
     let given_c = clip(given);
     match closest(given, names.iter().copied()) {
         Some(c) => format!("no {kind} `{given_c}`: did you mean `{c}`?"),

@@ -8,6 +8,7 @@
 //! - `apps`: listing, status, history, deletion.
 //! - `pools`, `sandboxes`: listings, desired counts, stopping one sandbox.
 //! - `logs`: reading and following logs.
+//! - `tasks`: tasks, running one by hand, their runs.
 //! - `routes`: hosts → apps.
 //! - `lookup`: what a request names (apps, services, hosts; ids by prefix or suffix).
 //! - `error`: the JSON error answer and what each failure maps to.
@@ -28,6 +29,7 @@ mod routes;
 mod sandboxes;
 mod serve;
 mod stream;
+mod tasks;
 
 use std::sync::Arc;
 
@@ -76,6 +78,9 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/apps/{app}/rollback", post(deploys::rollback))
         .route("/v1/apps/{app}/env", get(env::list).post(env::change))
         .route("/v1/apps/{app}/restart", post(env::restart))
+        .route("/v1/apps/{app}/tasks", get(tasks::list))
+        .route("/v1/apps/{app}/tasks/{task}/runs", post(tasks::run))
+        .route("/v1/apps/{app}/runs", get(tasks::history))
         .route("/v1/pools", get(pools::list))
         .route("/v1/pools/{id}/desired", put(pools::set_desired))
         .route("/v1/sandboxes", get(sandboxes::list))

@@ -9,7 +9,7 @@ use super::{TestServer, get};
 use crate::app_dir;
 
 /// A bounded GET loop on the proxy (any host reaches the default route), on a thread.
-struct Load {
+pub(super) struct Load {
     stop: Arc<AtomicBool>,
     count: Arc<AtomicU32>,
     thread: std::thread::JoinHandle<(u32, Vec<String>)>,
@@ -17,7 +17,7 @@ struct Load {
 
 impl Load {
     /// Starts it and waits until it runs.
-    fn start(http: &str) -> Self {
+    pub(super) fn start(http: &str) -> Self {
         let (stop, count) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicU32::new(0)),
@@ -54,7 +54,7 @@ impl Load {
     }
 
     /// Lets it run a little more (`what`), stops it, and asserts no request failed.
-    fn finish_without_failures(self, what: &str) {
+    pub(super) fn finish_without_failures(self, what: &str) {
         let mark = self.done();
         wait_for(what, 20, || self.done() >= mark + 10);
         self.stop.store(true, Ordering::Relaxed);
@@ -69,7 +69,7 @@ impl Load {
     }
 }
 
-fn wait_for(what: &str, secs: u64, cond: impl Fn() -> bool) {
+pub(super) fn wait_for(what: &str, secs: u64, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !cond() {
         assert!(Instant::now() < deadline, "{what} within {secs} s");
