@@ -23,6 +23,8 @@
 //! | GET | `/v1/apps/{app}/tasks` | → `[`[`TaskRow`]`]` |
 //! | POST | `/v1/apps/{app}/tasks/{task}/runs?follow=` | → `TaskRun`, or with `follow` a stream of [`RunLine`] |
 //! | GET | `/v1/apps/{app}/runs?task=` | → `[`TaskRun`]`, newest first |
+//! | GET | `/v1/apps/{app}/run?spec=` | `Upgrade: miren-attach` → 101, then [`crate::frames`] |
+//! | GET | `/v1/sandboxes/{id}/exec?spec=` | `Upgrade: miren-attach` → 101, then [`crate::frames`] |
 //! | GET | `/v1/routes` | → `[`Route`]` |
 //! | PUT | `/v1/routes/{host}` | [`RouteBody`] → `Route` |
 //! | DELETE | `/v1/routes/{host}` | → `{}` |

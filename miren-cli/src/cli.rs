@@ -233,6 +233,20 @@ pub enum AppCommand {
         #[arg(long)]
         service: Option<String>,
     },
+    /// Run a one-off command with a service's code, image and env; exits with its code.
+    #[command(
+        after_help = "Examples:\n  miren app run -a shop -- python manage.py migrate\n  miren app run -it -- bash\n  miren app run --service worker -- 'echo $QUEUES'   # one word: a shell command line\n  pg_dump … | miren app run -- psql \"$DATABASE_URL\"   # stdin is passed through"
+    )]
+    Run {
+        /// The app (default: the one of ./.miren/app.toml).
+        #[arg(short = 'a', long = "app")]
+        app: Option<String>,
+        /// Whose code, image and env (default `web`, else the app's built code).
+        #[arg(long)]
+        service: Option<String>,
+        #[command(flatten)]
+        attach: AttachArgs,
+    },
     /// Stop everything of an app and forget it (its disks stay unless purged).
     #[command(
         after_help = "Examples:\n  miren app delete shop\n  miren app delete -a shop --yes --purge-disks"
@@ -307,6 +321,31 @@ pub enum SandboxCommand {
         /// The sandbox: its id or a unique part of it.
         id: String,
     },
+    /// Run a command in a running sandbox's environment; exits with its exit code.
+    #[command(
+        after_help = "Examples:\n  miren sandbox exec Rk2 -- env\n  miren sandbox exec -it shop-web-1Bx7Qx7Rk2 -- sh\n  miren sandbox exec Rk2 -- 'ls $MIREN_DISK_DATA'   # one word: a shell command line"
+    )]
+    Exec {
+        /// The sandbox: its id or a unique part of it.
+        id: String,
+        #[command(flatten)]
+        attach: AttachArgs,
+    },
+}
+
+/// How `app run` and `sandbox exec` attach.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AttachArgs {
+    /// Pass this terminal's input through (piped input always is).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Run the command on a terminal (raw keys in, one output stream).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// The command: one word is a shell command line, more are a program and its
+    /// arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// `miren logs`.

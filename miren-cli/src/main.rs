@@ -8,6 +8,7 @@ mod ask;
 mod cli;
 mod client;
 mod cmd;
+mod frames;
 mod here;
 mod output;
 mod server;

@@ -30,6 +30,7 @@
 //! - `network`: the per-app bridge networks.
 //! - `image`: building the app's image, pulling `image` services', exposed ports.
 //! - `container`: a container's configuration, and watching one that runs.
+//! - `attach`: commands attached to a caller: an exec, a one-off container.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -47,6 +48,7 @@
 //! # Ok(()) }
 //! ```
 
+mod attach;
 mod container;
 mod engine;
 mod image;
@@ -68,7 +70,7 @@ use bollard::query_parameters::{
 };
 use miren_core::model::{Address, CodeSource, PoolSpec, SandboxId, VersionId};
 use miren_core::runtime::{
-    EventSink, LABEL_APP, LABEL_SANDBOX, Listed, PrepareApp, PrepareLog, Retained, Runtime,
+    Attach, EventSink, LABEL_APP, LABEL_SANDBOX, Listed, PrepareApp, PrepareLog, Retained, Runtime,
     RuntimeError, SandboxSpec, Started,
 };
 
@@ -390,6 +392,26 @@ impl Runtime for DockerRuntime {
             address,
             runtime: None,
         })
+    }
+
+    async fn exec(&self, sandbox: &SandboxId, a: Attach) -> Result<i32, RuntimeError> {
+        attach::exec(&self.inner.docker, sandbox, a).await
+    }
+
+    async fn run_attached(&self, spec: &SandboxSpec, a: Attach) -> Result<i32, RuntimeError> {
+        let net = self.network(&spec.app).await?;
+        let image = Self::image_of(spec);
+        let resolv = self.resolv_conf(&spec.app);
+        let plan = Plan {
+            spec,
+            image: &image,
+            port: None,
+            network: &net.name,
+            resolv_conf: self.inner.dns.as_ref().map(|_| resolv.as_path()),
+            owner: &self.inner.owner,
+        };
+        let config = container::config(&plan);
+        attach::one_off(&self.inner.docker, spec.id.as_str(), config, a).await
     }
 
     async fn stop(&self, sandbox: &SandboxId, grace: Duration) -> Result<(), RuntimeError> {

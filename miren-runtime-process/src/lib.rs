@@ -26,6 +26,7 @@
 //!
 //! # Layout
 //! - `lib.rs`: the [`Runtime`] implementation: prepare, start, stop, list, adopt.
+//! - `attach`: commands attached to a caller (`app run`, `sandbox exec`).
 //! - `addresses`: the stable per-service loopback IPs (persisted) and the rewriting of
 //!   `<svc>.app.miren` in env values and command lines.
 //! - `balancer`: the TCP listener at each stable address.
@@ -48,6 +49,7 @@
 //! ```
 
 mod addresses;
+mod attach;
 mod balancer;
 mod command;
 mod members;
@@ -69,8 +71,8 @@ use miren_core::artifact;
 use miren_core::config::command::listen_on_port_var;
 use miren_core::model::{Address, CodeSource, Digest, PoolSpec, SandboxId};
 use miren_core::runtime::{
-    EventSink, Listed, PrepareApp, PrepareLog, Retained, Runtime, RuntimeError, SandboxSpec,
-    Started, Stream,
+    Attach, EventSink, Listed, PrepareApp, PrepareLog, Retained, Runtime, RuntimeError,
+    SandboxSpec, Started, Stream,
 };
 use miren_core::store::{Reflector, Store};
 use nix::sys::signal::{Signal, killpg};
@@ -142,6 +144,9 @@ struct Proc {
     sink: Arc<Mutex<EventSink>>,
     exited: watch::Receiver<bool>,
     ready: watch::Receiver<bool>,
+    /// Its code directory and environment, for `sandbox exec`.
+    cwd: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -502,12 +507,13 @@ impl Runtime for ProcessRuntime {
             Some(_) => Some(self.free_port()?),
             None => None,
         };
+        let env = self.env_for(spec, port);
         let mut cmd = tokio::process::Command::new("/bin/sh");
         cmd.arg("-c")
             .arg(&command)
             .current_dir(&code)
             .env_clear()
-            .envs(self.env_for(spec, port))
+            .envs(env.clone())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -563,6 +569,8 @@ impl Runtime for ProcessRuntime {
                 sink: sink.clone(),
                 exited: exited_rx.clone(),
                 ready: ready_rx.clone(),
+                cwd: code.clone(),
+                env,
             },
         );
 
@@ -805,6 +813,59 @@ impl Runtime for ProcessRuntime {
             Ok(())
         })
         .await
+    }
+
+    async fn exec(&self, sandbox: &SandboxId, a: Attach) -> Result<i32, RuntimeError> {
+        let place = {
+            let running = lock(&self.inner.running);
+            let p = running
+                .get(sandbox)
+                .ok_or_else(|| RuntimeError::NotFound(sandbox.clone()))?;
+            attach::Place {
+                cwd: p.cwd.clone(),
+                env: p.env.clone(),
+            }
+        };
+        attach::run(place, self.inner.user.as_ref(), a).await
+    }
+
+    async fn run_attached(&self, spec: &SandboxSpec, mut a: Attach) -> Result<i32, RuntimeError> {
+        if let CodeSource::Image(image) = &spec.spec.source {
+            return Err(RuntimeError::Unsupported(format!(
+                "service `{}` runs the image `{image}`, which the process runtime can't run",
+                spec.spec.service
+            )));
+        }
+        let CodeSource::Artifact(digest) = &spec.spec.source else {
+            return Err(RuntimeError::Unsupported("no code to run".into()));
+        };
+        let cwd = self.code_dir(digest);
+        let dir = cwd.clone();
+        let version = spec.version.clone();
+        blocking(move || {
+            if dir.is_dir() {
+                Ok(())
+            } else {
+                Err(RuntimeError::Start(format!(
+                    "the code of version {version} is not unpacked (was it prepared?)"
+                )))
+            }
+        })
+        .await?;
+        let services = lock(&self.inner.apps)
+            .get(&spec.app)
+            .map(|n| n.services.clone())
+            .unwrap_or_default();
+        a.argv = a
+            .argv
+            .iter()
+            .map(|w| addresses::rewrite(w, &spec.app, &services))
+            .collect();
+        let place = attach::Place {
+            cwd,
+            env: self.env_for(spec, None),
+        };
+        attach::run(place, self.inner.user.as_ref(), a).await
     }
 
     async fn remove_app(&self, app: &str, purge_disks: bool) -> Result<(), RuntimeError> {

@@ -243,7 +243,7 @@ fn with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {
 }
 
 /// Percent-encodes a path segment or query value.
-fn q(v: &str) -> String {
+pub(crate) fn q(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::ErrorBody;
 pub use calls::LogQuery;
+pub(crate) use calls::q as encode;
 pub use locate::{Located, locate};
 
 /// Where the server is.
@@ -109,6 +110,31 @@ impl Client {
         path: &str,
         body: Option<(Vec<u8>, &str)>,
     ) -> Result<Response<Incoming>, ClientError> {
+        self.send_upgrading(method, path, body, None).await
+    }
+
+    /// Asks for the attach protocol on `path` and returns the upgraded connection.
+    pub async fn upgrade(
+        &self,
+        path: &str,
+        protocol: &str,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>, ClientError> {
+        let resp = self
+            .send_upgrading(Method::GET, path, None, Some(protocol))
+            .await?;
+        hyper::upgrade::on(resp)
+            .await
+            .map(TokioIo::new)
+            .map_err(|e| ClientError::Protocol(format!("upgrading the connection: {e}")))
+    }
+
+    async fn send_upgrading(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, &str)>,
+        upgrade: Option<&str>,
+    ) -> Result<Response<Incoming>, ClientError> {
         let unreachable = |source| ClientError::Unreachable {
             located: Box::new(self.located.clone()),
             source,
@@ -122,6 +148,9 @@ impl Client {
         if !ctype.is_empty() {
             req = req.header("content-type", ctype);
         }
+        if let Some(p) = upgrade {
+            req = req.header("connection", "upgrade").header("upgrade", p);
+        }
         let mut sender = match &self.located.endpoint {
             Endpoint::Unix(p) => {
                 let s = tokio::net::UnixStream::connect(p)
@@ -130,7 +159,7 @@ impl Client {
                 let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
                     .await
                     .map_err(proto)?;
-                tokio::spawn(conn);
+                tokio::spawn(conn.with_upgrades());
                 sender
             }
             Endpoint::Tcp { authority, token } => {
@@ -143,7 +172,7 @@ impl Client {
                 let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
                     .await
                     .map_err(proto)?;
-                tokio::spawn(conn);
+                tokio::spawn(conn.with_upgrades());
                 sender
             }
         };
@@ -151,7 +180,8 @@ impl Client {
             .body(Full::new(Bytes::from(data)))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let resp = sender.send_request(req).await.map_err(proto)?;
-        if resp.status().is_success() {
+        let switched = upgrade.is_some() && resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if resp.status().is_success() || switched {
             return Ok(resp);
         }
         let status = resp.status();

@@ -110,6 +110,14 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
             .await?;
             super::deploy::finish(end, format)
         }
+        AppCommand::Run {
+            app,
+            service,
+            attach,
+        } => {
+            let app = which(app)?;
+            super::attach::run_in(c, &app, service, attach).await
+        }
         AppCommand::Restart { app, service } => {
             let app = which(app)?;
             let body = crate::api::RestartBody { service };

@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the exit code it earned.
 
 mod app;
+mod attach;
 mod completion;
 mod deploy;
 mod env;

@@ -7,6 +7,7 @@ use crate::client::{Client, ClientError};
 
 pub async fn run(c: &Client, cmd: SandboxCommand, format: Format) -> Result<Exit, ClientError> {
     match cmd {
+        SandboxCommand::Exec { id, attach } => super::attach::exec_in(c, &id, attach).await,
         SandboxCommand::List { app, status } => {
             let app = app.or_else(|| crate::here::app(None).ok());
             let items = c.sandboxes(app.as_deref(), status.as_deref()).await?;

@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use miren_core::model::{CodeSource, PoolSpec, SandboxId, VersionId};
 use miren_core::runtime::{
-    EventSink, Listed, PrepareApp, PrepareLog, Retained, Runtime, RuntimeError, SandboxSpec,
-    Started,
+    Attach, EventSink, Listed, PrepareApp, PrepareLog, Retained, Runtime, RuntimeError,
+    SandboxSpec, Started,
 };
 use miren_runtime_docker::DockerRuntime;
 use miren_runtime_process::ProcessRuntime;
@@ -199,6 +199,19 @@ impl Runtime for Auto {
             lock(&self.runs).remove(sandbox);
         }
         r
+    }
+
+    async fn exec(&self, sandbox: &SandboxId, attach: Attach) -> Result<i32, RuntimeError> {
+        let known = lock(&self.runs).get(sandbox).copied();
+        match known {
+            Some(b) => self.backend(b)?.exec(sandbox, attach).await,
+            None => Err(RuntimeError::NotFound(sandbox.clone())),
+        }
+    }
+
+    async fn run_attached(&self, spec: &SandboxSpec, attach: Attach) -> Result<i32, RuntimeError> {
+        let b = self.backend_for(&spec.version, &spec.spec);
+        self.backend(b)?.run_attached(spec, attach).await
     }
 
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {

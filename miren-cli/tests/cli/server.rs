@@ -17,6 +17,7 @@ use super::{examples, miren};
 
 mod api;
 mod artifacts;
+mod attach;
 mod conventions;
 mod docker;
 mod env;

@@ -341,6 +341,7 @@ impl Actor {
                 let _ = reply.send(self.retained());
             }
             Command::RunTask(app, task, reply) => self.run_task(&app, &task, reply),
+            Command::Attach(target, attach, reply) => self.attach(target, attach, reply),
         }
     }
 

@@ -11,12 +11,14 @@
 //! - `actor`: the task: its state, its loop, loading at start, writing back.
 //! - `rollout`: versions: deploy, activation, failure, rollback, app deletion.
 //! - `sandboxes`: the sandbox lifecycle: start, stop, ready, exit, backoff, counts.
+//! - `attach`: where `app run` and `sandbox exec` run.
 //! - `tasks`: task runs: deploy tasks gating a rollout, schedules, manual runs.
 //! - `scaling`: auto pools: demand in, desired counts out.
 //! - `routes`: hosts → apps, each change one checked transaction.
 //! - `collect`: removing the code and images no version keeps.
 
 mod actor;
+mod attach;
 pub mod backoff;
 mod collect;
 mod health;
@@ -257,6 +259,21 @@ pub(crate) enum Command {
     WantCapacity(PoolId),
     Retained(oneshot::Sender<crate::runtime::Retained>),
     RunTask(String, String, Reply<TaskRun>),
+    Attach(Target, crate::runtime::Attach, Reply<i32>),
+}
+
+/// Where an attached command runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// In a running sandbox (or task run): `miren sandbox exec`.
+    Sandbox(SandboxId),
+    /// In a one-off sandbox of the app's active version: `miren app run`.
+    OneOff {
+        /// The app.
+        app: String,
+        /// Whose code, image and env (default `web`, else the app's built code).
+        service: Option<String>,
+    },
 }
 
 /// A handle on the controller task. Cheap to clone.
@@ -429,6 +446,17 @@ impl Controller {
     pub async fn run_task(&self, app: &str, task: &str) -> Result<TaskRun, ControllerError> {
         self.call(|r| Command::RunTask(app.to_string(), task.to_string(), r))
             .await
+    }
+
+    /// Runs a command attached to the caller (SPEC §14) where `target` says; returns
+    /// its exit code once it ended. The controller only finds the place: the command
+    /// itself runs on the runtime, off the controller's task.
+    pub async fn attach(
+        &self,
+        target: Target,
+        attach: crate::runtime::Attach,
+    ) -> Result<i32, ControllerError> {
+        self.call(|r| Command::Attach(target, attach, r)).await
     }
 
     /// Changes from now on. A slow reader misses events (`Lagged`), never blocks.

@@ -133,17 +133,42 @@ impl Version {
         Some(spec)
     }
 
-    /// What a run of `task` runs: its service's code, image and env (with the config
-    /// vars) or, without a service, the app's built code and app-wide env; the task's
-    /// command and env on top. No port, disks or health check: a run serves nothing,
-    /// and a disk stays with the service that mounts it.
+    /// What a run of `task` runs: [`Self::beside`] its service, with the task's command
+    /// and env on top.
     pub fn task_spec(&self, task: &str) -> Option<PoolSpec> {
         let t = self.config.tasks.get(task)?;
-        let mut spec = match &t.service {
+        let mut spec = self.beside(t.service.as_deref(), task)?;
+        spec.command = Some(t.command.clone());
+        for (k, v) in &t.env {
+            spec.env.insert(k.clone(), v.clone());
+            spec.secret_env.remove(k);
+        }
+        Some(spec)
+    }
+
+    /// What `miren app run` runs: [`Self::beside`] `service` (default `web`, or the
+    /// app's built code when it has none).
+    pub fn one_off_spec(&self, service: Option<&str>) -> Option<PoolSpec> {
+        let service = service.or_else(|| {
+            self.config
+                .services
+                .contains_key(crate::config::defaults::WEB)
+                .then_some(crate::config::defaults::WEB)
+        });
+        self.beside(service, "run")
+    }
+
+    /// What runs beside a service without being one of its instances (a task run, a
+    /// one-off command): the service's code, image and env with the config vars, or
+    /// without a service the app's built code and app-wide env (`name` then names
+    /// it). No port, disks or health check: it serves nothing, and a disk stays with
+    /// the service that mounts it.
+    fn beside(&self, service: Option<&str>, name: &str) -> Option<PoolSpec> {
+        let mut spec = match service {
             Some(service) => self.pool_spec(service)?,
             None => {
                 let mut spec = PoolSpec {
-                    service: task.to_string(),
+                    service: name.to_string(),
                     source: CodeSource::Artifact(self.artifact_digest.clone()),
                     command: None,
                     env: self
@@ -169,11 +194,6 @@ impl Version {
                 spec
             }
         };
-        spec.command = Some(t.command.clone());
-        for (k, v) in &t.env {
-            spec.env.insert(k.clone(), v.clone());
-            spec.secret_env.remove(k);
-        }
         spec.port = None;
         spec.disks.clear();
         spec.health = None;

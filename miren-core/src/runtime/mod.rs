@@ -5,6 +5,7 @@
 //! to a sandbox afterwards — ready, a log line, an exit — it reports through the
 //! [`EventSink`] it was started with, so the controller never polls it.
 
+mod attach;
 mod lines;
 mod sink;
 
@@ -21,6 +22,7 @@ use thiserror::Error;
 
 use crate::model::{Address, Digest, PoolId, PoolSpec, SandboxId, VersionId};
 
+pub use attach::{Attach, Input, Output, TermSize};
 pub use lines::{Lines, MAX_LINE, read_lines};
 pub use sink::{EventSink, LogLine, LogRecord, LogSink, RuntimeEvent, Stream, now_millis};
 
@@ -115,7 +117,7 @@ impl SandboxSpec {
         pool: &PoolId,
         service: &str,
     ) -> BTreeMap<String, String> {
-        let mut labels = Self::common_labels(id, app, version, service);
+        let mut labels = Self::labels(id, app, version, service);
         labels.insert(LABEL_POOL.to_string(), pool.to_string());
         labels
     }
@@ -128,12 +130,13 @@ impl SandboxSpec {
         task: &str,
         service: &str,
     ) -> BTreeMap<String, String> {
-        let mut labels = Self::common_labels(id, app, version, service);
+        let mut labels = Self::labels(id, app, version, service);
         labels.insert(LABEL_TASK.to_string(), task.to_string());
         labels
     }
 
-    fn common_labels(
+    /// The labels of any sandbox: app, service, sandbox, version (a one-off command's).
+    pub fn labels(
         id: &SandboxId,
         app: &str,
         version: &VersionId,
@@ -259,6 +262,28 @@ pub trait Runtime: Send + Sync {
     /// Forgets an app once its sandboxes are stopped: its network, its code, and with
     /// `purge_disks` its disks.
     async fn remove_app(&self, app: &str, purge_disks: bool) -> Result<(), RuntimeError>;
+
+    /// Runs a command in a running sandbox's environment (its code, env, image),
+    /// attached to the caller; returns its exit code (128 + the signal when killed by
+    /// one). The default: this backend can't.
+    async fn exec(&self, sandbox: &SandboxId, attach: Attach) -> Result<i32, RuntimeError> {
+        let _ = (sandbox, attach);
+        Err(RuntimeError::Unsupported(format!(
+            "the {} runtime can't run commands in its sandboxes",
+            self.name()
+        )))
+    }
+
+    /// Runs a one-off sandbox of `spec` (its command replaced by `attach.argv`),
+    /// attached to the caller, and removes it when the command ends; returns its exit
+    /// code. Nothing routes to it. The default: this backend can't.
+    async fn run_attached(&self, spec: &SandboxSpec, attach: Attach) -> Result<i32, RuntimeError> {
+        let _ = (spec, attach);
+        Err(RuntimeError::Unsupported(format!(
+            "the {} runtime can't run one-off commands",
+            self.name()
+        )))
+    }
 
     /// Removes what it keeps for versions not in `retained` (unpacked code, built
     /// images), so deploys don't fill the disk. Called after deploys settle and apps

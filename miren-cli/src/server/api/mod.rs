@@ -3,6 +3,7 @@
 //! JSON. [`crate::api`] has the wire types and the table of routes.
 //!
 //! - `artifacts`: uploads.
+//! - `attach`: `app run` and `sandbox exec`, over an upgraded connection.
 //! - `deploys`: deploys and rollbacks, streamed as they progress.
 //! - `env`: config vars and secrets, restarts.
 //! - `apps`: listing, status, history, deletion.
@@ -18,6 +19,7 @@
 
 mod apps;
 mod artifacts;
+mod attach;
 mod deploys;
 mod env;
 mod error;
@@ -78,6 +80,8 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/apps/{app}/rollback", post(deploys::rollback))
         .route("/v1/apps/{app}/env", get(env::list).post(env::change))
         .route("/v1/apps/{app}/restart", post(env::restart))
+        .route("/v1/apps/{app}/run", get(attach::run))
+        .route("/v1/sandboxes/{id}/exec", get(attach::exec))
         .route("/v1/apps/{app}/tasks", get(tasks::list))
         .route("/v1/apps/{app}/tasks/{task}/runs", post(tasks::run))
         .route("/v1/apps/{app}/runs", get(tasks::history))
