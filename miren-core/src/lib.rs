@@ -8,13 +8,14 @@
 //!
 //! # Layout
 //! - [`config`]: `.miren/app.toml`: parse, validate, explain, resolve.
-//! - `model`: apps, versions, pools, sandboxes, routes and their ids.
+//! - `model`: apps, versions, pools, sandboxes, task runs, routes and their ids.
 //! - `store`: the transactional, watchable state store (in memory, or durable on redb),
 //!   where each object lives (`store::keys`), and the one way to follow it
 //!   (`store::reflector`).
 //! - `runtime`: the `Runtime` trait, the plain data it is given, and (feature
 //!   `test-util`) a fake runtime for tests and simulations.
-//! - `controller`: deploys, pool reuse, rollouts, crash backoff, restart adoption.
+//! - `controller`: deploys, pool reuse, rollouts, crash backoff, restart adoption,
+//!   tasks, commands attached to a caller.
 //! - `autoscale`: request-based scaling decisions, fed by the proxy.
 //! - `artifact`: app code as content-addressed tar archives.
 //!

@@ -145,13 +145,11 @@ mod tests {
             pgid: Some(leader.id()),
             id: id.clone(),
         };
-        wait_for("the leader and its daemon", || of(&sandbox).len() == 2);
+        // The daemon is in the group until its `setsid` has run: wait for both.
+        wait_for("the leader and its daemon, out of the group", || {
+            of(&sandbox).len() == 2 && group_members(leader.id()).len() == 1
+        });
         let pids = of(&sandbox);
-        assert_eq!(
-            group_members(leader.id()).len(),
-            1,
-            "the daemon left the group"
-        );
         // Another sandbox's marker is not this one's.
         let other = Sandbox {
             pgid: None,

@@ -13,7 +13,7 @@
 //! Layout:
 //! - `app_config`: the file's shape as Rust types (and its JSON Schema)
 //! - `decode`: TOML text to those types, with spans and type/unknown-key errors
-//! - `rules`: the rules types can't express
+//! - `rules`: the rules types can't express (`task_rules`: those of `[tasks.X]`)
 //! - `resolved`: defaults filled, env merged: what the controller consumes
 //! - `diagnostic`: problems, positions, rustc-style and JSON rendering
 //! - `calendar`: systemd calendar events, for scheduled tasks

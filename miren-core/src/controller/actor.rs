@@ -64,6 +64,34 @@ impl Drop for HealthWatch {
     }
 }
 
+/// A run and what only the running controller needs to know about it.
+pub(super) struct RunState {
+    pub run: crate::model::TaskRun,
+    /// The runtime's `start` has not returned yet.
+    pub starting: bool,
+    /// Asked to stop (timed out, app deleted, server shutting down): why.
+    pub stopping: Option<String>,
+    /// Its service's shutdown timeout.
+    pub grace: Option<std::time::Duration>,
+}
+
+impl RunState {
+    /// Started and not ended.
+    pub fn is_live(&self) -> bool {
+        self.run.status == crate::model::RunStatus::Running
+    }
+}
+
+/// A scheduled task's next time.
+pub(super) struct Armed {
+    /// Which arming this is: a timer of an older one is stale.
+    pub seq: u64,
+    /// When it is due, Unix milliseconds.
+    pub due_ms: u64,
+    /// The same moment on tokio's clock.
+    pub at: Instant,
+}
+
 pub(super) struct Deploying {
     /// The runtime prepared it and its pools exist.
     pub prepared: bool,
@@ -144,9 +172,9 @@ pub(super) struct Actor {
     pub changed_apps: BTreeSet<String>,
     pub sandboxes: HashMap<SandboxId, SandboxState>,
     /// Task runs, live and recent (ids sort by start time).
-    pub runs: BTreeMap<SandboxId, super::tasks::RunState>,
+    pub runs: BTreeMap<SandboxId, RunState>,
     /// The armed schedule of each scheduled task of each app's active version.
-    pub schedules: HashMap<(String, String), super::tasks::Armed>,
+    pub schedules: HashMap<(String, String), Armed>,
     pub schedule_seq: u64,
     pub deploys: BTreeMap<VersionId, Deploying>,
     /// Routes by host, with the revision each was last written at.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::actor::{Actor, Internal, Timer};
+use super::actor::{Actor, Armed, Internal, RunState, Timer};
 use super::{ControllerError, Reply};
 use crate::config::{Schedule, Trigger, duration};
 use crate::model::{RunStatus, RunTrigger, SandboxId, TaskRun, VersionId};
@@ -20,34 +20,6 @@ use crate::store::keys;
 
 /// Finished runs kept per task, for `miren task history`.
 const KEEP_FINISHED: usize = 20;
-
-/// A run and what only the running controller needs to know about it.
-pub(super) struct RunState {
-    pub run: TaskRun,
-    /// The runtime's `start` has not returned yet.
-    pub starting: bool,
-    /// Asked to stop (timed out, app deleted, server shutting down): why.
-    pub stopping: Option<String>,
-    /// Its service's shutdown timeout.
-    pub grace: Option<Duration>,
-}
-
-impl RunState {
-    /// Started and not ended.
-    pub fn is_live(&self) -> bool {
-        self.run.status == RunStatus::Running
-    }
-}
-
-/// A scheduled task's next time.
-pub(super) struct Armed {
-    /// Which arming this is: a timer of an older one is stale.
-    pub seq: u64,
-    /// When it is due, Unix milliseconds.
-    pub due_ms: u64,
-    /// The same moment on tokio's clock.
-    pub at: Instant,
-}
 
 impl Actor {
     /// The deploy tasks of a version, in file order.
