@@ -19,6 +19,39 @@ use crate::user::SandboxUser;
 /// running with its pipes open) before what is left of its group is killed.
 const DRAIN: Duration = Duration::from_secs(2);
 
+/// The process groups of the commands running now.
+#[derive(Default)]
+pub(crate) struct Groups(std::sync::Mutex<std::collections::HashSet<u32>>);
+
+impl Groups {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<u32>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Kills every one (the server is going away).
+    pub fn kill_all(&self) {
+        for pgid in self.lock().drain() {
+            kill(pgid);
+        }
+    }
+}
+
+/// Keeps a group in [`Groups`] while its command runs.
+struct Member<'a>(&'a Groups, u32);
+
+impl<'a> Member<'a> {
+    fn new(groups: &'a Groups, pgid: u32) -> Self {
+        groups.lock().insert(pgid);
+        Self(groups, pgid)
+    }
+}
+
+impl Drop for Member<'_> {
+    fn drop(&mut self) {
+        self.0.lock().remove(&self.1);
+    }
+}
+
 /// Where the command runs: a sandbox's code and environment.
 pub(crate) struct Place {
     pub cwd: PathBuf,
@@ -29,6 +62,7 @@ pub(crate) struct Place {
 pub(crate) async fn run(
     place: Place,
     user: Option<&SandboxUser>,
+    groups: &Groups,
     attach: Attach,
 ) -> Result<i32, RuntimeError> {
     let Attach {
@@ -59,6 +93,7 @@ pub(crate) async fn run(
             }
             let mut child = cmd.spawn().map_err(|e| spawn_err(&e))?;
             let pgid = child.id().unwrap_or_default();
+            let _member = Member::new(groups, pgid);
             let mut readers = Vec::new();
             if let Some(p) = child.stdout.take() {
                 readers.push(tokio::spawn(pump(p, Stream::Stdout, output.clone(), pgid)));
@@ -90,6 +125,7 @@ pub(crate) async fn run(
             let mut child = cmd.spawn(pts).map_err(|e| spawn_err(&e))?;
             // A session leader: its group is its own.
             let pgid = child.id().unwrap_or_default();
+            let _member = Member::new(groups, pgid);
             let (read, write) = pty.into_split();
             let reader = tokio::spawn(pump(read, Stream::Stdout, output, pgid));
             let resize = |s: miren_core::runtime::TermSize, w: &pty_process::OwnedWritePty| {

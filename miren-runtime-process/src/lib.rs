@@ -125,6 +125,9 @@ struct Inner {
     apps: Mutex<HashMap<String, AppNet>>,
     running: Mutex<HashMap<SandboxId, Proc>>,
     ports: Mutex<HashSet<u16>>,
+    /// Process groups of attached commands (`app run`, `sandbox exec`), killed when
+    /// the runtime closes.
+    attached: attach::Groups,
 }
 
 /// An app's stable service addresses.
@@ -220,6 +223,7 @@ impl ProcessRuntime {
                 apps: Mutex::new(HashMap::new()),
                 running: Mutex::new(HashMap::new()),
                 ports: Mutex::new(HashSet::new()),
+                attached: attach::Groups::default(),
             }),
         })
     }
@@ -227,6 +231,7 @@ impl ProcessRuntime {
     /// Closes every service address; returns once they are free. For a server that
     /// is shutting down (after its sandboxes stopped) or handing over to another.
     pub async fn close(&self) {
+        self.inner.attached.kill_all();
         let nets: Vec<AppNet> = lock(&self.inner.apps).drain().map(|(_, n)| n).collect();
         for net in nets {
             for b in net.balancers.values() {
@@ -239,6 +244,7 @@ impl ProcessRuntime {
     /// emergencies and test teardown, where nothing can be awaited; a clean stop goes
     /// through the controller.
     pub fn kill_all(&self) {
+        self.inner.attached.kill_all();
         let sandboxes: Vec<members::Sandbox> = lock(&self.inner.running)
             .iter()
             .map(|(id, p)| {
@@ -826,7 +832,7 @@ impl Runtime for ProcessRuntime {
                 env: p.env.clone(),
             }
         };
-        attach::run(place, self.inner.user.as_ref(), a).await
+        attach::run(place, self.inner.user.as_ref(), &self.inner.attached, a).await
     }
 
     async fn run_attached(&self, spec: &SandboxSpec, mut a: Attach) -> Result<i32, RuntimeError> {
@@ -865,7 +871,7 @@ impl Runtime for ProcessRuntime {
             cwd,
             env: self.env_for(spec, None),
         };
-        attach::run(place, self.inner.user.as_ref(), a).await
+        attach::run(place, self.inner.user.as_ref(), &self.inner.attached, a).await
     }
 
     async fn remove_app(&self, app: &str, purge_disks: bool) -> Result<(), RuntimeError> {

@@ -124,7 +124,16 @@ pub async fn run(
                 },
                 e = events.recv() => match e {
                     Ok(Event::Run { id: ended, status, .. }) if ended == id && status != RunStatus::Running => break,
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Ok(_) => {}
+                    // Events were missed, its end perhaps among them: look.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let ended = controller.snapshot(Some(&app)).await.ok().is_some_and(|s| {
+                            s.runs.iter().any(|r| r.id == id && r.status != RunStatus::Running)
+                        });
+                        if ended {
+                            break;
+                        }
+                    }
                     Err(_) => return,
                 },
             }

@@ -190,7 +190,31 @@ fn sandbox_exec_runs_in_the_sandboxs_environment_and_dies_with_its_caller() {
         assert!(Instant::now() < deadline, "`sleep 300` outlived its caller");
         std::thread::sleep(Duration::from_millis(20));
     }
-    server.stop();
+
+    // A server that stops takes its one-off commands with it.
+    let mut caller = cli(&server)
+        .args(["app", "run", "-a", "oneoff", "--", "sleep 301"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let one_off = || processes_under(&data).len() > before;
+    while !one_off() {
+        assert!(Instant::now() < deadline, "the one-off never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut server = server;
+    super::signal(server.child.id(), nix::sys::signal::Signal::SIGTERM);
+    let status = super::wait_exit(&mut server.child, 30);
+    assert!(status.success(), "{status:?}");
+    assert!(
+        processes_under(&data).is_empty(),
+        "left running: {:?}",
+        processes_under(&data)
+    );
+    let code = caller.wait().unwrap_or_else(|e| panic!("{e}")).code();
+    assert_ne!(code, Some(0), "the caller was told the command ended badly");
 }
 
 #[test]
