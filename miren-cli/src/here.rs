@@ -47,7 +47,9 @@ pub fn app(given: Option<&str>) -> Result<String, String> {
     let toml = app_toml(None)
         .map_err(|e| format!("which app? pass -a APP, or run this in an app's directory ({e})"))?;
     let text = config::read(&toml).map_err(|e| format!("which app? {e}; pass -a APP"))?;
-    let name = config::validate(&text).config.name;
+    let name = config::validate_in(&text, config::dir_name_of(&toml).as_deref())
+        .config
+        .name;
     if name.is_empty() {
         return Err(format!(
             "which app? {} names none; pass -a APP",

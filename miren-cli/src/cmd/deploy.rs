@@ -20,7 +20,7 @@ pub fn check_locally(dir: &Path, color: ColorChoice) -> Result<(String, Resolved
     let path = config::app_toml_in(dir);
     let source = config::read(&path)
         .map_err(|e| ClientError::Usage(format!("{e}\n  create one with `miren init`")))?;
-    let v = config::validate(&source);
+    let v = config::validate_in(&source, config::dir_name_of(&path).as_deref());
     if !v.diagnostics.is_empty() {
         eprint!(
             "{}",
@@ -126,7 +126,11 @@ pub async fn run(
         artifact: up.digest.to_string(),
         git_commit: git_commit(&dir).await,
         no_wait: args.no_wait,
-        app: args.app.clone(),
+        // A file without `name` is deployed under its directory's.
+        app: args
+            .app
+            .clone()
+            .or_else(|| resolved.inferred_name.then(|| resolved.name.clone())),
     };
     let app = args.app.clone().unwrap_or(resolved.name);
     progress.say(&format!("deploying {app}"));

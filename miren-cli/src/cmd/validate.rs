@@ -33,16 +33,21 @@ pub fn run(args: &ValidateArgs, format: Format, color: ColorChoice) -> anyhow::R
         Err(e) => return Err(e.into()),
     };
     let file = display_path(&path);
-    let v = config::validate(&source);
+    let v = config::validate_in(&source, config::dir_name_of(&path).as_deref());
     let report = v.report(&file, &source);
 
     let mut stdout = std::io::stdout().lock();
+    // `sensitive` values are secrets: not printed, not even here.
+    let shown = v
+        .resolved
+        .clone()
+        .map(|r| r.redacted(miren_core::model::SECRET_SHOWN));
     match format {
         Format::Json => {
             let out = JsonOutput {
                 valid: v.is_valid(),
                 diagnostics: report.json_diagnostics(),
-                resolved: v.resolved.as_ref().filter(|_| args.resolved),
+                resolved: shown.as_ref().filter(|_| args.resolved),
             };
             serde_json::to_writer_pretty(&mut stdout, &out)?;
             writeln!(stdout)?;
@@ -62,7 +67,7 @@ pub fn run(args: &ValidateArgs, format: Format, color: ColorChoice) -> anyhow::R
                     services.join(", ")
                 )?;
                 if args.resolved {
-                    serde_json::to_writer_pretty(&mut stdout, resolved)?;
+                    serde_json::to_writer_pretty(&mut stdout, &shown)?;
                     writeln!(stdout)?;
                 }
             }

@@ -30,6 +30,7 @@ mod postgres;
 mod raw;
 mod taskqueue;
 mod tasks;
+mod upstream;
 
 /// A server process; SIGKILLed if a test fails before stopping it.
 struct TestServer {

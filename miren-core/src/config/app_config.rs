@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 )]
 pub struct AppConfig {
     /// The app's name: a DNS label (lowercase letters, digits and `-`, at most 63).
+    /// Default: the app directory's name, made a DNS label.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(regex(pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"))]
     pub name: String,
     /// Environment variables for every service of the app.
@@ -112,7 +114,18 @@ pub struct EnvVar {
     #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
     pub key: String,
     /// Its value. `<service>.app.miren` in it reaches that service of the app.
+    /// Default `""`.
+    #[serde(default)]
     pub value: String,
+    /// A deploy fails unless it has a value (here, or from `miren env set`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<bool>,
+    /// A secret: its value never leaves the server, shown as `(secret)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitive: Option<bool>,
+    /// What it is for (shown when a required one is missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// `[build]`.

@@ -61,7 +61,7 @@ pub(crate) const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout", "unheal
 /// Keys of `[[services.<name>.disks]]`.
 pub(crate) const DISK_KEYS: &[&str] = &["name", "mount_path", "size_gb", "read_only"];
 /// Keys of `[[env]]`.
-pub(crate) const ENV_KEYS: &[&str] = &["key", "value"];
+pub(crate) const ENV_KEYS: &[&str] = &["key", "value", "required", "sensitive", "description"];
 /// Keys of `[build]`.
 pub(crate) const BUILD_KEYS: &[&str] = &["dockerfile"];
 
@@ -138,6 +138,8 @@ pub(crate) struct Decoded {
     pub config: AppConfig,
     pub spans: SpanIndex,
     pub diagnostics: Vec<Diagnostic>,
+    /// Where the first syntax error is, if any: the tree after it is a guess.
+    pub syntax_error_at: Option<usize>,
 }
 
 /// Decodes `source`, reporting every syntax, unknown-key and type problem.
@@ -160,6 +162,7 @@ pub(crate) fn decode(source: &str) -> Decoded {
         config,
         spans: d.spans,
         diagnostics: d.diagnostics,
+        syntax_error_at: errors.iter().map(|e| e.span().map_or(0, |s| s.start)).min(),
     }
 }
 
@@ -258,22 +261,10 @@ type Entry<'t, 's> = (&'t Spanned<Cow<'s, str>>, &'t Spanned<DeValue<'s>>);
 impl<'s> Decoder<'s> {
     fn app(&mut self, root: &DeTable<'s>, root_span: Range<usize>) -> AppConfig {
         self.check_keys(root, "", Scope::App);
-        let name = self.required(
-            root,
-            "",
-            "name",
-            root_span.start..root_span.start,
-            |d, e, p| d.string(e, p),
-        );
-        if root.get_key_value("name").is_none()
-            && self.syntax_ok
-            && let Some(missing) = self.diagnostics.last_mut()
-        {
-            *missing = missing
-                .clone()
-                .with_help("every app needs a name; add it as the first line")
-                .with_suggestion(0..0, "name = \"myapp\"\n");
-        }
+        // Optional: without it the app is named after its directory (see
+        // `config::validate_in`), which says so.
+        let _ = root_span;
+        let name = self.optional(root, "", "name", |d, e, p| d.string(e, p));
         let env = self.optional(root, "", "env", |d, e, p| d.env_list(e, p));
         let services = self
             .optional(root, "", "services", |d, e, p| d.services(e, p))
@@ -523,11 +514,14 @@ impl<'s> Decoder<'s> {
             self.record(&ipath, item.span(), item.span());
             self.check_keys(t, &ipath, Scope::Env);
             let here = header_span(self.source, item.span());
-            let key = self.required(t, &ipath, "key", here.clone(), |d, e, p| d.string(e, p));
-            let value = self.required(t, &ipath, "value", here, |d, e, p| d.string(e, p));
+            let key = self.required(t, &ipath, "key", here, |d, e, p| d.string(e, p));
+            let value = self.optional(t, &ipath, "value", |d, e, p| d.string(e, p));
             out.push(EnvVar {
                 key: key.unwrap_or_default(),
                 value: value.unwrap_or_default(),
+                required: self.optional(t, &ipath, "required", |d, e, p| d.boolean(e, p)),
+                sensitive: self.optional(t, &ipath, "sensitive", |d, e, p| d.boolean(e, p)),
+                description: self.optional(t, &ipath, "description", |d, e, p| d.string(e, p)),
             });
         }
         Some(out)

@@ -87,19 +87,70 @@ impl Validation {
     }
 }
 
-/// Validates the text of an app.toml.
+/// Validates the text of an app.toml that must name its app (`name`).
 pub fn validate(source: &str) -> Validation {
+    validate_in(source, None)
+}
+
+/// Validates the text of the app.toml of the directory named `dir`: without a `name`,
+/// the app is named after the directory (as upstream Miren does), and a warning says
+/// so; without either, `name` is missing.
+pub fn validate_in(source: &str, dir: Option<&str>) -> Validation {
     let decoded = decode::decode(source);
+    let mut config = decoded.config;
+    let spans = decoded.spans;
     let mut diagnostics = decoded.diagnostics;
-    diagnostics.extend(rules::check(&decoded.config, &decoded.spans));
+    let mut inferred = None;
+    if config.name.is_empty() && spans.get("name").is_none() && !spans.failed("name") {
+        match dir.and_then(names::label_from) {
+            Some(name) => {
+                let d = Diagnostic::warning(
+                    "name",
+                    0..0,
+                    format!("no `name`: the app is `{name}`, after its directory"),
+                )
+                .with_help(format!(
+                    "add `name = \"{name}\"` to keep that name when the directory moves"
+                ))
+                .with_suggestion(0..0, format!("name = \"{name}\"\n"));
+                diagnostics.push(d);
+                config.name = name.clone();
+                inferred = Some(name);
+            }
+            None if decoded.syntax_error_at.is_none() => diagnostics.push(
+                Diagnostic::error("name", 0..0, "missing key `name` in the file")
+                    .with_label("`name` is required")
+                    .with_help(match dir {
+                        Some(d) => format!(
+                            "every app needs a name, and the directory's (`{d}`) can't be one; add it as the first line"
+                        ),
+                        None => "every app needs a name; add it as the first line".to_string(),
+                    })
+                    .with_suggestion(0..0, "name = \"myapp\"\n"),
+            ),
+            None => {}
+        }
+    }
+    diagnostics.extend(rules::check(&config, &spans));
+    if let Some(at) = decoded.syntax_error_at {
+        // After a syntax error the rest of the tree is the parser's guess: only the
+        // syntax errors and errors wholly before the first one are certain.
+        diagnostics.retain(|d| {
+            d.label.as_deref() == Some("invalid TOML")
+                || (d.is_error() && d.span.end <= at && d.related.iter().all(|r| r.span.end <= at))
+        });
+    }
     diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
-    let resolved =
-        (!diagnostics.iter().any(Diagnostic::is_error)).then(|| resolved::resolve(&decoded.config));
+    let resolved = (!diagnostics.iter().any(Diagnostic::is_error)).then(|| {
+        let mut r = resolved::resolve(&config);
+        r.inferred_name = inferred.is_some();
+        r
+    });
     Validation {
-        config: decoded.config,
+        config,
         diagnostics,
         resolved,
-        spans: decoded.spans,
+        spans,
     }
 }
 
@@ -189,6 +240,19 @@ pub fn app_toml_in(path: &Path) -> PathBuf {
     } else {
         path.to_path_buf()
     }
+}
+
+/// The name of the app directory of the app.toml at `path` (the directory holding
+/// `.miren/`, or the file's own directory): what an app without `name` is called.
+pub fn dir_name_of(path: &Path) -> Option<String> {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let parent = path.parent()?;
+    let dir = if parent.file_name().is_some_and(|n| n == ".miren") {
+        parent.parent()?
+    } else {
+        parent
+    };
+    dir.file_name().and_then(|n| n.to_str()).map(str::to_string)
 }
 
 /// Searches `start` and then its parents for `.miren/app.toml`.

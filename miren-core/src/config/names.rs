@@ -65,6 +65,15 @@ pub fn dns_label(name: &str) -> Result<(), NameProblem> {
     })
 }
 
+/// `name` itself when it is a DNS label, else the closest one (an app named after its
+/// directory: `My_App` → `my-app`); `None` when nothing of it makes one.
+pub fn label_from(name: &str) -> Option<String> {
+    match dns_label(name) {
+        Ok(()) => Some(name.to_string()),
+        Err(p) => p.fixed,
+    }
+}
+
 /// The closest DNS label to `name`: lowercased, `_`, `.` and spaces as `-`, other
 /// characters dropped, trimmed to 63.
 fn fix_label(name: &str) -> Option<String> {

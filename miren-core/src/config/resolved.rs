@@ -14,6 +14,9 @@ use super::{defaults, duration};
 pub struct ResolvedApp {
     /// The app's name.
     pub name: String,
+    /// The file has no `name`: it is the app directory's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inferred_name: bool,
     /// Services in file order (an implied `web` when the file has none).
     pub services: IndexMap<String, ResolvedService>,
     /// The Dockerfile, relative to the app directory.
@@ -28,6 +31,31 @@ pub struct ResolvedApp {
     /// The app-wide `[[env]]`, for tasks that run with no service's env.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub env: IndexMap<String, String>,
+    /// Env keys marked `sensitive` anywhere in the file: secrets, wherever they are.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub sensitive_env: std::collections::BTreeSet<String>,
+}
+
+impl ResolvedApp {
+    /// Itself as it may be shown: `sensitive` values replaced.
+    pub fn redacted(mut self, shown: &str) -> Self {
+        let keys = self.sensitive_env.clone();
+        let hide = |env: &mut IndexMap<String, String>| {
+            for k in &keys {
+                if let Some(v) = env.get_mut(k) {
+                    *v = shown.to_string();
+                }
+            }
+        };
+        hide(&mut self.env);
+        for s in self.services.values_mut() {
+            hide(&mut s.env);
+        }
+        for t in self.tasks.values_mut() {
+            hide(&mut t.env);
+        }
+        self
+    }
 }
 
 fn yes() -> bool {
@@ -115,6 +143,10 @@ pub struct ResolvedService {
     /// Its HTTP health check, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// Env keys a deploy needs a value for (`required = true`), with their
+    /// `description`s.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub required_env: IndexMap<String, Option<String>>,
 }
 
 fn port_timeout() -> Duration {
@@ -206,6 +238,7 @@ pub(crate) fn resolve(c: &AppConfig) -> ResolvedApp {
     }
     ResolvedApp {
         name: c.name.clone(),
+        inferred_name: false,
         dockerfile: c
             .build
             .as_ref()
@@ -222,6 +255,14 @@ pub(crate) fn resolve(c: &AppConfig) -> ResolvedApp {
             .env
             .iter()
             .map(|v| (v.key.clone(), v.value.clone()))
+            .collect(),
+        sensitive_env: c
+            .env
+            .iter()
+            .chain(c.services.values().flat_map(|s| &s.env))
+            .chain(c.tasks.values().flat_map(|t| &t.env))
+            .filter(|v| v.sensitive == Some(true))
+            .map(|v| v.key.clone())
             .collect(),
     }
 }
@@ -285,6 +326,18 @@ fn service(app: &AppConfig, name: &str, s: &super::ServiceConfig) -> ResolvedSer
                 .and_then(|c| c.shutdown_timeout.as_deref()),
             defaults::SHUTDOWN_TIMEOUT,
         ),
+        required_env: {
+            // The service's own entry of a key decides, as its value does.
+            let mut req = IndexMap::new();
+            for v in app.env.iter().chain(&s.env) {
+                if v.required == Some(true) {
+                    req.insert(v.key.clone(), v.description.clone());
+                } else {
+                    req.shift_remove(&v.key);
+                }
+            }
+            req
+        },
         health: s.health.as_ref().map(|h| Health {
             path: h.path.clone(),
             interval: time_or(h.interval.as_deref(), defaults::HEALTH_INTERVAL),

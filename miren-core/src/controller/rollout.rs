@@ -77,10 +77,44 @@ impl Actor {
             },
         );
         self.touch_version(&id);
-        self.begin_rollout(&id);
+        if !self.refuse_missing_env(&id) {
+            self.begin_rollout(&id);
+        }
         self.after_flush(move |r| {
             let _ = reply.send(r.map(|_| id).map_err(ControllerError::Store));
         });
+    }
+
+    /// A version missing env its app.toml requires fails before anything starts,
+    /// saying how to set it; true when it did.
+    fn refuse_missing_env(&mut self, id: &VersionId) -> bool {
+        let Some(v) = self.versions.get_mut(id) else {
+            return false;
+        };
+        let missing = v.missing_env();
+        if missing.is_empty() {
+            return false;
+        }
+        let lines: Vec<String> = missing
+            .iter()
+            .map(|(service, key, description)| {
+                let what = description
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
+                format!("  {key}{what}, for service `{service}`")
+            })
+            .collect();
+        let keys: Vec<String> = missing.iter().map(|(_, k, _)| format!("{k}=…")).collect();
+        v.state = VersionState::Failed;
+        v.failure = Some(format!(
+            "app.toml requires env that has no value:\n{}\nset it with `miren env set -a {} {}` (with --secret for a secret), then deploy again",
+            lines.join("\n"),
+            v.app,
+            keys.join(" ")
+        ));
+        self.notify(id);
+        true
     }
 
     /// Config vars and restarts: the app changes, and its active version's code rolls

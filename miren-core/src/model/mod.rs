@@ -123,7 +123,7 @@ impl Version {
             .filter(|v| v.service.as_deref() == Some(service));
         for v in app_wide.chain(own) {
             spec.env.insert(v.key.clone(), v.value.clone());
-            if v.secret {
+            if v.secret || self.config.sensitive_env.contains(&v.key) {
                 spec.secret_env.insert(v.key.clone());
             } else {
                 spec.secret_env.remove(&v.key);
@@ -141,7 +141,11 @@ impl Version {
         spec.command = Some(t.command.clone());
         for (k, v) in &t.env {
             spec.env.insert(k.clone(), v.clone());
-            spec.secret_env.remove(k);
+            if self.config.sensitive_env.contains(k) {
+                spec.secret_env.insert(k.clone());
+            } else {
+                spec.secret_env.remove(k);
+            }
         }
         Some(spec)
     }
@@ -202,12 +206,31 @@ impl Version {
         Some(spec)
     }
 
-    /// Itself as it may leave the server: secret values replaced.
+    /// Itself as it may leave the server: secret values replaced (config vars set
+    /// with `--secret`, and `sensitive` env of the file).
     pub fn redacted(mut self) -> Self {
         for v in self.config_vars.iter_mut().filter(|v| v.secret) {
             v.value = SECRET_SHOWN.to_string();
         }
+        self.config = self.config.redacted(SECRET_SHOWN);
         self
+    }
+
+    /// Env keys `app.toml` requires that have no value in this version (neither in
+    /// the file nor from `miren env set`): (service, key, description).
+    pub fn missing_env(&self) -> Vec<(String, String, Option<String>)> {
+        let mut missing = Vec::new();
+        for (name, s) in &self.config.services {
+            let Some(spec) = self.pool_spec(name) else {
+                continue;
+            };
+            for (key, description) in &s.required_env {
+                if spec.env.get(key).is_none_or(String::is_empty) {
+                    missing.push((name.clone(), key.clone(), description.clone()));
+                }
+            }
+        }
+        missing
     }
 }
 

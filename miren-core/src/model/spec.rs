@@ -100,7 +100,13 @@ impl PoolSpec {
             port_timeout: (s.port_timeout != defaults::PORT_TIMEOUT).then_some(s.port_timeout),
             shutdown_timeout: (s.shutdown_timeout != defaults::SHUTDOWN_TIMEOUT)
                 .then_some(s.shutdown_timeout),
-            secret_env: BTreeSet::new(),
+            // `sensitive` in the file: a secret like one set with `env set --secret`.
+            secret_env: s
+                .env
+                .keys()
+                .filter(|k| app.sensitive_env.contains(*k))
+                .cloned()
+                .collect(),
             restarted: None,
         })
     }

@@ -489,11 +489,12 @@ const CASES: &[Case] = &[
         "`env` must be an array of tables, found a table",
     ),
     case(
-        "env entry without a value",
-        "name = \"app\"\n[[env]]\nkey = \"A\"\n",
+        // (Without a value it is `""`, as upstream has it.)
+        "env entry without a key",
+        "name = \"app\"\n[[env]]\nvalue = \"A\"\n",
         2,
         "[[env]]",
-        "missing key `value` in `env[0]`",
+        "missing key `key` in `env[0]`",
     ),
     // --- build ----------------------------------------------------------------------------
     case(
@@ -574,6 +575,21 @@ const CASES: &[Case] = &[
         4,
         "intervall",
         "unknown key `intervall` in `services.web.health`",
+    ),
+    // --- env metadata (SPEC §17) --------------------------------------------------
+    case(
+        "a mistyped env flag",
+        "name = \"app\"\n[[env]]\nkey = \"K\"\nrequird = true\n",
+        4,
+        "requird",
+        "unknown key `requird` in `env[0]`",
+    ),
+    case(
+        "required as a string",
+        "name = \"app\"\n[[env]]\nkey = \"K\"\nrequired = \"yes\"\n",
+        4,
+        "\"yes\"",
+        "`env[0].required` must be `true` or `false`, found a string",
     ),
     // --- tasks (SPEC §14, upstream's rules) ------------------------------------
     case(
@@ -905,4 +921,64 @@ fn no_services_is_valid_with_an_implied_web() {
     let r = v.resolved.expect("valid");
     assert_eq!(r.services.keys().collect::<Vec<_>>(), ["web"]);
     assert_eq!(r.services["web"].port, Some(3000));
+}
+
+#[test]
+fn after_a_syntax_error_only_what_is_certain_is_reported() {
+    for src in [
+        "name = \"a\"\n[services.web\nport = 8080\n",
+        "name = \"a\"\n[services.web]\ncommand = \"x\nport = 1\n",
+        "[services.web\ncommand = \"x\"\n",
+    ] {
+        let v = validate(src);
+        let all: Vec<&str> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(v.diagnostics.len(), 1, "{src:?}: {all:?}");
+        assert_eq!(
+            v.diagnostics[0].label.as_deref(),
+            Some("invalid TOML"),
+            "{all:?}"
+        );
+    }
+    // What is wrong before the syntax error still is.
+    let v = validate("name = \"A_B\"\n[services.web\n");
+    let all: Vec<&str> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all[0].contains("app name `A_B`"), "{all:?}");
+}
+
+#[test]
+fn without_a_name_the_app_is_named_after_its_directory_and_says_so() {
+    let src = "[services.web]\ncommand = \"x\"\n";
+    let v = miren_core::config::validate_in(src, Some("My_Shop"));
+    let app = v
+        .resolved
+        .as_ref()
+        .unwrap_or_else(|| panic!("{:#?}", v.diagnostics));
+    assert_eq!((app.name.as_str(), app.inferred_name), ("my-shop", true));
+    assert_eq!(v.diagnostics.len(), 1);
+    assert!(!v.diagnostics[0].is_error());
+    assert_eq!(
+        v.diagnostics[0].message,
+        "no `name`: the app is `my-shop`, after its directory"
+    );
+    // A name in the file wins, and nothing is said.
+    let named = miren_core::config::validate_in(
+        "name = \"shop\"\n[services.web]\ncommand = \"x\"\n",
+        Some("elsewhere"),
+    );
+    assert_eq!(
+        named.resolved.map(|r| (r.name, r.inferred_name)),
+        Some(("shop".into(), false))
+    );
+    assert!(named.diagnostics.is_empty());
+    // A directory that can't be a name, or none: `name` is required.
+    for dir in [Some("123"), None] {
+        let v = miren_core::config::validate_in(src, dir);
+        assert!(!v.is_valid());
+        assert!(
+            v.diagnostics[0].message.contains("missing key `name`"),
+            "{:?}",
+            v.diagnostics
+        );
+    }
 }

@@ -36,6 +36,8 @@ fn every_example_validates_against_the_schema() {
 
 #[test]
 fn the_schema_rejects_unknown_keys_bad_names_and_bad_types() {
+    // Without `name` a file is valid (the app is named after its directory).
+    assert!(validator().is_valid(&as_json("[services.web]\n")));
     let v = validator();
     for bad in [
         "name = \"a\"\n[services.web]\ncomand = \"x\"\n",
@@ -46,7 +48,7 @@ fn the_schema_rejects_unknown_keys_bad_names_and_bad_types() {
         "name = \"a\"\n[services.web.concurrency]\nscale_down_delay = \"1M\"\n",
         "name = \"a\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"/d\"\n",
         "name = \"a\"\n[[env]]\nkey = \"1X\"\nvalue = \"v\"\n",
-        "[services.web]\n",
+        "name = \"\"\n[services.web]\n",
     ] {
         assert!(!v.is_valid(&as_json(bad)), "the schema accepted:\n{bad}");
     }

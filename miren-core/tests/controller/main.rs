@@ -16,6 +16,7 @@ mod collect;
 mod readiness;
 mod stops;
 mod tasks;
+mod upstream;
 
 const SHOP: &str = r#"
 name = "shop"

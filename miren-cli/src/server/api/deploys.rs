@@ -15,7 +15,8 @@ use crate::server::rollout::{Rollout, Start};
 pub async fn deploy(state: S, Json(body): Json<DeployBody>) -> R<Response> {
     // Validation of a big app.toml takes a while: not on the API's threads.
     let (body, resolved) = tokio::task::spawn_blocking(move || {
-        let v = miren_core::config::validate(&body.app_toml);
+        // A file without `name` is the app the client names (after its directory).
+        let v = miren_core::config::validate_in(&body.app_toml, body.app.as_deref());
         let resolved = v
             .resolved
             .clone()

@@ -1,0 +1,103 @@
+//! Upstream Miren's app.toml through the real binary (SPEC §17): a file without
+//! `name` is the app of its directory; `required` env blocks a deploy until `env set`
+//! gives it; `sensitive` values are secrets.
+
+use super::{TestServer, stdout_of};
+
+const TOML: &str = "[[env]]\nkey = \"STRIPE_KEY\"\nrequired = true\ndescription = \"the Stripe API key\"\n\
+[[env]]\nkey = \"DB_PASSWORD\"\nvalue = \"hunter2-in-the-file\"\nsensitive = true\n\
+[services.web]\ncommand = \"exec python3 -m http.server $PORT --bind 127.0.0.1\"\n";
+
+#[test]
+fn an_upstream_file_without_a_name_deploys_once_its_required_env_is_set() {
+    let server = TestServer::start(&[]);
+    let parent = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = parent.path().join("Shop_Front");
+    std::fs::create_dir_all(dir.join(".miren")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join(".miren/app.toml"), TOML).unwrap_or_else(|e| panic!("{e}"));
+
+    let out = server
+        .cli()
+        .arg("validate")
+        .arg(&dir)
+        .arg("--resolved")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no `name`: the app is `shop-front`, after its directory"),
+        "{err}"
+    );
+    let resolved = stdout_of(&out);
+    assert!(
+        !resolved.contains("hunter2"),
+        "a sensitive value printed: {resolved}"
+    );
+
+    // STRIPE_KEY has no value: nothing starts, and the error says how to give it one.
+    let out = server
+        .cli()
+        .arg("deploy")
+        .arg(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("STRIPE_KEY (the Stripe API key), for service `web`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("miren env set -a shop-front STRIPE_KEY=…"),
+        "{err}"
+    );
+
+    server.ok([
+        "env",
+        "set",
+        "-a",
+        "shop-front",
+        "--secret",
+        "STRIPE_KEY=sk_test_4eC39",
+    ]);
+    let out = server
+        .cli()
+        .args(["deploy", "--format", "json"])
+        .arg(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{out:?}");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !shown.contains("sk_test_4eC39") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+    assert_eq!(server.json(&["app", "list"])[0]["name"], "shop-front");
+
+    // The service gets both values; `-a` defaults to the directory's app.
+    let out = server
+        .cli()
+        .current_dir(&dir)
+        .args(["app", "run", "--", "echo $STRIPE_KEY $DB_PASSWORD"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        stdout_of(&out),
+        "sk_test_4eC39 hunter2-in-the-file",
+        "{out:?}"
+    );
+    for args in [
+        vec!["app", "history", "-a", "shop-front"],
+        vec!["app", "status", "-a", "shop-front"],
+        vec!["sandbox-pool", "list", "-a", "shop-front"],
+        vec!["env", "list", "-a", "shop-front"],
+    ] {
+        let v = server.json(&args).to_string();
+        assert!(
+            !v.contains("sk_test_4eC39") && !v.contains("hunter2"),
+            "{args:?}: {v}"
+        );
+    }
+    server.stop();
+}
