@@ -70,6 +70,7 @@ pub fn pool(app: &str, service: &str) -> crate::model::SandboxPool {
         service: service.into(),
         source: CodeSource::Image(format!("{service}:latest")),
         command: None,
+        args: Vec::new(),
         env: Default::default(),
         port: None,
         disks: vec![],

@@ -98,6 +98,8 @@ pub fn config(p: &Plan<'_>) -> ContainerCreateBody {
             Some(vec!["/bin/sh".to_string(), "-c".to_string()]),
             Some(vec![c.clone()]),
         ),
+        // `args`: the image's entrypoint with these arguments.
+        None if !spec.spec.args.is_empty() => (None, Some(spec.spec.args.clone())),
         None => (None, None),
     };
     ContainerCreateBody {
@@ -292,6 +294,7 @@ mod tests {
                 service: "postgres".into(),
                 source: CodeSource::Image("postgres:16".into()),
                 command: command.map(str::to_string),
+                args: Vec::new(),
                 env: BTreeMap::from([("POSTGRES_PASSWORD".into(), "pw".into())]),
                 port: None,
                 disks: vec![Disk {
@@ -379,6 +382,22 @@ mod tests {
                 .iter()
                 .any(|e| e.starts_with("PORT="))
         );
+    }
+
+    #[test]
+    fn args_keep_the_images_entrypoint() {
+        let mut s = spec(None);
+        s.spec.args = vec!["-c".into(), "max_connections=200".into()];
+        let c = config(&Plan {
+            spec: &s,
+            image: "postgres:16",
+            port: None,
+            network: "miren-shop",
+            resolv_conf: None,
+            owner: "server-1",
+        });
+        assert_eq!(c.entrypoint, None, "the image's own");
+        assert_eq!(c.cmd, Some(vec!["-c".into(), "max_connections=200".into()]));
     }
 
     #[test]

@@ -24,6 +24,14 @@ pub fn shell_line(command: &str) -> String {
     }
 }
 
+/// `args` as one shell line that runs exactly them: each word in single quotes.
+pub fn quoted(args: &[String]) -> String {
+    args.iter()
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// One program with arguments: no operator that makes a list, a pipe or a subshell
 /// (looked for even inside quotes: when in doubt, it runs as written), and a first
 /// word that is a program.
@@ -45,6 +53,22 @@ fn is_simple(command: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn args_are_quoted_into_a_line_that_runs_exactly_them() {
+        let line = quoted(&[
+            "printf".into(),
+            "%s|".into(),
+            "it's $HOME".into(),
+            "a b".into(),
+        ]);
+        assert_eq!(line, "'printf' '%s|' 'it'\\''s $HOME' 'a b'");
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", &shell_line(&line)])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's $HOME|a b|");
+    }
 
     #[test]
     fn one_program_is_execed_and_anything_more_runs_as_written() {

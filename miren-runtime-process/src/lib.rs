@@ -403,7 +403,7 @@ fn unsupported(s: &PoolSpec) -> Option<String> {
              instead of an `image`)",
             s.service
         )),
-        (CodeSource::Artifact(_), None) => Some(format!(
+        (CodeSource::Artifact(_), None) if s.args.is_empty() => Some(format!(
             "service `{}` has no `command`: the process runtime runs each service's command \
              with /bin/sh -c",
             s.service
@@ -501,7 +501,13 @@ impl Runtime for ProcessRuntime {
             .get(&spec.app)
             .map(|n| n.services.clone())
             .unwrap_or_default();
-        let command = spec.spec.command.as_deref().unwrap_or_default();
+        // `args` without a command: the program and its arguments, each word quoted.
+        let from_args = (spec.spec.command.is_none() && !spec.spec.args.is_empty())
+            .then(|| command::quoted(&spec.spec.args));
+        let command = from_args
+            .as_deref()
+            .or(spec.spec.command.as_deref())
+            .unwrap_or_default();
         // `--bind 0.0.0.0:8000` for a service on 8000: each instance listens on its own.
         let command = spec
             .spec

@@ -145,6 +145,10 @@ pub struct ServiceConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub command: Option<String>,
+    /// Arguments in exec form, keeping the image's ENTRYPOINT (upstream's `args`; not
+    /// with `command`). On the process runtime, the program and its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
     /// A container image (`name[:tag][@sha256:…]`) instead of the app's built image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,

@@ -38,6 +38,7 @@ pub(crate) const TASK_KEYS: &[&str] = &[
 /// Keys of `[services.<name>]`.
 pub(crate) const SERVICE_KEYS: &[&str] = &[
     "command",
+    "args",
     "image",
     "port",
     "env",
@@ -399,6 +400,9 @@ impl<'s> Decoder<'s> {
         self.check_keys(table, path, Scope::Service(name));
         ServiceConfig {
             command: self.optional(table, path, "command", |d, e, p| d.string(e, p)),
+            args: self
+                .optional(table, path, "args", |d, e, p| d.strings(e, p))
+                .unwrap_or_default(),
             image: self.optional(table, path, "image", |d, e, p| d.string(e, p)),
             port: self
                 .optional(table, path, "port", |d, e, p| d.integer(e, p, 1, 65535))
@@ -725,6 +729,35 @@ impl<'s> Decoder<'s> {
                 None
             }
         }
+    }
+
+    /// An array of strings (`["--port", "8080"]`); a single string gets a help that
+    /// shows the array.
+    fn strings(&mut self, (_, v): Entry<'_, 's>, path: String) -> Option<Vec<String>> {
+        let DeValue::Array(items) = v.get_ref() else {
+            let mut d = self.type_error(&path, v.span(), "an array of strings", v.get_ref());
+            if let DeValue::String(s) = v.get_ref() {
+                let words: Vec<String> = s.split_whitespace().map(|w| format!("{w:?}")).collect();
+                d = d
+                    .with_help("each argument is its own string")
+                    .with_suggestion(v.span(), format!("[{}]", words.join(", ")));
+            }
+            self.diagnostics.push(d);
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match item.get_ref() {
+                DeValue::String(s) => out.push(s.to_string()),
+                other => {
+                    let ipath = format!("{path}[{i}]");
+                    let d = self.type_error(&ipath, item.span(), "a string", other);
+                    self.diagnostics.push(d);
+                    return None;
+                }
+            }
+        }
+        Some(out)
     }
 
     fn boolean(&mut self, (_, v): Entry<'_, 's>, path: String) -> Option<bool> {

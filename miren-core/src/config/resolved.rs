@@ -122,6 +122,10 @@ impl Schedule {
 pub struct ResolvedService {
     /// Run by `/bin/sh -c`; `None` runs the image's own entrypoint/cmd.
     pub command: Option<String>,
+    /// Exec-form arguments for the image's entrypoint (the program and its arguments
+    /// on the process runtime).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
     /// A container image; `None` means the app's own built image.
     pub image: Option<String>,
     /// The port it listens on; `None` for services that take no connections (or,
@@ -305,6 +309,7 @@ fn service(app: &AppConfig, name: &str, s: &super::ServiceConfig) -> ResolvedSer
     }
     ResolvedService {
         command: s.command.clone(),
+        args: s.args.clone(),
         image: s.image.clone(),
         port: s.port.or_else(|| defaults::port(name)),
         env,

@@ -177,6 +177,26 @@ impl Rules<'_> {
             }
         }
 
+        let args_path = format!("{path}.args");
+        if let Some(span) = self.spans.value(&args_path) {
+            if svc.args.is_empty() {
+                self.push(
+                    Diagnostic::error(&args_path, span, "`args` is empty")
+                        .with_label("no arguments")
+                        .with_help(
+                            "remove `args` to run the image's own command, or list the arguments",
+                        ),
+                );
+            } else if let Some(cmd) = self.spans.value(&cmd_path) {
+                self.push(
+                    Diagnostic::error(&args_path, span, format!("`{name}` has both `command` and `args`"))
+                        .with_label("args for the image's entrypoint")
+                        .with_related(cmd, "`command` replaces the entrypoint here")
+                        .with_help("`args` keeps the image's ENTRYPOINT and gives it these arguments; `command` runs a shell line instead: keep one"),
+                );
+            }
+        }
+
         let image_path = format!("{path}.image");
         if let (Some(image), Some(span)) = (&svc.image, self.spans.value(&image_path))
             && let Err(p) = names::image_ref(image)

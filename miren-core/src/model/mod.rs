@@ -139,6 +139,7 @@ impl Version {
         let t = self.config.tasks.get(task)?;
         let mut spec = self.beside(t.service.as_deref(), task)?;
         spec.command = Some(t.command.clone());
+        spec.args.clear();
         for (k, v) in &t.env {
             spec.env.insert(k.clone(), v.clone());
             if self.config.sensitive_env.contains(k) {
@@ -175,6 +176,7 @@ impl Version {
                     service: name.to_string(),
                     source: CodeSource::Artifact(self.artifact_digest.clone()),
                     command: None,
+                    args: Vec::new(),
                     env: self
                         .config
                         .env

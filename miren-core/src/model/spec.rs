@@ -21,6 +21,9 @@ pub struct PoolSpec {
     pub source: CodeSource,
     /// The command; `None` runs the image's own.
     pub command: Option<String>,
+    /// Exec-form arguments for the image's entrypoint (`args`), when no command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
     /// The service's env, sorted, without the platform's (`PORT`, `MIREN_*`), which
     /// differ per sandbox and version and must not defeat reuse.
     pub env: BTreeMap<String, String>,
@@ -86,6 +89,7 @@ impl PoolSpec {
                 None => CodeSource::Artifact(artifact_digest.clone()),
             },
             command: s.command.clone(),
+            args: s.args.clone(),
             env: s
                 .env
                 .iter()

@@ -576,6 +576,28 @@ const CASES: &[Case] = &[
         "intervall",
         "unknown key `intervall` in `services.web.health`",
     ),
+    // --- args (SPEC §17) ---------------------------------------------------------------
+    case(
+        "args with a command",
+        "name = \"app\"\n[services.db]\nimage = \"postgres:16\"\ncommand = \"postgres\"\nargs = [\"-c\", \"fsync=off\"]\n",
+        5,
+        "[\"-c\", \"fsync=off\"]",
+        "`db` has both `command` and `args`",
+    ),
+    case(
+        "empty args",
+        "name = \"app\"\n[services.db]\nimage = \"postgres:16\"\nargs = []\n",
+        4,
+        "[]",
+        "`args` is empty",
+    ),
+    case(
+        "args as one string",
+        "name = \"app\"\n[services.db]\nimage = \"postgres:16\"\nargs = \"-c fsync=off\"\n",
+        4,
+        "\"-c fsync=off\"",
+        "`services.db.args` must be an array of strings, found a string",
+    ),
     // --- env metadata (SPEC §17) --------------------------------------------------
     case(
         "a mistyped env flag",

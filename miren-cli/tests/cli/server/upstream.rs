@@ -101,3 +101,22 @@ fn an_upstream_file_without_a_name_deploys_once_its_required_env_is_set() {
     }
     server.stop();
 }
+
+#[test]
+fn args_run_as_the_program_and_its_arguments_without_a_shell() {
+    let server = TestServer::start(&[]);
+    let app = crate::app_dir(
+        "name = \"argy\"\nweb = false\n[services.worker]\nargs = [\"python3\", \"-c\", \"import sys; print('args:', sys.argv[1:], flush=True); import time; time.sleep(60)\", \"a b\", \"$HOME\"]\n",
+    );
+    server.deploy(app.path());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let logs = server.ok(["logs", "-a", "argy"]);
+        if logs.contains("args: ['a b', '$HOME']") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no args line: {logs}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server.stop();
+}
