@@ -61,9 +61,9 @@ pub async fn git_commit(dir: &Path) -> Option<String> {
 }
 
 /// Packs `dir` off the async threads.
-pub async fn pack(dir: &Path) -> std::io::Result<Vec<u8>> {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || miren_core::artifact::pack_dir(&dir))
+pub async fn pack(dir: &Path, include: &[String]) -> std::io::Result<Vec<u8>> {
+    let (dir, include) = (dir.to_path_buf(), include.to_vec());
+    tokio::task::spawn_blocking(move || miren_core::artifact::pack_dir_including(&dir, &include))
         .await
         .map_err(std::io::Error::other)?
 }
@@ -116,7 +116,7 @@ pub async fn run(
     c.health().await?;
     let progress = Progress::new();
     progress.say("packing the app directory");
-    let bytes = pack(&dir)
+    let bytes = pack(&dir, &resolved.include)
         .await
         .map_err(|e| ClientError::Local(format!("packing {}: {e}", dir.display())))?;
     progress.say(&format!("uploading {} KiB", bytes.len().div_ceil(1024)));

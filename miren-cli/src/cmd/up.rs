@@ -95,7 +95,7 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
     eprintln!("deploying {app} from {}", dir.display());
     // The same rollout the API runs for `miren deploy`.
     let outcome = async {
-        let bytes = pack(&dir).await?;
+        let bytes = pack(&dir, &resolved.include).await?;
         let artifacts = server.artifacts.clone();
         let art = tokio::task::spawn_blocking(move || artifacts.put(&bytes)).await??;
         let request = DeployRequest {

@@ -15,5 +15,8 @@
 mod pack;
 mod store;
 
-pub use pack::{LOCAL_DATA_DIR, contains_file, digest, pack_dir, remove_unpack_leftovers, unpack};
+pub use pack::{
+    LOCAL_DATA_DIR, contains_file, digest, pack_dir, pack_dir_including, remove_unpack_leftovers,
+    unpack,
+};
 pub use store::{ArtifactError, ArtifactStore, Collected, PENDING_FOR, Upload};

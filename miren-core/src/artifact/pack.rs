@@ -11,29 +11,35 @@ pub const LOCAL_DATA_DIR: &str = ".miren/data";
 
 /// Packs `dir` into a deterministic tar archive.
 pub fn pack_dir(dir: &Path) -> io::Result<Vec<u8>> {
-    let local_data = dir.join(LOCAL_DATA_DIR);
-    let mut files = Vec::new();
-    let walk = ignore::WalkBuilder::new(dir)
-        .hidden(false)
-        .require_git(false)
-        .git_global(false)
-        .filter_entry(move |e| e.file_name() != ".git" && e.path() != local_data)
-        .build();
-    let config = dir.join(crate::config::APP_TOML);
-    for entry in walk {
-        let entry = entry.map_err(io::Error::other)?;
-        if entry.depth() == 0 || entry.path() == config {
-            continue;
+    pack_dir_including(dir, &[])
+}
+
+/// Packs `dir`, adding back what `.gitignore` leaves out but an `include` pattern
+/// (gitignore syntax, from the app directory) names: a `dist/` built before the
+/// deploy, say.
+pub fn pack_dir_including(dir: &Path, include: &[String]) -> io::Result<Vec<u8>> {
+    let mut files = std::collections::BTreeSet::new();
+    walk(dir, true, |p| {
+        files.insert(p);
+    })?;
+    if !include.is_empty() {
+        let mut b = ignore::gitignore::GitignoreBuilder::new(dir);
+        for pattern in include {
+            b.add_line(None, pattern).map_err(io::Error::other)?;
         }
-        let ft = match entry.file_type() {
-            Some(ft) => ft,
-            None => continue,
-        };
-        if ft.is_file() || ft.is_dir() || ft.is_symlink() {
-            files.push(entry.into_path());
-        }
+        let wanted = b.build().map_err(io::Error::other)?;
+        walk(dir, false, |p| {
+            let is_dir = p.is_dir();
+            if wanted.matched_path_or_any_parents(&p, is_dir).is_ignore() {
+                // With the directories above it, as any entry has.
+                for a in p.ancestors().skip(1).take_while(|a| *a != dir) {
+                    files.insert(a.to_path_buf());
+                }
+                files.insert(p);
+            }
+        })?;
     }
-    files.sort();
+    let files: Vec<PathBuf> = files.into_iter().collect();
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
     for path in files {
@@ -64,6 +70,33 @@ pub fn pack_dir(dir: &Path) -> io::Result<Vec<u8>> {
         }
     }
     builder.into_inner()
+}
+
+/// Every file, directory and symlink under `dir` but `.git`, `miren up`'s data and the
+/// app.toml itself; with `filtered`, as `.gitignore` (and `.ignore`) leave them.
+fn walk(dir: &Path, filtered: bool, mut found: impl FnMut(PathBuf)) -> io::Result<()> {
+    let local_data = dir.join(LOCAL_DATA_DIR);
+    let walk = ignore::WalkBuilder::new(dir)
+        .standard_filters(filtered)
+        .hidden(false)
+        .require_git(false)
+        .git_global(false)
+        .filter_entry(move |e| e.file_name() != ".git" && e.path() != local_data)
+        .build();
+    let config = dir.join(crate::config::APP_TOML);
+    for entry in walk {
+        let entry = entry.map_err(io::Error::other)?;
+        if entry.depth() == 0 || entry.path() == config {
+            continue;
+        }
+        let Some(ft) = entry.file_type() else {
+            continue;
+        };
+        if ft.is_file() || ft.is_dir() || ft.is_symlink() {
+            found(entry.into_path());
+        }
+    }
+    Ok(())
 }
 
 /// The digest of `bytes`.
@@ -187,6 +220,43 @@ mod tests {
         assert!(contains_file(&art.path, "./server.py")?);
         assert!(!contains_file(&art.path, "Dockerfile")?);
         assert!(!contains_file(&art.path, ".miren/app.toml")?, "left out");
+        Ok(())
+    }
+
+    #[test]
+    fn include_adds_back_what_gitignore_leaves_out_and_nothing_else() -> io::Result<()> {
+        let a = tempfile::tempdir()?;
+        fs::create_dir_all(a.path().join("dist/assets"))?;
+        fs::create_dir_all(a.path().join("node_modules"))?;
+        fs::create_dir_all(a.path().join(".git"))?;
+        fs::write(
+            a.path().join(".gitignore"),
+            "dist/
+node_modules/
+*.log
+",
+        )?;
+        fs::write(a.path().join("dist/assets/app.js"), "js")?;
+        fs::write(a.path().join("node_modules/big.js"), "x")?;
+        fs::write(a.path().join("debug.log"), "x")?;
+        fs::write(a.path().join(".git/HEAD"), "ref")?;
+        fs::write(a.path().join("server.js"), "x")?;
+        let include = vec!["dist/".to_string()];
+        let bytes = pack_dir_including(a.path(), &include)?;
+        let root = tempfile::tempdir()?;
+        let store = ArtifactStore::open(root.path())?;
+        let art = store.put(&bytes)?;
+        assert!(contains_file(&art.path, "dist/assets/app.js")?);
+        assert!(contains_file(&art.path, "server.js")?);
+        assert!(!contains_file(&art.path, "node_modules/big.js")?);
+        assert!(!contains_file(&art.path, "debug.log")?);
+        assert!(!contains_file(&art.path, ".git/HEAD")?, ".git never");
+        // Deterministic, and without patterns the same as before.
+        assert_eq!(bytes, pack_dir_including(a.path(), &include)?);
+        assert_eq!(pack_dir(a.path())?, pack_dir_including(a.path(), &[])?);
+        let out = tempfile::tempdir()?;
+        unpack(&art.path, &out.path().join("code"))?;
+        assert!(out.path().join("code/dist/assets/app.js").is_file());
         Ok(())
     }
 }

@@ -32,6 +32,10 @@ pub struct AppConfig {
     /// How the app's image is built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildConfig>,
+    /// Files `.gitignore` leaves out that the upload needs after all (gitignore
+    /// patterns from the app directory: `["dist/", "*.generated.js"]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
     /// `false`: the app has no web service (workers or tasks only), so none is
     /// implied and nothing is routed to it. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]

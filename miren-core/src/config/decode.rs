@@ -22,7 +22,9 @@ use super::diagnostic::Diagnostic;
 use super::suggest::closest;
 
 /// Keys of the top level.
-pub(crate) const APP_KEYS: &[&str] = &["name", "env", "services", "build", "web", "tasks"];
+pub(crate) const APP_KEYS: &[&str] = &[
+    "name", "env", "services", "build", "web", "tasks", "include",
+];
 /// Keys of `[tasks.<name>]`.
 pub(crate) const TASK_KEYS: &[&str] = &[
     "command",
@@ -290,11 +292,15 @@ impl<'s> Decoder<'s> {
         let tasks = self
             .optional(root, "", "tasks", |d, e, p| d.tasks(e, p))
             .unwrap_or_default();
+        let include = self
+            .optional(root, "", "include", |d, e, p| d.strings(e, p))
+            .unwrap_or_default();
         AppConfig {
             name: name.unwrap_or_default(),
             env: env.unwrap_or_default(),
             services,
             build,
+            include,
             web,
             tasks,
         }

@@ -31,6 +31,9 @@ pub struct ResolvedApp {
     /// The app-wide `[[env]]`, for tasks that run with no service's env.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub env: IndexMap<String, String>,
+    /// Patterns added back into the upload (`include`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
     /// Env keys marked `sensitive` anywhere in the file: secrets, wherever they are.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub sensitive_env: std::collections::BTreeSet<String>,
@@ -260,6 +263,7 @@ pub(crate) fn resolve(c: &AppConfig) -> ResolvedApp {
             .iter()
             .map(|v| (v.key.clone(), v.value.clone()))
             .collect(),
+        include: c.include.clone(),
         sensitive_env: c
             .env
             .iter()

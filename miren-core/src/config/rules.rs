@@ -121,6 +121,15 @@ impl Rules<'_> {
         }
 
         self.tasks(c);
+        if let Some(span) = self.spans.value("include")
+            && c.include.iter().any(|p| p.trim().is_empty())
+        {
+            self.push(
+                Diagnostic::error("include", span, "`include` has an empty pattern")
+                    .with_label("matches nothing")
+                    .with_help("patterns are gitignore lines from the app directory, e.g. \"dist/\" or \"*.generated.js\""),
+            );
+        }
 
         if let Some(build) = &c.build
             && let (Some(df), Some(span)) =

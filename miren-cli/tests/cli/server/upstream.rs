@@ -120,3 +120,31 @@ fn args_run_as_the_program_and_its_arguments_without_a_shell() {
     }
     server.stop();
 }
+
+#[test]
+fn include_uploads_what_gitignore_leaves_out() {
+    let server = TestServer::start(&[]);
+    let toml = "name = \"built\"\ninclude = [\"dist/\"]\n[services.web]\ncommand = \"exec python3 -m http.server $PORT --bind 127.0.0.1\"\n";
+    let app = crate::app_dir(toml);
+    std::fs::write(app.path().join(".gitignore"), "dist/\nsecret.txt\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(app.path().join("dist")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(app.path().join("dist/app.js"), "built by the bundler")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(app.path().join("secret.txt"), "stays home").unwrap_or_else(|e| panic!("{e}"));
+    server.deploy(app.path());
+    let run = |cmd: &str| {
+        let out = server
+            .cli()
+            .args(["app", "run", "-a", "built", "--", cmd])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        stdout_of(&out)
+    };
+    assert_eq!(run("cat dist/app.js"), "built by the bundler");
+    assert_eq!(
+        run("test -e secret.txt && echo uploaded || echo left out"),
+        "left out"
+    );
+    server.stop();
+}
