@@ -3,6 +3,7 @@
 //! `main` only maps the outcome of [`run`] to an exit code (SPEC §11): 0 ok,
 //! 1 failed or invalid, 2 usage error or nothing to talk to.
 
+mod aliases;
 mod api;
 mod ask;
 mod cli;
@@ -60,7 +61,14 @@ impl Exit {
 }
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let args = match aliases::expand(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(Exit::Usage.code());
+        }
+    };
+    let cli = cli::Cli::parse_from(args);
     match cmd::run(cli) {
         Ok(code) => ExitCode::from(code.code()),
         Err(e) => {

@@ -32,6 +32,10 @@ pub struct AppConfig {
     /// How the app's image is built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildConfig>,
+    /// CLI shortcuts: `miren <alias> [more…]` runs `miren <target> [more…]`
+    /// (`console = "app run -it -- rails console"`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub aliases: IndexMap<String, String>,
     /// Files `.gitignore` leaves out that the upload needs after all (gitignore
     /// patterns from the app directory: `["dist/", "*.generated.js"]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

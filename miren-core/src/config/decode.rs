@@ -23,7 +23,7 @@ use super::suggest::closest;
 
 /// Keys of the top level.
 pub(crate) const APP_KEYS: &[&str] = &[
-    "name", "env", "services", "build", "web", "tasks", "include",
+    "name", "env", "services", "build", "web", "tasks", "include", "aliases",
 ];
 /// Keys of `[tasks.<name>]`.
 pub(crate) const TASK_KEYS: &[&str] = &[
@@ -295,12 +295,27 @@ impl<'s> Decoder<'s> {
         let include = self
             .optional(root, "", "include", |d, e, p| d.strings(e, p))
             .unwrap_or_default();
+        let aliases = self
+            .optional(root, "", "aliases", |d, (_, v), p| {
+                let t = d.table(v, &p, "a table of shortcuts, like `[aliases]`")?;
+                let mut out = IndexMap::new();
+                for (k, v) in t.iter() {
+                    let kpath = join(&p, k.get_ref());
+                    if let Some(target) = d.string((k, v), kpath.clone()) {
+                        d.record(&kpath, k.span(), v.span());
+                        out.insert(k.get_ref().to_string(), target);
+                    }
+                }
+                Some(out)
+            })
+            .unwrap_or_default();
         AppConfig {
             name: name.unwrap_or_default(),
             env: env.unwrap_or_default(),
             services,
             build,
             include,
+            aliases,
             web,
             tasks,
         }

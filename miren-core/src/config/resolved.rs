@@ -31,6 +31,9 @@ pub struct ResolvedApp {
     /// The app-wide `[[env]]`, for tasks that run with no service's env.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub env: IndexMap<String, String>,
+    /// CLI shortcuts (`[aliases]`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub aliases: IndexMap<String, String>,
     /// Patterns added back into the upload (`include`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include: Vec<String>,
@@ -264,6 +267,7 @@ pub(crate) fn resolve(c: &AppConfig) -> ResolvedApp {
             .map(|v| (v.key.clone(), v.value.clone()))
             .collect(),
         include: c.include.clone(),
+        aliases: c.aliases.clone(),
         sensitive_env: c
             .env
             .iter()

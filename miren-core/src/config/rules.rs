@@ -14,6 +14,25 @@ use super::decode::{SpanIndex, join};
 use super::diagnostic::Diagnostic;
 use super::{command, defaults, duration, names};
 
+/// The `miren` subcommands: an alias can't take their names.
+const COMMANDS: &[&str] = &[
+    "validate",
+    "schema",
+    "init",
+    "up",
+    "server",
+    "deploy",
+    "app",
+    "sandbox-pool",
+    "sandbox",
+    "logs",
+    "env",
+    "task",
+    "route",
+    "completion",
+    "help",
+];
+
 /// Runs every rule; returns what they found.
 pub(crate) fn check(config: &AppConfig, spans: &SpanIndex) -> Vec<Diagnostic> {
     let mut r = Rules {
@@ -121,6 +140,7 @@ impl Rules<'_> {
         }
 
         self.tasks(c);
+        self.aliases(c);
         if let Some(span) = self.spans.value("include")
             && c.include.iter().any(|p| p.trim().is_empty())
         {
@@ -150,6 +170,49 @@ impl Rules<'_> {
                             .with_label("outside the app directory")
                             .with_help("give the Dockerfile's path relative to the app directory, e.g. \"Dockerfile\" or \"docker/web.Dockerfile\""),
                     );
+            }
+        }
+    }
+
+    /// `[aliases]`: names that don't shadow a command, targets that say something.
+    fn aliases(&mut self, c: &AppConfig) {
+        for (name, target) in &c.aliases {
+            let path = join("aliases", name);
+            let Some(spans) = self.spans.get(&path).cloned() else {
+                continue;
+            };
+            if COMMANDS.contains(&name.as_str()) {
+                self.push(
+                    Diagnostic::error(
+                        &path,
+                        spans.key,
+                        format!("alias `{name}` would hide the `miren {name}` command"),
+                    )
+                    .with_label("a built-in command")
+                    .with_help("give the shortcut another name"),
+                );
+            } else if name.starts_with('-')
+                || name.chars().any(char::is_whitespace)
+                || name.is_empty()
+            {
+                self.push(
+                    Diagnostic::error(
+                        &path,
+                        spans.key,
+                        format!("alias `{name}` can't be typed as a command"),
+                    )
+                    .with_label("not a command name")
+                    .with_help("use letters, digits and `-`, not starting with `-`"),
+                );
+            }
+            if target.trim().is_empty() {
+                self.push(
+                    Diagnostic::error(&path, spans.value, format!("alias `{name}` runs nothing"))
+                        .with_label("empty")
+                        .with_help(
+                            "write the miren command it stands for, e.g. \"app run -it -- bash\"",
+                        ),
+                );
             }
         }
     }

@@ -576,6 +576,21 @@ const CASES: &[Case] = &[
         "intervall",
         "unknown key `intervall` in `services.web.health`",
     ),
+    // --- aliases (SPEC §17) ------------------------------------------------------------
+    case(
+        "an alias hiding a command",
+        "name = \"app\"\n[aliases]\ndeploy = \"app list\"\n",
+        3,
+        "deploy",
+        "alias `deploy` would hide the `miren deploy` command",
+    ),
+    case(
+        "an alias of nothing",
+        "name = \"app\"\n[aliases]\nnothing = \"  \"\n",
+        3,
+        "\"  \"",
+        "alias `nothing` runs nothing",
+    ),
     // --- args (SPEC §17) ---------------------------------------------------------------
     case(
         "args with a command",

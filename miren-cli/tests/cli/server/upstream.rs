@@ -148,3 +148,37 @@ fn include_uploads_what_gitignore_leaves_out() {
     );
     server.stop();
 }
+
+#[test]
+fn aliases_run_their_targets_in_the_app_directory() {
+    let server = TestServer::start(&[]);
+    let toml = "name = \"aliased\"\n[aliases]\ngreet = \"app run -- 'echo hello from the alias'\"\nps = \"sandbox list --format json\"\n[services.web]\ncommand = \"exec python3 -m http.server $PORT --bind 127.0.0.1\"\n";
+    let app = crate::app_dir(toml);
+    server.deploy(app.path());
+    let run = |args: &[&str]| {
+        crate::miren()
+            .current_dir(app.path())
+            .env("MIREN_SERVER", server.socket())
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out = run(&["greet"]);
+    assert_eq!(
+        (out.status.code(), stdout_of(&out).as_str()),
+        (Some(0), "hello from the alias"),
+        "{out:?}"
+    );
+    let out = run(&["ps"]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(v[0]["service"], "web");
+    // Outside the app directory the alias means nothing.
+    let out = crate::miren()
+        .arg("greet")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    server.stop();
+}
