@@ -302,6 +302,8 @@ mod tests {
                     mount_path: "/var/lib/postgresql/data".into(),
                     size_gb: 10,
                     read_only: false,
+                    provider: Default::default(),
+                    filesystem: None,
                 }],
                 health: None,
                 port_timeout: None,

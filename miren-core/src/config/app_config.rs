@@ -259,6 +259,11 @@ pub struct ConcurrencyConfig {
 /// `[[services.<name>.disks]]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// `size_gb` is required unless the disk is local.
+#[schemars(extend(
+    "if" = { "not": { "properties": { "provider": { "const": "local" } }, "required": ["provider"] } },
+    "then" = { "required": ["size_gb"] }
+))]
 pub struct DiskConfig {
     /// Unique within the app: two services can't share a disk.
     #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]{0,62}$"))]
@@ -266,12 +271,36 @@ pub struct DiskConfig {
     /// Where the disk appears: absolute, normalized, not `/`.
     #[schemars(regex(pattern = r"^/"))]
     pub mount_path: String,
-    /// Size in GB.
+    /// Size in GB. Required unless `provider = "local"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65536))]
-    pub size_gb: u32,
+    pub size_gb: Option<u32>,
     /// Mount read-only. Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
+    /// `miren` (default): the platform's disk, one instance at a time; `local`: a
+    /// directory of the node, shared by the service's instances there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<DiskProvider>,
+    /// `ext4`, `xfs` or `btrfs`, where the platform makes the filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<String>,
+    /// How long the disk waits for its previous holder to let go (`"2m"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    pub lease_timeout: Option<String>,
+}
+
+/// Who provides a disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskProvider {
+    /// The platform's: mounted by one instance at a time.
+    #[default]
+    Miren,
+    /// A directory of the node the instance runs on, shared by the service's
+    /// instances there.
+    Local,
 }
 
 /// The JSON Schema (draft 2020-12) of app.toml.

@@ -15,8 +15,8 @@ use toml::Spanned;
 use toml::de::{DeArray, DeTable, DeValue};
 
 use super::app_config::{
-    AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, EnvVar, HealthConfig, Mode,
-    ServiceConfig, TaskConfig, Trigger,
+    AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar, HealthConfig,
+    Mode, ServiceConfig, TaskConfig, Trigger,
 };
 use super::diagnostic::Diagnostic;
 use super::suggest::closest;
@@ -62,7 +62,15 @@ pub(crate) const CONCURRENCY_KEYS: &[&str] = &[
 /// Keys of `[services.<name>.health]`.
 pub(crate) const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout", "unhealthy_after"];
 /// Keys of `[[services.<name>.disks]]`.
-pub(crate) const DISK_KEYS: &[&str] = &["name", "mount_path", "size_gb", "read_only"];
+pub(crate) const DISK_KEYS: &[&str] = &[
+    "name",
+    "mount_path",
+    "size_gb",
+    "read_only",
+    "provider",
+    "filesystem",
+    "lease_timeout",
+];
 /// Keys of `[[env]]`.
 pub(crate) const ENV_KEYS: &[&str] = &["key", "value", "required", "sensitive", "description"];
 /// Keys of `[build]`.
@@ -362,6 +370,30 @@ impl<'s> Decoder<'s> {
         Some(out)
     }
 
+    fn provider(&mut self, e: Entry<'_, 's>, path: String) -> Option<DiskProvider> {
+        let span = e.1.span();
+        let s = self.string(e, path.clone())?;
+        match s.as_str() {
+            "miren" => return Some(DiskProvider::Miren),
+            "local" => return Some(DiskProvider::Local),
+            _ => {}
+        }
+        let mut d = Diagnostic::error(
+            &path,
+            span.clone(),
+            format!("unknown disk provider `{s}`: expected `miren` or `local`"),
+        )
+        .with_label("expected \"miren\" or \"local\"");
+        d = match closest(&s, ["miren", "local"]) {
+            Some(best) => d
+                .with_help(format!("did you mean `{best}`?"))
+                .with_suggestion(span, format!("\"{best}\"")),
+            None => d.with_help("`miren` disks are mounted by one instance at a time; `local` ones are a directory of the node, shared"),
+        };
+        self.diagnostics.push(d);
+        None
+    }
+
     fn trigger(&mut self, e: Entry<'_, 's>, path: String) -> Option<Trigger> {
         let span = e.1.span();
         let s = self.string(e, path.clone())?;
@@ -507,16 +539,30 @@ impl<'s> Decoder<'s> {
             let mount_path = self.required(t, &ipath, "mount_path", here.clone(), |d, e, p| {
                 d.string(e, p)
             });
-            let size_gb = self.required(t, &ipath, "size_gb", here, |d, e, p| {
+            let provider = self.optional(t, &ipath, "provider", |d, e, p| d.provider(e, p));
+            let size = |d: &mut Self, e: Entry<'_, 's>, p: String| {
                 d.integer(e, p, 1, 65536)
                     .and_then(|n| u32::try_from(n).ok())
-            });
+            };
+            // A local disk is a directory of the node: it has no size of its own.
+            let size_gb = if provider == Some(DiskProvider::Local)
+                || self.spans.failed(&format!("{ipath}.provider"))
+            {
+                self.optional(t, &ipath, "size_gb", size)
+            } else {
+                self.required(t, &ipath, "size_gb", here, size)
+            };
             let read_only = self.optional(t, &ipath, "read_only", |d, e, p| d.boolean(e, p));
             out.push(DiskConfig {
                 name: name.unwrap_or_default(),
                 mount_path: mount_path.unwrap_or_default(),
-                size_gb: size_gb.unwrap_or_default(),
+                size_gb,
                 read_only,
+                provider,
+                filesystem: self.optional(t, &ipath, "filesystem", |d, e, p| d.string(e, p)),
+                lease_timeout: self.optional(t, &ipath, "lease_timeout", |d, e, p| {
+                    d.duration_string(e, p)
+                }),
             });
         }
         Some(out)

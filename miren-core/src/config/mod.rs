@@ -38,8 +38,8 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use app_config::{
-    AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, EnvVar, HealthConfig, Mode,
-    ServiceConfig, TaskConfig, Trigger, json_schema,
+    AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar, HealthConfig,
+    Mode, ServiceConfig, TaskConfig, Trigger, json_schema,
 };
 pub use decode::{KeySpans, SpanIndex};
 pub use diagnostic::{

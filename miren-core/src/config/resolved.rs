@@ -6,7 +6,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::app_config::{AppConfig, ConcurrencyConfig, Mode, TaskConfig, Trigger};
+use super::app_config::{AppConfig, ConcurrencyConfig, DiskProvider, Mode, TaskConfig, Trigger};
 use super::{defaults, duration};
 
 /// An app, resolved.
@@ -226,10 +226,28 @@ pub struct Disk {
     pub name: String,
     /// Where it is mounted.
     pub mount_path: String,
-    /// Size in GB.
+    /// Size in GB (0: a local disk, which has none).
     pub size_gb: u32,
     /// Mounted read-only.
     pub read_only: bool,
+    /// Who provides it.
+    #[serde(default, skip_serializing_if = "is_miren")]
+    pub provider: DiskProvider,
+    /// The filesystem asked for, recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<String>,
+}
+
+fn is_miren(p: &DiskProvider) -> bool {
+    *p == DiskProvider::Miren
+}
+
+impl Disk {
+    /// Mounted by one instance at a time (a platform disk), so old and new instances
+    /// take turns; a local disk is shared.
+    pub fn exclusive(&self) -> bool {
+        self.provider == DiskProvider::Miren
+    }
 }
 
 /// Fills defaults and merges env. Call it only on a config without errors: values
@@ -328,8 +346,10 @@ fn service(app: &AppConfig, name: &str, s: &super::ServiceConfig) -> ResolvedSer
             .map(|d| Disk {
                 name: d.name.clone(),
                 mount_path: d.mount_path.clone(),
-                size_gb: d.size_gb,
+                size_gb: d.size_gb.unwrap_or(0),
                 read_only: d.read_only.unwrap_or(false),
+                provider: d.provider.unwrap_or_default(),
+                filesystem: d.filesystem.clone(),
             })
             .collect(),
         port_timeout: time_or(s.port_timeout.as_deref(), defaults::PORT_TIMEOUT),

@@ -9,7 +9,10 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::time::Duration;
 
-use super::app_config::{AppConfig, ConcurrencyConfig, EnvVar, HealthConfig, Mode, ServiceConfig};
+use super::app_config::{
+    AppConfig, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar, HealthConfig, Mode,
+    ServiceConfig,
+};
 use super::decode::{SpanIndex, join};
 use super::diagnostic::Diagnostic;
 use super::{command, defaults, duration, names};
@@ -171,6 +174,51 @@ impl Rules<'_> {
                             .with_help("give the Dockerfile's path relative to the app directory, e.g. \"Dockerfile\" or \"docker/web.Dockerfile\""),
                     );
             }
+        }
+    }
+
+    /// A disk's `filesystem` and `lease_timeout`: checked, and said plainly what this
+    /// platform does with them.
+    fn disk_extras(&mut self, disk: &DiskConfig, dpath: &str) {
+        let fs_path = format!("{dpath}.filesystem");
+        if let (Some(fs), Some(span)) = (&disk.filesystem, self.spans.value(&fs_path)) {
+            const KINDS: [&str; 3] = ["ext4", "xfs", "btrfs"];
+            if KINDS.contains(&fs.as_str()) {
+                self.push(
+                    Diagnostic::warning(&fs_path, span, format!("`filesystem = \"{fs}\"` is recorded but not applied here"))
+                        .with_label("not applied")
+                        .with_help("disks here are directories (process runtime) or volumes (Docker) on the host's own filesystem: no filesystem is made for them"),
+                );
+            } else {
+                let mut d = Diagnostic::error(
+                    &fs_path,
+                    span.clone(),
+                    format!("unknown filesystem `{fs}`: expected ext4, xfs or btrfs"),
+                )
+                .with_label("expected \"ext4\", \"xfs\" or \"btrfs\"");
+                if let Some(best) = super::suggest::closest(fs, KINDS) {
+                    d = d
+                        .with_help(format!("did you mean `{best}`?"))
+                        .with_suggestion(span, format!("\"{best}\""));
+                }
+                self.push(d);
+            }
+        }
+        let lease_path = format!("{dpath}.lease_timeout");
+        self.duration(
+            disk.lease_timeout.as_deref(),
+            &lease_path,
+            Duration::ZERO,
+            "\"2m\"",
+        );
+        if let (Some(l), Some(span)) = (&disk.lease_timeout, self.spans.value(&lease_path))
+            && duration::parse(l).is_ok()
+        {
+            self.push(
+                Diagnostic::warning(&lease_path, span, "`lease_timeout` is not needed here")
+                    .with_label("not used")
+                    .with_help("on one machine a disk's previous holder always lets go within its `shutdown_timeout` (SIGKILL then), and the next one starts at once"),
+            );
         }
     }
 
@@ -649,6 +697,7 @@ impl Rules<'_> {
         let mut names_seen: HashMap<&str, Range<usize>> = HashMap::new();
         for (i, disk) in svc.disks.iter().enumerate() {
             let dpath = format!("{path}.disks[{i}]");
+            self.disk_extras(disk, &dpath);
             let name_path = format!("{dpath}.name");
             if let Some(span) = self.spans.value(&name_path) {
                 if let Err(p) = names::disk_name(&disk.name) {
@@ -715,8 +764,14 @@ impl Rules<'_> {
             }
         }
 
-        // A disk is mounted by one process at a time: exactly one fixed instance.
-        let Some(first_disk) = svc.disks.first() else {
+        // A platform disk is mounted by one process at a time: exactly one fixed
+        // instance. (A local one is a directory of the node, shared.)
+        let Some((first, first_disk)) = svc
+            .disks
+            .iter()
+            .enumerate()
+            .find(|(_, d)| d.provider != Some(DiskProvider::Local))
+        else {
             return;
         };
         let cpath = format!("{path}.concurrency");
@@ -728,8 +783,8 @@ impl Rules<'_> {
         }
         let at = self
             .spans
-            .value(&format!("{path}.disks[0].name"))
-            .or_else(|| self.spans.value(&format!("{path}.disks[0]")))
+            .value(&format!("{path}.disks[{first}].name"))
+            .or_else(|| self.spans.value(&format!("{path}.disks[{first}]")))
             .unwrap_or(0..0);
         let fix = format!("[services.{service}.concurrency]\nmode = \"fixed\"\nnum_instances = 1");
         let n = svc
@@ -746,7 +801,7 @@ impl Rules<'_> {
                 format!("`{service}` autoscales by default")
             };
             let mut d = Diagnostic::error(
-                format!("{path}.disks[0]"),
+                format!("{path}.disks[{first}]"),
                 at,
                 format!("disk `{disk}` needs exactly one instance, but {why}"),
             )

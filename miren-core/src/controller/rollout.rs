@@ -431,7 +431,7 @@ impl Actor {
                     let pid = PoolId::new();
                     let (desired, reason) = initial(svc);
                     let held = gated && matches!(spec.source, CodeSource::Artifact(_));
-                    if !spec.disks.is_empty() {
+                    if spec.exclusive_disks() {
                         self.suspend_disk_holders(&app, name, id);
                     }
                     self.insert_pool(PoolState {
@@ -472,7 +472,7 @@ impl Actor {
     fn suspend_disk_holders(&mut self, app: &str, service: &str, for_version: &VersionId) {
         let holders: Vec<PoolId> = self
             .pools_of(app)
-            .filter(|p| p.pool.service == service && !p.pool.spec.disks.is_empty() && !p.suspended)
+            .filter(|p| p.pool.service == service && p.pool.spec.exclusive_disks() && !p.suspended)
             .map(|p| p.pool.id.clone())
             .collect();
         for pid in holders {

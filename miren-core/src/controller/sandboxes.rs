@@ -35,7 +35,7 @@ impl Actor {
             .collect();
         // Only one process can mount a disk at a time: not while another pool's
         // sandbox, or one of this pool's own that is still draining, holds it.
-        let blocked = !ps.pool.spec.disks.is_empty()
+        let blocked = ps.pool.spec.exclusive_disks()
             && (self.disks_held_elsewhere(pid)
                 || members.iter().any(|m| m.status == SandboxStatus::Stopping));
         let plan = plan_pool(
@@ -99,7 +99,7 @@ impl Actor {
         self.pools_of(&me.pool.app).any(|p| {
             p.pool.id != *pid
                 && p.pool.service == me.pool.service
-                && !p.pool.spec.disks.is_empty()
+                && p.pool.spec.exclusive_disks()
                 && p.members.iter().any(|id| {
                     self.sandboxes
                         .get(id)
@@ -109,7 +109,7 @@ impl Actor {
     }
 
     fn reconcile_disk_siblings(&mut self, app: &str, service: &str) {
-        let siblings = self.pools_where(app, |p| p.service == service && !p.spec.disks.is_empty());
+        let siblings = self.pools_where(app, |p| p.service == service && p.spec.exclusive_disks());
         self.to_reconcile.extend(siblings);
     }
 

@@ -125,6 +125,12 @@ impl PoolSpec {
         self
     }
 
+    /// Whether its instances take turns on a disk (a platform disk is mounted by one
+    /// instance at a time).
+    pub fn exclusive_disks(&self) -> bool {
+        self.disks.iter().any(Disk::exclusive)
+    }
+
     /// How long an instance may take to be ready.
     pub fn port_timeout(&self) -> Duration {
         self.port_timeout.unwrap_or(defaults::PORT_TIMEOUT)

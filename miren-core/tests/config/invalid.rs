@@ -576,6 +576,28 @@ const CASES: &[Case] = &[
         "intervall",
         "unknown key `intervall` in `services.web.health`",
     ),
+    // --- disks as upstream has them (SPEC §17) -------------------------------------
+    case(
+        "a mistyped disk provider",
+        "name = \"app\"\n[services.db]\ncommand = \"d\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"/d\"\nprovider = \"locale\"\n",
+        7,
+        "\"locale\"",
+        "unknown disk provider `locale`: expected `miren` or `local`",
+    ),
+    case(
+        "a platform disk without a size",
+        "name = \"app\"\n[services.db]\ncommand = \"d\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"/d\"\n",
+        4,
+        "[[services.db.disks]]",
+        "missing key `size_gb`",
+    ),
+    case(
+        "an unknown filesystem",
+        "name = \"app\"\n[services.db]\ncommand = \"d\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"/d\"\nsize_gb = 1\nfilesystem = \"ext3\"\n",
+        8,
+        "\"ext3\"",
+        "unknown filesystem `ext3`: expected ext4, xfs or btrfs",
+    ),
     // --- aliases (SPEC §17) ------------------------------------------------------------
     case(
         "an alias hiding a command",
@@ -1018,4 +1040,28 @@ fn without_a_name_the_app_is_named_after_its_directory_and_says_so() {
             v.diagnostics
         );
     }
+}
+
+#[test]
+fn upstreams_disk_keys_validate_and_say_what_is_not_applied() {
+    // A local disk needs no size and may be used by an autoscaled web.
+    let v = validate(
+        "name = \"app\"\n[services.web]\ncommand = \"w\"\n[[services.web.disks]]\nname = \"cache\"\nmount_path = \"/cache\"\nprovider = \"local\"\n",
+    );
+    assert!(v.diagnostics.is_empty(), "{:#?}", v.diagnostics);
+    let app = v.resolved.as_ref().unwrap_or_else(|| panic!("invalid"));
+    let web = &app.services["web"];
+    assert!(!web.disks[0].exclusive());
+    let v = validate(
+        "name = \"app\"\n[services.db]\ncommand = \"d\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"/d\"\nsize_gb = 1\nfilesystem = \"xfs\"\nlease_timeout = \"2m\"\n",
+    );
+    assert!(v.is_valid());
+    let warnings: Vec<&str> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "`filesystem = \"xfs\"` is recorded but not applied here",
+            "`lease_timeout` is not needed here"
+        ]
+    );
 }

@@ -71,3 +71,29 @@ async fn a_required_var_without_a_value_fails_the_deploy_until_env_set_gives_one
         "{pool}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_local_disk_is_shared_so_a_new_instance_starts_beside_the_old_one() {
+    let h = Harness::new().await;
+    let app = |cmd: &str| {
+        format!(
+            "name = \"shop\"\n[services.web]\ncommand = \"{cmd}\"\n[[services.web.disks]]\nname = \"cache\"\nmount_path = \"/cache\"\nprovider = \"local\"\n"
+        )
+    };
+    let v1 = h.deploy_and_wait(&app("web-v1")).await;
+    assert_eq!(v1.state, VersionState::Active, "{:?}", v1.failure);
+    h.rt.behave(
+        "web-v2",
+        miren_core::runtime::fake::Behavior::Ready(std::time::Duration::from_secs(5)),
+    );
+    let _v2 = h.deploy(&app("web-v2")).await;
+    // The old instance keeps serving while the new one starts: nobody waits for the disk.
+    h.until("old and new web at once", |s| {
+        s.sandboxes
+            .iter()
+            .filter(|x| x.service == "web" && x.is_live())
+            .count()
+            == 2
+    })
+    .await;
+}
