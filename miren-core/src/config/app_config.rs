@@ -181,6 +181,32 @@ pub struct ServiceConfig {
     /// An HTTP health check: ready only once it answers, replaced when it stops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthConfig>,
+    /// Prometheus metrics the platform scrapes from the instances (upstream's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `[services.<name>.metrics]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Scrape them. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The path on the instance. Default `/metrics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^/"))]
+    pub path: Option<String>,
+    /// The port, when not the service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<u16>,
+    /// How often (at least 30s). Default `"60s"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Also on the server's public `/metrics`. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<bool>,
 }
 
 /// `[services.<name>.health]`.
@@ -319,8 +345,8 @@ pub fn json_schema() -> serde_json::Value {
 mod tests {
     use super::json_schema;
     use crate::config::decode::{
-        APP_KEYS, BUILD_KEYS, CONCURRENCY_KEYS, DISK_KEYS, ENV_KEYS, HEALTH_KEYS, SERVICE_KEYS,
-        TASK_KEYS,
+        APP_KEYS, BUILD_KEYS, CONCURRENCY_KEYS, DISK_KEYS, ENV_KEYS, HEALTH_KEYS, METRICS_KEYS,
+        SERVICE_KEYS, TASK_KEYS,
     };
 
     fn properties(schema: &serde_json::Value, def: Option<&str>) -> Vec<String> {
@@ -357,5 +383,6 @@ mod tests {
         assert_eq!(properties(&s, Some("BuildConfig")), sorted(BUILD_KEYS));
         assert_eq!(properties(&s, Some("HealthConfig")), sorted(HEALTH_KEYS));
         assert_eq!(properties(&s, Some("TaskConfig")), sorted(TASK_KEYS));
+        assert_eq!(properties(&s, Some("MetricsConfig")), sorted(METRICS_KEYS));
     }
 }

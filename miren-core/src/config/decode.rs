@@ -16,7 +16,7 @@ use toml::de::{DeArray, DeTable, DeValue};
 
 use super::app_config::{
     AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar, HealthConfig,
-    Mode, ServiceConfig, TaskConfig, Trigger,
+    MetricsConfig, Mode, ServiceConfig, TaskConfig, Trigger,
 };
 use super::diagnostic::Diagnostic;
 use super::suggest::closest;
@@ -48,7 +48,10 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "disks",
     "port_timeout",
     "health",
+    "metrics",
 ];
+/// Keys of `[services.<name>.metrics]`.
+pub(crate) const METRICS_KEYS: &[&str] = &["enabled", "path", "port", "interval", "public"];
 /// Keys of `[services.<name>.concurrency]`.
 pub(crate) const CONCURRENCY_KEYS: &[&str] = &[
     "mode",
@@ -214,6 +217,7 @@ enum Scope<'a> {
     Build,
     Health,
     Task,
+    Metrics,
 }
 
 impl Scope<'_> {
@@ -227,6 +231,7 @@ impl Scope<'_> {
             Scope::Build => BUILD_KEYS,
             Scope::Health => HEALTH_KEYS,
             Scope::Task => TASK_KEYS,
+            Scope::Metrics => METRICS_KEYS,
         }
     }
 
@@ -472,6 +477,19 @@ impl<'s> Decoder<'s> {
                 .unwrap_or_default(),
             port_timeout: self.optional(table, path, "port_timeout", |d, e, p| {
                 d.duration_string(e, p)
+            }),
+            metrics: self.optional(table, path, "metrics", |d, (_, v), p| {
+                let t = d.table(v, &p, "a table, like `[services.web.metrics]`")?;
+                d.check_keys(t, &p, Scope::Metrics);
+                Some(MetricsConfig {
+                    enabled: d.optional(t, &p, "enabled", |d, e, p| d.boolean(e, p)),
+                    path: d.optional(t, &p, "path", |d, e, p| d.string(e, p)),
+                    port: d
+                        .optional(t, &p, "port", |d, e, p| d.integer(e, p, 1, 65535))
+                        .and_then(|n| u16::try_from(n).ok()),
+                    interval: d.optional(t, &p, "interval", |d, e, p| d.duration_string(e, p)),
+                    public: d.optional(t, &p, "public", |d, e, p| d.boolean(e, p)),
+                })
             }),
             health: self.optional(table, path, "health", |d, (_, v), p| {
                 let t = d.table(v, &p, "a table, like `[services.web.health]`")?;

@@ -10,8 +10,8 @@ use std::ops::Range;
 use std::time::Duration;
 
 use super::app_config::{
-    AppConfig, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar, HealthConfig, Mode,
-    ServiceConfig,
+    AppConfig, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar, HealthConfig, MetricsConfig,
+    Mode, ServiceConfig,
 };
 use super::decode::{SpanIndex, join};
 use super::diagnostic::Diagnostic;
@@ -222,6 +222,41 @@ impl Rules<'_> {
         }
     }
 
+    /// `[services.<name>.metrics]`: checked as upstream does, and said plainly that
+    /// nothing scrapes them yet.
+    fn metrics(&mut self, name: &str, m: &MetricsConfig, path: &str) {
+        let ipath = format!("{path}.interval");
+        self.duration(
+            m.interval.as_deref(),
+            &ipath,
+            Duration::from_secs(30),
+            "\"60s\"",
+        );
+        let ppath = format!("{path}.path");
+        if let (Some(p), Some(span)) = (&m.path, self.spans.value(&ppath))
+            && !p.starts_with('/')
+        {
+            self.push(
+                Diagnostic::error(
+                    &ppath,
+                    span.clone(),
+                    format!("metrics `path` must start with `/`, found \"{p}\""),
+                )
+                .with_label("not a path")
+                .with_suggestion(span, format!("\"/{p}\"")),
+            );
+        }
+        if m.enabled != Some(false)
+            && let Some(span) = self.spans.key(path)
+        {
+            self.push(
+                Diagnostic::warning(path, span, format!("`{name}`'s metrics are not scraped: this server has no metrics pipeline yet"))
+                    .with_label("accepted, not used")
+                    .with_help("the settings are checked and kept; scraping into the server's `/metrics` comes with the metrics and dashboard work"),
+            );
+        }
+    }
+
     /// `[aliases]`: names that don't shadow a command, targets that say something.
     fn aliases(&mut self, c: &AppConfig) {
         for (name, target) in &c.aliases {
@@ -351,6 +386,9 @@ impl Rules<'_> {
         }
         if let Some(h) = &svc.health {
             self.health(name, svc, h, &format!("{path}.health"));
+        }
+        if let Some(m) = &svc.metrics {
+            self.metrics(name, m, &format!("{path}.metrics"));
         }
         let mode = self.concurrency(name, svc.concurrency.as_ref(), path);
         self.disks(name, svc, path, mode);

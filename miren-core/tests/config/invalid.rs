@@ -598,6 +598,21 @@ const CASES: &[Case] = &[
         "\"ext3\"",
         "unknown filesystem `ext3`: expected ext4, xfs or btrfs",
     ),
+    // --- metrics (SPEC §17) ------------------------------------------------------------
+    case(
+        "a metrics interval under 30s",
+        "name = \"app\"\n[services.web]\ncommand = \"w\"\n[services.web.metrics]\ninterval = \"10s\"\n",
+        5,
+        "\"10s\"",
+        "`interval` must be at least 30s",
+    ),
+    case(
+        "a mistyped metrics key",
+        "name = \"app\"\n[services.web]\ncommand = \"w\"\n[services.web.metrics]\npth = \"/m\"\n",
+        5,
+        "pth",
+        "unknown key `pth` in `services.web.metrics`",
+    ),
     // --- aliases (SPEC §17) ------------------------------------------------------------
     case(
         "an alias hiding a command",
@@ -1064,4 +1079,21 @@ fn upstreams_disk_keys_validate_and_say_what_is_not_applied() {
             "`lease_timeout` is not needed here"
         ]
     );
+}
+
+#[test]
+fn metrics_are_accepted_and_said_to_be_unscraped() {
+    let v = validate(
+        "name = \"app\"\n[services.web]\ncommand = \"w\"\n[services.web.metrics]\npath = \"/metrics\"\nport = 9100\ninterval = \"60s\"\npublic = true\n",
+    );
+    assert!(v.is_valid(), "{:#?}", v.diagnostics);
+    let msgs: Vec<&str> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        msgs,
+        ["`web`'s metrics are not scraped: this server has no metrics pipeline yet"]
+    );
+    let off = validate(
+        "name = \"app\"\n[services.web]\ncommand = \"w\"\n[services.web.metrics]\nenabled = false\n",
+    );
+    assert!(off.diagnostics.is_empty(), "{:#?}", off.diagnostics);
 }
