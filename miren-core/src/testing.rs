@@ -73,6 +73,8 @@ pub fn pool(app: &str, service: &str) -> crate::model::SandboxPool {
         args: Vec::new(),
         env: Default::default(),
         port: None,
+        port_name: None,
+        port_type: None,
         disks: vec![],
         health: None,
         port_timeout: None,

@@ -24,6 +24,9 @@ pub fn resolv_conf(gateway: IpAddr) -> String {
 /// Label recording the port a container listens on, so an adopting server knows it.
 pub const LABEL_PORT: &str = "dev.miren.port";
 
+/// Label marking a UDP-only port: ready when started, never probed.
+pub const LABEL_UDP: &str = "dev.miren.udp";
+
 /// Readiness polling: first delay and the longest. A container takes ~200 ms to
 /// start listening, and a connect to one that doesn't listen yet is refused at once:
 /// polling every few milliseconds costs little and answers a held request sooner
@@ -92,6 +95,9 @@ pub fn config(p: &Plan<'_>) -> ContainerCreateBody {
     if let Some(port) = p.port {
         labels.insert(LABEL_PORT.to_string(), port.to_string());
     }
+    if spec.spec.udp_only() {
+        labels.insert(LABEL_UDP.to_string(), "1".to_string());
+    }
     labels.insert(names::LABEL_OWNER.to_string(), p.owner.to_string());
     let (entrypoint, cmd) = match &spec.spec.command {
         Some(c) => (
@@ -145,7 +151,7 @@ fn current(sink: &SharedSink) -> EventSink {
 
 /// Follows a started (or adopted) container until it exits: its output line by line
 /// from `since` (Unix seconds; 0: from its start), readiness once its port accepts a
-/// connection on its own address (at once without a port; also recorded in `ready`;
+/// connection on its own address (at once without a port or with a UDP one; also recorded in `ready`;
 /// never without an address: it exited before it had one), then its exit, after
 /// which the container is removed and `gone` runs.
 #[allow(clippy::too_many_arguments)]
@@ -153,6 +159,7 @@ pub fn watch(
     docker: Docker,
     name: String,
     address: Option<Address>,
+    udp: bool,
     since: i32,
     sink: SharedSink,
     ready: Arc<Mutex<Option<Address>>>,
@@ -171,7 +178,8 @@ pub fn watch(
             None => exited.await,
             Some(address) => tokio::select! {
                 code = &mut exited => code,
-                () = probe(address.socket()) => {
+                // A UDP port accepts no connection: ready once it runs.
+                () = probe(address.socket().filter(|_| !udp)) => {
                     *ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(address);
                     current(&sink).ready(Some(address));
                     exited.await
@@ -297,6 +305,8 @@ mod tests {
                 args: Vec::new(),
                 env: BTreeMap::from([("POSTGRES_PASSWORD".into(), "pw".into())]),
                 port: None,
+                port_name: None,
+                port_type: None,
                 disks: vec![Disk {
                     name: "pg-data".into(),
                     mount_path: "/var/lib/postgresql/data".into(),

@@ -247,7 +247,14 @@ impl DockerRuntime {
 
     /// Starts watching a container; `since`: its output from then (Unix seconds, 0:
     /// all of it).
-    fn watch(&self, id: &SandboxId, address: Option<Address>, since: i32, events: EventSink) {
+    fn watch(
+        &self,
+        id: &SandboxId,
+        address: Option<Address>,
+        udp: bool,
+        since: i32,
+        events: EventSink,
+    ) {
         let sink = Arc::new(Mutex::new(events));
         let ready = Arc::new(Mutex::new(None));
         lock(&self.inner.watched).insert(
@@ -262,6 +269,7 @@ impl DockerRuntime {
             self.inner.docker.clone(),
             id.to_string(),
             address,
+            udp,
             since,
             sink,
             ready,
@@ -387,7 +395,7 @@ impl Runtime for DockerRuntime {
             .ok()
             .and_then(|i| container::address_on(&i, &net.name))
             .map(|ip| Address { ip, port });
-        self.watch(&spec.id, address, 0, events);
+        self.watch(&spec.id, address, spec.spec.udp_only(), 0, events);
         Ok(Started {
             address,
             runtime: None,
@@ -547,7 +555,8 @@ impl Runtime for DockerRuntime {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i32)
             .unwrap_or(0);
-        self.watch(sandbox, Some(Address { ip, port }), now, events);
+        let udp = labels.contains_key(container::LABEL_UDP);
+        self.watch(sandbox, Some(Address { ip, port }), udp, now, events);
         Ok(())
     }
 

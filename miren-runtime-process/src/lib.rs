@@ -613,11 +613,13 @@ impl Runtime for ProcessRuntime {
 
         // Readiness.
         let address = port.map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)));
+        // A UDP port accepts no connection: ready once it runs.
+        let probed = address.filter(|_| !spec.spec.udp_only());
         {
             let sink = sink.clone();
             let mut exited = exited_rx.clone();
             tokio::spawn(async move {
-                if let Some(addr) = address {
+                if let Some(addr) = probed {
                     let mut delay = PROBE_FIRST;
                     loop {
                         if *exited.borrow() {

@@ -51,6 +51,38 @@ pub struct AppConfig {
     pub tasks: IndexMap<String, TaskConfig>,
 }
 
+/// What a port speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PortType {
+    /// HTTP over TCP: the proxy routes `web`'s.
+    #[default]
+    Http,
+    /// Plain TCP.
+    Tcp,
+    /// UDP: ready when started (nothing to connect to).
+    Udp,
+}
+
+impl PortType {
+    /// How it is written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortType::Http => "http",
+            PortType::Tcp => "tcp",
+            PortType::Udp => "udp",
+        }
+    }
+
+    /// The SRV protocol label: `tcp` or `udp`.
+    pub fn proto(self) -> &'static str {
+        match self {
+            PortType::Udp => "udp",
+            _ => "tcp",
+        }
+    }
+}
+
 /// When a task runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -164,6 +196,13 @@ pub struct ServiceConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: Option<u16>,
+    /// The port's name in DNS: SRV `_<port_name>._<tcp|udp>`. Default the service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"))]
+    pub port_name: Option<String>,
+    /// `http` (default: routed by the proxy when it is `web`'s), `tcp` or `udp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_type: Option<PortType>,
     /// Environment variables of this service; they win over the app's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,

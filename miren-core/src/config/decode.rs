@@ -16,7 +16,7 @@ use toml::de::{DeArray, DeTable, DeValue};
 
 use super::app_config::{
     AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar, HealthConfig,
-    MetricsConfig, Mode, ServiceConfig, TaskConfig, Trigger,
+    MetricsConfig, Mode, PortType, ServiceConfig, TaskConfig, Trigger,
 };
 use super::diagnostic::Diagnostic;
 use super::suggest::closest;
@@ -43,6 +43,8 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "args",
     "image",
     "port",
+    "port_name",
+    "port_type",
     "env",
     "concurrency",
     "disks",
@@ -375,6 +377,39 @@ impl<'s> Decoder<'s> {
         Some(out)
     }
 
+    fn port_type(&mut self, e: Entry<'_, 's>, path: String) -> Option<PortType> {
+        let span = e.1.span();
+        let s = self.string(e, path.clone())?;
+        let all = [PortType::Http, PortType::Tcp, PortType::Udp];
+        if let Some(t) = all.into_iter().find(|t| t.as_str() == s) {
+            return Some(t);
+        }
+        let mut d = Diagnostic::error(
+            &path,
+            span.clone(),
+            format!("unknown port type `{s}`: expected `http`, `tcp` or `udp`"),
+        )
+        .with_label("expected \"http\", \"tcp\" or \"udp\"");
+        let lower = s.to_ascii_lowercase();
+        let synonym = match lower.as_str() {
+            "https" | "http2" | "grpc" | "h2" => Some("http"),
+            _ => None,
+        };
+        if let Some(best) = all
+            .iter()
+            .map(|t| t.as_str())
+            .find(|t| *t == lower)
+            .or(synonym)
+            .or_else(|| closest(&s, all.iter().map(|t| t.as_str())))
+        {
+            d = d
+                .with_help(format!("did you mean `{best}`?"))
+                .with_suggestion(span, format!("\"{best}\""));
+        }
+        self.diagnostics.push(d);
+        None
+    }
+
     fn provider(&mut self, e: Entry<'_, 's>, path: String) -> Option<DiskProvider> {
         let span = e.1.span();
         let s = self.string(e, path.clone())?;
@@ -465,6 +500,8 @@ impl<'s> Decoder<'s> {
             port: self
                 .optional(table, path, "port", |d, e, p| d.integer(e, p, 1, 65535))
                 .and_then(|p| u16::try_from(p).ok()),
+            port_name: self.optional(table, path, "port_name", |d, e, p| d.string(e, p)),
+            port_type: self.optional(table, path, "port_type", |d, e, p| d.port_type(e, p)),
             env: self
                 .optional(table, path, "env", |d, e, p| d.env_list(e, p))
                 .unwrap_or_default(),

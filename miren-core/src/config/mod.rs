@@ -39,7 +39,7 @@ use thiserror::Error;
 
 pub use app_config::{
     AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar, HealthConfig,
-    MetricsConfig, Mode, ServiceConfig, TaskConfig, Trigger, json_schema,
+    MetricsConfig, Mode, PortType, ServiceConfig, TaskConfig, Trigger, json_schema,
 };
 pub use decode::{KeySpans, SpanIndex};
 pub use diagnostic::{

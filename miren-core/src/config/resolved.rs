@@ -6,7 +6,9 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::app_config::{AppConfig, ConcurrencyConfig, DiskProvider, Mode, TaskConfig, Trigger};
+use super::app_config::{
+    AppConfig, ConcurrencyConfig, DiskProvider, Mode, PortType, TaskConfig, Trigger,
+};
 use super::{defaults, duration};
 
 /// An app, resolved.
@@ -137,6 +139,12 @@ pub struct ResolvedService {
     /// The port it listens on; `None` for services that take no connections (or,
     /// on Docker, whatever the image exposes).
     pub port: Option<u16>,
+    /// The port's DNS name (`_<name>._<proto>`), when not the service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_name: Option<String>,
+    /// What the port speaks, when not HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_type: Option<PortType>,
     /// App env, then the service's own on top. The platform's variables (`PORT`,
     /// `MIREN_*`) are added per sandbox by the runtime.
     pub env: IndexMap<String, String>,
@@ -338,6 +346,8 @@ fn service(app: &AppConfig, name: &str, s: &super::ServiceConfig) -> ResolvedSer
         args: s.args.clone(),
         image: s.image.clone(),
         port: s.port.or_else(|| defaults::port(name)),
+        port_name: s.port_name.clone().filter(|n| n != name),
+        port_type: s.port_type.filter(|t| *t != PortType::Http),
         env,
         concurrency: concurrency(name, s.concurrency.as_ref()),
         disks: s

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::app_config::{
     AppConfig, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar, HealthConfig, MetricsConfig,
-    Mode, ServiceConfig,
+    Mode, PortType, ServiceConfig,
 };
 use super::decode::{SpanIndex, join};
 use super::diagnostic::Diagnostic;
@@ -222,6 +222,57 @@ impl Rules<'_> {
         }
     }
 
+    /// `port_name` and `port_type`: a DNS label, a port to describe, and what the
+    /// proxy does with a `web` that doesn't speak HTTP.
+    fn port_meta(&mut self, name: &str, svc: &ServiceConfig, path: &str) {
+        let has_port = svc.port.is_some() || defaults::port(name).is_some();
+        for key in ["port_name", "port_type"] {
+            let kpath = format!("{path}.{key}");
+            if let Some(span) = self.spans.key(&kpath)
+                && !has_port
+                && svc.image.is_none()
+            {
+                self.push(
+                    Diagnostic::error(
+                        &kpath,
+                        span,
+                        format!("`{key}` describes the service's port, and `{name}` has none"),
+                    )
+                    .with_label("no port")
+                    .with_help("add `port = …` (the port it listens on), or remove this"),
+                );
+            }
+        }
+        let npath = format!("{path}.port_name");
+        if let (Some(n), Some(span)) = (&svc.port_name, self.spans.value(&npath))
+            && let Err(p) = names::dns_label(n)
+        {
+            let mut d = Diagnostic::error(
+                &npath,
+                span.clone(),
+                format!("port name `{n}` {}", p.reason),
+            )
+            .with_label("not a DNS label");
+            if let Some(f) = p.fixed {
+                d = d
+                    .with_help(format!("it names SRV records (`_{f}._tcp`): use `{f}`"))
+                    .with_suggestion(span, format!("\"{f}\""));
+            }
+            self.push(d);
+        }
+        let tpath = format!("{path}.port_type");
+        if name == defaults::WEB
+            && let (Some(t @ (PortType::Tcp | PortType::Udp)), Some(span)) =
+                (svc.port_type, self.spans.value(&tpath))
+        {
+            self.push(
+                Diagnostic::warning(&tpath, span, format!("`web`'s port is {}: the proxy routes HTTP only, so no request reaches it", t.as_str()))
+                    .with_label("not routed")
+                    .with_help("other services reach it as `web.app.miren`; for HTTP traffic from outside, leave `port_type` at \"http\""),
+            );
+        }
+    }
+
     /// `[services.<name>.metrics]`: checked as upstream does, and said plainly that
     /// nothing scrapes them yet.
     fn metrics(&mut self, name: &str, m: &MetricsConfig, path: &str) {
@@ -332,6 +383,7 @@ impl Rules<'_> {
             }
         }
 
+        self.port_meta(name, svc, path);
         let args_path = format!("{path}.args");
         if let Some(span) = self.spans.value(&args_path) {
             if svc.args.is_empty() {

@@ -184,6 +184,8 @@ impl Version {
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
                     port: None,
+                    port_name: None,
+                    port_type: None,
                     disks: Vec::new(),
                     health: None,
                     port_timeout: None,
@@ -201,6 +203,8 @@ impl Version {
             }
         };
         spec.port = None;
+        spec.port_name = None;
+        spec.port_type = None;
         spec.disks.clear();
         spec.health = None;
         spec.port_timeout = None;

@@ -29,6 +29,12 @@ pub struct PoolSpec {
     pub env: BTreeMap<String, String>,
     /// The port it listens on.
     pub port: Option<u16>,
+    /// The port's DNS name, when not the service's (SRV `_<name>._<proto>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_name: Option<String>,
+    /// What the port speaks, when not HTTP (a UDP one is ready when started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_type: Option<crate::config::PortType>,
     /// Its disks.
     pub disks: Vec<Disk>,
     /// Its HTTP health check: readiness waits for it, failing ones are replaced.
@@ -97,6 +103,8 @@ impl PoolSpec {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             port: s.port,
+            port_name: s.port_name.clone(),
+            port_type: s.port_type,
             disks: s.disks.clone(),
             health: s.health.clone(),
             // Defaults stay unwritten, so pools made before these keys existed are
@@ -123,6 +131,27 @@ impl PoolSpec {
             }
         }
         self
+    }
+
+    /// The SRV name of its port: (`port_name` or the service, `tcp`/`udp`).
+    pub fn srv_name(&self) -> (String, &'static str) {
+        (
+            self.port_name
+                .clone()
+                .unwrap_or_else(|| self.service.clone()),
+            self.port_type.unwrap_or_default().proto(),
+        )
+    }
+
+    /// Whether its port speaks UDP only (nothing accepts a connection).
+    pub fn udp_only(&self) -> bool {
+        self.port_type == Some(crate::config::PortType::Udp)
+    }
+
+    /// Whether the proxy may send it HTTP.
+    pub fn speaks_http(&self) -> bool {
+        self.port_type
+            .is_none_or(|t| t == crate::config::PortType::Http)
     }
 
     /// Whether its instances take turns on a disk (a platform disk is mounted by one

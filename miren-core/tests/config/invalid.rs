@@ -598,6 +598,28 @@ const CASES: &[Case] = &[
         "\"ext3\"",
         "unknown filesystem `ext3`: expected ext4, xfs or btrfs",
     ),
+    // --- port_name / port_type (SPEC §17) ---------------------------------------------
+    case(
+        "a mistyped port type",
+        "name = \"app\"\n[services.dns]\ncommand = \"d\"\nport = 53\nport_type = \"UDP\"\n",
+        5,
+        "\"UDP\"",
+        "unknown port type `UDP`: expected `http`, `tcp` or `udp`",
+    ),
+    case(
+        "a port type without a port",
+        "name = \"app\"\n[services.worker]\ncommand = \"w\"\nport_type = \"tcp\"\n",
+        4,
+        "port_type",
+        "`port_type` describes the service's port, and `worker` has none",
+    ),
+    case(
+        "a port name that isn't a label",
+        "name = \"app\"\n[services.db]\ncommand = \"d\"\nport = 5432\nport_name = \"Pg_Main\"\n",
+        5,
+        "\"Pg_Main\"",
+        "port name `Pg_Main`",
+    ),
     // --- metrics (SPEC §17) ------------------------------------------------------------
     case(
         "a metrics interval under 30s",
@@ -1096,4 +1118,20 @@ fn metrics_are_accepted_and_said_to_be_unscraped() {
         "name = \"app\"\n[services.web]\ncommand = \"w\"\n[services.web.metrics]\nenabled = false\n",
     );
     assert!(off.diagnostics.is_empty(), "{:#?}", off.diagnostics);
+}
+
+#[test]
+fn a_tcp_web_is_said_not_to_be_routed() {
+    let v = validate("name = \"app\"\n[services.web]\ncommand = \"w\"\nport_type = \"tcp\"\n");
+    assert!(v.is_valid());
+    let msgs: Vec<&str> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        msgs,
+        ["`web`'s port is tcp: the proxy routes HTTP only, so no request reaches it"]
+    );
+    let app = v.resolved.unwrap_or_else(|| panic!("invalid"));
+    assert_eq!(
+        app.services["web"].port_type,
+        Some(miren_core::config::PortType::Tcp)
+    );
 }

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `<svc>.app.miren` | A/AAAA of the caller app's ready `svc` instances |
 //! | `<svc>.<app>.app.miren` | the same for `app`; refused to other apps' sandboxes |
-//! | `_<svc>._tcp[.<app>].app.miren` | SRV per ready instance with a port, targets' A/AAAA in the additional section |
+//! | `_<port>._<tcp or udp>[.<app>].app.miren` | SRV per ready instance with a port (`<port>`: its `port_name`, default the service; `_udp` for a `port_type = "udp"` one), targets' A/AAAA in the additional section |
 //! | `<ip>.<svc>.<app>.app.miren` | an SRV target: that instance's address (`10-0-0-2`, `fd00--2`) |
 //! | `app.miren` | SOA; TXT: the caller app's services |
 //!
@@ -107,15 +107,17 @@ pub fn answer_as<'a>(
                 Err(r) => r,
             },
         },
-        [svc, "_tcp"] => match caller.and_then(|app| Some((app, zone.apps.get(app)?))) {
-            Some((app, z)) => q.srv(app, z, svc),
-            None => q.nxdomain(),
-        },
-        [svc, "_tcp", app] => match q.app(app) {
-            Ok(z) => q.srv(app, z, svc),
+        [svc, proto @ ("_tcp" | "_udp")] => {
+            match caller.and_then(|app| Some((app, zone.apps.get(app)?))) {
+                Some((app, z)) => q.srv(app, z, svc, proto),
+                None => q.nxdomain(),
+            }
+        }
+        [svc, proto @ ("_tcp" | "_udp"), app] => match q.app(app) {
+            Ok(z) => q.srv(app, z, svc, proto),
             Err(r) => r,
         },
-        ["_tcp", app] => match q.app(app) {
+        ["_tcp" | "_udp", app] => match q.app(app) {
             Ok(_) => q.nodata(),
             Err(r) => r,
         },
@@ -181,14 +183,18 @@ impl<'a> Question<'a> {
         r
     }
 
-    fn srv(&self, app: &str, z: &AppZone, svc: &str) -> Reply {
-        let Some(instances) = svc
+    fn srv(&self, app: &str, z: &AppZone, name: &str, proto: &str) -> Reply {
+        let key = (
+            name.trim_start_matches('_').to_string(),
+            proto.trim_start_matches('_').to_string(),
+        );
+        let Some((svc, instances)) = name
             .strip_prefix('_')
-            .and_then(|s| Some((s, z.services.get(s)?)))
+            .and_then(|_| z.ports.get(&key))
+            .and_then(|s| Some((s.as_str(), z.services.get(s)?)))
         else {
             return self.nxdomain();
         };
-        let (svc, instances) = instances;
         if !matches!(self.qtype, RecordType::SRV | RecordType::ANY) {
             return self.nodata();
         }

@@ -277,3 +277,43 @@ fn out_of_zone_names_are_forwarded_for_sandboxes_and_refused_to_anyone_else() {
         matches!(ask("example.com.", RecordType::A, "10.9.9.9"), Outcome::Reply(r) if r.code == ResponseCode::Refused)
     );
 }
+
+#[test]
+fn a_named_or_udp_port_has_its_own_srv_name() {
+    use SandboxStatus::*;
+    let shop = AppZone::build(
+        ["dns", "web"],
+        &[
+            sandbox("shop", "dns", "10.0.0.7:5353", Running),
+            sandbox("shop", "web", "10.0.0.2:8080", Running),
+        ],
+    )
+    .with_ports([
+        ("dns".to_string(), "resolver".to_string(), "udp".to_string()),
+        ("web".to_string(), "http".to_string(), "tcp".to_string()),
+    ]);
+    let zone = Zone::new([("shop".into(), Arc::new(shop))].into(), 1);
+    let ask = |name: &str| {
+        let n = Name::from_ascii(name).expect("a valid name");
+        match answer(&zone, &n, RecordType::SRV, OPERATOR.parse().expect("ip")) {
+            Outcome::Reply(r) => r,
+            Outcome::Forward => panic!("forwarded"),
+        }
+    };
+    assert_eq!(
+        data(&ask("_resolver._udp.shop.app.miren.")),
+        ["SRV 5353 10-0-0-7.dns.shop.app.miren.", "A 10.0.0.7"]
+    );
+    assert_eq!(
+        data(&ask("_http._tcp.shop.app.miren.")),
+        ["SRV 8080 10-0-0-2.web.shop.app.miren.", "A 10.0.0.2"]
+    );
+    // The names they replace are gone, and a UDP port has no TCP record.
+    for gone in [
+        "_dns._udp.shop.app.miren.",
+        "_resolver._tcp.shop.app.miren.",
+        "_web._tcp.shop.app.miren.",
+    ] {
+        assert_eq!(ask(gone).code, ResponseCode::NXDomain, "{gone}");
+    }
+}

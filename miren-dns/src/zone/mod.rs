@@ -43,9 +43,22 @@ pub struct AppZone {
     /// The addresses of its live sandboxes (booting ones included: they resolve their
     /// database at start; draining ones too: they still run).
     pub callers: Vec<IpAddr>,
+    /// SRV names: (port name, `tcp`/`udp`) → the service. Each service's port is
+    /// `(<service>, tcp)` unless its `port_name`/`port_type` say otherwise.
+    pub ports: BTreeMap<(String, String), String>,
 }
 
 impl AppZone {
+    /// Names the services' ports as their pools say (`port_name`, `port_type`),
+    /// replacing the default `(<service>, tcp)` of each service named.
+    pub fn with_ports(mut self, ports: impl IntoIterator<Item = (String, String, String)>) -> Self {
+        for (service, name, proto) in ports {
+            self.ports.retain(|_, s| *s != service);
+            self.ports.insert((name, proto), service);
+        }
+        self
+    }
+
     /// Builds an app's zone from its pools' services and its sandboxes.
     pub fn build<'a>(
         services: impl IntoIterator<Item = &'a str>,
@@ -54,6 +67,8 @@ impl AppZone {
         let mut z = AppZone::default();
         for s in services {
             z.services.entry(s.to_string()).or_default();
+            z.ports
+                .insert((s.to_string(), "tcp".to_string()), s.to_string());
         }
         for sb in sandboxes {
             let Some(inst) = Instance::of(sb).filter(|_| sb.is_live()) else {
@@ -62,6 +77,9 @@ impl AppZone {
             z.callers.push(inst.ip);
             if sb.is_serving() {
                 z.services.entry(sb.service.clone()).or_default().push(inst);
+                z.ports
+                    .entry((sb.service.clone(), "tcp".to_string()))
+                    .or_insert_with(|| sb.service.clone());
             }
         }
         for instances in z.services.values_mut() {

@@ -17,7 +17,7 @@ use super::{AppZone, Zone};
 #[derive(Debug, Default)]
 struct AppObjects {
     /// Pool id → its service.
-    pools: HashMap<String, String>,
+    pools: HashMap<String, (String, (String, &'static str))>,
     /// Sandbox id → sandbox.
     sandboxes: HashMap<String, Sandbox>,
 }
@@ -55,7 +55,8 @@ impl Projection for ZoneProjection {
             Key::Pool { app, id } => {
                 let p: SandboxPool = put.decode()?;
                 let objs = self.apps.entry(app.to_string()).or_default();
-                objs.pools.insert(id.to_string(), p.service);
+                let srv = p.spec.srv_name();
+                objs.pools.insert(id.to_string(), (p.service, srv));
             }
             Key::Sandbox { app, id } => {
                 let s: Sandbox = put.decode()?;
@@ -119,8 +120,13 @@ impl ZoneProjection {
         let mut changed = false;
         for app in touched {
             let built = self.apps.get(&app).map(|objs| {
-                let services: BTreeSet<&str> = objs.pools.values().map(String::as_str).collect();
-                AppZone::build(services, objs.sandboxes.values())
+                let services: BTreeSet<&str> =
+                    objs.pools.values().map(|(s, _)| s.as_str()).collect();
+                let ports = objs
+                    .pools
+                    .values()
+                    .map(|(s, (name, proto))| (s.clone(), name.clone(), proto.to_string()));
+                AppZone::build(services, objs.sandboxes.values()).with_ports(ports)
             });
             let key: Arc<str> = app.into();
             match built {

@@ -79,7 +79,8 @@ impl Projection for Routing {
             }
             Key::Pool { app, id } => {
                 let p: SandboxPool = put.decode()?;
-                if p.service == "web" {
+                // Only an HTTP port is routed (`port_type = "tcp"|"udp"` isn't).
+                if p.service == "web" && p.spec.speaks_http() {
                     changed.apps.insert(app.to_string());
                     m.pools
                         .entry(app.to_string())

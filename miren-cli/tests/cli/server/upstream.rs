@@ -182,3 +182,56 @@ fn aliases_run_their_targets_in_the_app_directory() {
     assert_eq!(out.status.code(), Some(2));
     server.stop();
 }
+
+#[test]
+fn a_udp_service_is_ready_when_started_and_has_its_own_srv_record() {
+    let server = TestServer::start(&[]);
+    // A UDP echo server: nothing accepts a TCP connection on its port, so a TCP probe
+    // would never see it ready and the 3 s port timeout would fail the deploy.
+    let app = crate::app_dir(
+        "name = \"udpy\"\nweb = false\n[services.echo]\ncommand = \"exec python3 echo.py\"\nport = 5300\nport_type = \"udp\"\nport_name = \"resolver\"\nport_timeout = \"3s\"\n",
+    );
+    std::fs::write(
+        app.path().join("echo.py"),
+        "import os, socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('127.0.0.1', int(os.environ['PORT'])))\nwhile True:\n    data, peer = s.recvfrom(512)\n    s.sendto(data, peer)\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    server.deploy(app.path());
+    let (code, records) = super::dig(
+        &server.dns,
+        "_resolver._udp.udpy.app.miren.",
+        miren_dns::proto::rr::RecordType::SRV,
+    );
+    assert_eq!(
+        code,
+        miren_dns::proto::op::ResponseCode::NoError,
+        "{records:?}"
+    );
+    let port: u16 = records
+        .iter()
+        .find_map(|r| r.strip_prefix("SRV ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no SRV: {records:?}"));
+    // Its port answers over UDP (once the program has bound it: "ready" for a UDP port
+    // means started, so the first datagrams may find nobody yet).
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    s.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut buf = [0u8; 16];
+    loop {
+        s.send_to(b"ping", ("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Ok(n) = s.recv(&mut buf) {
+            assert_eq!(&buf[..n], b"ping");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no echo from {port}");
+    }
+    let (code, _) = super::dig(
+        &server.dns,
+        "_echo._tcp.udpy.app.miren.",
+        miren_dns::proto::rr::RecordType::SRV,
+    );
+    assert_eq!(code, miren_dns::proto::op::ResponseCode::NXDomain);
+    server.stop();
+}
