@@ -76,6 +76,7 @@ pub fn pool(app: &str, service: &str) -> crate::model::SandboxPool {
         port_name: None,
         port_type: None,
         disks: vec![],
+        onbuild: vec![],
         health: None,
         port_timeout: None,
         shutdown_timeout: None,

@@ -315,6 +315,7 @@ mod tests {
                     provider: Default::default(),
                     filesystem: None,
                 }],
+                onbuild: Vec::new(),
                 health: None,
                 port_timeout: None,
                 shutdown_timeout: None,

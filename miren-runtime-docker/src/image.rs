@@ -110,7 +110,68 @@ pub async fn build(
             artifact.digest
         ))
     })?;
-    let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(file));
+    build_context(
+        docker,
+        app,
+        owner,
+        Context::File(file),
+        dockerfile,
+        tag,
+        log,
+    )
+    .await
+}
+
+/// What a build is sent: the version's archive, or a few generated files.
+enum Context {
+    File(tokio::fs::File),
+    Bytes(Vec<u8>),
+}
+
+/// `build.onbuild`: the built image again, each command a `RUN` step on top of it,
+/// under the same tag.
+pub async fn onbuild(
+    docker: &Docker,
+    app: &str,
+    owner: &str,
+    tag: &str,
+    commands: &[String],
+    log: &PrepareLog,
+) -> Result<(), RuntimeError> {
+    let mut dockerfile = format!("FROM {tag}\n");
+    for c in commands {
+        // Exec form with a JSON string: any command, newlines and quotes included.
+        let json = serde_json::Value::String(c.clone()).to_string();
+        dockerfile.push_str(&format!("RUN [\"/bin/sh\", \"-c\", {json}]\n"));
+    }
+    let context = miren_core::artifact::tar_of(&[("Dockerfile.onbuild", dockerfile.as_bytes())])
+        .map_err(|e| RuntimeError::Prepare(format!("making the onbuild context: {e}")))?;
+    log.line(&format!("onbuild: {} command(s) on {tag}", commands.len()));
+    build_context(
+        docker,
+        app,
+        owner,
+        Context::Bytes(context),
+        "Dockerfile.onbuild",
+        tag,
+        log,
+    )
+    .await
+}
+
+async fn build_context(
+    docker: &Docker,
+    app: &str,
+    owner: &str,
+    context: Context,
+    dockerfile: &str,
+    tag: &str,
+    log: &PrepareLog,
+) -> Result<(), RuntimeError> {
+    let body = match context {
+        Context::File(f) => bollard::body_try_stream(tokio_util::io::ReaderStream::new(f)),
+        Context::Bytes(b) => bollard::body_full(b.into()),
+    };
     let options = BuildImageOptions {
         dockerfile: dockerfile.to_string(),
         t: Some(tag.to_string()),

@@ -338,6 +338,13 @@ impl Runtime for DockerRuntime {
                 log,
             )
             .await?;
+            if let Some(s) = app
+                .services
+                .iter()
+                .find(|s| matches!(s.source, CodeSource::Artifact(_)) && !s.onbuild.is_empty())
+            {
+                image::onbuild(docker, &app.app, owner, &tag, &s.onbuild, log).await?;
+            }
         }
         Ok(())
     }

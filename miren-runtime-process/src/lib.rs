@@ -283,6 +283,75 @@ impl ProcessRuntime {
         self.inner.dir.join("code").join(digest.hex())
     }
 
+    /// The code dir of an artifact built with `onbuild`: its own, so versions of the
+    /// same code with other commands don't share what those commands made.
+    fn code_dir_for(&self, digest: &Digest, onbuild: &[String]) -> PathBuf {
+        if onbuild.is_empty() {
+            return self.code_dir(digest);
+        }
+        let all = onbuild.join("\n");
+        let tag = &Digest::of(all.as_bytes()).hex().to_string()[..12];
+        self.inner
+            .dir
+            .join("code")
+            .join(format!("{}-{tag}", digest.hex()))
+    }
+
+    /// Runs `build.onbuild` in freshly unpacked code, each command by `/bin/sh -c`, its
+    /// output in the deploy's progress; the first failure fails the prepare.
+    async fn run_onbuild(
+        &self,
+        dir: &std::path::Path,
+        commands: &[String],
+        log: &PrepareLog,
+    ) -> Result<(), RuntimeError> {
+        for cmd in commands {
+            log.line(&format!("onbuild: {cmd}"));
+            let mut c = tokio::process::Command::new("/bin/sh");
+            c.arg("-c")
+                .arg(cmd)
+                .current_dir(dir)
+                .env_clear()
+                .envs(
+                    INHERITED_ENV
+                        .iter()
+                        .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
+                )
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            if let Some(u) = &self.inner.user {
+                c.uid(u.uid).gid(u.gid);
+            }
+            let out = c
+                .output()
+                .await
+                .map_err(|e| RuntimeError::Prepare(format!("running onbuild `{cmd}`: {e}")))?;
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            for l in &lines {
+                log.line(l);
+            }
+            if !out.status.success() {
+                let (_, why) = exit_reason(out.status);
+                let mut msg = format!("onbuild `{cmd}` {why}");
+                let last = &lines[lines.len().saturating_sub(10)..];
+                if !last.is_empty() {
+                    msg.push_str("\nits last output:");
+                    for l in last {
+                        msg.push_str("\n  | ");
+                        msg.push_str(l);
+                    }
+                }
+                return Err(RuntimeError::Prepare(msg));
+            }
+        }
+        Ok(())
+    }
+
     fn free_port(&self) -> Result<u16, RuntimeError> {
         let mut ports = lock(&self.inner.ports);
         for _ in 0..64 {
@@ -433,17 +502,29 @@ impl Runtime for ProcessRuntime {
         "process"
     }
 
-    async fn prepare(&self, app: &PrepareApp, _: &PrepareLog) -> Result<(), RuntimeError> {
+    async fn prepare(&self, app: &PrepareApp, log: &PrepareLog) -> Result<(), RuntimeError> {
         let problems: Vec<String> = app.services.iter().filter_map(unsupported).collect();
         if !problems.is_empty() {
             return Err(RuntimeError::Unsupported(problems.join("\n")));
         }
-        let dest = self.code_dir(&app.artifact.digest);
+        // Every service of the app's code shares its `onbuild` (it is the app's).
+        let onbuild = app
+            .services
+            .iter()
+            .find(|s| matches!(s.source, CodeSource::Artifact(_)) && !s.onbuild.is_empty())
+            .map(|s| s.onbuild.clone())
+            .unwrap_or_default();
+        let dest = self.code_dir_for(&app.artifact.digest, &onbuild);
         let archive = app.artifact.clone();
         let version = app.version.clone();
-        blocking(move || {
-            if dest.is_dir() {
-                return Ok(());
+        // With `onbuild`: unpacked beside, built there, then renamed into place, so a
+        // code dir that exists is always a finished one.
+        let building = dest.with_extension("building");
+        let (d, b) = (dest.clone(), building.clone());
+        let built = !onbuild.is_empty();
+        let fresh = blocking(move || {
+            if d.is_dir() {
+                return Ok(false);
             }
             if !archive.path.is_file() {
                 return Err(RuntimeError::Prepare(format!(
@@ -451,10 +532,33 @@ impl Runtime for ProcessRuntime {
                     archive.digest
                 )));
             }
-            artifact::unpack(&archive.path, &dest)
-                .map_err(|e| RuntimeError::Prepare(format!("unpacking the app's code: {e}")))
+            let target = if built { &b } else { &d };
+            if target.exists() {
+                std::fs::remove_dir_all(target)
+                    .map_err(|e| RuntimeError::io("removing a half-built code dir", e))?;
+            }
+            artifact::unpack(&archive.path, target)
+                .map_err(|e| RuntimeError::Prepare(format!("unpacking the app's code: {e}")))?;
+            Ok(true)
         })
         .await?;
+        if fresh && !onbuild.is_empty() {
+            if let Err(e) = self.run_onbuild(&building, &onbuild, log).await {
+                let b = building.clone();
+                let _ = blocking(move || {
+                    let _ = std::fs::remove_dir_all(&b);
+                    Ok(())
+                })
+                .await;
+                return Err(e);
+            }
+            let (b, d) = (building, dest);
+            blocking(move || {
+                std::fs::rename(&b, &d)
+                    .map_err(|e| RuntimeError::io("publishing the built code", e))
+            })
+            .await?;
+        }
         let with_ports: Vec<(&str, u16)> = app
             .services
             .iter()
@@ -470,7 +574,7 @@ impl Runtime for ProcessRuntime {
         let CodeSource::Artifact(digest) = &spec.spec.source else {
             return Err(RuntimeError::Unsupported("image".into()));
         };
-        let code = self.code_dir(digest);
+        let code = self.code_dir_for(digest, &spec.spec.onbuild);
         let disks: Vec<(String, PathBuf)> = spec
             .spec
             .disks
@@ -811,7 +915,9 @@ impl Runtime for ProcessRuntime {
             for entry in entries {
                 let entry = entry.map_err(|e| RuntimeError::io("listing unpacked code", e))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if keep.contains(&name) || name.starts_with('.') {
+                // `<hex>` or, built with onbuild, `<hex>-<commands>`.
+                let hex = name.split('-').next().unwrap_or_default();
+                if keep.contains(hex) || name.starts_with('.') {
                     continue;
                 }
                 let path = entry.path();
@@ -853,7 +959,7 @@ impl Runtime for ProcessRuntime {
         let CodeSource::Artifact(digest) = &spec.spec.source else {
             return Err(RuntimeError::Unsupported("no code to run".into()));
         };
-        let cwd = self.code_dir(digest);
+        let cwd = self.code_dir_for(digest, &spec.spec.onbuild);
         let dir = cwd.clone();
         let version = spec.version.clone();
         blocking(move || {

@@ -17,6 +17,6 @@ mod store;
 
 pub use pack::{
     LOCAL_DATA_DIR, contains_file, digest, pack_dir, pack_dir_including, remove_unpack_leftovers,
-    unpack,
+    tar_of, unpack,
 };
 pub use store::{ArtifactError, ArtifactStore, Collected, PENDING_FOR, Upload};

@@ -99,6 +99,20 @@ fn walk(dir: &Path, filtered: bool, mut found: impl FnMut(PathBuf)) -> io::Resul
     Ok(())
 }
 
+/// A tar archive of the given files (name, content), as a build context of a few
+/// generated files is.
+pub fn tar_of(files: &[(&str, &[u8])]) -> io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(0);
+        header.set_mode(0o644);
+        header.set_size(content.len() as u64);
+        builder.append_data(&mut header, name, *content)?;
+    }
+    builder.into_inner()
+}
+
 /// The digest of `bytes`.
 pub fn digest(bytes: &[u8]) -> Digest {
     Digest::of(bytes)

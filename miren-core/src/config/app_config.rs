@@ -175,6 +175,40 @@ pub struct BuildConfig {
     /// The Dockerfile, relative to the app directory. Default `Dockerfile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockerfile: Option<String>,
+    /// Commands run in the built code after the build (`npm run build`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub onbuild: Vec<String>,
+    /// Upstream's language version for its detected stack (accepted: no stack is
+    /// detected here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Upstream's Alpine base image for its detected stack (accepted: no stack is
+    /// detected here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpine_image: Option<String>,
+    /// Secrets for the build only (`[[build.secrets]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<BuildSecret>,
+}
+
+/// `[[build.secrets]]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSecret {
+    /// Its id in the build (`RUN --mount=type=secret,id=…`); unique.
+    pub id: String,
+    /// Where its value comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Its name in the backend (needs `backend`).
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Given as this env variable to the build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// Given as this file to the build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// `[services.<name>]`.
@@ -384,8 +418,8 @@ pub fn json_schema() -> serde_json::Value {
 mod tests {
     use super::json_schema;
     use crate::config::decode::{
-        APP_KEYS, BUILD_KEYS, CONCURRENCY_KEYS, DISK_KEYS, ENV_KEYS, HEALTH_KEYS, METRICS_KEYS,
-        SERVICE_KEYS, TASK_KEYS,
+        APP_KEYS, BUILD_KEYS, BUILD_SECRET_KEYS, CONCURRENCY_KEYS, DISK_KEYS, ENV_KEYS,
+        HEALTH_KEYS, METRICS_KEYS, SERVICE_KEYS, TASK_KEYS,
     };
 
     fn properties(schema: &serde_json::Value, def: Option<&str>) -> Vec<String> {
@@ -423,5 +457,9 @@ mod tests {
         assert_eq!(properties(&s, Some("HealthConfig")), sorted(HEALTH_KEYS));
         assert_eq!(properties(&s, Some("TaskConfig")), sorted(TASK_KEYS));
         assert_eq!(properties(&s, Some("MetricsConfig")), sorted(METRICS_KEYS));
+        assert_eq!(
+            properties(&s, Some("BuildSecret")),
+            sorted(BUILD_SECRET_KEYS)
+        );
     }
 }

@@ -15,8 +15,8 @@ use toml::Spanned;
 use toml::de::{DeArray, DeTable, DeValue};
 
 use super::app_config::{
-    AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar, HealthConfig,
-    MetricsConfig, Mode, PortType, ServiceConfig, TaskConfig, Trigger,
+    AppConfig, BuildConfig, BuildSecret, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar,
+    HealthConfig, MetricsConfig, Mode, PortType, ServiceConfig, TaskConfig, Trigger,
 };
 use super::diagnostic::Diagnostic;
 use super::suggest::closest;
@@ -79,7 +79,15 @@ pub(crate) const DISK_KEYS: &[&str] = &[
 /// Keys of `[[env]]`.
 pub(crate) const ENV_KEYS: &[&str] = &["key", "value", "required", "sensitive", "description"];
 /// Keys of `[build]`.
-pub(crate) const BUILD_KEYS: &[&str] = &["dockerfile"];
+pub(crate) const BUILD_KEYS: &[&str] = &[
+    "dockerfile",
+    "onbuild",
+    "version",
+    "alpine_image",
+    "secrets",
+];
+/// Keys of `[[build.secrets]]`.
+pub(crate) const BUILD_SECRET_KEYS: &[&str] = &["id", "backend", "ref", "env", "file"];
 
 /// Words other platforms use, mapped to ours (Compose, Heroku, Fly users type these).
 const SYNONYMS: &[(&str, &str)] = &[
@@ -220,6 +228,7 @@ enum Scope<'a> {
     Health,
     Task,
     Metrics,
+    BuildSecret,
 }
 
 impl Scope<'_> {
@@ -234,6 +243,7 @@ impl Scope<'_> {
             Scope::Health => HEALTH_KEYS,
             Scope::Task => TASK_KEYS,
             Scope::Metrics => METRICS_KEYS,
+            Scope::BuildSecret => BUILD_SECRET_KEYS,
         }
     }
 
@@ -291,7 +301,21 @@ impl<'s> Decoder<'s> {
             let table = d.table(v, &p, "a table like `[build]`")?;
             d.check_keys(table, &p, Scope::Build);
             let dockerfile = d.optional(table, &p, "dockerfile", |d, e, p| d.string(e, p));
-            Some(BuildConfig { dockerfile })
+            let onbuild = d
+                .optional(table, &p, "onbuild", |d, e, p| d.strings(e, p))
+                .unwrap_or_default();
+            let version = d.optional(table, &p, "version", |d, e, p| d.string(e, p));
+            let alpine_image = d.optional(table, &p, "alpine_image", |d, e, p| d.string(e, p));
+            let secrets = d
+                .optional(table, &p, "secrets", |d, (_, v), p| d.build_secrets(v, &p))
+                .unwrap_or_default();
+            Some(BuildConfig {
+                dockerfile,
+                onbuild,
+                version,
+                alpine_image,
+                secrets,
+            })
         });
         let web = self.optional(root, "", "web", |d, (k, v), p| {
             if looks_like_service(v.get_ref()) {
@@ -618,6 +642,38 @@ impl<'s> Decoder<'s> {
                 lease_timeout: self.optional(t, &ipath, "lease_timeout", |d, e, p| {
                     d.duration_string(e, p)
                 }),
+            });
+        }
+        Some(out)
+    }
+
+    fn build_secrets(
+        &mut self,
+        value: &Spanned<DeValue<'s>>,
+        path: &str,
+    ) -> Option<Vec<BuildSecret>> {
+        let items = self.array_of_tables(
+            value,
+            path,
+            "secrets",
+            "[[build.secrets]]\nid = \"npm-token\"\nenv = \"NPM_TOKEN\"",
+        )?;
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let ipath = format!("{path}[{i}]");
+            let Some(t) = self.table(item, &ipath, "a table") else {
+                continue;
+            };
+            self.record(&ipath, item.span(), item.span());
+            self.check_keys(t, &ipath, Scope::BuildSecret);
+            let here = header_span(self.source, item.span());
+            let id = self.required(t, &ipath, "id", here, |d, e, p| d.string(e, p));
+            out.push(BuildSecret {
+                id: id.unwrap_or_default(),
+                backend: self.optional(t, &ipath, "backend", |d, e, p| d.string(e, p)),
+                reference: self.optional(t, &ipath, "ref", |d, e, p| d.string(e, p)),
+                env: self.optional(t, &ipath, "env", |d, e, p| d.string(e, p)),
+                file: self.optional(t, &ipath, "file", |d, e, p| d.string(e, p)),
             });
         }
         Some(out)

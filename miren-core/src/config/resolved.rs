@@ -33,6 +33,9 @@ pub struct ResolvedApp {
     /// The app-wide `[[env]]`, for tasks that run with no service's env.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub env: IndexMap<String, String>,
+    /// Commands run in the built code after the build (`build.onbuild`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub onbuild: Vec<String>,
     /// CLI shortcuts (`[aliases]`).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub aliases: IndexMap<String, String>,
@@ -294,6 +297,11 @@ pub(crate) fn resolve(c: &AppConfig) -> ResolvedApp {
             .collect(),
         include: c.include.clone(),
         aliases: c.aliases.clone(),
+        onbuild: c
+            .build
+            .as_ref()
+            .map(|b| b.onbuild.clone())
+            .unwrap_or_default(),
         sensitive_env: c
             .env
             .iter()

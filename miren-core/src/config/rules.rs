@@ -154,6 +154,9 @@ impl Rules<'_> {
             );
         }
 
+        if let Some(build) = &c.build {
+            self.build_extras(build);
+        }
         if let Some(build) = &c.build
             && let (Some(df), Some(span)) =
                 (&build.dockerfile, self.spans.value("build.dockerfile"))
@@ -219,6 +222,74 @@ impl Rules<'_> {
                     .with_label("not used")
                     .with_help("on one machine a disk's previous holder always lets go within its `shutdown_timeout` (SIGKILL then), and the next one starts at once"),
             );
+        }
+    }
+
+    /// `[build]` beyond `dockerfile`: `onbuild` commands that say something, and plain
+    /// words about what upstream's stack keys and build secrets do here.
+    fn build_extras(&mut self, b: &super::app_config::BuildConfig) {
+        if let Some(span) = self.spans.value("build.onbuild")
+            && b.onbuild.iter().any(|c| c.trim().is_empty())
+        {
+            self.push(
+                Diagnostic::error("build.onbuild", span, "`onbuild` has an empty command")
+                    .with_label("nothing to run")
+                    .with_help(
+                        "each entry is a command run after the build, e.g. \"npm run build\"",
+                    ),
+            );
+        }
+        for key in ["version", "alpine_image"] {
+            let path = format!("build.{key}");
+            if let Some(span) = self.spans.value(&path) {
+                self.push(
+                    Diagnostic::warning(&path, span, format!("`build.{key}` is accepted but not used here"))
+                        .with_label("no stack detection")
+                        .with_help("upstream picks a base image for the stack it detects; here the Dockerfile (Docker) or the commands you run (processes) decide the language version"),
+                );
+            }
+        }
+        let mut ids: HashMap<&str, Range<usize>> = HashMap::new();
+        for (i, secret) in b.secrets.iter().enumerate() {
+            let spath = format!("build.secrets[{i}]");
+            let id_path = format!("{spath}.id");
+            if let Some(span) = self.spans.value(&id_path) {
+                if let Some(first) = ids.get(secret.id.as_str()) {
+                    self.push(
+                        Diagnostic::error(
+                            &id_path,
+                            span,
+                            format!("build secret `{}` is defined twice", secret.id),
+                        )
+                        .with_label("second definition")
+                        .with_related(first.clone(), "first defined here")
+                        .with_help("give each build secret its own id"),
+                    );
+                } else {
+                    ids.insert(secret.id.as_str(), span);
+                }
+            }
+            let ref_path = format!("{spath}.ref");
+            if let Some(span) = self.spans.key(&ref_path)
+                && secret.backend.is_none()
+            {
+                self.push(
+                    Diagnostic::error(
+                        &ref_path,
+                        span,
+                        "`ref` names a secret in a backend, but there is no `backend`",
+                    )
+                    .with_label("needs `backend`")
+                    .with_help("add `backend = …` for where the secret is kept"),
+                );
+            }
+            if let Some(span) = self.spans.get(&spath).map(|s| s.key.clone()) {
+                self.push(
+                    Diagnostic::warning(&spath, span, format!("build secret `{}` is not given to builds here yet", secret.id))
+                        .with_label("the build gets no secret")
+                        .with_help("a build step that needs it fails; pass what it needs another way until build secrets land"),
+                );
+            }
         }
     }
 

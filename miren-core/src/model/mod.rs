@@ -187,6 +187,7 @@ impl Version {
                     port_name: None,
                     port_type: None,
                     disks: Vec::new(),
+                    onbuild: self.config.onbuild.clone(),
                     health: None,
                     port_timeout: None,
                     shutdown_timeout: None,

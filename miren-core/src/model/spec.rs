@@ -37,6 +37,10 @@ pub struct PoolSpec {
     pub port_type: Option<crate::config::PortType>,
     /// Its disks.
     pub disks: Vec<Disk>,
+    /// Commands run in the app's built code after the build (`build.onbuild`), for
+    /// a service that runs that code.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub onbuild: Vec<String>,
     /// Its HTTP health check: readiness waits for it, failing ones are replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
@@ -106,6 +110,10 @@ impl PoolSpec {
             port_name: s.port_name.clone(),
             port_type: s.port_type,
             disks: s.disks.clone(),
+            onbuild: match &s.image {
+                Some(_) => Vec::new(),
+                None => app.onbuild.clone(),
+            },
             health: s.health.clone(),
             // Defaults stay unwritten, so pools made before these keys existed are
             // reused by a deploy that doesn't set them.

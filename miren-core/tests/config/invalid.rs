@@ -620,6 +620,28 @@ const CASES: &[Case] = &[
         "\"Pg_Main\"",
         "port name `Pg_Main`",
     ),
+    // --- [build] as upstream has it (SPEC §17) ------------------------------------
+    case(
+        "an empty onbuild command",
+        "name = \"app\"\n[build]\nonbuild = [\"npm ci\", \"\"]\n",
+        3,
+        "[\"npm ci\", \"\"]",
+        "`onbuild` has an empty command",
+    ),
+    case(
+        "two build secrets with one id",
+        "name = \"app\"\n[[build.secrets]]\nid = \"npm\"\nenv = \"NPM_TOKEN\"\n[[build.secrets]]\nid = \"npm\"\nfile = \"/run/npm\"\n",
+        6,
+        "\"npm\"",
+        "build secret `npm` is defined twice",
+    ),
+    case(
+        "a build secret ref without a backend",
+        "name = \"app\"\n[[build.secrets]]\nid = \"npm\"\nref = \"npm-token\"\n",
+        4,
+        "ref",
+        "`ref` names a secret in a backend, but there is no `backend`",
+    ),
     // --- metrics (SPEC §17) ------------------------------------------------------------
     case(
         "a metrics interval under 30s",
@@ -1134,4 +1156,23 @@ fn a_tcp_web_is_said_not_to_be_routed() {
         app.services["web"].port_type,
         Some(miren_core::config::PortType::Tcp)
     );
+}
+
+#[test]
+fn upstreams_stack_keys_and_build_secrets_say_what_they_do_here() {
+    let v = validate(
+        "name = \"app\"\n[build]\nversion = \"3.12\"\nalpine_image = \"alpine:3.20\"\nonbuild = [\"make assets\"]\n[[build.secrets]]\nid = \"npm\"\nenv = \"NPM_TOKEN\"\n[services.web]\ncommand = \"w\"\n",
+    );
+    assert!(v.is_valid(), "{:#?}", v.diagnostics);
+    let msgs: Vec<&str> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        msgs,
+        [
+            "`build.version` is accepted but not used here",
+            "`build.alpine_image` is accepted but not used here",
+            "build secret `npm` is not given to builds here yet",
+        ]
+    );
+    let app = v.resolved.unwrap_or_else(|| panic!("invalid"));
+    assert_eq!(app.onbuild, ["make assets"]);
 }

@@ -790,3 +790,25 @@ fn containers_are_health_checked_like_processes() {
     assert_eq!(status, 200);
     server.stop();
 }
+
+#[test]
+fn onbuild_commands_run_on_the_built_image() {
+    if !docker_here() {
+        return;
+    }
+    let _cleanup = Cleanup(vec!["imagebuilt".into()]);
+    let server = TestServer::start(&["--runtime", "docker"]);
+    let app = super::super::app_dir(
+        "name = \"imagebuilt\"\n[build]\nonbuild = [\"echo made by onbuild > /app/asset.txt\"]\n[services.web]\ncommand = \"exec httpd -f -p $PORT -h /app\"\n[services.web.concurrency]\nmode = \"fixed\"\nnum_instances = 1\n",
+    );
+    std::fs::write(
+        app.path().join("Dockerfile"),
+        "FROM miren-test/busybox\nCOPY . /app\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    server.deploy(app.path());
+    server.ok(["route", "set-default", "-a", "imagebuilt"]);
+    let (status, body) = get_path(&server.http, "any.example", "/asset.txt");
+    assert_eq!((status, body.as_str()), (200, "made by onbuild\n"));
+    server.stop();
+}

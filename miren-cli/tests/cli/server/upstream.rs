@@ -235,3 +235,51 @@ fn a_udp_service_is_ready_when_started_and_has_its_own_srv_record() {
     assert_eq!(code, miren_dns::proto::op::ResponseCode::NXDomain);
     server.stop();
 }
+
+#[test]
+fn onbuild_commands_run_in_the_built_code_and_a_failing_one_fails_the_deploy() {
+    let server = TestServer::start(&[]);
+    let toml = |onbuild: &str| {
+        format!(
+            "name = \"builder\"\n[build]\nonbuild = [{onbuild}]\n[services.web]\ncommand = \"exec python3 -m http.server $PORT --bind 127.0.0.1\"\n"
+        )
+    };
+    let app = crate::app_dir(&toml(
+        "\"mkdir -p out\", \"echo built from $(cat src.txt) > out/asset.txt\"",
+    ));
+    std::fs::write(app.path().join("src.txt"), "the source").unwrap_or_else(|e| panic!("{e}"));
+    server.deploy(app.path());
+    let out = server
+        .cli()
+        .args(["app", "run", "-a", "builder", "--", "cat out/asset.txt"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stdout_of(&out), "built from the source", "{out:?}");
+
+    std::fs::write(
+        app.path().join(".miren/app.toml"),
+        toml("\"echo compiling\", \"echo broken >&2; exit 3\""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = server
+        .cli()
+        .arg("deploy")
+        .arg(app.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("onbuild `echo broken >&2; exit 3` exited with code 3"),
+        "{err}"
+    );
+    assert!(err.contains("broken"), "its output is shown: {err}");
+    // The first release still serves what its onbuild made.
+    let out = server
+        .cli()
+        .args(["app", "run", "-a", "builder", "--", "cat out/asset.txt"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stdout_of(&out), "built from the source");
+    server.stop();
+}
