@@ -605,46 +605,38 @@ impl<'s> Decoder<'s> {
             "disks",
             "[[services.web.disks]]\nname = \"data\"\nmount_path = \"/data\"\nsize_gb = 10",
         )?;
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let ipath = format!("{path}[{i}]");
-            let Some(t) = self.table(item, &ipath, "a table") else {
-                continue;
-            };
-            self.record(&ipath, item.span(), item.span());
-            self.check_keys(t, &ipath, Scope::Disk);
-            let here = header_span(self.source, item.span());
-            let name = self.required(t, &ipath, "name", here.clone(), |d, e, p| d.string(e, p));
-            let mount_path = self.required(t, &ipath, "mount_path", here.clone(), |d, e, p| {
-                d.string(e, p)
-            });
-            let provider = self.optional(t, &ipath, "provider", |d, e, p| d.provider(e, p));
-            let size = |d: &mut Self, e: Entry<'_, 's>, p: String| {
-                d.integer(e, p, 1, 65536)
-                    .and_then(|n| u32::try_from(n).ok())
-            };
-            // A local disk is a directory of the node: it has no size of its own.
-            let size_gb = if provider == Some(DiskProvider::Local)
-                || self.spans.failed(&format!("{ipath}.provider"))
-            {
-                self.optional(t, &ipath, "size_gb", size)
-            } else {
-                self.required(t, &ipath, "size_gb", here, size)
-            };
-            let read_only = self.optional(t, &ipath, "read_only", |d, e, p| d.boolean(e, p));
-            out.push(DiskConfig {
-                name: name.unwrap_or_default(),
-                mount_path: mount_path.unwrap_or_default(),
-                size_gb,
-                read_only,
-                provider,
-                filesystem: self.optional(t, &ipath, "filesystem", |d, e, p| d.string(e, p)),
-                lease_timeout: self.optional(t, &ipath, "lease_timeout", |d, e, p| {
-                    d.duration_string(e, p)
-                }),
-            });
-        }
-        Some(out)
+        Some(
+            self.tables_of(items, path, Scope::Disk, "a table", |d, t, ipath, here| {
+                let name = d.required(t, ipath, "name", here.clone(), |d, e, p| d.string(e, p));
+                let mount_path = d.required(t, ipath, "mount_path", here.clone(), |d, e, p| {
+                    d.string(e, p)
+                });
+                let provider = d.optional(t, ipath, "provider", |d, e, p| d.provider(e, p));
+                let size = |d: &mut Self, e: Entry<'_, 's>, p: String| {
+                    d.integer(e, p, 1, 65536)
+                        .and_then(|n| u32::try_from(n).ok())
+                };
+                // A local disk is a directory of the node: it has no size of its own.
+                let size_gb = if provider == Some(DiskProvider::Local)
+                    || d.spans.failed(&format!("{ipath}.provider"))
+                {
+                    d.optional(t, ipath, "size_gb", size)
+                } else {
+                    d.required(t, ipath, "size_gb", here, size)
+                };
+                let read_only = d.optional(t, ipath, "read_only", |d, e, p| d.boolean(e, p));
+                DiskConfig {
+                    name: name.unwrap_or_default(),
+                    mount_path: mount_path.unwrap_or_default(),
+                    size_gb,
+                    read_only,
+                    provider,
+                    filesystem: d.optional(t, ipath, "filesystem", |d, e, p| d.string(e, p)),
+                    lease_timeout: d
+                        .optional(t, ipath, "lease_timeout", |d, e, p| d.duration_string(e, p)),
+                }
+            }),
+        )
     }
 
     fn build_secrets(
@@ -658,25 +650,22 @@ impl<'s> Decoder<'s> {
             "secrets",
             "[[build.secrets]]\nid = \"npm-token\"\nenv = \"NPM_TOKEN\"",
         )?;
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let ipath = format!("{path}[{i}]");
-            let Some(t) = self.table(item, &ipath, "a table") else {
-                continue;
-            };
-            self.record(&ipath, item.span(), item.span());
-            self.check_keys(t, &ipath, Scope::BuildSecret);
-            let here = header_span(self.source, item.span());
-            let id = self.required(t, &ipath, "id", here, |d, e, p| d.string(e, p));
-            out.push(BuildSecret {
-                id: id.unwrap_or_default(),
-                backend: self.optional(t, &ipath, "backend", |d, e, p| d.string(e, p)),
-                reference: self.optional(t, &ipath, "ref", |d, e, p| d.string(e, p)),
-                env: self.optional(t, &ipath, "env", |d, e, p| d.string(e, p)),
-                file: self.optional(t, &ipath, "file", |d, e, p| d.string(e, p)),
-            });
-        }
-        Some(out)
+        Some(self.tables_of(
+            items,
+            path,
+            Scope::BuildSecret,
+            "a table",
+            |d, t, ipath, here| {
+                let id = d.required(t, ipath, "id", here, |d, e, p| d.string(e, p));
+                BuildSecret {
+                    id: id.unwrap_or_default(),
+                    backend: d.optional(t, ipath, "backend", |d, e, p| d.string(e, p)),
+                    reference: d.optional(t, ipath, "ref", |d, e, p| d.string(e, p)),
+                    env: d.optional(t, ipath, "env", |d, e, p| d.string(e, p)),
+                    file: d.optional(t, ipath, "file", |d, e, p| d.string(e, p)),
+                }
+            },
+        ))
     }
 
     fn env_list(&mut self, (_, value): Entry<'_, 's>, path: String) -> Option<Vec<EnvVar>> {
@@ -687,29 +676,50 @@ impl<'s> Decoder<'s> {
         };
         let example = format!("{header}\nkey = \"LOG_LEVEL\"\nvalue = \"info\"");
         let items = self.array_of_tables(value, &path, "env", &example)?;
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let ipath = format!("{path}[{i}]");
-            let Some(t) = self.table(item, &ipath, "a table with `key` and `value`") else {
-                continue;
-            };
-            self.record(&ipath, item.span(), item.span());
-            self.check_keys(t, &ipath, Scope::Env);
-            let here = header_span(self.source, item.span());
-            let key = self.required(t, &ipath, "key", here, |d, e, p| d.string(e, p));
-            let value = self.optional(t, &ipath, "value", |d, e, p| d.string(e, p));
-            out.push(EnvVar {
-                key: key.unwrap_or_default(),
-                value: value.unwrap_or_default(),
-                required: self.optional(t, &ipath, "required", |d, e, p| d.boolean(e, p)),
-                sensitive: self.optional(t, &ipath, "sensitive", |d, e, p| d.boolean(e, p)),
-                description: self.optional(t, &ipath, "description", |d, e, p| d.string(e, p)),
-            });
-        }
-        Some(out)
+        Some(self.tables_of(
+            items,
+            &path,
+            Scope::Env,
+            "a table with `key` and `value`",
+            |d, t, ipath, here| {
+                let key = d.required(t, ipath, "key", here, |d, e, p| d.string(e, p));
+                let value = d.optional(t, ipath, "value", |d, e, p| d.string(e, p));
+                EnvVar {
+                    key: key.unwrap_or_default(),
+                    value: value.unwrap_or_default(),
+                    required: d.optional(t, ipath, "required", |d, e, p| d.boolean(e, p)),
+                    sensitive: d.optional(t, ipath, "sensitive", |d, e, p| d.boolean(e, p)),
+                    description: d.optional(t, ipath, "description", |d, e, p| d.string(e, p)),
+                }
+            },
+        ))
     }
 
     // ---- table plumbing ---------------------------------------------------------
+
+    /// Each table of an array of tables (`[[…]]`), its keys checked against `scope`,
+    /// handed to `each` with its path (`disks[0]`) and header span.
+    fn tables_of<T>(
+        &mut self,
+        items: &DeArray<'s>,
+        path: &str,
+        scope: Scope<'_>,
+        expected: &str,
+        mut each: impl FnMut(&mut Self, &DeTable<'s>, &str, Range<usize>) -> T,
+    ) -> Vec<T> {
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let ipath = format!("{path}[{i}]");
+            let Some(t) = self.table(item, &ipath, expected) else {
+                continue;
+            };
+            self.record(&ipath, item.span(), item.span());
+            self.check_keys(t, &ipath, scope);
+            let here = header_span(self.source, item.span());
+            out.push(each(self, t, &ipath, here));
+        }
+        out
+    }
 
     /// Reports every key of `table` that `scope` doesn't know.
     fn check_keys(&mut self, table: &DeTable<'s>, path: &str, scope: Scope<'_>) {
