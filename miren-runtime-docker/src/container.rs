@@ -314,6 +314,7 @@ mod tests {
                     read_only: false,
                     provider: Default::default(),
                     filesystem: None,
+                    owner: None,
                 }],
                 onbuild: Vec::new(),
                 health: None,

@@ -575,11 +575,17 @@ impl Runtime for ProcessRuntime {
             return Err(RuntimeError::Unsupported("image".into()));
         };
         let code = self.code_dir_for(digest, &spec.spec.onbuild);
-        let disks: Vec<(String, PathBuf)> = spec
+        let disks: Vec<(String, PathBuf, Option<(u32, u32)>)> = spec
             .spec
             .disks
             .iter()
-            .map(|d| (d.name.clone(), self.disk_dir(&spec.app, &d.name)))
+            .map(|d| {
+                (
+                    d.name.clone(),
+                    self.disk_dir(&spec.app, &d.name),
+                    d.owner_ids(),
+                )
+            })
             .collect();
         let (c, version) = (code.clone(), spec.version.clone());
         let owner = self.inner.user.clone();
@@ -589,14 +595,24 @@ impl Runtime for ProcessRuntime {
                     "the code of version {version} is not unpacked (was it prepared?)"
                 )));
             }
-            for (name, dir) in disks {
+            for (name, dir, ids) in disks {
                 let io = |e| RuntimeError::io(format!("creating disk `{name}`"), e);
                 if let Some(app_dir) = dir.parent() {
                     let open = if owner.is_some() { 0o711 } else { 0o755 };
                     user::ensure_dir(app_dir, open, None).map_err(io)?;
                 }
                 // Only when new: an existing disk keeps the rights it was given.
+                let fresh = !dir.exists();
                 user::ensure_dir(&dir, 0o700, owner.as_ref()).map_err(io)?;
+                // `owner = "uid[:gid]"`: the mount path is theirs (readable by them).
+                if let (true, Some((uid, gid))) = (fresh, ids) {
+                    std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(|e| {
+                        let _ = std::fs::remove_dir(&dir);
+                        RuntimeError::Start(format!(
+                            "giving disk `{name}` to {uid}:{gid} (its `owner`): {e}; the server must run as root for that"
+                        ))
+                    })?;
+                }
             }
             Ok(())
         })

@@ -384,6 +384,11 @@ pub struct DiskConfig {
     /// `ext4`, `xfs` or `btrfs`, where the platform makes the filesystem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filesystem: Option<String>,
+    /// Who owns the mount path: `""` (default) the user the service runs as, `keep`
+    /// whoever owns it already, or `uid[:gid]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(|keep|[0-9]+(:[0-9]+)?)$"))]
+    pub owner: Option<String>,
     /// How long the disk waits for its previous holder to let go (`"2m"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]

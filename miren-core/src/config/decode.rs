@@ -75,6 +75,7 @@ pub(crate) const DISK_KEYS: &[&str] = &[
     "provider",
     "filesystem",
     "lease_timeout",
+    "owner",
 ];
 /// Keys of `[[env]]`.
 pub(crate) const ENV_KEYS: &[&str] = &["key", "value", "required", "sensitive", "description"];
@@ -632,6 +633,7 @@ impl<'s> Decoder<'s> {
                     read_only,
                     provider,
                     filesystem: d.optional(t, ipath, "filesystem", |d, e, p| d.string(e, p)),
+                    owner: d.optional(t, ipath, "owner", |d, e, p| d.string(e, p)),
                     lease_timeout: d
                         .optional(t, ipath, "lease_timeout", |d, e, p| d.duration_string(e, p)),
                 }

@@ -247,6 +247,10 @@ pub struct Disk {
     /// The filesystem asked for, recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filesystem: Option<String>,
+    /// Who owns the mount path when it is made: `None` the user the service runs as,
+    /// `keep`, or `uid[:gid]` (`owner`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 fn is_miren(p: &DiskProvider) -> bool {
@@ -254,6 +258,14 @@ fn is_miren(p: &DiskProvider) -> bool {
 }
 
 impl Disk {
+    /// The `uid[:gid]` its mount path is given, when `owner` names one (the gid
+    /// defaults to the uid).
+    pub fn owner_ids(&self) -> Option<(u32, u32)> {
+        let o = self.owner.as_deref()?;
+        let (u, g) = o.split_once(':').unwrap_or((o, o));
+        Some((u.parse().ok()?, g.parse().ok()?))
+    }
+
     /// Mounted by one instance at a time (a platform disk), so old and new instances
     /// take turns; a local disk is shared.
     pub fn exclusive(&self) -> bool {
@@ -368,6 +380,7 @@ fn service(app: &AppConfig, name: &str, s: &super::ServiceConfig) -> ResolvedSer
                 read_only: d.read_only.unwrap_or(false),
                 provider: d.provider.unwrap_or_default(),
                 filesystem: d.filesystem.clone(),
+                owner: d.owner.clone().filter(|o| !o.is_empty()),
             })
             .collect(),
         port_timeout: time_or(s.port_timeout.as_deref(), defaults::PORT_TIMEOUT),

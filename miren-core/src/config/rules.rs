@@ -207,6 +207,33 @@ impl Rules<'_> {
                 self.push(d);
             }
         }
+        let owner_path = format!("{dpath}.owner");
+        if let (Some(o), Some(span)) = (&disk.owner, self.spans.value(&owner_path)) {
+            let ids = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            let ok = o.is_empty()
+                || o == "keep"
+                || match o.split_once(':') {
+                    Some((u, g)) => ids(u) && ids(g),
+                    None => ids(o),
+                };
+            if !ok {
+                self.push(
+                    Diagnostic::error(
+                        &owner_path,
+                        span.clone(),
+                        format!("disk owner `{o}` is not \"\", \"keep\" or uid[:gid]"),
+                    )
+                    .with_label("expected \"\", \"keep\" or \"1000:1000\"")
+                    .with_help("numeric ids: names differ between the host and the image"),
+                );
+            } else if o != "keep" && !o.is_empty() {
+                self.push(
+                    Diagnostic::warning(&owner_path, span, format!("`owner = \"{o}\"` is applied on the process runtime only"))
+                        .with_label("processes only")
+                        .with_help("a Docker volume keeps the ownership the image's directory gives it; chown it in the Dockerfile for containers"),
+                );
+            }
+        }
         let lease_path = format!("{dpath}.lease_timeout");
         self.duration(
             disk.lease_timeout.as_deref(),

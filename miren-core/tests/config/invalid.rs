@@ -657,6 +657,13 @@ const CASES: &[Case] = &[
         "pth",
         "unknown key `pth` in `services.web.metrics`",
     ),
+    case(
+        "a disk owner by name",
+        "name = \"app\"\n[services.db]\ncommand = \"d\"\n[[services.db.disks]]\nname = \"d\"\nmount_path = \"/d\"\nsize_gb = 1\nowner = \"postgres\"\n",
+        8,
+        "\"postgres\"",
+        "disk owner `postgres` is not \"\", \"keep\" or uid[:gid]",
+    ),
     // --- aliases (SPEC §17) ------------------------------------------------------------
     case(
         "an alias hiding a command",

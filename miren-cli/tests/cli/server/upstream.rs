@@ -283,3 +283,22 @@ fn onbuild_commands_run_in_the_built_code_and_a_failing_one_fails_the_deploy() {
     assert_eq!(stdout_of(&out), "built from the source");
     server.stop();
 }
+
+#[test]
+fn a_disk_owner_owns_its_directory_on_the_process_runtime() {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: giving a disk to another uid needs root (CI runs as root)");
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        return;
+    }
+    let server = TestServer::start(&[]);
+    let app = crate::app_dir(
+        "name = \"owned\"\nweb = false\n[services.store]\ncommand = \"sleep 60\"\n[[services.store.disks]]\nname = \"data\"\nmount_path = \"/data\"\nsize_gb = 1\nowner = \"4242:4343\"\n",
+    );
+    server.deploy(app.path());
+    let dir = server.data.path().join("process/disks/owned/data");
+    let meta = std::fs::metadata(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
+    server.stop();
+}
