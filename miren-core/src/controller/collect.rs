@@ -11,15 +11,12 @@
 //! preparing right then. Uploads no version uses yet are the artifact store's to keep
 //! ([`ArtifactStore::retain`](crate::artifact::ArtifactStore::retain)).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::{Notify, RwLock, broadcast, mpsc, oneshot};
 
-use super::actor::Actor;
 use super::{Command, Event};
 use crate::artifact::ArtifactStore;
-use crate::model::{CodeSource, Version, VersionState};
 use crate::runtime::{Retained, Runtime};
 
 /// The collector's handle, held by the controller task.
@@ -107,47 +104,4 @@ async fn collect(retained: &Retained, runtime: &dyn Runtime, artifacts: &Artifac
         tracing::warn!("collecting the {} runtime's code: {e}", runtime.name());
     }
     Event::Collected { archives, bytes }
-}
-
-impl Actor {
-    /// What a collection keeps now.
-    pub(super) fn retained(&self) -> Retained {
-        let mut r = Retained::default();
-        let mut by_app: BTreeMap<&str, Vec<&Version>> = BTreeMap::new();
-        for v in self.versions.values() {
-            by_app.entry(v.app.as_str()).or_default().push(v);
-        }
-        for (app, mut versions) in by_app {
-            versions.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
-            let active = self.apps.get(app).and_then(|a| a.active_version.as_ref());
-            for (i, v) in versions.into_iter().enumerate() {
-                let keep = i < self.cfg.keep_versions
-                    || Some(&v.id) == active
-                    || matches!(v.state, VersionState::Active | VersionState::Deploying);
-                if keep {
-                    r.versions.insert(v.id.clone());
-                }
-            }
-        }
-        for p in self.pools.values() {
-            r.versions.extend(p.pool.versions.iter().cloned());
-            if let CodeSource::Artifact(d) = &p.pool.spec.source {
-                r.digests.insert(d.clone());
-            }
-        }
-        for s in self.sandboxes.values() {
-            if s.sb.is_live() || s.starting {
-                r.versions.insert(s.sb.version.clone());
-            }
-        }
-        for run in self.runs.values().filter(|r| r.is_live()) {
-            r.versions.insert(run.run.version.clone());
-        }
-        for v in &r.versions {
-            if let Some(v) = self.versions.get(v) {
-                r.digests.insert(v.artifact_digest.clone());
-            }
-        }
-        r
-    }
 }

@@ -15,7 +15,8 @@
 //! - `tasks`: task runs: deploy tasks gating a rollout, schedules, manual runs.
 //! - `scaling`: auto pools: demand in, desired counts out.
 //! - `routes`: hosts → apps, each change one checked transaction.
-//! - `collect`: removing the code and images no version keeps.
+//! - `collect`: removing the code and images no version keeps; `retained`: what
+//!   that is.
 
 mod actor;
 mod attach;
@@ -24,6 +25,7 @@ mod collect;
 mod health;
 pub mod plan;
 mod readiness;
+mod retained;
 mod rollout;
 mod routes;
 mod sandboxes;
