@@ -375,17 +375,22 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_command_runs_under_sh() {
-        let s = spec(Some("exec postgres -c fsync=off"));
-        let c = config(&Plan {
-            spec: &s,
+    /// The config of `s` with no port and no resolver file.
+    fn plain_config(s: &SandboxSpec) -> ContainerCreateBody {
+        config(&Plan {
+            spec: s,
             image: "postgres:16",
             port: None,
             network: "miren-shop",
             resolv_conf: None,
             owner: "server-1",
-        });
+        })
+    }
+
+    #[test]
+    fn a_command_runs_under_sh() {
+        let s = spec(Some("exec postgres -c fsync=off"));
+        let c = plain_config(&s);
         assert_eq!(c.entrypoint, Some(vec!["/bin/sh".into(), "-c".into()]));
         assert_eq!(c.cmd, Some(vec!["exec postgres -c fsync=off".into()]));
         let mounts = c.host_config.and_then(|h| h.mounts).unwrap_or_default();
@@ -402,14 +407,7 @@ mod tests {
     fn args_keep_the_images_entrypoint() {
         let mut s = spec(None);
         s.spec.args = vec!["-c".into(), "max_connections=200".into()];
-        let c = config(&Plan {
-            spec: &s,
-            image: "postgres:16",
-            port: None,
-            network: "miren-shop",
-            resolv_conf: None,
-            owner: "server-1",
-        });
+        let c = plain_config(&s);
         assert_eq!(c.entrypoint, None, "the image's own");
         assert_eq!(c.cmd, Some(vec!["-c".into(), "max_connections=200".into()]));
     }

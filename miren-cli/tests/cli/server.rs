@@ -196,6 +196,18 @@ impl TestServer {
         ])
     }
 
+    /// `miren deploy <dir>` that must fail (exit 1); what it said on stderr.
+    fn deploy_fails(&self, dir: &Path) -> String {
+        let out = self
+            .cli()
+            .arg("deploy")
+            .arg(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let out = self
             .cli()

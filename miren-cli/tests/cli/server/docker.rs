@@ -771,14 +771,7 @@ fn containers_are_health_checked_like_processes() {
         "mode = \"fixed\"\nnum_instances = 1",
         "port_timeout = \"3s\"\n[services.web.health]\npath = \"/missing\"\ninterval = \"1s\"\n",
     );
-    let out = server
-        .cli()
-        .arg("deploy")
-        .arg(bad.path())
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = server.deploy_fails(bad.path());
     assert!(
         err.contains(
             "did not answer healthy on /missing within 3s (last check: GET /missing answered 404)"

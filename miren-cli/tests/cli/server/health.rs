@@ -102,14 +102,7 @@ fn a_release_whose_module_fails_to_import_is_never_made_active_with_a_health_che
         format!("import a_module_that_is_not_there\n{good}"),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let out = server
-        .cli()
-        .arg("deploy")
-        .arg(app.path())
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = server.deploy_fails(app.path());
     assert!(err.contains("a_module_that_is_not_there"), "{err}");
     load.finish_without_failures("more requests after the failed deploy");
     assert_eq!(

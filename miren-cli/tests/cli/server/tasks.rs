@@ -61,14 +61,7 @@ fn a_deploy_task_gates_the_switch_and_task_run_returns_the_exit_code() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let load = Load::start(&server.http);
-    let out = server
-        .cli()
-        .arg("deploy")
-        .arg(app.path())
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = server.deploy_fails(app.path());
     assert!(
         err.contains("deploy task `migrate` exited with code 1"),
         "{err}"

@@ -36,14 +36,7 @@ fn an_upstream_file_without_a_name_deploys_once_its_required_env_is_set() {
     );
 
     // STRIPE_KEY has no value: nothing starts, and the error says how to give it one.
-    let out = server
-        .cli()
-        .arg("deploy")
-        .arg(&dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = server.deploy_fails(&dir);
     assert!(
         err.contains("STRIPE_KEY (the Stripe API key), for service `web`"),
         "{err}"
@@ -261,14 +254,7 @@ fn onbuild_commands_run_in_the_built_code_and_a_failing_one_fails_the_deploy() {
         toml("\"echo compiling\", \"echo broken >&2; exit 3\""),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let out = server
-        .cli()
-        .arg("deploy")
-        .arg(app.path())
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = server.deploy_fails(app.path());
     assert!(
         err.contains("onbuild `echo broken >&2; exit 3` exited with code 3"),
         "{err}"
