@@ -49,6 +49,27 @@ pub struct AppConfig {
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     #[schemars(extend("propertyNames" = { "pattern": "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$" }))]
     pub tasks: IndexMap<String, TaskConfig>,
+    /// Managed backing services by addon name (`[addons.miren-postgresql]`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub addons: IndexMap<String, AddonConfig>,
+    /// Upstream's role for in-cluster API access from the app's sandboxes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_role: Option<String>,
+}
+
+/// `[addons.<name>]`: a managed backing service (upstream's addons).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddonConfig {
+    /// The addon's variant (`small`, `shared`, `standard`). Default the addon's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// Software version tag, or a whole image reference when it contains `:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The services it attaches to. Default every service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
 }
 
 /// What a port speaks.
@@ -166,6 +187,12 @@ pub struct EnvVar {
     /// What it is for (shown when a required one is missing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The secret backend its value comes from (upstream's `cluster`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// The secret's name in `backend` (needs `backend`; not with `value`).
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// `[build]`.
@@ -423,7 +450,7 @@ pub fn json_schema() -> serde_json::Value {
 mod tests {
     use super::json_schema;
     use crate::config::decode::{
-        APP_KEYS, BUILD_KEYS, BUILD_SECRET_KEYS, CONCURRENCY_KEYS, DISK_KEYS, ENV_KEYS,
+        ADDON_KEYS, APP_KEYS, BUILD_KEYS, BUILD_SECRET_KEYS, CONCURRENCY_KEYS, DISK_KEYS, ENV_KEYS,
         HEALTH_KEYS, METRICS_KEYS, SERVICE_KEYS, TASK_KEYS,
     };
 
@@ -462,6 +489,7 @@ mod tests {
         assert_eq!(properties(&s, Some("HealthConfig")), sorted(HEALTH_KEYS));
         assert_eq!(properties(&s, Some("TaskConfig")), sorted(TASK_KEYS));
         assert_eq!(properties(&s, Some("MetricsConfig")), sorted(METRICS_KEYS));
+        assert_eq!(properties(&s, Some("AddonConfig")), sorted(ADDON_KEYS));
         assert_eq!(
             properties(&s, Some("BuildSecret")),
             sorted(BUILD_SECRET_KEYS)

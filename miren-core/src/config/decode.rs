@@ -15,16 +15,27 @@ use toml::Spanned;
 use toml::de::{DeArray, DeTable, DeValue};
 
 use super::app_config::{
-    AppConfig, BuildConfig, BuildSecret, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar,
-    HealthConfig, MetricsConfig, Mode, PortType, ServiceConfig, TaskConfig, Trigger,
+    AddonConfig, AppConfig, BuildConfig, BuildSecret, ConcurrencyConfig, DiskConfig, DiskProvider,
+    EnvVar, HealthConfig, MetricsConfig, Mode, PortType, ServiceConfig, TaskConfig, Trigger,
 };
 use super::diagnostic::Diagnostic;
 use super::suggest::closest;
 
 /// Keys of the top level.
 pub(crate) const APP_KEYS: &[&str] = &[
-    "name", "env", "services", "build", "web", "tasks", "include", "aliases",
+    "name",
+    "env",
+    "services",
+    "build",
+    "web",
+    "tasks",
+    "include",
+    "aliases",
+    "addons",
+    "workload_role",
 ];
+/// Keys of `[addons.<name>]`.
+pub(crate) const ADDON_KEYS: &[&str] = &["variant", "version", "services"];
 /// Keys of `[tasks.<name>]`.
 pub(crate) const TASK_KEYS: &[&str] = &[
     "command",
@@ -78,7 +89,15 @@ pub(crate) const DISK_KEYS: &[&str] = &[
     "owner",
 ];
 /// Keys of `[[env]]`.
-pub(crate) const ENV_KEYS: &[&str] = &["key", "value", "required", "sensitive", "description"];
+pub(crate) const ENV_KEYS: &[&str] = &[
+    "key",
+    "value",
+    "required",
+    "sensitive",
+    "description",
+    "backend",
+    "ref",
+];
 /// Keys of `[build]`.
 pub(crate) const BUILD_KEYS: &[&str] = &[
     "dockerfile",
@@ -230,6 +249,7 @@ enum Scope<'a> {
     Task,
     Metrics,
     BuildSecret,
+    Addon,
 }
 
 impl Scope<'_> {
@@ -245,6 +265,7 @@ impl Scope<'_> {
             Scope::Task => TASK_KEYS,
             Scope::Metrics => METRICS_KEYS,
             Scope::BuildSecret => BUILD_SECRET_KEYS,
+            Scope::Addon => ADDON_KEYS,
         }
     }
 
@@ -349,7 +370,34 @@ impl<'s> Decoder<'s> {
                 Some(out)
             })
             .unwrap_or_default();
+        let addons = self
+            .optional(root, "", "addons", |d, (_, v), p| {
+                let t = d.table(v, &p, "a table of addons, like `[addons.miren-postgresql]`")?;
+                let mut out = IndexMap::new();
+                for (k, v) in t.iter() {
+                    let apath = join(&p, k.get_ref());
+                    let Some(at) = d.table(v, &apath, "a table, like `[addons.miren-postgresql]`")
+                    else {
+                        continue;
+                    };
+                    d.record(&apath, k.span(), v.span());
+                    d.check_keys(at, &apath, Scope::Addon);
+                    let addon = AddonConfig {
+                        variant: d.optional(at, &apath, "variant", |d, e, p| d.string(e, p)),
+                        version: d.optional(at, &apath, "version", |d, e, p| d.string(e, p)),
+                        services: d
+                            .optional(at, &apath, "services", |d, e, p| d.strings(e, p))
+                            .unwrap_or_default(),
+                    };
+                    out.insert(k.get_ref().to_string(), addon);
+                }
+                Some(out)
+            })
+            .unwrap_or_default();
+        let workload_role = self.optional(root, "", "workload_role", |d, e, p| d.string(e, p));
         AppConfig {
+            addons,
+            workload_role,
             name: name.unwrap_or_default(),
             env: env.unwrap_or_default(),
             services,
@@ -692,6 +740,8 @@ impl<'s> Decoder<'s> {
                     required: d.optional(t, ipath, "required", |d, e, p| d.boolean(e, p)),
                     sensitive: d.optional(t, ipath, "sensitive", |d, e, p| d.boolean(e, p)),
                     description: d.optional(t, ipath, "description", |d, e, p| d.string(e, p)),
+                    backend: d.optional(t, ipath, "backend", |d, e, p| d.string(e, p)),
+                    reference: d.optional(t, ipath, "ref", |d, e, p| d.string(e, p)),
                 }
             },
         ))

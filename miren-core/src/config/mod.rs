@@ -13,13 +13,15 @@
 //! Layout:
 //! - `app_config`: the file's shape as Rust types (and its JSON Schema)
 //! - `decode`: TOML text to those types, with spans and type/unknown-key errors
-//! - `rules`: the rules types can't express (`task_rules`: those of `[tasks.X]`)
+//! - `rules`: the rules types can't express (`task_rules`: those of `[tasks.X]`;
+//!   `addon_rules`: upstream keys checked and warned about, not carried out yet)
 //! - `resolved`: defaults filled, env merged: what the controller consumes
 //! - `diagnostic`: problems, positions, rustc-style and JSON rendering
 //! - `calendar`: systemd calendar events, for scheduled tasks
 //! - `command`: the port a service's command line binds by itself
 //! - `defaults`, `duration`, `names`, `suggest`: the small pieces they share
 
+mod addon_rules;
 mod app_config;
 pub mod calendar;
 pub mod command;
@@ -38,8 +40,8 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 pub use app_config::{
-    AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar, HealthConfig,
-    MetricsConfig, Mode, PortType, ServiceConfig, TaskConfig, Trigger, json_schema,
+    AddonConfig, AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar,
+    HealthConfig, MetricsConfig, Mode, PortType, ServiceConfig, TaskConfig, Trigger, json_schema,
 };
 pub use decode::{KeySpans, SpanIndex};
 pub use diagnostic::{

@@ -319,7 +319,7 @@ pub(crate) fn resolve(c: &AppConfig) -> ResolvedApp {
             .iter()
             .chain(c.services.values().flat_map(|s| &s.env))
             .chain(c.tasks.values().flat_map(|t| &t.env))
-            .filter(|v| v.sensitive == Some(true))
+            .filter(|v| v.sensitive == Some(true) || v.backend.is_some())
             .map(|v| v.key.clone())
             .collect(),
     }
@@ -394,7 +394,9 @@ fn service(app: &AppConfig, name: &str, s: &super::ServiceConfig) -> ResolvedSer
             // The service's own entry of a key decides, as its value does.
             let mut req = IndexMap::new();
             for v in app.env.iter().chain(&s.env) {
-                if v.required == Some(true) {
+                // A secret from a backend this server doesn't read must come from
+                // `miren env set`: required, so no instance starts with it empty.
+                if v.required == Some(true) || v.backend.is_some() {
                     req.insert(v.key.clone(), v.description.clone());
                 } else {
                     req.shift_remove(&v.key);

@@ -143,6 +143,7 @@ impl Rules<'_> {
         }
 
         self.tasks(c);
+        self.addons(c);
         self.aliases(c);
         if let Some(span) = self.spans.value("include")
             && c.include.iter().any(|p| p.trim().is_empty())
@@ -588,6 +589,7 @@ impl Rules<'_> {
             let Some(span) = self.spans.value(&kpath) else {
                 continue;
             };
+            self.env_backend(var, &format!("{path}[{i}]"));
             if let Err(p) = names::env_key(&var.key) {
                 let mut d = Diagnostic::error(
                     &kpath,

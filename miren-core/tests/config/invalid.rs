@@ -642,6 +642,42 @@ const CASES: &[Case] = &[
         "ref",
         "`ref` names a secret in a backend, but there is no `backend`",
     ),
+    // --- addons, env backends (SPEC §17) -------------------------------------------------
+    case(
+        "an addon variant it doesn't have",
+        "name = \"app\"\n[addons.miren-postgresql]\nvariant = \"smal\"\n",
+        3,
+        "\"smal\"",
+        "`miren-postgresql` has no variant `smal`: it has `small` and `shared`",
+    ),
+    case(
+        "an addon for a service the app doesn't have",
+        "name = \"app\"\n[services.web]\ncommand = \"w\"\n[addons.miren-sqlite]\nservices = [\"wroker\"]\n",
+        5,
+        "[\"wroker\"]",
+        "addon `miren-sqlite` names service `wroker`, which the app doesn't have",
+    ),
+    case(
+        "a mistyped addon key",
+        "name = \"app\"\n[addons.miren-valkey]\nvarient = \"small\"\n",
+        3,
+        "varient",
+        "unknown key `varient` in `addons.miren-valkey`",
+    ),
+    case(
+        "an env ref without a backend",
+        "name = \"app\"\n[[env]]\nkey = \"STRIPE\"\nref = \"payments/stripe\"\n",
+        4,
+        "ref",
+        "`STRIPE` has `ref` but no `backend`",
+    ),
+    case(
+        "an env ref with a value",
+        "name = \"app\"\n[[env]]\nkey = \"STRIPE\"\nvalue = \"x\"\nbackend = \"cluster\"\nref = \"payments/stripe\"\n",
+        4,
+        "value",
+        "`STRIPE` has both `value` and `ref`",
+    ),
     // --- metrics (SPEC §17) ------------------------------------------------------------
     case(
         "a metrics interval under 30s",
@@ -1130,6 +1166,31 @@ fn upstreams_disk_keys_validate_and_say_what_is_not_applied() {
             "`lease_timeout` is not needed here"
         ]
     );
+}
+
+#[test]
+fn addons_backends_and_workload_role_are_accepted_and_said_not_to_be_carried_out() {
+    let v = validate(
+        "name = \"app\"\nworkload_role = \"app-readonly\"\n[[env]]\nkey = \"STRIPE\"\nbackend = \"cluster\"\nref = \"payments/stripe\"\n[services.web]\ncommand = \"w\"\n[addons.miren-postgresql]\nvariant = \"small\"\nversion = \"16\"\n[addons.storage]\nvariant = \"minio\"\n",
+    );
+    assert!(v.is_valid(), "{:#?}", v.diagnostics);
+    let msgs: Vec<&str> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        msgs,
+        [
+            "`workload_role = \"app-readonly\"` grants nothing here: this platform has no in-cluster API for sandboxes",
+            "`STRIPE` is not read from a secret backend here: a deploy fails unless `miren env set --secret STRIPE=…` gives it a value",
+            "addon `miren-postgresql` is not provisioned here yet: nothing runs for it and no credentials are injected",
+            "this platform knows no addon `storage`",
+            "addon `storage` is not provisioned here yet: nothing runs for it and no credentials are injected",
+        ]
+    );
+    // What the warning says: the backend's var must come from `env set`, and is a
+    // secret.
+    let app = v.resolved.unwrap_or_else(|| panic!("valid"));
+    let web = &app.services["web"];
+    assert!(web.required_env.contains_key("STRIPE"), "{web:#?}");
+    assert!(app.sensitive_env.contains("STRIPE"));
 }
 
 #[test]
