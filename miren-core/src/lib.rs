@@ -77,7 +77,7 @@
 //!     async fn start(&self, spec: &SandboxSpec, events: EventSink) -> Result<Started, RuntimeError> {
 //!         let address = spec.spec.port.map(|p| std::net::SocketAddr::from(([10, 0, 0, 7], p)).into());
 //!         events.ready(address);
-//!         Ok(Started { address, runtime: None })
+//!         Ok(Started { address, ..Started::default() })
 //!     }
 //!     async fn stop(&self, _: &SandboxId, _: Duration) -> Result<(), RuntimeError> { Ok(()) }
 //!     async fn list(&self) -> Result<Vec<Listed>, RuntimeError> { Ok(vec![]) }

@@ -75,6 +75,8 @@ pub fn pool(app: &str, service: &str) -> crate::model::SandboxPool {
         port: None,
         port_name: None,
         port_type: None,
+        node_port: None,
+        extra_ports: vec![],
         disks: vec![],
         onbuild: vec![],
         health: None,
@@ -117,6 +119,7 @@ pub fn sandbox(
         version: VersionId::new(app),
         service: service.into(),
         runtime: None,
+        ports: Default::default(),
         address: address.map(|a| {
             a.parse()
                 .unwrap_or_else(|e| panic!("a test's sandbox address: {e}"))

@@ -67,6 +67,11 @@ pub fn config(p: &Plan<'_>) -> ContainerCreateBody {
     if let Some(port) = p.port {
         env.push(format!("PORT={port}"));
     }
+    // In a container every port is where it is declared; `$PORT_<NAME>` says so, as
+    // it says each instance's own on the process runtime.
+    for extra in &spec.spec.extra_ports {
+        env.push(format!("{}={}", extra.var(), extra.port));
+    }
     let mut mounts = Vec::new();
     for d in &spec.spec.disks {
         let name = d.name.to_ascii_uppercase().replace('-', "_");
@@ -307,6 +312,8 @@ mod tests {
                 port: None,
                 port_name: None,
                 port_type: None,
+                node_port: None,
+                extra_ports: Vec::new(),
                 disks: vec![Disk {
                     name: "pg-data".into(),
                     mount_path: "/var/lib/postgresql/data".into(),

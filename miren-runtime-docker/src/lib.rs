@@ -405,6 +405,7 @@ impl Runtime for DockerRuntime {
         self.watch(&spec.id, address, spec.spec.udp_only(), 0, events);
         Ok(Started {
             address,
+            ports: spec.spec.declared_extra_ports(),
             runtime: None,
         })
     }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use regex::{Captures, Regex};
@@ -99,10 +99,20 @@ impl Addresses {
     }
 }
 
+/// Where a service's stable address listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listening {
+    /// Its IP.
+    pub ip: IpAddr,
+    /// Each declared port → where its listener is: the same port of `ip`, or a free
+    /// one when the declared one is privileged here.
+    pub ports: BTreeMap<u16, SocketAddr>,
+}
+
 /// Rewrites `<svc>.app.miren[:port]` and `<svc>.<app>.app.miren[:port]` in `value`
-/// to the service's stable address. `services` maps a service to `(declared port,
-/// where its balancer listens)`. Names of services without an address stay as they are.
-pub fn rewrite(value: &str, app: &str, services: &BTreeMap<String, (u16, SocketAddr)>) -> String {
+/// to the service's stable address. `services` says where each service's listeners
+/// are. Names of services without an address stay as they are.
+pub fn rewrite(value: &str, app: &str, services: &BTreeMap<String, Listening>) -> String {
     if !value.contains(".app.miren") {
         return value.to_string();
     }
@@ -113,14 +123,16 @@ pub fn rewrite(value: &str, app: &str, services: &BTreeMap<String, (u16, SocketA
         if c.name("app").is_some_and(|a| a.as_str() != app) {
             return whole.to_string();
         }
-        let Some((declared, at)) = services.get(svc) else {
+        let Some(at) = services.get(svc) else {
             return whole.to_string();
         };
         match c.name("port").and_then(|p| p.as_str().parse::<u16>().ok()) {
-            // The declared port reaches the balancer, wherever it had to listen.
-            Some(p) if p == *declared => at.to_string(),
-            Some(p) => format!("{}:{p}", at.ip()),
-            None => at.ip().to_string(),
+            // A declared port reaches its listener, wherever it had to listen.
+            Some(p) => match at.ports.get(&p) {
+                Some(l) => l.to_string(),
+                None => SocketAddr::new(at.ip, p).to_string(),
+            },
+            None => at.ip.to_string(),
         }
     })
     .into_owned()
@@ -138,22 +150,24 @@ fn pattern() -> &'static Regex {
 mod tests {
     use super::*;
 
-    fn services() -> BTreeMap<String, (u16, SocketAddr)> {
+    fn services() -> BTreeMap<String, Listening> {
+        let at = |ip: &str, ports: &[(u16, &str)]| Listening {
+            ip: ip.parse().unwrap_or_else(|_| unreachable!()),
+            ports: ports
+                .iter()
+                .map(|(p, a)| (*p, a.parse().unwrap_or_else(|_| unreachable!())))
+                .collect(),
+        };
         BTreeMap::from([
             (
                 "postgres".to_string(),
-                (
-                    5432,
-                    "127.77.0.3:5432".parse().unwrap_or_else(|_| unreachable!()),
-                ),
+                at("127.77.0.3", &[(5432, "127.77.0.3:5432")]),
             ),
             (
                 "redis".to_string(),
-                (
-                    6379,
-                    "127.77.0.4:40000"
-                        .parse()
-                        .unwrap_or_else(|_| unreachable!()),
+                at(
+                    "127.77.0.4",
+                    &[(6379, "127.77.0.4:40000"), (16379, "127.77.0.4:16379")],
                 ),
             ),
         ])
@@ -180,6 +194,11 @@ mod tests {
             "mongo.app.miren:27017"
         );
         assert_eq!(rewrite("plain value", "shop", &s), "plain value");
+        // Each declared port has its own listener; another port keeps its number.
+        assert_eq!(
+            rewrite("redis.app.miren:16379 redis.app.miren:7", "shop", &s),
+            "127.77.0.4:16379 127.77.0.4:7"
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use miren_core::store::Reader;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
+use crate::net::ListenTask;
 use crate::serving::Serving;
 
 /// How long a connection waits for a ready instance.
@@ -23,30 +23,60 @@ const ATTEMPTS: usize = 3;
 
 /// What the accept loop's connections share.
 struct Shared {
-    app: String,
-    service: String,
+    target: Target,
     serving: Reader<Serving>,
     /// Connections open to each instance (least connections); entries of instances
     /// that left are dropped as the map is rebuilt.
     active: Mutex<HashMap<SocketAddr, Arc<AtomicUsize>>>,
 }
 
-/// A running balancer; stops listening when dropped (or, awaitably, on [`close`]).
-///
-/// [`close`]: Balancer::close
-pub struct Balancer {
-    task: Mutex<Option<JoinHandle<()>>>,
-    addr: SocketAddr,
+/// What a listener reaches: a port of an app's service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Target {
+    /// The app.
+    pub app: String,
+    /// Its service.
+    pub service: String,
+    /// `None`: the port `PORT` names; else an extra port by name.
+    pub port: Option<String>,
 }
 
+impl Target {
+    /// The port `PORT` names of `service`.
+    pub fn service(app: &str, service: &str) -> Self {
+        Self {
+            app: app.to_string(),
+            service: service.to_string(),
+            port: None,
+        }
+    }
+
+    /// Its serving instances now.
+    pub fn instances<'v>(&self, view: &'v Serving) -> &'v [SocketAddr] {
+        view.at(&self.app, &self.service, self.port.as_deref())
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.port {
+            None => write!(f, "{}/{}", self.app, self.service),
+            Some(p) => write!(f, "{}/{} port `{p}`", self.app, self.service),
+        }
+    }
+}
+
+/// A running balancer; stops listening when dropped (or, awaitably, on
+/// [`close`](Balancer::close)).
+pub struct Balancer(ListenTask);
+
 impl Balancer {
-    /// Listens on `ip:port` for `app`'s `service`; when that port is privileged here,
-    /// on a free port of `ip` instead (env rewriting maps the declared port to it).
+    /// Listens on `ip:port` for `target`; when that port is privileged here, on a
+    /// free port of `ip` instead (env rewriting maps the declared port to it).
     pub async fn bind(
         ip: IpAddr,
         port: u16,
-        app: &str,
-        service: &str,
+        target: Target,
         serving: Reader<Serving>,
     ) -> io::Result<Self> {
         let listener = match TcpListener::bind((ip, port)).await {
@@ -56,37 +86,35 @@ impl Balancer {
             }
             Err(e) => return Err(e),
         };
+        Self::listen(listener, target, serving)
+    }
+
+    /// Balances the connections `listener` accepts over `target`'s instances.
+    pub fn listen(
+        listener: TcpListener,
+        target: Target,
+        serving: Reader<Serving>,
+    ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            app: app.to_string(),
-            service: service.to_string(),
+            target,
             serving,
             active: Mutex::new(HashMap::new()),
         });
-        let task = Mutex::new(Some(tokio::spawn(accept_loop(listener, shared))));
-        Ok(Self { task, addr })
+        Ok(Self(ListenTask::new(
+            addr,
+            tokio::spawn(accept_loop(listener, shared)),
+        )))
     }
 
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr()
     }
 
     /// Stops listening; returns once the address is free again.
     pub async fn close(&self) {
-        let task = self.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = task {
-            t.abort();
-            let _ = t.await;
-        }
-    }
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        if let Some(t) = self.task.lock().ok().and_then(|mut t| t.take()) {
-            t.abort();
-        }
+        self.0.close().await;
     }
 }
 
@@ -108,7 +136,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 /// The serving instance with the fewest connections, of those not tried yet.
 fn pick(shared: &Shared, tried: &[SocketAddr]) -> Option<(SocketAddr, Arc<AtomicUsize>)> {
     let view = shared.serving.load();
-    let serving = view.of(&shared.app, &shared.service);
+    let serving = shared.target.instances(&view);
     let mut active = shared.active.lock().unwrap_or_else(|e| e.into_inner());
     if active.len() > 2 * serving.len() + 8 {
         active.retain(|a, _| serving.contains(a));

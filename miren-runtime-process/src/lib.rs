@@ -29,7 +29,9 @@
 //! - `attach`: commands attached to a caller (`app run`, `sandbox exec`).
 //! - `addresses`: the stable per-service loopback IPs (persisted) and the rewriting of
 //!   `<svc>.app.miren` in env values and command lines.
-//! - `balancer`: the TCP listener at each stable address.
+//! - `net`: the listeners of each stable address, one per declared port
+//!   (`balancer`: TCP; `udp`: UDP flows).
+//! - `node_ports`: ports published on the node (`node_port`), for every runtime.
 //! - `command`: the line `/bin/sh -c` runs.
 //! - `members`: which processes are a sandbox's (its group, its marker).
 //! - `user`: the sandbox user, and the directories it may reach.
@@ -53,13 +55,16 @@ mod attach;
 mod balancer;
 mod command;
 mod members;
+mod net;
+mod node_ports;
 mod records;
 mod serving;
+mod udp;
 mod user;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -68,7 +73,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use miren_core::artifact;
-use miren_core::config::command::listen_on_port_var;
+use miren_core::config::command::listen_on_port_vars;
 use miren_core::model::{Address, CodeSource, Digest, PoolSpec, SandboxId};
 use miren_core::runtime::{
     Attach, EventSink, Listed, PrepareApp, PrepareLog, Retained, Runtime, RuntimeError,
@@ -80,11 +85,14 @@ use nix::unistd::Pid;
 use tokio::sync::watch;
 
 use addresses::Addresses;
-use balancer::Balancer;
+use net::AppNet;
 use records::{Record, Records};
 use serving::{Serving, ServingSandboxes};
 
+pub use balancer::Target;
 pub use members::group_members;
+pub use net::{DeclaredPort, declared_ports};
+pub use node_ports::{NodePortState, NodePorts};
 pub use user::SandboxUser;
 
 /// How the process runtime runs sandboxes.
@@ -128,14 +136,6 @@ struct Inner {
     /// Process groups of attached commands (`app run`, `sandbox exec`), killed when
     /// the runtime closes.
     attached: attach::Groups,
-}
-
-/// An app's stable service addresses.
-#[derive(Default)]
-struct AppNet {
-    /// service → (declared port, where its balancer listens).
-    services: BTreeMap<String, (u16, SocketAddr)>,
-    balancers: HashMap<String, Arc<Balancer>>,
 }
 
 struct Proc {
@@ -234,9 +234,7 @@ impl ProcessRuntime {
         self.inner.attached.kill_all();
         let nets: Vec<AppNet> = lock(&self.inner.apps).drain().map(|(_, n)| n).collect();
         for net in nets {
-            for b in net.balancers.values() {
-                b.close().await;
-            }
+            net.close().await;
         }
     }
 
@@ -260,13 +258,23 @@ impl ProcessRuntime {
         }
     }
 
-    /// The stable address of an app's service, once prepared.
+    /// The stable address of an app's service (its listener of the port `PORT`
+    /// names, or of its first port), once prepared.
     pub fn service_address(&self, app: &str, service: &str) -> Option<SocketAddr> {
+        let apps = lock(&self.inner.apps);
+        let at = apps.get(app)?.services.get(service)?;
+        at.ports.values().next().copied()
+    }
+
+    /// Where the stable address of an app's service listens for `port` (declared).
+    pub fn service_port(&self, app: &str, service: &str, port: u16) -> Option<SocketAddr> {
         lock(&self.inner.apps)
             .get(app)?
             .services
-            .get(service)
-            .map(|(_, a)| *a)
+            .get(service)?
+            .ports
+            .get(&port)
+            .copied()
     }
 
     /// The process group of a running sandbox.
@@ -368,61 +376,37 @@ impl ProcessRuntime {
         Err(RuntimeError::Start("no free port found".to_string()))
     }
 
+    /// Publishes every app's node ports on `ip`, following `store`'s pools and
+    /// balancing over the instances of any runtime (see [`NodePorts`]).
+    pub async fn node_ports(
+        &self,
+        ip: std::net::IpAddr,
+        store: Arc<dyn Store>,
+    ) -> Result<NodePorts, RuntimeError> {
+        NodePorts::start(ip, store, self.inner.serving.reader())
+            .await
+            .map_err(|e| RuntimeError::Backend(format!("following the store: {e}")))
+    }
+
+    /// Frees the ports an instance was given.
+    fn release_ports(&self, port: Option<u16>, extra: &BTreeMap<String, u16>) {
+        let mut ports = lock(&self.inner.ports);
+        for p in port.iter().chain(extra.values()) {
+            ports.remove(p);
+        }
+    }
+
     /// Gives services this runtime does not run (an `image` service in a container,
     /// under `--runtime auto`) a stable address too, so this runtime's sandboxes reach
     /// them as `<svc>.app.miren:<port>`; it balances over whatever the store says
-    /// serves them. `services`: (service, the port it listens on).
+    /// serves them. `services`: each service and the ports it listens on
+    /// ([`declared_ports`]).
     pub async fn serve_addresses(
         &self,
         app: &str,
-        services: &[(String, u16)],
+        services: &[(String, Vec<DeclaredPort>)],
     ) -> Result<(), RuntimeError> {
-        let services: Vec<(&str, u16)> = services.iter().map(|(s, p)| (s.as_str(), *p)).collect();
         self.ensure_net(app, services).await
-    }
-
-    async fn ensure_net<'a>(
-        &self,
-        app: &str,
-        services: impl IntoIterator<Item = (&'a str, u16)>,
-    ) -> Result<(), RuntimeError> {
-        for (service, port) in services {
-            let current = lock(&self.inner.apps)
-                .get(app)
-                .and_then(|n| n.services.get(service).copied());
-            if current.is_some_and(|(p, _)| p == port) {
-                continue;
-            }
-            let alloc = |e| RuntimeError::io("allocating a service address", e);
-            let mut ip = lock(&self.inner.addresses)
-                .ip(app, service)
-                .map_err(alloc)?;
-            let mut taken = Vec::new();
-            let serving = self.inner.serving.reader();
-            let b = loop {
-                match Balancer::bind(IpAddr::V4(ip), port, app, service, serving.clone()).await {
-                    Ok(b) => break b,
-                    // Another server on this machine has it: take the next one.
-                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && taken.len() < 64 => {
-                        taken.push(ip);
-                        ip = lock(&self.inner.addresses)
-                            .reassign(app, service, &taken)
-                            .map_err(alloc)?;
-                    }
-                    Err(e) => {
-                        return Err(RuntimeError::io(
-                            format!("listening on {ip}:{port} for service `{service}`"),
-                            e,
-                        ));
-                    }
-                }
-            };
-            let mut apps = lock(&self.inner.apps);
-            let net = apps.entry(app.to_string()).or_default();
-            net.services.insert(service.to_string(), (port, b.addr()));
-            net.balancers.insert(service.to_string(), Arc::new(b));
-        }
-        Ok(())
     }
 
     fn env_for(&self, spec: &SandboxSpec, port: Option<u16>) -> Vec<(String, String)> {
@@ -559,12 +543,13 @@ impl Runtime for ProcessRuntime {
             })
             .await?;
         }
-        let with_ports: Vec<(&str, u16)> = app
+        let with_ports: Vec<(String, Vec<DeclaredPort>)> = app
             .services
             .iter()
-            .filter_map(|s| Some((s.service.as_str(), s.port?)))
+            .map(|s| (s.service.clone(), declared_ports(s, s.port)))
+            .filter(|(_, ports)| !ports.is_empty())
             .collect();
-        self.ensure_net(&app.app, with_ports).await
+        self.ensure_net(&app.app, &with_ports).await
     }
 
     async fn start(&self, spec: &SandboxSpec, events: EventSink) -> Result<Started, RuntimeError> {
@@ -628,18 +613,40 @@ impl Runtime for ProcessRuntime {
             .as_deref()
             .or(spec.spec.command.as_deref())
             .unwrap_or_default();
-        // `--bind 0.0.0.0:8000` for a service on 8000: each instance listens on its own.
-        let command = spec
-            .spec
-            .port
-            .and_then(|declared| listen_on_port_var(command, declared))
-            .map_or(Cow::Borrowed(command), Cow::Owned);
-        let command = command::shell_line(&addresses::rewrite(&command, &spec.app, &services));
         let port = match spec.spec.port {
             Some(_) => Some(self.free_port()?),
             None => None,
         };
-        let env = self.env_for(spec, port);
+        // Each extra named port gets its own too, as `$PORT_<NAME>`.
+        let mut extra: BTreeMap<String, u16> = BTreeMap::new();
+        for p in &spec.spec.extra_ports {
+            match self.free_port() {
+                Ok(free) => {
+                    extra.insert(p.name.clone(), free);
+                }
+                Err(e) => {
+                    self.release_ports(port, &extra);
+                    return Err(e);
+                }
+            }
+        }
+        // `--bind 0.0.0.0:8000` for a service on 8000: each instance listens on its own.
+        let declared: Vec<(u16, String)> = spec
+            .spec
+            .port
+            .map(|p| (p, "PORT".to_string()))
+            .into_iter()
+            .chain(spec.spec.extra_ports.iter().map(|p| (p.port, p.var())))
+            .collect();
+        let command =
+            listen_on_port_vars(command, &declared).map_or(Cow::Borrowed(command), Cow::Owned);
+        let command = command::shell_line(&addresses::rewrite(&command, &spec.app, &services));
+        let mut env = self.env_for(spec, port);
+        for p in &spec.spec.extra_ports {
+            if let Some(free) = extra.get(&p.name) {
+                env.push((p.var(), free.to_string()));
+            }
+        }
         let mut cmd = tokio::process::Command::new("/bin/sh");
         cmd.arg("-c")
             .arg(&command)
@@ -654,11 +661,7 @@ impl Runtime for ProcessRuntime {
             // std drops the root's supplementary groups when it switches the uid.
             cmd.uid(u.uid).gid(u.gid);
         }
-        let release_port = |rt: &Self| {
-            if let Some(p) = port {
-                lock(&rt.inner.ports).remove(&p);
-            }
-        };
+        let release_port = |rt: &Self| rt.release_ports(port, &extra);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -764,6 +767,7 @@ impl Runtime for ProcessRuntime {
         {
             let me = self.clone();
             let id = spec.id.clone();
+            let ports = extra.clone();
             tokio::spawn(async move {
                 let status = child.wait().await;
                 // The sandbox is gone once every process of it is: what the leader
@@ -817,9 +821,7 @@ impl Runtime for ProcessRuntime {
                     let _ = tokio::time::timeout(Duration::from_secs(2), r).await;
                 }
                 lock(&me.inner.running).remove(&id);
-                if let Some(p) = port {
-                    lock(&me.inner.ports).remove(&p);
-                }
+                me.release_ports(port, &ports);
                 let (records, sandbox) = (me.inner.records.clone(), id.to_string());
                 let _ = blocking(move || {
                     records.remove(&sandbox);
@@ -837,6 +839,7 @@ impl Runtime for ProcessRuntime {
 
         Ok(Started {
             address: address.map(Address::from),
+            ports: extra,
             runtime: None,
         })
     }

@@ -1,10 +1,10 @@
 //! Which instances serve each service, as a projection of the store: every sandbox
 //! the store says is serving (ready, not draining) with an address, whichever runtime
-//! runs it. The stable service addresses balance over this, so they reach instances
-//! of any runtime, and an instance leaves them the moment the controller records it
-//! draining — before it is signalled.
+//! runs it. The stable service addresses and node ports balance over this, so they
+//! reach instances of any runtime, and an instance leaves them the moment the
+//! controller records it draining — before it is signalled.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -13,27 +13,44 @@ use miren_core::store::Revision;
 use miren_core::store::keys::{Key, Kind, Undecodable};
 use miren_core::store::reflector::{Projection, Put};
 
-/// Per app, per service, the addresses of its serving instances (sorted).
+/// A service's port: `None` the one `PORT` names, else an extra port's name.
+type PortKey = (String, Option<String>);
+
+/// Per app, per service port, the addresses of its serving instances (sorted).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Serving {
-    apps: HashMap<String, Arc<HashMap<String, Vec<SocketAddr>>>>,
+    apps: HashMap<String, Arc<HashMap<PortKey, Vec<SocketAddr>>>>,
 }
 
 impl Serving {
-    /// The serving instances of an app's service.
+    /// The serving instances of an app's service, at the port `PORT` names.
     pub fn of(&self, app: &str, service: &str) -> &[SocketAddr] {
+        self.at(app, service, None)
+    }
+
+    /// The serving instances of an app's service at one of its ports (`None`: the
+    /// one `PORT` names; else an extra port by name).
+    pub fn at(&self, app: &str, service: &str, port: Option<&str>) -> &[SocketAddr] {
         self.apps
             .get(app)
-            .and_then(|s| s.get(service))
+            .and_then(|s| s.get(&(service.to_string(), port.map(str::to_string))))
             .map_or(&[], Vec::as_slice)
     }
+}
+
+/// One serving sandbox: its service, where it listens, and its extra ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Member {
+    service: String,
+    addr: SocketAddr,
+    extra: BTreeMap<String, u16>,
 }
 
 /// The projection: each app's serving sandboxes, and which apps changed.
 #[derive(Debug, Default)]
 pub struct ServingSandboxes {
-    /// Per app, per sandbox id: its service and where it listens.
-    apps: HashMap<String, HashMap<String, (String, SocketAddr)>>,
+    /// Per app, per sandbox id.
+    apps: HashMap<String, HashMap<String, Member>>,
     touched: HashSet<String>,
     fresh: bool,
 }
@@ -54,7 +71,11 @@ impl Projection for ServingSandboxes {
         let sandboxes = self.apps.entry(app.to_string()).or_default();
         let changed = match serving {
             Some(addr) => {
-                let entry = (s.service, addr);
+                let entry = Member {
+                    service: s.service,
+                    addr,
+                    extra: s.ports,
+                };
                 if sandboxes.get(id) == Some(&entry) {
                     false
                 } else {
@@ -106,9 +127,18 @@ impl Projection for ServingSandboxes {
         for app in apps {
             match self.apps.get(&app) {
                 Some(sandboxes) => {
-                    let mut services: HashMap<String, Vec<SocketAddr>> = HashMap::new();
-                    for (service, addr) in sandboxes.values() {
-                        services.entry(service.clone()).or_default().push(*addr);
+                    let mut services: HashMap<PortKey, Vec<SocketAddr>> = HashMap::new();
+                    for m in sandboxes.values() {
+                        services
+                            .entry((m.service.clone(), None))
+                            .or_default()
+                            .push(m.addr);
+                        for (name, port) in &m.extra {
+                            services
+                                .entry((m.service.clone(), Some(name.clone())))
+                                .or_default()
+                                .push(SocketAddr::new(m.addr.ip(), *port));
+                        }
                     }
                     for addrs in services.values_mut() {
                         addrs.sort_unstable();

@@ -89,6 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     version,
                     service: "web".into(),
                     address: Some(backend.parse()?),
+                    ports: Default::default(),
                     runtime: None,
                     status: SandboxStatus::Running,
                     reason: None,

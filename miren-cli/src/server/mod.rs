@@ -77,6 +77,8 @@ pub struct Server {
     pub visible: Visibility,
     /// Its stable service addresses close at shutdown.
     process: ProcessRuntime,
+    /// Services' ports published on the node (`node_port`).
+    pub node_ports: miren_runtime_process::NodePorts,
     socket: PathBuf,
     tasks: Vec<JoinHandle<()>>,
     /// Where the proxy and DNS run.
@@ -251,6 +253,11 @@ impl Server {
                 )
             })?;
         let http_addr = proxy.local_addr();
+        // Node ports on the address the proxy takes public traffic on.
+        let node_ports = process
+            .node_ports(http_addr.ip(), store.clone())
+            .await
+            .context("publishing node ports")?;
         let mut visible = Visibility::default();
         visible.add("the proxy", proxy.progress());
         let mut tasks = vec![data_plane.spawn(proxy.run())];
@@ -315,6 +322,7 @@ impl Server {
             dns_addr,
             visible,
             process,
+            node_ports,
             socket,
             tasks,
             data_plane,
@@ -328,6 +336,7 @@ impl Server {
             t.abort();
         }
         drop(self.data_plane);
+        self.node_ports.close().await;
         self.process.close().await;
         self.logs.flush().await;
         let _ = std::fs::remove_file(&self.socket);

@@ -163,8 +163,10 @@ impl Runtime for Auto {
             if let Some(docker) = &self.docker {
                 let mut ports = Vec::new();
                 for s in &in_docker {
-                    if let Some(p) = docker.listening_port(&app.app, &app.version, s).await? {
-                        ports.push((s.service.clone(), p));
+                    let primary = docker.listening_port(&app.app, &app.version, s).await?;
+                    let declared = miren_runtime_process::declared_ports(s, primary);
+                    if !declared.is_empty() {
+                        ports.push((s.service.clone(), declared));
                     }
                 }
                 self.process.serve_addresses(&app.app, &ports).await?;

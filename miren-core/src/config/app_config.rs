@@ -104,6 +104,26 @@ impl PortType {
     }
 }
 
+/// `[[services.<name>.ports]]`: one of a service's ports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// The port the service listens on.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    /// Unique within the service; names SRV records `_<name>._<tcp|udp>`.
+    #[schemars(regex(pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"))]
+    pub name: String,
+    /// `http` (default), `tcp` or `udp`. `PORT` is the first `http` port (else the
+    /// first port); the proxy routes `web`'s.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<PortType>,
+    /// Also reachable on this port of the node, balanced over the instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub node_port: Option<u16>,
+}
+
 /// When a task runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -264,6 +284,10 @@ pub struct ServiceConfig {
     /// `http` (default: routed by the proxy when it is `web`'s), `tcp` or `udp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_type: Option<PortType>,
+    /// Several ports (`[[services.<name>.ports]]`), instead of `port`, `port_name`
+    /// and `port_type`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortConfig>,
     /// Environment variables of this service; they win over the app's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
@@ -284,6 +308,29 @@ pub struct ServiceConfig {
     /// Prometheus metrics the platform scrapes from the instances (upstream's key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsConfig>,
+}
+
+impl ServiceConfig {
+    /// Of `ports`, the one `PORT` names: the first `http` one, else the first.
+    pub fn primary_port(&self) -> Option<&PortConfig> {
+        self.ports
+            .iter()
+            .find(|p| p.kind.is_none_or(|k| k == PortType::Http))
+            .or_else(|| self.ports.first())
+    }
+
+    /// The port `PORT` names, as written (`port`, or the primary of `ports`), else
+    /// the service's default (3000 for `web`).
+    pub fn declared_port(&self, name: &str) -> Option<u16> {
+        self.port
+            .or_else(|| self.primary_port().map(|p| p.port))
+            .or_else(|| {
+                self.ports
+                    .is_empty()
+                    .then(|| super::defaults::port(name))
+                    .flatten()
+            })
+    }
 }
 
 /// `[services.<name>.metrics]`.
@@ -451,7 +498,7 @@ mod tests {
     use super::json_schema;
     use crate::config::decode::{
         ADDON_KEYS, APP_KEYS, BUILD_KEYS, BUILD_SECRET_KEYS, CONCURRENCY_KEYS, DISK_KEYS, ENV_KEYS,
-        HEALTH_KEYS, METRICS_KEYS, SERVICE_KEYS, TASK_KEYS,
+        HEALTH_KEYS, METRICS_KEYS, PORT_KEYS, SERVICE_KEYS, TASK_KEYS,
     };
 
     fn properties(schema: &serde_json::Value, def: Option<&str>) -> Vec<String> {
@@ -490,6 +537,7 @@ mod tests {
         assert_eq!(properties(&s, Some("TaskConfig")), sorted(TASK_KEYS));
         assert_eq!(properties(&s, Some("MetricsConfig")), sorted(METRICS_KEYS));
         assert_eq!(properties(&s, Some("AddonConfig")), sorted(ADDON_KEYS));
+        assert_eq!(properties(&s, Some("PortConfig")), sorted(PORT_KEYS));
         assert_eq!(
             properties(&s, Some("BuildSecret")),
             sorted(BUILD_SECRET_KEYS)

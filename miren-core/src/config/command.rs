@@ -47,11 +47,32 @@ pub fn fixed_port(command: &str) -> Option<FixedPort> {
 /// service's own port); `None` when it binds no port, or another one (the platform
 /// can't tell what that one is for).
 pub fn listen_on_port_var(command: &str, declared: u16) -> Option<String> {
-    let fixed = fixed_port(command).filter(|f| f.port == declared)?;
-    let mut out = String::with_capacity(command.len() + 4);
-    out.push_str(&command[..fixed.at.start]);
-    out.push_str("$PORT");
-    out.push_str(&command[fixed.at.end..]);
+    listen_on_port_vars(command, &[(declared, "PORT".to_string())])
+}
+
+/// `command` with `$<VAR>` in place of each declared port it binds by itself
+/// (`declared`: port → the variable holding the instance's own, `PORT` or
+/// `PORT_<NAME>`); `None` when it binds none of them.
+pub fn listen_on_port_vars(command: &str, declared: &[(u16, String)]) -> Option<String> {
+    if command.contains("PORT") {
+        return None;
+    }
+    let mut out = String::with_capacity(command.len() + 8);
+    let mut done = 0;
+    for c in FIXED_PORT.captures_iter(command) {
+        let Some(m) = c.get(1) else { continue };
+        let Some((_, var)) = declared.iter().find(|(p, _)| m.as_str().parse() == Ok(*p)) else {
+            continue;
+        };
+        out.push_str(&command[done..m.start()]);
+        out.push('$');
+        out.push_str(var);
+        done = m.end();
+    }
+    if done == 0 {
+        return None;
+    }
+    out.push_str(&command[done..]);
     Some(out)
 }
 
@@ -91,5 +112,19 @@ mod tests {
         );
         assert_eq!(listen_on_port_var("rails s -p 3000", 8000), None);
         assert_eq!(listen_on_port_var("npm start", 3000), None);
+    }
+
+    #[test]
+    fn each_declared_port_becomes_its_own_var() {
+        let declared = [(3000, "PORT".to_string()), (7000, "PORT_DATA".to_string())];
+        assert_eq!(
+            listen_on_port_vars("./server --port 3000 --listen 0.0.0.0:7000 -v", &declared)
+                .as_deref(),
+            Some("./server --port $PORT --listen 0.0.0.0:$PORT_DATA -v")
+        );
+        assert_eq!(
+            listen_on_port_vars("./server --listen :9000", &declared),
+            None
+        );
     }
 }

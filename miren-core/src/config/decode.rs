@@ -16,7 +16,8 @@ use toml::de::{DeArray, DeTable, DeValue};
 
 use super::app_config::{
     AddonConfig, AppConfig, BuildConfig, BuildSecret, ConcurrencyConfig, DiskConfig, DiskProvider,
-    EnvVar, HealthConfig, MetricsConfig, Mode, PortType, ServiceConfig, TaskConfig, Trigger,
+    EnvVar, HealthConfig, MetricsConfig, Mode, PortConfig, PortType, ServiceConfig, TaskConfig,
+    Trigger,
 };
 use super::diagnostic::Diagnostic;
 use super::suggest::closest;
@@ -56,6 +57,7 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "port",
     "port_name",
     "port_type",
+    "ports",
     "env",
     "concurrency",
     "disks",
@@ -63,6 +65,8 @@ pub(crate) const SERVICE_KEYS: &[&str] = &[
     "health",
     "metrics",
 ];
+/// Keys of `[[services.<name>.ports]]`.
+pub(crate) const PORT_KEYS: &[&str] = &["port", "name", "type", "node_port"];
 /// Keys of `[services.<name>.metrics]`.
 pub(crate) const METRICS_KEYS: &[&str] = &["enabled", "path", "port", "interval", "public"];
 /// Keys of `[services.<name>.concurrency]`.
@@ -114,7 +118,6 @@ const SYNONYMS: &[(&str, &str)] = &[
     ("cmd", "command"),
     ("entrypoint", "command"),
     ("run", "command"),
-    ("ports", "port"),
     ("environment", "env"),
     ("environ", "env"),
     ("volumes", "disks"),
@@ -250,6 +253,7 @@ enum Scope<'a> {
     Metrics,
     BuildSecret,
     Addon,
+    Port,
 }
 
 impl Scope<'_> {
@@ -266,6 +270,7 @@ impl Scope<'_> {
             Scope::Metrics => METRICS_KEYS,
             Scope::BuildSecret => BUILD_SECRET_KEYS,
             Scope::Addon => ADDON_KEYS,
+            Scope::Port => PORT_KEYS,
         }
     }
 
@@ -575,6 +580,9 @@ impl<'s> Decoder<'s> {
                 .and_then(|p| u16::try_from(p).ok()),
             port_name: self.optional(table, path, "port_name", |d, e, p| d.string(e, p)),
             port_type: self.optional(table, path, "port_type", |d, e, p| d.port_type(e, p)),
+            ports: self
+                .optional(table, path, "ports", |d, (_, v), p| d.ports(v, &p, name))
+                .unwrap_or_default(),
             env: self
                 .optional(table, path, "env", |d, e, p| d.env_list(e, p))
                 .unwrap_or_default(),
@@ -684,6 +692,50 @@ impl<'s> Decoder<'s> {
                     owner: d.optional(t, ipath, "owner", |d, e, p| d.string(e, p)),
                     lease_timeout: d
                         .optional(t, ipath, "lease_timeout", |d, e, p| d.duration_string(e, p)),
+                }
+            }),
+        )
+    }
+
+    fn ports(
+        &mut self,
+        value: &Spanned<DeValue<'s>>,
+        path: &str,
+        service: &str,
+    ) -> Option<Vec<PortConfig>> {
+        let svc = segment(service);
+        let example = format!(
+            "[[services.{svc}.ports]]\nport = 3000\nname = \"http\"\n\n[[services.{svc}.ports]]\nport = 7000\nname = \"data\"\ntype = \"tcp\""
+        );
+        let items = self.array_of_tables(value, path, "ports", &example)?;
+        // Compose's `ports = ["8080:80"]`: say what this key is here.
+        if let Some(item) = items
+            .iter()
+            .find(|i| matches!(i.get_ref(), DeValue::String(_) | DeValue::Integer(_)))
+        {
+            let d = self
+                .type_error(path, item.span(), "a table", item.get_ref())
+                .with_help(format!(
+                    "`ports` lists tables here, each with `port` and `name`:\n{example}\n\nfor a single port write `port = …`; publishing on the node is `node_port = …`"
+                ));
+            self.diagnostics.push(d);
+            return None;
+        }
+        Some(
+            self.tables_of(items, path, Scope::Port, "a table", |d, t, ipath, here| {
+                let port = d
+                    .required(t, ipath, "port", here.clone(), |d, e, p| {
+                        d.integer(e, p, 1, 65535)
+                    })
+                    .and_then(|n| u16::try_from(n).ok());
+                let name = d.required(t, ipath, "name", here, |d, e, p| d.string(e, p));
+                PortConfig {
+                    port: port.unwrap_or_default(),
+                    name: name.unwrap_or_default(),
+                    kind: d.optional(t, ipath, "type", |d, e, p| d.port_type(e, p)),
+                    node_port: d
+                        .optional(t, ipath, "node_port", |d, e, p| d.integer(e, p, 1, 65535))
+                        .and_then(|n| u16::try_from(n).ok()),
                 }
             }),
         )

@@ -41,14 +41,16 @@ use thiserror::Error;
 
 pub use app_config::{
     AddonConfig, AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar,
-    HealthConfig, MetricsConfig, Mode, PortType, ServiceConfig, TaskConfig, Trigger, json_schema,
+    HealthConfig, MetricsConfig, Mode, PortConfig, PortType, ServiceConfig, TaskConfig, Trigger,
+    json_schema,
 };
 pub use decode::{KeySpans, SpanIndex};
 pub use diagnostic::{
     Diagnostic, JsonDiagnostic, LineIndex, Position, Related, Report, Severity, Suggestion,
 };
 pub use resolved::{
-    AutoScale, Concurrency, Disk, Health, ResolvedApp, ResolvedService, ResolvedTask, Schedule,
+    AutoScale, Concurrency, Disk, Health, NamedPort, ResolvedApp, ResolvedService, ResolvedTask,
+    Schedule,
 };
 pub use suggest::closest;
 

@@ -116,6 +116,12 @@ pub fn env_key(key: &str) -> Result<(), NameProblem> {
     })
 }
 
+/// The variable holding an instance's port of a named port (`PORT_<NAME>`:
+/// `irc-tls` → `PORT_IRC_TLS`), as `$MIREN_DISK_<NAME>` names a disk.
+pub fn port_var(port_name: &str) -> String {
+    format!("PORT_{}", port_name.to_ascii_uppercase().replace('-', "_"))
+}
+
 /// Checks a disk name.
 pub fn disk_name(name: &str) -> Result<(), NameProblem> {
     if DISK_NAME.is_match(name) {

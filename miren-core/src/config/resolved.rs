@@ -148,6 +148,12 @@ pub struct ResolvedService {
     /// What the port speaks, when not HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_type: Option<PortType>,
+    /// Where the node publishes that port too (`node_port` of `ports`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<u16>,
+    /// Its other ports (`ports` beyond the one `PORT` names), in file order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_ports: Vec<NamedPort>,
     /// App env, then the service's own on top. The platform's variables (`PORT`,
     /// `MIREN_*`) are added per sandbox by the runtime.
     pub env: IndexMap<String, String>,
@@ -168,6 +174,29 @@ pub struct ResolvedService {
     /// `description`s.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub required_env: IndexMap<String, Option<String>>,
+}
+
+/// One more port of a service: reached as `_<name>._<tcp|udp>` in DNS, and on the
+/// process runtime listened on at `$PORT_<NAME>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NamedPort {
+    /// Its name (SRV `_<name>`).
+    pub name: String,
+    /// The port the service listens on.
+    pub port: u16,
+    /// What it speaks.
+    #[serde(rename = "type")]
+    pub kind: PortType,
+    /// Where the node publishes it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<u16>,
+}
+
+impl NamedPort {
+    /// The variable an instance finds its port of this name in (`PORT_<NAME>`).
+    pub fn var(&self) -> String {
+        super::names::port_var(&self.name)
+    }
 }
 
 fn port_timeout() -> Duration {
@@ -361,13 +390,31 @@ fn service(app: &AppConfig, name: &str, s: &super::ServiceConfig) -> ResolvedSer
     for var in app.env.iter().chain(&s.env) {
         env.insert(var.key.clone(), var.value.clone());
     }
+    // `ports`: the first HTTP one (else the first) is `PORT`, the rest are extra.
+    let primary = s.primary_port();
+    let (port_name, port_type) = match primary {
+        Some(p) => (Some(p.name.clone()), p.kind),
+        None => (s.port_name.clone(), s.port_type),
+    };
     ResolvedService {
         command: s.command.clone(),
         args: s.args.clone(),
         image: s.image.clone(),
-        port: s.port.or_else(|| defaults::port(name)),
-        port_name: s.port_name.clone().filter(|n| n != name),
-        port_type: s.port_type.filter(|t| *t != PortType::Http),
+        port: s.declared_port(name),
+        port_name: port_name.filter(|n| n != name),
+        port_type: port_type.filter(|t| *t != PortType::Http),
+        node_port: primary.and_then(|p| p.node_port),
+        extra_ports: s
+            .ports
+            .iter()
+            .filter(|p| Some(*p) != primary)
+            .map(|p| NamedPort {
+                name: p.name.clone(),
+                port: p.port,
+                kind: p.kind.unwrap_or_default(),
+                node_port: p.node_port,
+            })
+            .collect(),
         env,
         concurrency: concurrency(name, s.concurrency.as_ref()),
         disks: s

@@ -142,6 +142,7 @@ impl Rules<'_> {
             }
         }
 
+        self.node_ports(c);
         self.tasks(c);
         self.addons(c);
         self.aliases(c);
@@ -324,7 +325,7 @@ impl Rules<'_> {
     /// `port_name` and `port_type`: a DNS label, a port to describe, and what the
     /// proxy does with a `web` that doesn't speak HTTP.
     fn port_meta(&mut self, name: &str, svc: &ServiceConfig, path: &str) {
-        let has_port = svc.port.is_some() || defaults::port(name).is_some();
+        let has_port = svc.declared_port(name).is_some();
         for key in ["port_name", "port_type"] {
             let kpath = format!("{path}.{key}");
             if let Some(span) = self.spans.key(&kpath)
@@ -369,6 +370,114 @@ impl Rules<'_> {
                     .with_label("not routed")
                     .with_help("other services reach it as `web.app.miren`; for HTTP traffic from outside, leave `port_type` at \"http\""),
             );
+        }
+    }
+
+    /// `[[services.<name>.ports]]`: not mixed with the single-port keys, names that
+    /// are DNS labels and unique, each (port, transport) once.
+    fn ports(&mut self, name: &str, svc: &ServiceConfig, path: &str) {
+        let ppath = format!("{path}.ports");
+        let Some(ports_at) = self.spans.key(&ppath) else {
+            return;
+        };
+        for key in ["port", "port_name", "port_type"] {
+            let kpath = format!("{path}.{key}");
+            if let Some(span) = self.spans.key(&kpath) {
+                self.push(
+                    Diagnostic::error(&kpath, span, format!("`{name}` has both `ports` and `{key}`"))
+                        .with_label("single-port form")
+                        .with_related(ports_at.clone(), "every port is listed here")
+                        .with_help("`ports` lists each of the service's ports with its name and type: describe this one there, or drop `ports`"),
+                );
+            }
+        }
+        let mut names: HashMap<&str, Range<usize>> = HashMap::new();
+        let mut taken: HashMap<(u16, &str), Range<usize>> = HashMap::new();
+        for (i, p) in svc.ports.iter().enumerate() {
+            let ipath = format!("{ppath}[{i}]");
+            let npath = format!("{ipath}.name");
+            if let Some(span) = self.spans.value(&npath) {
+                if let Err(problem) = names::dns_label(&p.name) {
+                    let mut d = Diagnostic::error(
+                        &npath,
+                        span.clone(),
+                        format!("port name `{}` {}", p.name, problem.reason),
+                    )
+                    .with_label("not a DNS label");
+                    if let Some(f) = problem.fixed {
+                        d = d
+                            .with_help(format!("it names SRV records (`_{f}._tcp`): use `{f}`"))
+                            .with_suggestion(span.clone(), format!("\"{f}\""));
+                    }
+                    self.push(d);
+                } else if let Some(first) = names.get(p.name.as_str()) {
+                    self.push(
+                        Diagnostic::error(&npath, span, format!("`{name}` has two ports named `{}`", p.name))
+                            .with_label("second port of this name")
+                            .with_related(first.clone(), "first named here")
+                            .with_help("a port's name is its SRV record (`_<name>._tcp`): give each port its own"),
+                    );
+                } else {
+                    names.insert(&p.name, span);
+                }
+            }
+            let port_path = format!("{ipath}.port");
+            if let Some(span) = self.spans.value(&port_path) {
+                let proto = p.kind.unwrap_or_default().proto();
+                if let Some(first) = taken.get(&(p.port, proto)) {
+                    self.push(
+                        Diagnostic::error(&port_path, span, format!("`{name}` lists port {} ({proto}) twice", p.port))
+                            .with_label("second time")
+                            .with_related(first.clone(), "first listed here")
+                            .with_help("`http` and `tcp` ports share TCP; one number can be both TCP and UDP (`type = \"udp\"`), each once"),
+                    );
+                } else {
+                    taken.insert((p.port, proto), span);
+                }
+            }
+        }
+        if name == defaults::WEB
+            && !svc
+                .ports
+                .iter()
+                .any(|p| p.kind.is_none_or(|k| k == PortType::Http))
+        {
+            self.push(
+                Diagnostic::warning(&ppath, ports_at, "`web` has no `http` port: the proxy routes HTTP only, so no request reaches it")
+                    .with_label("not routed")
+                    .with_help("give one of its ports `type = \"http\"` (the default) for traffic from outside"),
+            );
+        }
+    }
+
+    /// Node ports are the node's: one service of the app each.
+    fn node_ports(&mut self, c: &AppConfig) {
+        let mut seen: HashMap<(u16, &str), (String, Range<usize>)> = HashMap::new();
+        for (name, svc) in &c.services {
+            for (i, p) in svc.ports.iter().enumerate() {
+                let npath = format!("{}.ports[{i}].node_port", join("services", name));
+                let (Some(node_port), Some(span)) = (p.node_port, self.spans.value(&npath)) else {
+                    continue;
+                };
+                let proto = p.kind.unwrap_or_default().proto();
+                match seen.get(&(node_port, proto)) {
+                    Some((owner, first)) => self.push(
+                        Diagnostic::error(
+                            &npath,
+                            span,
+                            format!("node port {node_port} ({proto}) is already `{owner}`'s"),
+                        )
+                        .with_label("second use")
+                        .with_related(first.clone(), "first used here")
+                        .with_help(
+                            "a node port reaches one port of one service: pick another number",
+                        ),
+                    ),
+                    None => {
+                        seen.insert((node_port, proto), (format!("{name}.{}", p.name), span));
+                    }
+                }
+            }
         }
     }
 
@@ -483,6 +592,7 @@ impl Rules<'_> {
         }
 
         self.port_meta(name, svc, path);
+        self.ports(name, svc, path);
         let args_path = format!("{path}.args");
         if let Some(span) = self.spans.value(&args_path) {
             if svc.args.is_empty() {
@@ -568,7 +678,21 @@ impl Rules<'_> {
         };
         let port = fixed.port;
         let with_var = format!("{}$PORT{}", &cmd[..fixed.at.start], &cmd[fixed.at.end..]);
-        let d = match svc.port.or_else(|| defaults::port(name)) {
+        if let Some(named) = svc
+            .ports
+            .iter()
+            .find(|p| p.port == port && Some(*p) != svc.primary_port())
+        {
+            let var = super::names::port_var(&named.name);
+            let with_var = format!("{}${var}{}", &cmd[..fixed.at.start], &cmd[fixed.at.end..]);
+            self.push(
+                Diagnostic::warning(path, at, format!("`{name}` binds the fixed port {port} (its `{}` port): on the process runtime each instance listens on its own ${var} in its place", named.name))
+                    .with_label("fixed port")
+                    .with_help(format!("write ${var}, which Miren sets for every instance, to say so: `{with_var}`")),
+            );
+            return;
+        }
+        let d = match svc.declared_port(name) {
             Some(p) if p == port => Diagnostic::warning(path, at, format!("`{name}` binds the fixed port {port}: on the process runtime each instance listens on its own $PORT in its place"))
                 .with_label("fixed port")
                 .with_help(format!("write $PORT, which Miren sets for every instance, to say so: `{with_var}`")),
@@ -703,7 +827,7 @@ impl Rules<'_> {
                 .with_suggestion(span, format!("\"/{}\"", h.path.trim_start_matches('/'))),
             );
         }
-        if svc.port.or_else(|| defaults::port(name)).is_none()
+        if svc.declared_port(name).is_none()
             && svc.image.is_none()
             && let Some(span) = self.spans.key(path)
         {

@@ -77,7 +77,7 @@ impl Actor {
             },
         );
         self.touch_version(&id);
-        if !self.refuse_missing_env(&id) {
+        if !self.refuse_missing_env(&id) && !self.refuse_taken_node_ports(&id) {
             self.begin_rollout(&id);
         }
         self.after_flush(move |r| {
@@ -112,6 +112,57 @@ impl Actor {
             lines.join("\n"),
             v.app,
             keys.join(" ")
+        ));
+        self.notify(id);
+        true
+    }
+
+    /// A version publishing a node port another app's pool already publishes fails
+    /// before anything starts, naming the owner; true when it did.
+    fn refuse_taken_node_ports(&mut self, id: &VersionId) -> bool {
+        let Some(v) = self.versions.get(id) else {
+            return false;
+        };
+        let node_ports = |spec: &crate::model::PoolSpec| -> Vec<(u16, &'static str)> {
+            spec.node_port
+                .map(|n| (n, spec.port_type.unwrap_or_default().proto()))
+                .into_iter()
+                .chain(
+                    spec.extra_ports
+                        .iter()
+                        .filter_map(|p| Some((p.node_port?, p.kind.proto()))),
+                )
+                .collect()
+        };
+        let mut taken = Vec::new();
+        for service in v.config.services.keys() {
+            let Some(spec) = v.pool_spec(service) else {
+                continue;
+            };
+            for (port, proto) in node_ports(&spec) {
+                let owner = self.pools.values().find(|p| {
+                    p.pool.app != v.app
+                        && !p.pool.versions.is_empty()
+                        && node_ports(&p.pool.spec).contains(&(port, proto))
+                });
+                if let Some(o) = owner {
+                    taken.push(format!(
+                        "  node port {port}/{proto} of service `{service}` is app `{}`'s (service `{}`)",
+                        o.pool.app, o.pool.service
+                    ));
+                }
+            }
+        }
+        if taken.is_empty() {
+            return false;
+        }
+        let Some(v) = self.versions.get_mut(id) else {
+            return false;
+        };
+        v.state = VersionState::Failed;
+        v.failure = Some(format!(
+            "a node port reaches one service of one app on this server:\n{}\npick another `node_port` in app.toml, then deploy again",
+            taken.join("\n")
         ));
         self.notify(id);
         true

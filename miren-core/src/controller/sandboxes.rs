@@ -130,6 +130,7 @@ impl Actor {
             version: version.clone(),
             service: service.clone(),
             address: None,
+            ports: Default::default(),
             runtime: None,
             status: SandboxStatus::Pending,
             reason: None,
@@ -248,6 +249,9 @@ impl Actor {
             Ok(started) => {
                 if s.sb.address.is_none() && started.address.is_some() {
                     s.sb.address = started.address;
+                }
+                if s.sb.ports.is_empty() {
+                    s.sb.ports = started.ports;
                 }
                 s.sb.runtime = Some(
                     started

@@ -186,6 +186,8 @@ impl Version {
                     port: None,
                     port_name: None,
                     port_type: None,
+                    node_port: None,
+                    extra_ports: Vec::new(),
                     disks: Vec::new(),
                     onbuild: self.config.onbuild.clone(),
                     health: None,
@@ -206,6 +208,8 @@ impl Version {
         spec.port = None;
         spec.port_name = None;
         spec.port_type = None;
+        spec.node_port = None;
+        spec.extra_ports.clear();
         spec.disks.clear();
         spec.health = None;
         spec.port_timeout = None;
@@ -343,6 +347,10 @@ pub struct Sandbox {
     pub service: String,
     /// Where it can be reached, once known.
     pub address: Option<Address>,
+    /// Where it listens for each of its pool's extra named ports (`ports`), once
+    /// known: the declared port in a container, its own on the process runtime.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<String, u16>,
     /// Which runtime runs it (`process`, `docker`), once started.
     #[serde(default)]
     pub runtime: Option<String>,

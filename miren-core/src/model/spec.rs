@@ -9,7 +9,7 @@ use sha2::{Digest as _, Sha256};
 use super::Digest;
 use std::time::Duration;
 
-use crate::config::{Disk, Health, ResolvedApp, defaults};
+use crate::config::{Disk, Health, NamedPort, ResolvedApp, defaults};
 
 /// What a pool runs: exactly the fields whose change must restart its sandboxes
 /// (SPEC §3). Scaling settings are not here: changing them resizes the pool in place.
@@ -35,6 +35,12 @@ pub struct PoolSpec {
     /// What the port speaks, when not HTTP (a UDP one is ready when started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_type: Option<crate::config::PortType>,
+    /// Where the node publishes that port too (`node_port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<u16>,
+    /// Its other named ports (`ports`), each in DNS as `_<name>._<proto>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_ports: Vec<NamedPort>,
     /// Its disks.
     pub disks: Vec<Disk>,
     /// Commands run in the app's built code after the build (`build.onbuild`), for
@@ -109,6 +115,8 @@ impl PoolSpec {
             port: s.port,
             port_name: s.port_name.clone(),
             port_type: s.port_type,
+            node_port: s.node_port,
+            extra_ports: s.extra_ports.clone(),
             disks: s.disks.clone(),
             onbuild: match &s.image {
                 Some(_) => Vec::new(),
@@ -149,6 +157,26 @@ impl PoolSpec {
                 .unwrap_or_else(|| self.service.clone()),
             self.port_type.unwrap_or_default().proto(),
         )
+    }
+
+    /// Every SRV name of its ports: (port name, `tcp`/`udp`, the extra port's name or
+    /// `None` for the one `PORT` names), that one first.
+    pub fn srv_names(&self) -> Vec<(String, &'static str, Option<String>)> {
+        let (name, proto) = self.srv_name();
+        let mut out = vec![(name, proto, None)];
+        for p in &self.extra_ports {
+            out.push((p.name.clone(), p.kind.proto(), Some(p.name.clone())));
+        }
+        out
+    }
+
+    /// Each extra named port where the spec declares it: where a container (or any
+    /// instance with a network of its own) listens for it.
+    pub fn declared_extra_ports(&self) -> BTreeMap<String, u16> {
+        self.extra_ports
+            .iter()
+            .map(|p| (p.name.clone(), p.port))
+            .collect()
     }
 
     /// Whether its port speaks UDP only (nothing accepts a connection).

@@ -258,6 +258,7 @@ impl Runtime for FakeRuntime {
         );
         Ok(Started {
             address,
+            ports: spec.spec.declared_extra_ports(),
             runtime: None,
         })
     }

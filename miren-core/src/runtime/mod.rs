@@ -169,6 +169,8 @@ pub const LABEL_VERSION: &str = "dev.miren.version";
 pub struct Started {
     /// Where it will listen, when known now.
     pub address: Option<Address>,
+    /// Where it listens for each extra named port of its spec (`ports`).
+    pub ports: BTreeMap<String, u16>,
     /// Which backend runs it, when this runtime is several (`None`: this one).
     pub runtime: Option<String>,
 }

@@ -620,6 +620,77 @@ const CASES: &[Case] = &[
         "\"Pg_Main\"",
         "port name `Pg_Main`",
     ),
+    // --- [[services.X.ports]] (SPEC §17) --------------------------------------------
+    case(
+        "ports mixed with the single-port form",
+        "name = \"app\"\n[services.irc]\ncommand = \"i\"\nport = 6667\n[[services.irc.ports]]\nport = 6667\nname = \"irc\"\n",
+        4,
+        "port",
+        "`irc` has both `ports` and `port`",
+    ),
+    case(
+        "a port without a name",
+        "name = \"app\"\n[services.irc]\ncommand = \"i\"\n[[services.irc.ports]]\nport = 6667\n",
+        4,
+        "[[services.irc.ports]]",
+        "missing key `name` in `services.irc.ports[0]`",
+    ),
+    case(
+        "a port without a number",
+        "name = \"app\"\n[services.irc]\ncommand = \"i\"\n[[services.irc.ports]]\nname = \"irc\"\n",
+        4,
+        "[[services.irc.ports]]",
+        "missing key `port` in `services.irc.ports[0]`",
+    ),
+    case(
+        "two ports of one name",
+        "name = \"app\"\n[services.irc]\ncommand = \"i\"\n[[services.irc.ports]]\nport = 6667\nname = \"irc\"\n[[services.irc.ports]]\nport = 6697\nname = \"irc\"\n",
+        9,
+        "\"irc\"",
+        "`irc` has two ports named `irc`",
+    ),
+    case(
+        "http and tcp on one number",
+        "name = \"app\"\n[services.app]\ncommand = \"a\"\n[[services.app.ports]]\nport = 8080\nname = \"web\"\n[[services.app.ports]]\nport = 8080\nname = \"raw\"\ntype = \"tcp\"\n",
+        8,
+        "8080",
+        "`app` lists port 8080 (tcp) twice",
+    ),
+    case(
+        "a port type spelled wrong",
+        "name = \"app\"\n[services.dns]\ncommand = \"d\"\n[[services.dns.ports]]\nport = 53\nname = \"dns\"\ntype = \"datagram\"\n",
+        7,
+        "\"datagram\"",
+        "unknown port type `datagram`",
+    ),
+    case(
+        "a node port out of range",
+        "name = \"app\"\n[services.irc]\ncommand = \"i\"\n[[services.irc.ports]]\nport = 6667\nname = \"irc\"\nnode_port = 70000\n",
+        7,
+        "70000",
+        "node_port",
+    ),
+    case(
+        "one node port for two services",
+        "name = \"app\"\n[services.a]\ncommand = \"a\"\n[[services.a.ports]]\nport = 7000\nname = \"a\"\ntype = \"tcp\"\nnode_port = 7000\n[services.b]\ncommand = \"b\"\n[[services.b.ports]]\nport = 7001\nname = \"b\"\ntype = \"tcp\"\nnode_port = 7000\n",
+        15,
+        "7000",
+        "node port 7000 (tcp) is already `a.a`'s",
+    ),
+    case(
+        "Compose's ports list",
+        "name = \"app\"\n[services.web]\ncommand = \"w\"\nports = [\"8080:80\"]\n",
+        4,
+        "\"8080:80\"",
+        "must be a table, found a string",
+    ),
+    case(
+        "a port name that isn't a DNS label",
+        "name = \"app\"\n[services.irc]\ncommand = \"i\"\n[[services.irc.ports]]\nport = 6667\nname = \"IRC_main\"\n",
+        6,
+        "\"IRC_main\"",
+        "port name `IRC_main`",
+    ),
     // --- [build] as upstream has it (SPEC §17) ------------------------------------
     case(
         "an empty onbuild command",
@@ -1243,4 +1314,89 @@ fn upstreams_stack_keys_and_build_secrets_say_what_they_do_here() {
     );
     let app = v.resolved.unwrap_or_else(|| panic!("invalid"));
     assert_eq!(app.onbuild, ["make assets"]);
+}
+
+/// Upstream's game server (traffic-routing docs): `PORT` is the first http port,
+/// the others are extra named ports with their node ports.
+#[test]
+fn several_ports_resolve_to_port_and_named_extras() {
+    use miren_core::config::{NamedPort, PortType};
+    let v = validate(
+        r#"name = "gameserver"
+
+[services.game]
+command = "./server --admin 3000 --game 27015"
+
+[[services.game.ports]]
+port = 27015
+name = "game"
+type = "udp"
+node_port = 27015
+
+[[services.game.ports]]
+port = 3000
+name = "admin"
+type = "http"
+
+[[services.game.ports]]
+port = 7000
+name = "data"
+type = "tcp"
+node_port = 7000
+
+[services.game.concurrency]
+mode = "fixed"
+num_instances = 1
+"#,
+    );
+    assert!(v.is_valid(), "{:#?}", v.diagnostics);
+    assert!(v.diagnostics.is_empty(), "{:#?}", v.diagnostics);
+    let app = v.resolved.unwrap_or_else(|| panic!("valid"));
+    let game = &app.services["game"];
+    assert_eq!(game.port, Some(3000), "the first http port is PORT");
+    assert_eq!(game.port_name.as_deref(), Some("admin"));
+    assert_eq!(game.port_type, None, "http");
+    assert_eq!(game.node_port, None);
+    assert_eq!(
+        game.extra_ports,
+        [
+            NamedPort {
+                name: "game".into(),
+                port: 27015,
+                kind: PortType::Udp,
+                node_port: Some(27015),
+            },
+            NamedPort {
+                name: "data".into(),
+                port: 7000,
+                kind: PortType::Tcp,
+                node_port: Some(7000),
+            },
+        ]
+    );
+    // Without an http port, the first one is PORT.
+    let tcp_only = validate(
+        "name = \"irc\"\n[services.irc]\ncommand = \"./ircd\"\n[[services.irc.ports]]\nport = 6667\nname = \"irc\"\ntype = \"tcp\"\nnode_port = 6667\n[[services.irc.ports]]\nport = 6697\nname = \"irc-tls\"\ntype = \"tcp\"\n",
+    );
+    let app = tcp_only.resolved.unwrap_or_else(|| panic!("valid"));
+    let irc = &app.services["irc"];
+    assert_eq!(irc.port, Some(6667));
+    assert_eq!(irc.port_name, None, "named after the service");
+    assert_eq!(irc.port_type, Some(PortType::Tcp));
+    assert_eq!(irc.node_port, Some(6667));
+    assert_eq!(irc.extra_ports.len(), 1);
+    assert_eq!(irc.extra_ports[0].var(), "PORT_IRC_TLS");
+}
+
+#[test]
+fn a_web_with_ports_but_no_http_one_is_said_not_to_be_routed() {
+    let v = validate(
+        "name = \"app\"\n[services.web]\ncommand = \"w\"\n[[services.web.ports]]\nport = 7000\nname = \"raw\"\ntype = \"tcp\"\n",
+    );
+    assert!(v.is_valid(), "{:#?}", v.diagnostics);
+    let msgs: Vec<&str> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        msgs,
+        ["`web` has no `http` port: the proxy routes HTTP only, so no request reaches it"]
+    );
 }

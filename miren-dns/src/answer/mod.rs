@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `<svc>.app.miren` | A/AAAA of the caller app's ready `svc` instances |
 //! | `<svc>.<app>.app.miren` | the same for `app`; refused to other apps' sandboxes |
-//! | `_<port>._<tcp or udp>[.<app>].app.miren` | SRV per ready instance with a port (`<port>`: its `port_name`, default the service; `_udp` for a `port_type = "udp"` one), targets' A/AAAA in the additional section |
+//! | `_<port>._<tcp or udp>[.<app>].app.miren` | SRV per ready instance with a port (`<port>`: its `port_name`, default the service, or the name of each of its `ports`, at the instance's own port of that name; `_udp` for a UDP one), targets' A/AAAA in the additional section |
 //! | `<ip>.<svc>.<app>.app.miren` | an SRV target: that instance's address (`10-0-0-2`, `fd00--2`) |
 //! | `app.miren` | SOA; TXT: the caller app's services |
 //!
@@ -191,7 +191,17 @@ impl<'a> Question<'a> {
         let Some((svc, instances)) = name
             .strip_prefix('_')
             .and_then(|_| z.ports.get(&key))
-            .and_then(|s| Some((s.as_str(), z.services.get(s)?)))
+            .and_then(|p| {
+                let instances = match &p.extra {
+                    None => z.services.get(&p.service)?,
+                    // An extra port with no serving instance yet: none.
+                    Some(extra) => z
+                        .extra
+                        .get(&(p.service.clone(), extra.clone()))
+                        .map_or(&[][..], Vec::as_slice),
+                };
+                Some((p.service.as_str(), instances))
+            })
         else {
             return self.nxdomain();
         };

@@ -289,17 +289,17 @@ fn a_named_or_udp_port_has_its_own_srv_name() {
         ],
     )
     .with_ports([
-        ("dns".to_string(), "resolver".to_string(), "udp".to_string()),
-        ("web".to_string(), "http".to_string(), "tcp".to_string()),
+        (
+            "dns".to_string(),
+            vec![("resolver".to_string(), "udp".to_string(), None)],
+        ),
+        (
+            "web".to_string(),
+            vec![("http".to_string(), "tcp".to_string(), None)],
+        ),
     ]);
     let zone = Zone::new([("shop".into(), Arc::new(shop))].into(), 1);
-    let ask = |name: &str| {
-        let n = Name::from_ascii(name).expect("a valid name");
-        match answer(&zone, &n, RecordType::SRV, OPERATOR.parse().expect("ip")) {
-            Outcome::Reply(r) => r,
-            Outcome::Forward => panic!("forwarded"),
-        }
-    };
+    let ask = |name: &str| srv_reply(&zone, name);
     assert_eq!(
         data(&ask("_resolver._udp.shop.app.miren.")),
         ["SRV 5353 10-0-0-7.dns.shop.app.miren.", "A 10.0.0.7"]
@@ -315,5 +315,74 @@ fn a_named_or_udp_port_has_its_own_srv_name() {
         "_web._tcp.shop.app.miren.",
     ] {
         assert_eq!(ask(gone).code, ResponseCode::NXDomain, "{gone}");
+    }
+}
+
+#[test]
+fn each_of_several_ports_has_its_srv_name_at_each_instances_own_port() {
+    use SandboxStatus::*;
+    // Two instances on the process runtime: each listens on its own extra ports.
+    let mut a = sandbox("shop", "game", "127.0.0.1:41000", Running);
+    a.ports = [("data".to_string(), 41001), ("dns".to_string(), 41002)].into();
+    let mut b = sandbox("shop", "game", "127.0.0.2:42000", Running);
+    b.ports = [("data".to_string(), 42001), ("dns".to_string(), 42002)].into();
+    let mut booting = sandbox("shop", "game", "127.0.0.3:43000", Pending);
+    booting.ports = [("data".to_string(), 43001)].into();
+    let shop = AppZone::build(["game"], &[a, b, booting]).with_ports([(
+        "game".to_string(),
+        vec![
+            ("admin".to_string(), "tcp".to_string(), None),
+            (
+                "data".to_string(),
+                "tcp".to_string(),
+                Some("data".to_string()),
+            ),
+            (
+                "dns".to_string(),
+                "udp".to_string(),
+                Some("dns".to_string()),
+            ),
+        ],
+    )]);
+    let zone = Zone::new([("shop".into(), Arc::new(shop))].into(), 1);
+    let ask = |name: &str| srv_reply(&zone, name);
+    let srv_ports = |r: &Reply| -> Vec<String> {
+        data(r)
+            .into_iter()
+            .filter(|l| l.starts_with("SRV"))
+            .collect()
+    };
+    assert_eq!(
+        srv_ports(&ask("_admin._tcp.shop.app.miren.")),
+        [
+            "SRV 41000 127-0-0-1.game.shop.app.miren.",
+            "SRV 42000 127-0-0-2.game.shop.app.miren."
+        ]
+    );
+    assert_eq!(
+        srv_ports(&ask("_data._tcp.shop.app.miren.")),
+        [
+            "SRV 41001 127-0-0-1.game.shop.app.miren.",
+            "SRV 42001 127-0-0-2.game.shop.app.miren."
+        ]
+    );
+    assert_eq!(
+        srv_ports(&ask("_dns._udp.shop.app.miren.")),
+        [
+            "SRV 41002 127-0-0-1.game.shop.app.miren.",
+            "SRV 42002 127-0-0-2.game.shop.app.miren."
+        ]
+    );
+    for gone in ["_dns._tcp.shop.app.miren.", "_game._tcp.shop.app.miren."] {
+        assert_eq!(ask(gone).code, ResponseCode::NXDomain, "{gone}");
+    }
+}
+
+/// The reply to an operator's SRV question.
+fn srv_reply(zone: &Zone, name: &str) -> Reply {
+    let n = Name::from_ascii(name).expect("a valid name");
+    match answer(zone, &n, RecordType::SRV, OPERATOR.parse().expect("ip")) {
+        Outcome::Reply(r) => r,
+        Outcome::Forward => panic!("forwarded"),
     }
 }

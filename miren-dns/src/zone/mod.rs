@@ -43,18 +43,52 @@ pub struct AppZone {
     /// The addresses of its live sandboxes (booting ones included: they resolve their
     /// database at start; draining ones too: they still run).
     pub callers: Vec<IpAddr>,
-    /// SRV names: (port name, `tcp`/`udp`) → the service. Each service's port is
-    /// `(<service>, tcp)` unless its `port_name`/`port_type` say otherwise.
-    pub ports: BTreeMap<(String, String), String>,
+    /// SRV names: (port name, `tcp`/`udp`) → the service and, for an extra named
+    /// port (`ports`), its name. Each service's port is `(<service>, tcp)` unless its
+    /// pool names its ports otherwise.
+    pub ports: BTreeMap<(String, String), PortOf>,
+    /// The serving instances at each extra named port: (service, port name) → the
+    /// instances, each with its port of that name.
+    pub extra: BTreeMap<(String, String), Vec<Instance>>,
 }
 
+/// What an SRV name reaches: a service, at the port `PORT` names or an extra one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortOf {
+    /// The service.
+    pub service: String,
+    /// `None`: the port `PORT` names; else the extra port's name.
+    pub extra: Option<String>,
+}
+
+impl PortOf {
+    fn service(service: &str) -> Self {
+        Self {
+            service: service.to_string(),
+            extra: None,
+        }
+    }
+}
+
+/// A service's SRV names as its pool gives them: (port name, `tcp`/`udp`, the extra
+/// port's name or `None`).
+pub type SrvNames = Vec<(String, String, Option<String>)>;
+
 impl AppZone {
-    /// Names the services' ports as their pools say (`port_name`, `port_type`),
-    /// replacing the default `(<service>, tcp)` of each service named.
-    pub fn with_ports(mut self, ports: impl IntoIterator<Item = (String, String, String)>) -> Self {
-        for (service, name, proto) in ports {
-            self.ports.retain(|_, s| *s != service);
-            self.ports.insert((name, proto), service);
+    /// Names the services' ports as their pools say (`port_name`, `port_type`,
+    /// `ports`), replacing the default `(<service>, tcp)` of each service named.
+    pub fn with_ports(mut self, ports: impl IntoIterator<Item = (String, SrvNames)>) -> Self {
+        for (service, names) in ports {
+            self.ports.retain(|_, p| p.service != service);
+            for (name, proto, extra) in names {
+                self.ports.insert(
+                    (name, proto),
+                    PortOf {
+                        service: service.clone(),
+                        extra,
+                    },
+                );
+            }
         }
         self
     }
@@ -68,7 +102,7 @@ impl AppZone {
         for s in services {
             z.services.entry(s.to_string()).or_default();
             z.ports
-                .insert((s.to_string(), "tcp".to_string()), s.to_string());
+                .insert((s.to_string(), "tcp".to_string()), PortOf::service(s));
         }
         for sb in sandboxes {
             let Some(inst) = Instance::of(sb).filter(|_| sb.is_live()) else {
@@ -79,10 +113,19 @@ impl AppZone {
                 z.services.entry(sb.service.clone()).or_default().push(inst);
                 z.ports
                     .entry((sb.service.clone(), "tcp".to_string()))
-                    .or_insert_with(|| sb.service.clone());
+                    .or_insert_with(|| PortOf::service(&sb.service));
+                for (name, port) in &sb.ports {
+                    z.extra
+                        .entry((sb.service.clone(), name.clone()))
+                        .or_default()
+                        .push(Instance {
+                            ip: inst.ip,
+                            port: Some(*port),
+                        });
+                }
             }
         }
-        for instances in z.services.values_mut() {
+        for instances in z.services.values_mut().chain(z.extra.values_mut()) {
             instances.sort_unstable();
             instances.dedup();
         }

@@ -11,13 +11,13 @@ use miren_core::store::Revision;
 use miren_core::store::keys::{Key, Kind, Undecodable};
 use miren_core::store::reflector::{Projection, Put};
 
-use super::{AppZone, Zone};
+use super::{AppZone, SrvNames, Zone};
 
 /// One app's objects.
 #[derive(Debug, Default)]
 struct AppObjects {
-    /// Pool id → its service.
-    pools: HashMap<String, (String, (String, &'static str))>,
+    /// Pool id → its service and the SRV names of its ports.
+    pools: HashMap<String, (String, SrvNames)>,
     /// Sandbox id → sandbox.
     sandboxes: HashMap<String, Sandbox>,
 }
@@ -55,7 +55,12 @@ impl Projection for ZoneProjection {
             Key::Pool { app, id } => {
                 let p: SandboxPool = put.decode()?;
                 let objs = self.apps.entry(app.to_string()).or_default();
-                let srv = p.spec.srv_name();
+                let srv = p
+                    .spec
+                    .srv_names()
+                    .into_iter()
+                    .map(|(name, proto, extra)| (name, proto.to_string(), extra))
+                    .collect();
                 objs.pools.insert(id.to_string(), (p.service, srv));
             }
             Key::Sandbox { app, id } => {
@@ -125,7 +130,7 @@ impl ZoneProjection {
                 let ports = objs
                     .pools
                     .values()
-                    .map(|(s, (name, proto))| (s.clone(), name.clone(), proto.to_string()));
+                    .map(|(s, names)| (s.clone(), names.clone()));
                 AppZone::build(services, objs.sandboxes.values()).with_ports(ports)
             });
             let key: Arc<str> = app.into();

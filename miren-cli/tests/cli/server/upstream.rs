@@ -206,20 +206,7 @@ fn a_udp_service_is_ready_when_started_and_has_its_own_srv_record() {
         .unwrap_or_else(|| panic!("no SRV: {records:?}"));
     // Its port answers over UDP (once the program has bound it: "ready" for a UDP port
     // means started, so the first datagrams may find nobody yet).
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    s.set_read_timeout(Some(std::time::Duration::from_millis(100)))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut buf = [0u8; 16];
-    loop {
-        s.send_to(b"ping", ("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("{e}"));
-        if let Ok(n) = s.recv(&mut buf) {
-            assert_eq!(&buf[..n], b"ping");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no echo from {port}");
-    }
+    assert_eq!(udp_echo(&format!("127.0.0.1:{port}")), "hi");
     let (code, _) = super::dig(
         &server.dns,
         "_echo._tcp.udpy.app.miren.",
@@ -286,5 +273,190 @@ fn a_disk_owner_owns_its_directory_on_the_process_runtime() {
     let dir = server.data.path().join("process/disks/owned/data");
     let meta = std::fs::metadata(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
+    server.stop();
+}
+
+/// A free port of 127.0.0.1 right now (for a node port).
+fn free_port(udp: bool) -> u16 {
+    if udp {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        s.local_addr().unwrap_or_else(|e| panic!("{e}")).port()
+    } else {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        l.local_addr().unwrap_or_else(|e| panic!("{e}")).port()
+    }
+}
+
+/// Serves HTTP on $PORT, a TCP echo on $PORT_DATA and a UDP echo on $PORT_GAME, each
+/// answer saying which instance gave it.
+const MULTI_PY: &str = r#"import os, socket, threading, http.server
+me = os.environ['MIREN_SANDBOX'][-6:]
+tcp = socket.socket(); tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+tcp.bind(('127.0.0.1', int(os.environ['PORT_DATA']))); tcp.listen()
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.bind(('127.0.0.1', int(os.environ['PORT_GAME'])))
+def serve_tcp():
+    while True:
+        c, _ = tcp.accept()
+        c.sendall(b'data ' + c.recv(64) + b' ' + me.encode()); c.close()
+def serve_udp():
+    while True:
+        d, peer = udp.recvfrom(512); udp.sendto(b'game ' + d + b' ' + me.encode(), peer)
+threading.Thread(target=serve_tcp, daemon=True).start()
+threading.Thread(target=serve_udp, daemon=True).start()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'admin ' + me.encode()
+        self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()
+"#;
+
+const CLIENT_PY: &str = r#"import socket, sys
+host, port = sys.argv[1].rsplit(':', 1)
+c = socket.create_connection((host, int(port)), timeout=10); c.sendall(b'hi')
+print(c.recv(64).decode())
+"#;
+
+/// One line over TCP to `addr`: what comes back.
+fn tcp_echo(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(b"hi").unwrap_or_else(|e| panic!("{e}"));
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap_or_else(|e| panic!("{e}"));
+    out
+}
+
+/// One datagram to `addr`, retried until an answer comes (10 s at most).
+fn udp_echo(addr: &str) -> String {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut buf = [0u8; 64];
+    loop {
+        s.send_to(b"hi", addr).unwrap_or_else(|e| panic!("{e}"));
+        if let Ok(n) = s.recv(&mut buf) {
+            return String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no UDP answer from {addr}"
+        );
+    }
+}
+
+/// The SRV records of `name`: (port, target).
+fn srv(server: &TestServer, name: &str) -> Vec<(u16, String)> {
+    let (code, records) = super::dig(&server.dns, name, miren_dns::proto::rr::RecordType::SRV);
+    assert_eq!(
+        code,
+        miren_dns::proto::op::ResponseCode::NoError,
+        "{name}: {records:?}"
+    );
+    records
+        .iter()
+        .filter_map(|r| {
+            let mut w = r.strip_prefix("SRV ")?.split(' ');
+            Some((w.next()?.parse().ok()?, w.next()?.to_string()))
+        })
+        .collect()
+}
+
+/// Upstream's `[[services.X.ports]]` on the process runtime: the proxy routes the
+/// http port, every port has its SRV record (each instance at its own port), a
+/// sibling reaches `web.app.miren:7000`, and node ports (TCP and UDP) reach the
+/// instances from the node's address.
+#[test]
+fn several_ports_each_have_srv_records_and_node_ports_reach_them() {
+    let server = TestServer::start(&[]);
+    let (data_node, game_node) = (free_port(false), free_port(true));
+    let app = crate::app_dir(&format!(
+        "name = \"multi\"\n[services.web]\ncommand = \"exec python3 multi.py\"\n\
+         [[services.web.ports]]\nport = 3000\nname = \"http\"\n\
+         [[services.web.ports]]\nport = 7000\nname = \"data\"\ntype = \"tcp\"\nnode_port = {data_node}\n\
+         [[services.web.ports]]\nport = 27015\nname = \"game\"\ntype = \"udp\"\nnode_port = {game_node}\n\
+         [services.web.concurrency]\nmode = \"fixed\"\nnum_instances = 2\n"
+    ));
+    std::fs::write(app.path().join("multi.py"), MULTI_PY).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(app.path().join("client.py"), CLIENT_PY).unwrap_or_else(|e| panic!("{e}"));
+    server.deploy(app.path());
+    server.ok(["route", "set", "multi.example", "multi"]);
+
+    // The proxy routes the http port.
+    let (status, body) = super::get(&server.http, "multi.example");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("admin "), "{body}");
+
+    // Every port has its SRV name; each instance answers at its own ports.
+    let http = srv(&server, "_http._tcp.multi.app.miren.");
+    let data = srv(&server, "_data._tcp.multi.app.miren.");
+    assert_eq!((http.len(), data.len()), (2, 2), "{http:?} {data:?}");
+    let game = srv(&server, "_game._udp.multi.app.miren.");
+    assert_eq!(game.len(), 2, "{game:?}");
+    let mut seen = std::collections::BTreeSet::new();
+    for (port, _) in &data {
+        let answer = tcp_echo(&format!("127.0.0.1:{port}"));
+        assert!(answer.starts_with("data hi "), "{answer}");
+        seen.insert(answer);
+    }
+    assert_eq!(seen.len(), 2, "two instances: {seen:?}");
+    for (port, _) in &game {
+        assert!(udp_echo(&format!("127.0.0.1:{port}")).starts_with("game hi "));
+    }
+    let (code, _) = super::dig(
+        &server.dns,
+        "_data._udp.multi.app.miren.",
+        miren_dns::proto::rr::RecordType::SRV,
+    );
+    assert_eq!(code, miren_dns::proto::op::ResponseCode::NXDomain);
+
+    // A sibling writes the declared port; the stable address balances it.
+    let out = server
+        .cli()
+        .args([
+            "app",
+            "run",
+            "-a",
+            "multi",
+            "--",
+            "python3",
+            "client.py",
+            "web.app.miren:7000",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(stdout_of(&out).starts_with("data hi "), "{out:?}");
+
+    // Node ports, on the address the proxy listens on, reach both instances.
+    let ip = server
+        .http
+        .rsplit_once(':')
+        .map_or("127.0.0.1", |(ip, _)| ip);
+    let mut via_node = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let answer = tcp_echo(&format!("{ip}:{data_node}"));
+        assert!(answer.starts_with("data hi "), "{answer}");
+        via_node.insert(answer);
+        if via_node.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(via_node.len(), 2, "the node port balances: {via_node:?}");
+    assert!(udp_echo(&format!("{ip}:{game_node}")).starts_with("game hi "));
+
+    // Dropping the node port unpublishes it.
+    super::edit_app_toml(app.path(), &format!("node_port = {data_node}\n"), "");
+    server.deploy(app.path());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect((ip, data_node)).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node port {data_node} still open"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     server.stop();
 }
