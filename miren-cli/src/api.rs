@@ -15,6 +15,10 @@
 //! | GET | `/v1/apps/{app}/env` | → `[`[`ConfigVarRow`]`]` (secrets as `(secret)`) |
 //! | POST | `/v1/apps/{app}/env` | [`EnvChange`] → stream of [`DeployLine`] |
 //! | POST | `/v1/apps/{app}/restart` | [`RestartBody`] → stream of [`DeployLine`] |
+//! | GET | `/v1/addons` | → `[`[`AddonCatalogRow`]`]` |
+//! | GET | `/v1/apps/{app}/addons` | → `[`[`AddonRow`]`]` (no credentials) |
+//! | POST | `/v1/apps/{app}/addons` | [`AddonCreate`] → stream of [`DeployLine`] |
+//! | DELETE | `/v1/apps/{app}/addons/{name}` | → stream of [`DeployLine`] |
 //! | GET | `/v1/pools?app=` | → `[`SandboxPool`]` |
 //! | PUT | `/v1/pools/{id}/desired` | [`DesiredBody`] → `SandboxPool` |
 //! | GET | `/v1/sandboxes?app=&status=` | → `[`Sandbox`]` |
@@ -159,6 +163,67 @@ pub struct EnvChange {
     /// Whose keys `unset` names.
     #[serde(default)]
     pub service: Option<String>,
+}
+
+/// An addon of the catalog (`miren addon list-available`, `addon variants`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddonCatalogRow {
+    /// Its name (`miren-postgresql`).
+    pub name: String,
+    /// What it is.
+    pub description: String,
+    /// The image its server runs, without a tag; none for `miren-sqlite`.
+    pub image: Option<String>,
+    /// Supported versions; the last is the default.
+    pub versions: Vec<String>,
+    /// The default version.
+    pub default_version: Option<String>,
+    /// Variants and what each means.
+    pub variants: Vec<(String, String)>,
+    /// The default variant.
+    pub default_variant: String,
+}
+
+/// An app's addon (`miren addon list`): what runs for it, never its credentials.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddonRow {
+    /// The addon.
+    pub name: String,
+    /// Its variant.
+    pub variant: String,
+    /// The image its server runs.
+    pub image: Option<String>,
+    /// The services it attaches to; empty: every service.
+    pub services: Vec<String>,
+    /// Declared in app.toml (else made by `addon create`).
+    pub from_file: bool,
+    /// `pending` (no version runs it yet), `provisioning` (its server is starting),
+    /// `active`.
+    pub status: String,
+    /// Where its services reach its server.
+    pub host: Option<String>,
+    /// Its server's disk.
+    pub disk: Option<String>,
+    /// The variables its services get.
+    pub variables: Vec<String>,
+    /// When it was made (Unix ms).
+    pub created: u64,
+}
+
+/// `miren addon create`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddonCreate {
+    /// The addon.
+    pub name: String,
+    /// Its variant (default: the addon's).
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// Its version: a tag, or a whole image reference (default: the addon's).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The services it attaches to (default: every service).
+    #[serde(default)]
+    pub services: Vec<String>,
 }
 
 /// `miren app restart`.

@@ -89,6 +89,9 @@ pub enum Command {
     /// Tasks: commands run on a deploy, on a schedule or by hand.
     #[command(subcommand)]
     Task(TaskCommand),
+    /// Addons: databases and caches the platform runs for an app.
+    #[command(subcommand)]
+    Addon(AddonCommand),
     /// Host names routed to apps.
     #[command(subcommand)]
     Route(RouteCommand),
@@ -461,6 +464,65 @@ pub enum EnvCommand {
         /// The app (default: the one of ./.miren/app.toml).
         #[arg(short = 'a', long = "app")]
         app: Option<String>,
+    },
+}
+
+/// `miren addon`.
+#[derive(Debug, Subcommand)]
+pub enum AddonCommand {
+    /// The app's addons: variant, image, status, and the variables its services get.
+    #[command(
+        after_help = "Examples:\n  miren addon list -a shop\n  miren addon list --format json"
+    )]
+    List {
+        /// The app (default: the one of ./.miren/app.toml).
+        #[arg(short = 'a', long = "app")]
+        app: Option<String>,
+    },
+    /// Provision an addon for the app (rolled out with the active code); it stays
+    /// until destroyed.
+    #[command(
+        after_help = "Examples:\n  miren addon create miren-postgresql -a shop\n  miren addon create miren-postgresql:small --version 16\n  miren addon create miren-valkey --service worker"
+    )]
+    Create {
+        /// `NAME[:VARIANT]`, e.g. `miren-postgresql:small`.
+        #[arg(value_name = "NAME[:VARIANT]")]
+        addon: String,
+        /// The app (default: the one of ./.miren/app.toml).
+        #[arg(short = 'a', long = "app")]
+        app: Option<String>,
+        /// A version tag, or a whole image reference (default: the addon's).
+        #[arg(long)]
+        version: Option<String>,
+        /// Only these services get its variables (repeatable; default: every one).
+        #[arg(long = "service", value_name = "SERVICE")]
+        services: Vec<String>,
+    },
+    /// Remove an addon and delete its data (asks first on a terminal).
+    #[command(
+        after_help = "Examples:\n  miren addon destroy miren-postgresql -a shop\n  miren addon destroy miren-valkey --yes"
+    )]
+    Destroy {
+        /// The addon.
+        addon: String,
+        /// The app (default: the one of ./.miren/app.toml).
+        #[arg(short = 'a', long = "app")]
+        app: Option<String>,
+        /// Don't ask.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// The addons this server provisions, their versions and variants.
+    #[command(
+        name = "list-available",
+        after_help = "Examples:\n  miren addon list-available\n  miren addon list-available --format json"
+    )]
+    ListAvailable,
+    /// The variants of an addon.
+    #[command(after_help = "Examples:\n  miren addon variants miren-postgresql")]
+    Variants {
+        /// The addon.
+        addon: String,
     },
 }
 

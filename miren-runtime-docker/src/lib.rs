@@ -575,6 +575,23 @@ impl Runtime for DockerRuntime {
         if n > 0 {
             tracing::info!("removed {n} app image(s) no version keeps");
         }
+        // Destroyed addons' disks: their data goes with them.
+        for (app, disk) in &retained.retired_disks {
+            let name = names::volume(app, disk);
+            match self
+                .inner
+                .docker
+                .remove_volume(
+                    &name,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
+                .await
+            {
+                Ok(()) => tracing::info!("deleted the retired volume {name}"),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(failed(format!("removing the volume {name}"), e)),
+            }
+        }
         Ok(())
     }
 

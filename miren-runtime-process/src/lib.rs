@@ -17,7 +17,8 @@
 //!   serve (whichever runtime runs them); env values naming `<svc>.app.miren` are
 //!   rewritten to it.
 //! - Disks are directories under `<data>/disks/<app>/<disk>`, given as
-//!   `MIREN_DISK_<NAME>`; they outlive deploys and restarts.
+//!   `MIREN_DISK_<NAME>`; they outlive deploys and restarts. A disk's mount path in
+//!   an env value is its directory here (`mounts`).
 //! - Leader pids and start times are recorded under `<data>/pids/`; a new runtime on
 //!   the same data dir kills what an earlier, crashed server left running.
 //! - With a [`SandboxUser`], sandboxes run as that user and reach only their code and
@@ -34,6 +35,7 @@
 //! - `node_ports`: ports published on the node (`node_port`), for every runtime.
 //! - `command`: the line `/bin/sh -c` runs.
 //! - `members`: which processes are a sandbox's (its group, its marker).
+//! - `mounts`: a disk's mount path in env values, as its directory.
 //! - `user`: the sandbox user, and the directories it may reach.
 //! - `serving`: which instances serve each service, as a projection of the store.
 //! - `records`: pid + start-time records, and the `/proc` reading behind them.
@@ -55,6 +57,7 @@ mod attach;
 mod balancer;
 mod command;
 mod members;
+mod mounts;
 mod net;
 mod node_ports;
 mod records;
@@ -428,8 +431,22 @@ impl ProcessRuntime {
         if !spec.spec.env.contains_key("PYTHONUNBUFFERED") {
             env.push(("PYTHONUNBUFFERED".into(), "1".into()));
         }
+        let disk_dirs: Vec<PathBuf> = spec
+            .spec
+            .disks
+            .iter()
+            .map(|d| self.disk_dir(&spec.app, &d.name))
+            .collect();
+        let mounted: Vec<(String, &std::path::Path)> = spec
+            .spec
+            .disks
+            .iter()
+            .zip(&disk_dirs)
+            .map(|(d, dir)| (d.mount_path.clone(), dir.as_path()))
+            .collect();
         for (k, v) in &spec.spec.env {
-            env.push((k.clone(), addresses::rewrite(v, &spec.app, &services)));
+            let v = mounts::rewrite(v, &mounted);
+            env.push((k.clone(), addresses::rewrite(&v, &spec.app, &services)));
         }
         env.push(("MIREN_APP".into(), spec.app.clone()));
         env.push(("MIREN_SERVICE".into(), spec.spec.service.clone()));
@@ -917,6 +934,25 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn collect(&self, retained: &Retained) -> Result<(), RuntimeError> {
+        // Destroyed addons' disks: their data goes with them.
+        let retired: Vec<PathBuf> = retained
+            .retired_disks
+            .iter()
+            .map(|(app, disk)| self.disk_dir(app, disk))
+            .collect();
+        blocking(move || {
+            for dir in retired {
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => tracing::info!("deleted the retired disk {}", dir.display()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(RuntimeError::io(format!("deleting {}", dir.display()), e));
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await?;
         let code = self.inner.dir.join("code");
         let keep: HashSet<String> = retained
             .digests

@@ -41,10 +41,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Op::put(
                 keys::app("bench"),
                 keys::encode(&App {
-                    name: "bench".into(),
                     active_version: Some(version.clone()),
-                    created: 0,
-                    config_vars: Vec::new(),
+                    ..App::new("bench", 0)
                 }),
             ),
             Op::put(
@@ -54,6 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     app: "bench".into(),
                     number: 1,
                     config: config.clone(),
+                    declared: None,
                     artifact_digest: code.clone(),
                     created: 0,
                     source: Default::default(),

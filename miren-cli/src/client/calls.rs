@@ -6,8 +6,9 @@ use miren_core::model::{Route, Sandbox, SandboxPool};
 
 use super::{Client, ClientError};
 use crate::api::{
-    AppStatus, AppSummary, ConfigVarRow, DeployBody, DeployLine, DesiredBody, EnvChange,
-    RestartBody, RollbackBody, RouteBody, RunLine, TaskRow, Uploaded, VersionRow,
+    AddonCatalogRow, AddonCreate, AddonRow, AppStatus, AppSummary, ConfigVarRow, DeployBody,
+    DeployLine, DesiredBody, EnvChange, RestartBody, RollbackBody, RouteBody, RunLine, TaskRow,
+    Uploaded, VersionRow,
 };
 use crate::server::logs::Stored;
 
@@ -98,6 +99,39 @@ impl Client {
     ) -> Result<(), ClientError> {
         let path = format!("/v1/apps/{}/env", q(app));
         self.stream(Method::POST, &path, Some(body), each).await
+    }
+
+    /// The addon catalog.
+    pub async fn addon_catalog(&self) -> Result<Vec<AddonCatalogRow>, ClientError> {
+        self.get("/v1/addons").await
+    }
+
+    /// An app's addons.
+    pub async fn addons(&self, app: &str) -> Result<Vec<AddonRow>, ClientError> {
+        self.get(&format!("/v1/apps/{}/addons", q(app))).await
+    }
+
+    /// Provisions an addon, handing each line of the rollout to `each`.
+    pub async fn create_addon(
+        &self,
+        app: &str,
+        body: &AddonCreate,
+        each: impl FnMut(DeployLine) -> bool,
+    ) -> Result<(), ClientError> {
+        let path = format!("/v1/apps/{}/addons", q(app));
+        self.stream(Method::POST, &path, Some(body), each).await
+    }
+
+    /// Destroys an addon, handing each line of the rollout to `each`.
+    pub async fn destroy_addon(
+        &self,
+        app: &str,
+        addon: &str,
+        each: impl FnMut(DeployLine) -> bool,
+    ) -> Result<(), ClientError> {
+        let path = format!("/v1/apps/{}/addons/{}", q(app), q(addon));
+        self.stream::<(), _>(Method::DELETE, &path, None, each)
+            .await
     }
 
     /// Restarts services, handing each line of the rollout to `each`.

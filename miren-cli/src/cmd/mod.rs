@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the exit code it earned.
 
+mod addon;
 mod app;
 mod attach;
 mod completion;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Route(c) => remote(format, route::run(&client(), c, format)),
         Command::Env(c) => remote(format, env::run(&client(), c, format)),
         Command::Task(c) => remote(format, task::run(&client(), c, format)),
+        Command::Addon(c) => remote(format, addon::run(&client(), c, format)),
     }
 }
 

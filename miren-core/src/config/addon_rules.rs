@@ -1,73 +1,76 @@
-//! The rules of upstream keys this platform checks but does not carry out yet:
-//! `[addons.<name>]`, env `backend`/`ref` and `workload_role` (SPEC §17). Each is
-//! checked as upstream checks it, and a warning says plainly what happens here
-//! instead, so a file upstream accepts is accepted and nobody is misled.
+//! The rules of upstream's `[addons.<name>]`, env `backend`/`ref` and
+//! `workload_role` (SPEC §17). Each is checked as upstream checks it; where this
+//! platform does something else than upstream (a `shared` database server, a secret
+//! backend, an in-cluster API), a warning says plainly what happens here instead.
 
-use super::app_config::{AppConfig, EnvVar};
+use super::addons::{ADDONS, Kind, addon};
+use super::app_config::{AppConfig, EnvVar, Mode};
 use super::decode::join;
+use super::defaults;
 use super::diagnostic::Diagnostic;
 use super::rules::Rules;
 use super::suggest::closest;
 
-/// Upstream's addons and their variants (the first is the default).
-const ADDONS: &[(&str, &[&str])] = &[
-    ("miren-postgresql", &["small", "shared"]),
-    ("miren-mysql", &["small", "shared"]),
-    ("miren-valkey", &["small"]),
-    ("miren-rabbitmq", &["small"]),
-    ("miren-memcache", &["small"]),
-    ("miren-sqlite", &["standard"]),
-];
-
 impl Rules<'_> {
     pub(super) fn addons(&mut self, c: &AppConfig) {
-        for (name, addon) in &c.addons {
+        for (name, addon_cfg) in &c.addons {
             let path = join("addons", name);
             let Some(key) = self.spans.key(&path) else {
                 continue;
             };
-            match ADDONS.iter().find(|(n, _)| n == name) {
-                Some((_, variants)) => {
+            match addon(name) {
+                Some(a) => {
                     let vpath = format!("{path}.variant");
-                    if let (Some(v), Some(span)) = (&addon.variant, self.spans.value(&vpath))
-                        && !variants.contains(&v.as_str())
-                    {
-                        let list: Vec<String> = variants.iter().map(|v| format!("`{v}`")).collect();
-                        let mut d = Diagnostic::error(
-                            &vpath,
-                            span.clone(),
-                            format!(
-                                "`{name}` has no variant `{v}`: it has {}",
-                                list.join(" and ")
-                            ),
-                        )
-                        .with_label("unknown variant");
-                        if let Some(best) = closest(v, variants.iter().copied()) {
-                            d = d
-                                .with_help(format!("did you mean `{best}`?"))
-                                .with_suggestion(span, format!("\"{best}\""));
+                    if let (Some(v), Some(span)) = (&addon_cfg.variant, self.spans.value(&vpath)) {
+                        if !a.has_variant(v) {
+                            let variants: Vec<&str> = a.variants.iter().map(|(v, _)| *v).collect();
+                            let list: Vec<String> =
+                                variants.iter().map(|v| format!("`{v}`")).collect();
+                            let mut d = Diagnostic::error(
+                                &vpath,
+                                span.clone(),
+                                format!(
+                                    "`{name}` has no variant `{v}`: it has {}",
+                                    list.join(" and ")
+                                ),
+                            )
+                            .with_label("unknown variant");
+                            if let Some(best) = closest(v, variants.iter().copied()) {
+                                d = d
+                                    .with_help(format!("did you mean `{best}`?"))
+                                    .with_suggestion(span, format!("\"{best}\""));
+                            }
+                            self.push(d);
+                        } else if v == "shared" {
+                            self.push(
+                                Diagnostic::warning(&vpath, span, format!("`{name}` is not shared between apps here: the app gets a server of its own"))
+                                    .with_label("a dedicated server")
+                                    .with_help("upstream's `shared` variant puts apps on one server; this server runs one per app, as `small` does"),
+                            );
                         }
-                        self.push(d);
                     }
+                    self.addon_targets(c, name, a.kind, &path, key.clone());
                 }
                 None => {
-                    let known: Vec<&str> = ADDONS.iter().map(|(n, _)| *n).collect();
+                    let known: Vec<&str> = ADDONS.iter().map(|a| a.name).collect();
                     let mut d = Diagnostic::warning(
                         &path,
                         key.clone(),
-                        format!("this platform knows no addon `{name}`"),
+                        format!(
+                            "this platform knows no addon `{name}`: a deploy of this file fails"
+                        ),
                     )
                     .with_label("unknown addon");
                     d = match closest(name, known.iter().copied()) {
                         Some(best) => d.with_help(format!("did you mean `{best}`?")),
-                        None => d.with_help(format!("upstream's addons are {}", known.join(", "))),
+                        None => d.with_help(format!("the addons here are {}", known.join(", "))),
                     };
                     self.push(d);
                 }
             }
             let spath = format!("{path}.services");
             if let Some(span) = self.spans.value(&spath) {
-                for s in &addon.services {
+                for s in &addon_cfg.services {
                     let implied_web = c.services.is_empty() && s == "web";
                     if !c.services.contains_key(s) && !implied_web {
                         let mut d = Diagnostic::error(
@@ -85,15 +88,6 @@ impl Rules<'_> {
                     }
                 }
             }
-            self.push(
-                Diagnostic::warning(
-                    &path,
-                    key,
-                    format!("addon `{name}` is not provisioned here yet: nothing runs for it and no credentials are injected"),
-                )
-                .with_label("accepted, not provisioned")
-                .with_help("run it as a service instead (`[services.db]` with `image = \"postgres:16\"` and a disk) and set its URL with `[[env]]` or `miren env set --secret`"),
-            );
         }
         if let (Some(role), Some(span)) = (&c.workload_role, self.spans.value("workload_role")) {
             self.push(
@@ -105,6 +99,131 @@ impl Rules<'_> {
                 .with_label("accepted, not used")
                 .with_help("sandboxes reach the server only through their app's services; remove it, or keep it for upstream"),
             );
+        }
+    }
+
+    /// What an addon asks of the services it attaches to: its server's name is free,
+    /// a single-writer database's services run one fixed instance, and a variable
+    /// app.toml sets itself is said to win over the addon's.
+    fn addon_targets(
+        &mut self,
+        c: &AppConfig,
+        name: &str,
+        kind: Kind,
+        path: &str,
+        key: std::ops::Range<usize>,
+    ) {
+        let Some(a) = addon(name) else { return };
+        let implied = c.services.is_empty() && c.web != Some(false);
+        let declared = &c.addons[name].services;
+        let targets: Vec<String> = if !declared.is_empty() {
+            declared.clone()
+        } else if implied {
+            vec![defaults::WEB.to_string()]
+        } else {
+            c.services.keys().cloned().collect()
+        };
+        if a.has_server()
+            && let Some(at) = self.spans.key(&join("services", name))
+        {
+            self.push(
+                Diagnostic::error(
+                    join("services", name),
+                    at,
+                    format!("service `{name}` has the name addon `{name}`'s server runs as"),
+                )
+                .with_label("taken by the addon")
+                .with_related(key.clone(), "the addon")
+                .with_help(format!(
+                    "rename the service, or remove `[addons.{name}]` to run it yourself"
+                )),
+            );
+        }
+        if a.single_writer() {
+            for t in &targets {
+                let svc = c.services.get(t);
+                let conc = svc.and_then(|s| s.concurrency.as_ref());
+                let mode = conc
+                    .and_then(|c| c.mode)
+                    .unwrap_or_else(|| defaults::mode(t));
+                let n = conc
+                    .and_then(|c| c.num_instances)
+                    .unwrap_or(defaults::NUM_INSTANCES);
+                let why = match mode {
+                    Mode::Auto => Some("autoscales".to_string()),
+                    Mode::Fixed if n != 1 => Some(format!("runs {n} instances")),
+                    Mode::Fixed => None,
+                };
+                if let Some(why) = why {
+                    let at = self.spans.key(&join("services", t)).unwrap_or(key.clone());
+                    self.push(
+                        Diagnostic::error(path, key.clone(), format!("`{name}` allows one writer, and service `{t}` {why}"))
+                            .with_label("one writer")
+                            .with_related(at, format!("`{t}`"))
+                            .with_help(format!("give `{t}` `mode = \"fixed\"` and `num_instances = 1` in `[services.{t}.concurrency]`, or name other services in `services = [...]`")),
+                    );
+                }
+                if let Some(svc) = svc {
+                    for (i, d) in svc.disks.iter().enumerate() {
+                        let dpath = format!("{}.disks[{i}].name", join("services", t));
+                        if d.name == super::addons::catalog::SQLITE_DISK
+                            && let Some(span) = self.spans.value(&dpath)
+                        {
+                            self.push(
+                                Diagnostic::error(&dpath, span, format!("`{name}` mounts its disk `sqlite` into `{t}`, which has a disk of that name"))
+                                    .with_label("taken by the addon")
+                                    .with_help("rename this disk"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Variables app.toml sets itself are kept: say so.
+        let dummy = super::addons::AddonInstance {
+            name: name.to_string(),
+            variant: String::new(),
+            version: None,
+            services: Vec::new(),
+            from_file: true,
+            user: String::new(),
+            password: String::new(),
+            database: String::new(),
+            disk: None,
+            created: 0,
+        };
+        let keys: Vec<String> = super::addons::client_env(kind, "", a.port, &dummy)
+            .into_iter()
+            .map(|(k, _, _)| k)
+            .collect();
+        let mut lists: Vec<(String, &[EnvVar])> = vec![("env".to_string(), &c.env)];
+        for t in &targets {
+            if let Some(s) = c.services.get(t) {
+                lists.push((format!("{}.env", join("services", t)), &s.env));
+            }
+        }
+        for (lpath, list) in lists {
+            for (i, v) in list.iter().enumerate() {
+                let kpath = format!("{lpath}[{i}].key");
+                if keys.contains(&v.key)
+                    && let Some(span) = self.spans.value(&kpath)
+                {
+                    self.push(
+                        Diagnostic::warning(
+                            &kpath,
+                            span,
+                            format!(
+                                "`{}` is set here and by addon `{name}`: this value wins",
+                                v.key
+                            ),
+                        )
+                        .with_label("app.toml's value")
+                        .with_help(format!(
+                            "remove it to use `{name}`'s, which the addon keeps up to date"
+                        )),
+                    );
+                }
+            }
         }
     }
 

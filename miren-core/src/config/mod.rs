@@ -17,11 +17,13 @@
 //!   `addon_rules`: upstream keys checked and warned about, not carried out yet)
 //! - `resolved`: defaults filled, env merged: what the controller consumes
 //! - `diagnostic`: problems, positions, rustc-style and JSON rendering
+//! - `addons`: the addon catalog, and a resolved config with an app's addons in it
 //! - `calendar`: systemd calendar events, for scheduled tasks
 //! - `command`: the port a service's command line binds by itself
 //! - `defaults`, `duration`, `names`, `suggest`: the small pieces they share
 
 mod addon_rules;
+pub mod addons;
 mod app_config;
 pub mod calendar;
 pub mod command;
@@ -49,8 +51,8 @@ pub use diagnostic::{
     Diagnostic, JsonDiagnostic, LineIndex, Position, Related, Report, Severity, Suggestion,
 };
 pub use resolved::{
-    AutoScale, Concurrency, Disk, Health, NamedPort, ResolvedApp, ResolvedService, ResolvedTask,
-    Schedule,
+    AutoScale, Concurrency, DeclaredAddon, Disk, Health, NamedPort, ResolvedApp, ResolvedService,
+    ResolvedTask, Schedule,
 };
 pub use suggest::closest;
 

@@ -45,6 +45,22 @@ pub struct ResolvedApp {
     /// Env keys marked `sensitive` anywhere in the file: secrets, wherever they are.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub sensitive_env: std::collections::BTreeSet<String>,
+    /// Addons declared in the file (`[addons.<name>]`), in file order.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub addons: IndexMap<String, DeclaredAddon>,
+}
+
+/// An addon as app.toml declares it, defaults filled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeclaredAddon {
+    /// Its variant (the addon's default when not written).
+    pub variant: String,
+    /// The version asked for; `None`: the addon's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The services it attaches to; empty: every service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
 }
 
 impl ResolvedApp {
@@ -174,6 +190,10 @@ pub struct ResolvedService {
     /// `description`s.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub required_env: IndexMap<String, Option<String>>,
+    /// The addon whose server this service is (see [`super::addons`]); `None` for
+    /// the app's own services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addon: Option<String>,
 }
 
 /// One more port of a service: reached as `_<name>._<tcp|udp>` in DNS, and on the
@@ -343,6 +363,25 @@ pub(crate) fn resolve(c: &AppConfig) -> ResolvedApp {
             .as_ref()
             .map(|b| b.onbuild.clone())
             .unwrap_or_default(),
+        addons: c
+            .addons
+            .iter()
+            .map(|(name, a)| {
+                let variant = a.variant.clone().unwrap_or_else(|| {
+                    super::addons::addon(name)
+                        .map_or("", |d| d.default_variant())
+                        .to_string()
+                });
+                (
+                    name.clone(),
+                    DeclaredAddon {
+                        variant,
+                        version: a.version.clone(),
+                        services: a.services.clone(),
+                    },
+                )
+            })
+            .collect(),
         sensitive_env: c
             .env
             .iter()
@@ -457,6 +496,7 @@ fn service(app: &AppConfig, name: &str, s: &super::ServiceConfig) -> ResolvedSer
             timeout: time_or(h.timeout.as_deref(), defaults::HEALTH_TIMEOUT),
             unhealthy_after: h.unhealthy_after.unwrap_or(defaults::UNHEALTHY_AFTER),
         }),
+        addon: None,
     }
 }
 

@@ -31,6 +31,7 @@ const COMMANDS: &[&str] = &[
     "logs",
     "env",
     "task",
+    "addon",
     "route",
     "completion",
     "help",

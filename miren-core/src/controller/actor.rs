@@ -368,6 +368,14 @@ impl Actor {
             Command::Retained(reply) => {
                 let _ = reply.send(self.retained());
             }
+            Command::DisksDeleted(gone) => {
+                for (app, disk) in gone {
+                    if let Some(a) = self.apps.get_mut(&app) {
+                        a.retired_disks.retain(|d| *d != disk);
+                        self.touch_app(&app);
+                    }
+                }
+            }
             Command::RunTask(app, task, reply) => self.run_task(&app, &task, reply),
             Command::Attach(target, attach, reply) => self.attach(target, attach, reply),
         }

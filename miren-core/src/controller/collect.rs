@@ -51,17 +51,24 @@ impl Collector {
                     wake.notified().await;
                     let _exclusive = gate.write().await;
                     let (tx, rx) = oneshot::channel();
-                    let Some(commands) = commands.upgrade() else {
+                    let Some(sender) = commands.upgrade() else {
                         return;
                     };
-                    if commands.send(Command::Retained(tx)).is_err() {
+                    if sender.send(Command::Retained(tx)).is_err() {
                         return;
                     }
-                    drop(commands);
+                    drop(sender);
                     let Ok(retained) = rx.await else {
                         return;
                     };
-                    let event = collect(&retained, runtime.as_ref(), &artifacts).await;
+                    let (event, disks_gone) =
+                        collect(&retained, runtime.as_ref(), &artifacts).await;
+                    if disks_gone
+                        && !retained.retired_disks.is_empty()
+                        && let Some(sender) = commands.upgrade()
+                    {
+                        let _ = sender.send(Command::DisksDeleted(retained.retired_disks));
+                    }
                     let _ = events.send(event);
                 }
             }
@@ -80,7 +87,12 @@ impl Collector {
     }
 }
 
-async fn collect(retained: &Retained, runtime: &dyn Runtime, artifacts: &ArtifactStore) -> Event {
+/// Collects; the event to send, and whether the runtime deleted the retired disks.
+async fn collect(
+    retained: &Retained,
+    runtime: &dyn Runtime,
+    artifacts: &ArtifactStore,
+) -> (Event, bool) {
     let keep = retained.digests.clone();
     let store = artifacts.clone();
     let (archives, bytes) = match tokio::task::spawn_blocking(move || store.retain(&keep)).await {
@@ -100,8 +112,12 @@ async fn collect(retained: &Retained, runtime: &dyn Runtime, artifacts: &Artifac
             bytes.div_ceil(1024)
         );
     }
-    if let Err(e) = runtime.collect(retained).await {
-        tracing::warn!("collecting the {} runtime's code: {e}", runtime.name());
-    }
-    Event::Collected { archives, bytes }
+    let collected = match runtime.collect(retained).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("collecting the {} runtime's code: {e}", runtime.name());
+            false
+        }
+    };
+    (Event::Collected { archives, bytes }, collected)
 }

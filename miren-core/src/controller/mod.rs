@@ -19,6 +19,7 @@
 //!   that is.
 
 mod actor;
+mod addons;
 mod attach;
 pub mod backoff;
 mod collect;
@@ -103,6 +104,24 @@ pub enum AppChange {
         /// Which; `None`: all.
         service: Option<String>,
     },
+    /// Provision an addon (`miren addon create`): it stays until destroyed.
+    AddAddon(AddonRequest),
+    /// Deprovision an addon (`miren addon destroy`): its server goes, and its disk
+    /// is deleted once nothing uses it.
+    RemoveAddon(String),
+}
+
+/// An addon asked for by `miren addon create`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddonRequest {
+    /// The addon (`miren-postgresql`).
+    pub name: String,
+    /// Its variant; `None`: the addon's default.
+    pub variant: Option<String>,
+    /// Its version (a tag or a whole image reference); `None`: the default.
+    pub version: Option<String>,
+    /// The services it attaches to; empty: every service.
+    pub services: Vec<String>,
 }
 
 /// A deploy: validated config plus the digest of code already in the artifact store.
@@ -260,6 +279,8 @@ pub(crate) enum Command {
     Load(Vec<(PoolId, u32)>),
     WantCapacity(PoolId),
     Retained(oneshot::Sender<crate::runtime::Retained>),
+    /// The collector deleted these retired disks: (app, disk).
+    DisksDeleted(std::collections::BTreeSet<(String, String)>),
     RunTask(String, String, Reply<TaskRun>),
     Attach(Target, crate::runtime::Attach, Reply<i32>),
 }

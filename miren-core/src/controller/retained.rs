@@ -46,6 +46,18 @@ impl Actor {
                 r.digests.insert(v.artifact_digest.clone());
             }
         }
+        // A destroyed addon's disk goes once no pool mounts it (a rollback to a
+        // version that ran it keeps it, until that is over too).
+        for a in self.apps.values() {
+            for disk in &a.retired_disks {
+                let used = self.pools.values().any(|p| {
+                    p.pool.app == a.name && p.pool.spec.disks.iter().any(|d| &d.name == disk)
+                });
+                if !used {
+                    r.retired_disks.insert((a.name.clone(), disk.clone()));
+                }
+            }
+        }
         r
     }
 }

@@ -17,15 +17,18 @@ use crate::runtime::{LogRecord, PrepareApp, PrepareLog, RuntimeError, Stream, no
 
 impl Actor {
     pub(super) fn deploy(&mut self, req: DeployRequest, reply: Reply<VersionId>) {
-        self.deploy_with(req, None, reply);
+        self.deploy_with(req, None, true, reply);
     }
 
-    /// A new version of an app: its config vars are the app's now, its restart times
-    /// `restarted` or else the active version's (a deploy restarts nothing by itself).
+    /// A new version of an app: its config vars and addons are the app's now (a
+    /// deploy of app.toml, `from_file`, first makes the addons what it declares), its
+    /// restart times `restarted` or else the active version's (a deploy restarts
+    /// nothing by itself).
     fn deploy_with(
         &mut self,
         req: DeployRequest,
         restarted: Option<BTreeMap<String, u64>>,
+        from_file: bool,
         reply: Reply<VersionId>,
     ) {
         let app = req.config.name.clone();
@@ -48,25 +51,32 @@ impl Actor {
         let number = newest.max(count) + 1;
         self.supersede_deploys(&app, &id);
         let now = now_millis();
-        let config_vars = self
+        let a = self
             .apps
             .entry(app.clone())
-            .or_insert_with(|| App {
-                name: app.clone(),
-                active_version: None,
-                created: now,
-                config_vars: Vec::new(),
-            })
-            .config_vars
-            .clone();
+            .or_insert_with(|| App::new(&app, now));
+        if from_file {
+            super::addons::reconcile(a, &req.config);
+        }
+        let config_vars = a.config_vars.clone();
+        let expanded = match a.addons.is_empty() {
+            true => Ok(None),
+            false => crate::config::addons::expand(&req.config, &a.addons).map(Some),
+        };
         self.touch_app(&app);
+        let (config, declared, refused) = match expanded {
+            Ok(None) => (req.config, None, None),
+            Ok(Some(x)) => (x, Some(req.config), None),
+            Err(e) => (req.config, None, Some(e.to_string())),
+        };
         self.versions.insert(
             id.clone(),
             Version {
                 id: id.clone(),
                 app,
                 number,
-                config: req.config,
+                config,
+                declared,
                 artifact_digest: req.artifact_digest,
                 created: now,
                 source: req.source,
@@ -77,12 +87,23 @@ impl Actor {
             },
         );
         self.touch_version(&id);
-        if !self.refuse_missing_env(&id) && !self.refuse_taken_node_ports(&id) {
+        if let Some(why) = refused {
+            self.refuse(&id, format!("the app's addons can't run: {why}"));
+        } else if !self.refuse_missing_env(&id) && !self.refuse_taken_node_ports(&id) {
             self.begin_rollout(&id);
         }
         self.after_flush(move |r| {
             let _ = reply.send(r.map(|_| id).map_err(ControllerError::Store));
         });
+    }
+
+    /// Fails a version before anything of it starts.
+    fn refuse(&mut self, id: &VersionId, why: String) {
+        if let Some(v) = self.versions.get_mut(id) {
+            v.state = VersionState::Failed;
+            v.failure = Some(why);
+        }
+        self.notify(id);
     }
 
     /// A version missing env its app.toml requires fails before anything starts,
@@ -218,6 +239,19 @@ impl Actor {
                 a.config_vars
                     .retain(|x| !(keys.contains(&x.key) && x.service == service));
             }
+            AppChange::AddAddon(request) => {
+                let declared = active.as_ref().map(|v| v.declared());
+                if let Err(e) = super::addons::add(a, declared, request) {
+                    let _ = reply.send(Err(ControllerError::Invalid(e)));
+                    return;
+                }
+            }
+            AppChange::RemoveAddon(name) => {
+                if let Err(e) = super::addons::remove(a, &name) {
+                    let _ = reply.send(Err(ControllerError::Invalid(e)));
+                    return;
+                }
+            }
             AppChange::Restart { service } => {
                 let Some(v) = &active else {
                     let _ = reply.send(Err(ControllerError::Invalid(format!(
@@ -251,12 +285,12 @@ impl Actor {
             return;
         };
         let req = DeployRequest {
-            config: v.config.clone(),
+            config: v.declared().clone(),
             artifact_digest: v.artifact_digest.clone(),
             source: v.source.clone(),
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.deploy_with(req, restarted, tx);
+        self.deploy_with(req, restarted, false, tx);
         tokio::spawn(async move {
             let r = match rx.await {
                 Ok(r) => r.map(Some),
@@ -443,6 +477,9 @@ impl Actor {
         // New code waits for the deploy tasks (migrations); images and reused pools
         // are what those tasks may need, so they start now.
         let gated = self.deploys.get(id).is_some_and(|d| !d.tasks.is_empty());
+        // The app's own services start once its addon servers are ready (they connect
+        // at start).
+        let addon_servers = config.services.values().any(|s| s.addon.is_some());
         for (name, svc) in &config.services {
             let Some(spec) = version.pool_spec(name) else {
                 continue;
@@ -481,7 +518,8 @@ impl Actor {
                 None => {
                     let pid = PoolId::new();
                     let (desired, reason) = initial(svc);
-                    let held = gated && matches!(spec.source, CodeSource::Artifact(_));
+                    let held = (gated && matches!(spec.source, CodeSource::Artifact(_)))
+                        || (addon_servers && svc.addon.is_none());
                     if spec.exclusive_disks() {
                         self.suspend_disk_holders(&app, name, id);
                     }
@@ -545,6 +583,7 @@ impl Actor {
         let changed = std::mem::take(&mut self.changed_apps);
         let mut ready = Vec::new();
         let mut run_tasks = Vec::new();
+        let mut release = Vec::new();
         for (id, d) in self.deploys.iter().filter(|(_, d)| d.prepared) {
             let Some(app) = self.versions.get(id).map(|v| v.app.as_str()) else {
                 continue;
@@ -552,11 +591,19 @@ impl Actor {
             if !changed.contains(app) {
                 continue;
             }
-            let mut pools = self.pools_of(app).filter(|p| p.pool.versions.contains(id));
+            let pools = || self.pools_of(app).filter(|p| p.pool.versions.contains(id));
+            let unheld_ready = pools().all(|p| p.held || p.pool.ready >= required(&p.pool));
             if !d.tasks.is_empty() {
                 // Deploy tasks run once what isn't held for them is ready.
-                if !d.tasks_started && pools.all(|p| p.held || p.pool.ready >= required(&p.pool)) {
+                if !d.tasks_started && unheld_ready {
                     run_tasks.push(id.clone());
+                }
+                continue;
+            }
+            // Held for addon servers, which are ready now: the rest starts.
+            if pools().any(|p| p.held) {
+                if unheld_ready {
+                    release.push(id.clone());
                 }
                 continue;
             }
@@ -565,7 +612,7 @@ impl Actor {
                 .versions
                 .get(id)
                 .is_some_and(|v| v.config.services.is_empty());
-            let mut pools = pools.peekable();
+            let mut pools = pools().peekable();
             if (none || pools.peek().is_some()) && pools.all(|p| p.pool.ready >= required(&p.pool))
             {
                 ready.push(id.clone());
@@ -573,6 +620,9 @@ impl Actor {
         }
         for id in run_tasks {
             self.start_deploy_tasks(&id);
+        }
+        for id in release {
+            self.release_held(&id);
         }
         for id in ready {
             self.activate(&id);

@@ -323,6 +323,12 @@ impl Actor {
         let at = Instant::now() + self.cfg.deploy_timeout;
         d.timeout_at = at;
         self.add_timer(at, Timer::DeployTimeout(version.clone()));
+        self.release_held(version);
+    }
+
+    /// What the version's pools were held at zero for (deploy tasks, addon servers)
+    /// is done: they start.
+    pub(super) fn release_held(&mut self, version: &VersionId) {
         let app = version.app().to_string();
         let held = self.pools_where(&app, |p| p.versions.contains(version));
         for pid in held {

@@ -20,6 +20,7 @@ pub use id::{BadId, PoolId, SUFFIX_LEN, SandboxId, VersionId, encode as encode_i
 pub use spec::{CodeSource, PoolSpec, SpecHash};
 pub use task::{RunStatus, RunTrigger, TaskRun};
 
+use crate::config::addons::AddonInstance;
 use crate::config::{Concurrency, ResolvedApp};
 
 /// Milliseconds since the Unix epoch: what every timestamp in the model is.
@@ -38,6 +39,27 @@ pub struct App {
     /// by every deploy from now on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_vars: Vec<ConfigVar>,
+    /// Its addons (from app.toml or `miren addon create`), with the credentials made
+    /// for each; every new version runs them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addons: Vec<AddonInstance>,
+    /// Disks of destroyed addons, deleted once no pool uses them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_disks: Vec<String>,
+}
+
+impl App {
+    /// A new app, first deployed at `created`, with nothing of its own yet.
+    pub fn new(name: &str, created: UnixMillis) -> Self {
+        Self {
+            name: name.to_string(),
+            active_version: None,
+            created,
+            config_vars: Vec::new(),
+            addons: Vec::new(),
+            retired_disks: Vec::new(),
+        }
+    }
 }
 
 /// A config var: `miren env set [--service S] [--secret] KEY=VALUE`.
@@ -91,8 +113,13 @@ pub struct Version {
     /// stored before numbers existed.
     #[serde(default)]
     pub number: u32,
-    /// The validated config it was deployed with.
+    /// What it runs: the validated config it was deployed with, with the app's
+    /// addons in it (see [`crate::config::addons`]).
     pub config: ResolvedApp,
+    /// The config as app.toml resolved it, when addons made `config` differ: a
+    /// rollout of the same code (`env set`, `addon create`) expands this again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared: Option<ResolvedApp>,
     /// Content digest of the uploaded app directory.
     pub artifact_digest: Digest,
     /// When it was created.
@@ -112,6 +139,11 @@ pub struct Version {
 }
 
 impl Version {
+    /// The config as app.toml resolved it (without the app's addons).
+    pub fn declared(&self) -> &ResolvedApp {
+        self.declared.as_ref().unwrap_or(&self.config)
+    }
+
     /// The spec of its pool of `service`: app.toml's, with its config vars over the
     /// env (the app's, then the service's own) and its restart time.
     pub fn pool_spec(&self, service: &str) -> Option<PoolSpec> {
@@ -224,6 +256,7 @@ impl Version {
             v.value = SECRET_SHOWN.to_string();
         }
         self.config = self.config.redacted(SECRET_SHOWN);
+        self.declared = self.declared.map(|d| d.redacted(SECRET_SHOWN));
         self
     }
 

@@ -88,6 +88,8 @@ pub struct Retained {
     pub versions: BTreeSet<VersionId>,
     /// The artifacts they and the existing pools use.
     pub digests: BTreeSet<Digest>,
+    /// Disks to delete now: (app, disk) of destroyed addons that no pool uses.
+    pub retired_disks: BTreeSet<(String, String)>,
 }
 
 /// Everything needed to start one sandbox.

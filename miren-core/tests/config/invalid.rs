@@ -736,6 +736,27 @@ const CASES: &[Case] = &[
         "unknown key `varient` in `addons.miren-valkey`",
     ),
     case(
+        "an autoscaled service with a one-writer database",
+        "name = \"app\"\n[services.web]\ncommand = \"w\"\n[addons.miren-sqlite]\n",
+        4,
+        "miren-sqlite",
+        "`miren-sqlite` allows one writer, and service `web` autoscales",
+    ),
+    case(
+        "several instances with a one-writer database",
+        "name = \"app\"\n[services.worker]\ncommand = \"w\"\n[services.worker.concurrency]\nnum_instances = 3\n[addons.miren-sqlite]\nservices = [\"worker\"]\n",
+        6,
+        "miren-sqlite",
+        "`miren-sqlite` allows one writer, and service `worker` runs 3 instances",
+    ),
+    case(
+        "a service named like an addon's server",
+        "name = \"app\"\n[services.miren-postgresql]\nimage = \"postgres:16\"\n[addons.miren-postgresql]\n",
+        2,
+        "miren-postgresql",
+        "service `miren-postgresql` has the name addon `miren-postgresql`'s server runs as",
+    ),
+    case(
         "an env ref without a backend",
         "name = \"app\"\n[[env]]\nkey = \"STRIPE\"\nref = \"payments/stripe\"\n",
         4,
@@ -1240,7 +1261,7 @@ fn upstreams_disk_keys_validate_and_say_what_is_not_applied() {
 }
 
 #[test]
-fn addons_backends_and_workload_role_are_accepted_and_said_not_to_be_carried_out() {
+fn unknown_addons_backends_and_workload_role_are_accepted_with_what_happens_instead() {
     let v = validate(
         "name = \"app\"\nworkload_role = \"app-readonly\"\n[[env]]\nkey = \"STRIPE\"\nbackend = \"cluster\"\nref = \"payments/stripe\"\n[services.web]\ncommand = \"w\"\n[addons.miren-postgresql]\nvariant = \"small\"\nversion = \"16\"\n[addons.storage]\nvariant = \"minio\"\n",
     );
@@ -1251,14 +1272,18 @@ fn addons_backends_and_workload_role_are_accepted_and_said_not_to_be_carried_out
         [
             "`workload_role = \"app-readonly\"` grants nothing here: this platform has no in-cluster API for sandboxes",
             "`STRIPE` is not read from a secret backend here: a deploy fails unless `miren env set --secret STRIPE=…` gives it a value",
-            "addon `miren-postgresql` is not provisioned here yet: nothing runs for it and no credentials are injected",
-            "this platform knows no addon `storage`",
-            "addon `storage` is not provisioned here yet: nothing runs for it and no credentials are injected",
+            "this platform knows no addon `storage`: a deploy of this file fails",
         ]
     );
     // What the warning says: the backend's var must come from `env set`, and is a
     // secret.
     let app = v.resolved.unwrap_or_else(|| panic!("valid"));
+    // The addons as declared, defaults filled.
+    let pg = &app.addons["miren-postgresql"];
+    assert_eq!(
+        (pg.variant.as_str(), pg.version.as_deref()),
+        ("small", Some("16"))
+    );
     let web = &app.services["web"];
     assert!(web.required_env.contains_key("STRIPE"), "{web:#?}");
     assert!(app.sensitive_env.contains("STRIPE"));
@@ -1398,5 +1423,21 @@ fn a_web_with_ports_but_no_http_one_is_said_not_to_be_routed() {
     assert_eq!(
         msgs,
         ["`web` has no `http` port: the proxy routes HTTP only, so no request reaches it"]
+    );
+}
+
+#[test]
+fn an_addon_says_what_a_shared_variant_and_a_key_of_the_file_do_here() {
+    let v = validate(
+        "name = \"app\"\n[[env]]\nkey = \"DATABASE_URL\"\nvalue = \"postgres://elsewhere/db\"\n[services.web]\ncommand = \"w\"\n[addons.miren-postgresql]\nvariant = \"shared\"\n",
+    );
+    assert!(v.is_valid(), "{:#?}", v.diagnostics);
+    let msgs: Vec<&str> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        msgs,
+        [
+            "`DATABASE_URL` is set here and by addon `miren-postgresql`: this value wins",
+            "`miren-postgresql` is not shared between apps here: the app gets a server of its own",
+        ]
     );
 }

@@ -12,6 +12,7 @@ use miren_core::runtime::fake::{Behavior, FakeRuntime};
 use miren_core::store::{MemoryStore, Store, keys};
 use tokio::time::Instant;
 
+mod addons;
 mod collect;
 mod readiness;
 mod stops;

@@ -60,10 +60,8 @@ impl World {
         self.put(
             keys::app(name),
             keys::encode(&App {
-                name: name.into(),
                 active_version: Some(version.clone()),
-                created: 0,
-                config_vars: Vec::new(),
+                ..App::new(name, 0)
             }),
         )
         .await;

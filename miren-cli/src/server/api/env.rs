@@ -63,7 +63,8 @@ pub async fn restart(
     rollout(state, &app, AppChange::Restart { service }).await
 }
 
-async fn rollout(state: S, app: &str, change: AppChange) -> R<Response> {
+/// Rolls a change of the app out as a new version of its active code, streamed.
+pub(super) async fn rollout(state: S, app: &str, change: AppChange) -> R<Response> {
     match Rollout::change(&state.controller, &state.visible, app, change).await? {
         Some(r) => Ok(streamed(r, true)),
         None => {

@@ -2,6 +2,7 @@
 //! and check the request, call the controller (or the log or artifact store), answer
 //! JSON. [`crate::api`] has the wire types and the table of routes.
 //!
+//! - `addons`: the addon catalog, an app's addons, `addon create|destroy`.
 //! - `artifacts`: uploads.
 //! - `attach`: `app run` and `sandbox exec`, over an upgraded connection.
 //! - `deploys`: deploys and rollbacks, streamed as they progress.
@@ -17,6 +18,7 @@
 //! - `stream`: NDJSON answers.
 //! - `serve`: the sockets, with a head timeout and a connection cap.
 
+mod addons;
 mod apps;
 mod artifacts;
 mod attach;
@@ -80,6 +82,15 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/apps/{app}/rollback", post(deploys::rollback))
         .route("/v1/apps/{app}/env", get(env::list).post(env::change))
         .route("/v1/apps/{app}/restart", post(env::restart))
+        .route("/v1/addons", get(addons::catalog))
+        .route(
+            "/v1/apps/{app}/addons",
+            get(addons::list).post(addons::create),
+        )
+        .route(
+            "/v1/apps/{app}/addons/{name}",
+            axum::routing::delete(addons::destroy),
+        )
         .route("/v1/apps/{app}/run", get(attach::run))
         .route("/v1/sandboxes/{id}/exec", get(attach::exec))
         .route("/v1/apps/{app}/tasks", get(tasks::list))
