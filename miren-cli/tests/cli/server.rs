@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::{examples, miren};
 
+mod addons;
 mod api;
 mod artifacts;
 mod attach;
