@@ -125,6 +125,11 @@ impl Forwarder {
             .wrapping_mul(2654435761)
     }
 
+    /// The app `host` is routed to, when it serves `[static]` files.
+    pub fn site(&self, host: &str) -> Option<Arc<crate::table::AppTarget>> {
+        self.table.load().site(host).cloned()
+    }
+
     /// Resolves the host to an app with a ready instance, holding the request while
     /// its pool starts one (scale from zero). The request counts as demand from here.
     pub async fn route(&self, host: &str) -> Result<Routed, LocalReply> {

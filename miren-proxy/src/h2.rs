@@ -66,6 +66,25 @@ async fn handle(
         .or(authority.as_deref())
         .unwrap_or_default()
         .to_string();
+    // `[static]`: its files first; an app of files only has nothing else.
+    if let Some(t) = fwd.site(&host)
+        && let Some(site) = &t.site
+    {
+        let method = req.method().clone();
+        let fetch = method == hyper::Method::GET || method == hyper::Method::HEAD;
+        if fetch && let Some(resp) = file(site, &req).await {
+            policy::log(log.as_ref(), &t.name, "static", resp.status().as_u16());
+            return with_request_id(resp, &rid);
+        }
+        if !t.has_web {
+            let r = match fetch {
+                true => LocalReply::new(404, "no such file\n".into()),
+                false => LocalReply::new(405, "this app serves files only: GET or HEAD\n".into()),
+            };
+            policy::log(log.as_ref(), &t.name, "static", r.status);
+            return text(r);
+        }
+    }
     let routed = match fwd.route(&host).await {
         Ok(r) => r,
         Err(r) => {
@@ -157,6 +176,49 @@ fn upstream_request(
     let body = body.unwrap_or_else(|| Empty::new().map_err(|never| match never {}).boxed());
     out.body(body)
         .map_err(|_| LocalReply::new(400, "bad request\n".into()))
+}
+
+/// The file `req` names in `site`, as a response; `None` when there is none.
+async fn file(site: &crate::statics::Site, req: &Request<Incoming>) -> Option<Response<Body>> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or(req.uri().path(), |p| p.as_str());
+    let found = site.find(target.as_bytes()).await?;
+    let f = tokio::fs::File::open(&found.path).await.ok()?;
+    let fresh = req
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == found.etag || t.trim() == "*");
+    let body: Body = if fresh || req.method() == hyper::Method::HEAD {
+        Empty::new().map_err(|never| match never {}).boxed()
+    } else {
+        // Read as it is sent; an error midway ends the stream (the client sees it).
+        crate::statics::FileBody::new(f, found.len)
+            .map_err(|never| match never {})
+            .boxed()
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = if fresh {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(crate::statics::mime::of(&found.path)) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if !fresh && let Ok(v) = HeaderValue::from_str(&found.len.to_string()) {
+        h.insert(header::CONTENT_LENGTH, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&found.etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Some(resp)
 }
 
 fn text(r: LocalReply) -> Response<Body> {

@@ -21,6 +21,7 @@
 //! - `headers`: the header rules both protocols follow; `reply`: the proxy's own
 //!   answers; `access`: the access log; `conns`: kept-alive connections per instance.
 //! - `trust`: whose `X-Forwarded-For` is believed.
+//! - `statics`: `[static]` files an app's version has, served before its web.
 //!
 //! ```no_run
 //! # async fn f(store: std::sync::Arc<dyn miren_core::store::Store>) -> std::io::Result<()> {
@@ -38,6 +39,7 @@ mod h2;
 mod headers;
 mod policy;
 mod reply;
+mod statics;
 pub mod table;
 mod trust;
 mod upstream;
@@ -75,6 +77,8 @@ pub struct ProxyConfig {
     pub trust_forwarded_from: Vec<Cidr>,
     /// How often demand goes to the autoscaler.
     pub report_every: Duration,
+    /// Where versions' `[static]` files are (`None`: none are served).
+    pub static_root: Option<std::path::PathBuf>,
 }
 
 impl Default for ProxyConfig {
@@ -87,6 +91,7 @@ impl Default for ProxyConfig {
             body_idle_timeout: Duration::from_secs(60),
             trust_forwarded_from: Vec::new(),
             report_every: Duration::from_millis(100),
+            static_root: None,
         }
     }
 }
@@ -111,9 +116,12 @@ impl Proxy {
         config: ProxyConfig,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        let table = Reflector::start(store, Routing::default())
-            .await
-            .map_err(std::io::Error::other)?;
+        let table = Reflector::start(
+            store,
+            Routing::serving_files_from(config.static_root.clone()),
+        )
+        .await
+        .map_err(std::io::Error::other)?;
         Ok(Self {
             listener,
             table,

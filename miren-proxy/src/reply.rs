@@ -9,6 +9,8 @@ pub struct LocalReply {
     pub status: u16,
     pub body: String,
     pub retry_after: bool,
+    /// The body is an app's error page (`[static]`), not plain text.
+    pub html: bool,
 }
 
 impl LocalReply {
@@ -17,6 +19,7 @@ impl LocalReply {
             status,
             body,
             retry_after: false,
+            html: false,
         }
     }
 
@@ -39,6 +42,7 @@ impl LocalReply {
             status: 503,
             body,
             retry_after: true,
+            html: false,
         }
     }
 
@@ -63,6 +67,7 @@ pub fn reason(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        405 => "Method Not Allowed",
         431 => "Request Header Fields Too Large",
         502 => "Bad Gateway",
         503 => "Service Unavailable",

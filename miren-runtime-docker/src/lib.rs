@@ -31,6 +31,7 @@
 //! - `image`: building the app's image, pulling `image` services', exposed ports.
 //! - `container`: a container's configuration, and watching one that runs.
 //! - `attach`: commands attached to a caller: an exec, a one-off container.
+//! - `export`: `[static]`'s directory copied out of the built image.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -51,6 +52,7 @@
 mod attach;
 mod container;
 mod engine;
+mod export;
 mod image;
 mod names;
 mod network;
@@ -304,12 +306,11 @@ impl Runtime for DockerRuntime {
         }
         if build {
             let (archive, dockerfile) = (app.artifact.path.clone(), app.dockerfile.clone());
-            let has = tokio::task::spawn_blocking(move || {
+            let has = miren_core::runtime::blocking(move || {
                 miren_core::artifact::contains_file(&archive, &dockerfile)
+                    .map_err(|e| RuntimeError::Prepare(format!("reading the app's code: {e}")))
             })
-            .await
-            .map_err(|e| RuntimeError::Backend(format!("a blocking task failed: {e}")))?
-            .map_err(|e| RuntimeError::Prepare(format!("reading the app's code: {e}")))?;
+            .await?;
             if !has {
                 let code: Vec<&str> = app
                     .services
@@ -408,6 +409,24 @@ impl Runtime for DockerRuntime {
             ports: spec.spec.declared_extra_ports(),
             runtime: None,
         })
+    }
+
+    async fn export_dir(
+        &self,
+        app: &PrepareApp,
+        dir: &str,
+        dest: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        let image = names::built_image(&app.app, &app.version);
+        export::export(
+            &self.inner.docker,
+            &self.inner.owner,
+            &app.app,
+            &image,
+            dir,
+            dest,
+        )
+        .await
     }
 
     async fn exec(&self, sandbox: &SandboxId, a: Attach) -> Result<i32, RuntimeError> {

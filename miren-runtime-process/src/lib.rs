@@ -34,6 +34,7 @@
 //!   (`balancer`: TCP; `udp`: UDP flows).
 //! - `node_ports`: ports published on the node (`node_port`), for every runtime.
 //! - `command`: the line `/bin/sh -c` runs.
+//! - `export`: `[static]`'s directory copied out of the built code.
 //! - `members`: which processes are a sandbox's (its group, its marker).
 //! - `mounts`: a disk's mount path in env values, as its directory.
 //! - `user`: the sandbox user, and the directories it may reach.
@@ -56,6 +57,7 @@ mod addresses;
 mod attach;
 mod balancer;
 mod command;
+mod export;
 mod members;
 mod mounts;
 mod net;
@@ -80,7 +82,7 @@ use miren_core::config::command::listen_on_port_vars;
 use miren_core::model::{Address, CodeSource, Digest, PoolSpec, SandboxId};
 use miren_core::runtime::{
     Attach, EventSink, Listed, PrepareApp, PrepareLog, Retained, Runtime, RuntimeError,
-    SandboxSpec, Started, Stream,
+    SandboxSpec, Started, Stream, blocking,
 };
 use miren_core::store::{Reflector, Store};
 use nix::sys::signal::{Signal, killpg};
@@ -464,6 +466,15 @@ impl ProcessRuntime {
     }
 }
 
+/// The app's `onbuild` commands: every service of its code shares them.
+fn onbuild_of(app: &PrepareApp) -> Vec<String> {
+    app.services
+        .iter()
+        .find(|s| matches!(s.source, CodeSource::Artifact(_)) && !s.onbuild.is_empty())
+        .map(|s| s.onbuild.clone())
+        .unwrap_or_default()
+}
+
 /// Why a service can't run on this runtime, if it can't.
 fn unsupported(s: &PoolSpec) -> Option<String> {
     match (&s.source, &s.command) {
@@ -508,13 +519,7 @@ impl Runtime for ProcessRuntime {
         if !problems.is_empty() {
             return Err(RuntimeError::Unsupported(problems.join("\n")));
         }
-        // Every service of the app's code shares its `onbuild` (it is the app's).
-        let onbuild = app
-            .services
-            .iter()
-            .find(|s| matches!(s.source, CodeSource::Artifact(_)) && !s.onbuild.is_empty())
-            .map(|s| s.onbuild.clone())
-            .unwrap_or_default();
+        let onbuild = onbuild_of(app);
         let dest = self.code_dir_for(&app.artifact.digest, &onbuild);
         let archive = app.artifact.clone();
         let version = app.version.clone();
@@ -933,6 +938,33 @@ impl Runtime for ProcessRuntime {
         Ok(())
     }
 
+    async fn export_dir(
+        &self,
+        app: &PrepareApp,
+        dir: &str,
+        dest: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        let code = self.code_dir_for(&app.artifact.digest, &onbuild_of(app));
+        let from = export::source(&code, dir)?;
+        let (dir, dest) = (dir.to_string(), dest.to_path_buf());
+        blocking(move || {
+            if !from.is_dir() {
+                return Err(RuntimeError::Prepare(format!(
+                    "`static.dir = \"{dir}\"`: the built app has no such directory"
+                )));
+            }
+            let skipped = export::copy_tree(&from, &dest, &code)
+                .map_err(|e| RuntimeError::io(format!("copying {dir}"), e))?;
+            if skipped > 0 {
+                tracing::warn!(
+                    "{dir}: {skipped} link(s) pointing out of the app were not published"
+                );
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn collect(&self, retained: &Retained) -> Result<(), RuntimeError> {
         // Destroyed addons' disks: their data goes with them.
         let retired: Vec<PathBuf> = retained
@@ -1060,13 +1092,4 @@ impl Runtime for ProcessRuntime {
         }
         Ok(())
     }
-}
-
-/// Runs file system and `/proc` work on tokio's blocking threads, off the async ones.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
-) -> Result<T, RuntimeError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RuntimeError::Backend(format!("a blocking task failed: {e}")))?
 }

@@ -233,6 +233,9 @@ impl Server {
             .context("opening the log store")?;
         let mut cfg = ControllerConfig::new(artifacts.clone());
         cfg.logs = logs.sink();
+        // `[static]` files, exported per version, served by the proxy.
+        let static_root = data.join("static");
+        cfg.static_root = Some(static_root.clone());
         let controller = Controller::start(store.clone(), runtime, cfg)
             .await
             .context("starting the controller")?;
@@ -240,6 +243,7 @@ impl Server {
         // The proxy first: the API makes route changes take effect through it.
         let proxy_config = miren_proxy::ProxyConfig {
             trust_forwarded_from: opts.trust_forwarded_from.clone(),
+            static_root: Some(static_root),
             ..miren_proxy::ProxyConfig::default()
         };
         let (http, st, ctl) = (opts.http_addr, store.clone(), controller.clone());

@@ -116,12 +116,11 @@ impl Runtime for Auto {
             None => false,
             Some(_) => {
                 let (archive, file) = (app.artifact.path.clone(), app.dockerfile.clone());
-                tokio::task::spawn_blocking(move || {
+                miren_core::runtime::blocking(move || {
                     miren_core::artifact::contains_file(&archive, &file)
+                        .map_err(|e| RuntimeError::Prepare(format!("reading the app's code: {e}")))
                 })
-                .await
-                .map_err(|e| RuntimeError::Backend(format!("a blocking task failed: {e}")))?
-                .map_err(|e| RuntimeError::Prepare(format!("reading the app's code: {e}")))?
+                .await?
             }
         };
         lock(&self.containerized).insert(app.version.clone(), dockerfile);
@@ -208,6 +207,23 @@ impl Runtime for Auto {
         match known {
             Some(b) => self.backend(b)?.exec(sandbox, attach).await,
             None => Err(RuntimeError::NotFound(sandbox.clone())),
+        }
+    }
+
+    async fn export_dir(
+        &self,
+        app: &PrepareApp,
+        dir: &str,
+        dest: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        // Where the app's code was built: its image, or its unpacked code.
+        let containerized = lock(&self.containerized)
+            .get(&app.version)
+            .copied()
+            .unwrap_or(false);
+        match containerized {
+            true => self.docker()?.export_dir(app, dir, dest).await,
+            false => self.process.export_dir(app, dir, dest).await,
         }
     }
 

@@ -55,6 +55,23 @@ pub struct AppConfig {
     /// Upstream's role for in-cluster API access from the app's sandboxes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload_role: Option<String>,
+    /// Files the proxy serves itself, before the web service (`[static]`).
+    #[serde(default, rename = "static", skip_serializing_if = "Option::is_none")]
+    pub static_site: Option<StaticConfig>,
+}
+
+/// `[static]`: a directory of the built app the proxy serves as files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// The directory in the built app (`/app` is the app directory): `/app/public`,
+    /// `/app/dist`.
+    #[schemars(regex(pattern = r"^/"))]
+    pub dir: String,
+    /// A page of it (relative to `dir`, at most 128 KiB) the proxy answers its own
+    /// errors for the app with (404 of a static-only app, 502, 503, 504).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_page: Option<String>,
 }
 
 /// `[addons.<name>]`: a managed backing service (upstream's addons).
@@ -498,7 +515,7 @@ mod tests {
     use super::json_schema;
     use crate::config::decode::{
         ADDON_KEYS, APP_KEYS, BUILD_KEYS, BUILD_SECRET_KEYS, CONCURRENCY_KEYS, DISK_KEYS, ENV_KEYS,
-        HEALTH_KEYS, METRICS_KEYS, PORT_KEYS, SERVICE_KEYS, TASK_KEYS,
+        HEALTH_KEYS, METRICS_KEYS, PORT_KEYS, SERVICE_KEYS, STATIC_KEYS, TASK_KEYS,
     };
 
     fn properties(schema: &serde_json::Value, def: Option<&str>) -> Vec<String> {
@@ -538,6 +555,7 @@ mod tests {
         assert_eq!(properties(&s, Some("MetricsConfig")), sorted(METRICS_KEYS));
         assert_eq!(properties(&s, Some("AddonConfig")), sorted(ADDON_KEYS));
         assert_eq!(properties(&s, Some("PortConfig")), sorted(PORT_KEYS));
+        assert_eq!(properties(&s, Some("StaticConfig")), sorted(STATIC_KEYS));
         assert_eq!(
             properties(&s, Some("BuildSecret")),
             sorted(BUILD_SECRET_KEYS)

@@ -16,8 +16,8 @@ use toml::de::{DeArray, DeTable, DeValue};
 
 use super::app_config::{
     AddonConfig, AppConfig, BuildConfig, BuildSecret, ConcurrencyConfig, DiskConfig, DiskProvider,
-    EnvVar, HealthConfig, MetricsConfig, Mode, PortConfig, PortType, ServiceConfig, TaskConfig,
-    Trigger,
+    EnvVar, HealthConfig, MetricsConfig, Mode, PortConfig, PortType, ServiceConfig, StaticConfig,
+    TaskConfig, Trigger,
 };
 use super::diagnostic::Diagnostic;
 use super::suggest::closest;
@@ -34,7 +34,10 @@ pub(crate) const APP_KEYS: &[&str] = &[
     "aliases",
     "addons",
     "workload_role",
+    "static",
 ];
+/// Keys of `[static]`.
+pub(crate) const STATIC_KEYS: &[&str] = &["dir", "error_page"];
 /// Keys of `[addons.<name>]`.
 pub(crate) const ADDON_KEYS: &[&str] = &["variant", "version", "services"];
 /// Keys of `[tasks.<name>]`.
@@ -254,6 +257,7 @@ enum Scope<'a> {
     BuildSecret,
     Addon,
     Port,
+    Static,
 }
 
 impl Scope<'_> {
@@ -271,6 +275,7 @@ impl Scope<'_> {
             Scope::BuildSecret => BUILD_SECRET_KEYS,
             Scope::Addon => ADDON_KEYS,
             Scope::Port => PORT_KEYS,
+            Scope::Static => STATIC_KEYS,
         }
     }
 
@@ -400,7 +405,22 @@ impl<'s> Decoder<'s> {
             })
             .unwrap_or_default();
         let workload_role = self.optional(root, "", "workload_role", |d, e, p| d.string(e, p));
+        let static_site = self.optional(root, "", "static", |d, (_, v), p| {
+            let t = d.table(
+                v,
+                &p,
+                "a table like `[static]` with `dir = \"/app/public\"`",
+            )?;
+            d.check_keys(t, &p, Scope::Static);
+            let here = header_span(d.source, v.span());
+            let dir = d.required(t, &p, "dir", here, |d, e, p| d.string(e, p));
+            Some(StaticConfig {
+                dir: dir.unwrap_or_default(),
+                error_page: d.optional(t, &p, "error_page", |d, e, p| d.string(e, p)),
+            })
+        });
         AppConfig {
+            static_site,
             addons,
             workload_role,
             name: name.unwrap_or_default(),

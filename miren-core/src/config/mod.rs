@@ -43,8 +43,8 @@ use thiserror::Error;
 
 pub use app_config::{
     AddonConfig, AppConfig, BuildConfig, ConcurrencyConfig, DiskConfig, DiskProvider, EnvVar,
-    HealthConfig, MetricsConfig, Mode, PortConfig, PortType, ServiceConfig, TaskConfig, Trigger,
-    json_schema,
+    HealthConfig, MetricsConfig, Mode, PortConfig, PortType, ServiceConfig, StaticConfig,
+    TaskConfig, Trigger, json_schema,
 };
 pub use decode::{KeySpans, SpanIndex};
 pub use diagnostic::{
@@ -52,7 +52,7 @@ pub use diagnostic::{
 };
 pub use resolved::{
     AutoScale, Concurrency, DeclaredAddon, Disk, Health, NamedPort, ResolvedApp, ResolvedService,
-    ResolvedTask, Schedule,
+    ResolvedTask, Schedule, StaticFiles,
 };
 pub use suggest::closest;
 

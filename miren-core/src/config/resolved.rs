@@ -48,6 +48,19 @@ pub struct ResolvedApp {
     /// Addons declared in the file (`[addons.<name>]`), in file order.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub addons: IndexMap<String, DeclaredAddon>,
+    /// Files the proxy serves itself (`[static]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_files: Option<StaticFiles>,
+}
+
+/// `[static]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticFiles {
+    /// The directory of the built app (`/app/…`) whose files are served.
+    pub dir: String,
+    /// The page, relative to `dir`, the proxy's own errors for the app answer with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_page: Option<String>,
 }
 
 /// An addon as app.toml declares it, defaults filled.
@@ -327,7 +340,8 @@ impl Disk {
 pub(crate) fn resolve(c: &AppConfig) -> ResolvedApp {
     let web = c.web != Some(false);
     let mut services = IndexMap::with_capacity(c.services.len().max(1));
-    if c.services.is_empty() && web {
+    // `[static]` opts out of the implied web: a static-only app runs nothing.
+    if c.services.is_empty() && web && c.static_site.is_none() {
         services.insert(
             defaults::WEB.to_string(),
             service(c, defaults::WEB, &Default::default()),
@@ -363,6 +377,13 @@ pub(crate) fn resolve(c: &AppConfig) -> ResolvedApp {
             .as_ref()
             .map(|b| b.onbuild.clone())
             .unwrap_or_default(),
+        static_files: c.static_site.as_ref().map(|st| {
+            let dir = st.dir.trim_end_matches('/');
+            StaticFiles {
+                dir: if dir.is_empty() { "/" } else { dir }.to_string(),
+                error_page: st.error_page.clone(),
+            }
+        }),
         addons: c
             .addons
             .iter()

@@ -100,7 +100,11 @@ impl Rules<'_> {
                     .with_help("add `[services.<name>]` for a worker, or `[tasks.<name>]` for a command to run"),
             );
         }
-        if c.services.is_empty() && !no_web && !self.spans.failed("services") {
+        if c.services.is_empty()
+            && !no_web
+            && c.static_site.is_none()
+            && !self.spans.failed("services")
+        {
             let span = self.spans.key("name").unwrap_or(0..0);
             self.push(
                 Diagnostic::warning("services", span, "no services defined: a `web` service with all defaults is implied")
@@ -160,6 +164,9 @@ impl Rules<'_> {
         if let Some(build) = &c.build {
             self.build_extras(build);
         }
+        if let Some(st) = &c.static_site {
+            self.static_site(st);
+        }
         if let Some(build) = &c.build
             && let (Some(df), Some(span)) =
                 (&build.dockerfile, self.spans.value("build.dockerfile"))
@@ -179,6 +186,50 @@ impl Rules<'_> {
                             .with_label("outside the app directory")
                             .with_help("give the Dockerfile's path relative to the app directory, e.g. \"Dockerfile\" or \"docker/web.Dockerfile\""),
                     );
+            }
+        }
+    }
+
+    /// `[static]`: `dir` an absolute path of the built app, `error_page` a file in it.
+    fn static_site(&mut self, st: &super::app_config::StaticConfig) {
+        if let Some(span) = self.spans.value("static.dir") {
+            let problem = if !st.dir.starts_with('/') {
+                Some("must be an absolute path of the built app, like \"/app/public\"")
+            } else if st.dir.split('/').any(|seg| seg == "..") {
+                Some("must not go up with `..`")
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                self.push(
+                    Diagnostic::error("static.dir", span, format!("`static.dir` {p}"))
+                        .with_label("not a directory of the app")
+                        .with_help("`/app` is the app directory: `dir = \"/app/public\"` serves its `public/`"),
+                );
+            }
+        }
+        if let (Some(page), Some(span)) = (&st.error_page, self.spans.value("static.error_page")) {
+            let problem = if page.trim().is_empty() {
+                Some("must name a file")
+            } else if page.starts_with('/') {
+                Some("is relative to `static.dir`")
+            } else if page.split('/').any(|seg| seg == "..") {
+                Some("must stay inside `static.dir` (no `..`)")
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                self.push(
+                    Diagnostic::error(
+                        "static.error_page",
+                        span,
+                        format!("`static.error_page` {p}"),
+                    )
+                    .with_label("not a file of `static.dir`")
+                    .with_help(
+                        "give the page's path inside `static.dir`, e.g. \"errors/error.html\"",
+                    ),
+                );
             }
         }
     }

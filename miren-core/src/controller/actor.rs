@@ -202,6 +202,7 @@ pub(super) async fn spawn(
         &tx,
         runtime.clone(),
         cfg.artifacts.clone(),
+        cfg.static_root.clone(),
         events.clone(),
     );
     let mut actor = Actor {
@@ -802,10 +803,24 @@ impl Actor {
             .filter_map(|a| a.active_version.clone())
             .collect();
         for id in active {
-            if let Some(prep) = self.prepare_request(&id)
-                && let Err(e) = self.runtime.prepare(&prep, &self.prepare_log(&id)).await
-            {
+            let Some(prep) = self.prepare_request(&id) else {
+                continue;
+            };
+            if let Err(e) = self.runtime.prepare(&prep, &self.prepare_log(&id)).await {
                 tracing::warn!("preparing {id} again after a restart failed: {e}");
+                continue;
+            }
+            let statics = self
+                .versions
+                .get(&id)
+                .and_then(|v| v.config.static_files.clone());
+            if let Some(files) = statics {
+                let root = self.cfg.static_root.as_deref();
+                if let Err(e) =
+                    super::statics::export(self.runtime.as_ref(), &prep, &files, root).await
+                {
+                    tracing::warn!("exporting the static files of {id} again failed: {e}");
+                }
             }
         }
 

@@ -39,6 +39,7 @@ impl Collector {
         commands: &mpsc::UnboundedSender<Command>,
         runtime: Arc<dyn Runtime>,
         artifacts: ArtifactStore,
+        static_root: Option<std::path::PathBuf>,
         events: broadcast::Sender<Event>,
     ) -> Self {
         let gate = Arc::new(RwLock::new(()));
@@ -61,8 +62,13 @@ impl Collector {
                     let Ok(retained) = rx.await else {
                         return;
                     };
-                    let (event, disks_gone) =
-                        collect(&retained, runtime.as_ref(), &artifacts).await;
+                    let (event, disks_gone) = collect(
+                        &retained,
+                        runtime.as_ref(),
+                        &artifacts,
+                        static_root.as_deref(),
+                    )
+                    .await;
                     if disks_gone
                         && !retained.retired_disks.is_empty()
                         && let Some(sender) = commands.upgrade()
@@ -87,11 +93,36 @@ impl Collector {
     }
 }
 
+/// Removes the exported static files of versions not in `keep`; how many.
+fn sweep_static(
+    root: &std::path::Path,
+    keep: &std::collections::BTreeSet<crate::model::VersionId>,
+) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        other => other?,
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Scratch copies (`.<version>.partial`) belong to a prepare in flight, which
+        // this collection waited for: whatever is left is half-made.
+        let kept = !name.starts_with('.') && keep.iter().any(|v| v.as_str() == name);
+        if !kept {
+            std::fs::remove_dir_all(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Collects; the event to send, and whether the runtime deleted the retired disks.
 async fn collect(
     retained: &Retained,
     runtime: &dyn Runtime,
     artifacts: &ArtifactStore,
+    static_root: Option<&std::path::Path>,
 ) -> (Event, bool) {
     let keep = retained.digests.clone();
     let store = artifacts.clone();
@@ -111,6 +142,16 @@ async fn collect(
             "removed {archives} archive(s) no version keeps ({} KiB)",
             bytes.div_ceil(1024)
         );
+    }
+    if let Some(root) = static_root {
+        let (root, keep) = (root.to_path_buf(), retained.versions.clone());
+        let swept = tokio::task::spawn_blocking(move || sweep_static(&root, &keep)).await;
+        match swept {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!("removed the static files of {n} version(s) no one keeps"),
+            Ok(Err(e)) => tracing::warn!("collecting static files: {e}"),
+            Err(e) => tracing::warn!("collecting static files: {e}"),
+        }
     }
     let collected = match runtime.collect(retained).await {
         Ok(()) => true,

@@ -31,6 +31,7 @@ mod rollout;
 mod routes;
 mod sandboxes;
 mod scaling;
+pub mod statics;
 mod tasks;
 
 use std::sync::Arc;
@@ -70,6 +71,9 @@ pub struct ControllerConfig {
     /// How many of each app's newest versions keep their code (to roll back to);
     /// older ones lose it (a rollback to one asks for a new deploy).
     pub keep_versions: usize,
+    /// Where versions' `[static]` files are exported for the proxy (`None`: a version
+    /// with `[static]` fails to deploy).
+    pub static_root: Option<std::path::PathBuf>,
 }
 
 impl ControllerConfig {
@@ -83,6 +87,7 @@ impl ControllerConfig {
             artifacts,
             logs: Arc::new(()),
             keep_versions: 10,
+            static_root: None,
         }
     }
 }

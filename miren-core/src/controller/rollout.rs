@@ -415,10 +415,18 @@ impl Actor {
         let vid = id.clone();
         let log = self.prepare_log(id);
         let gate = self.collector.gate.clone();
+        let statics = self
+            .versions
+            .get(id)
+            .and_then(|v| v.config.static_files.clone());
+        let root = self.cfg.static_root.clone();
         self.spawn_internal(async move {
             // No collection while preparing: it could remove what this unpacks.
             let _prepare = gate.read().await;
-            let r = rt.prepare(&prep, &log).await;
+            let mut r = rt.prepare(&prep, &log).await;
+            if let (Ok(()), Some(files)) = (&r, &statics) {
+                r = super::statics::export(rt.as_ref(), &prep, files, root.as_deref()).await;
+            }
             Internal::Prepared(vid, r)
         });
     }

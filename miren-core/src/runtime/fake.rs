@@ -338,6 +338,21 @@ impl Runtime for FakeRuntime {
         Ok(())
     }
 
+    /// Makes `dest` with one file, `index.html`, naming the version and `dir`.
+    async fn export_dir(
+        &self,
+        app: &PrepareApp,
+        dir: &str,
+        dest: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        std::fs::create_dir_all(dest).map_err(|e| RuntimeError::io("exporting", e))?;
+        std::fs::write(
+            dest.join("index.html"),
+            format!("{dir} of {}\n", app.version),
+        )
+        .map_err(|e| RuntimeError::io("exporting", e))
+    }
+
     async fn collect(&self, retained: &Retained) -> Result<(), RuntimeError> {
         self.lock().collections.push(retained.clone());
         Ok(())

@@ -190,6 +190,16 @@ pub struct Listed {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Runs file system (and other blocking) work on tokio's blocking threads, off the
+/// async ones; a task that panicked is a backend error.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RuntimeError> + Send + 'static,
+) -> Result<T, RuntimeError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RuntimeError::Backend(format!("a blocking task failed: {e}")))?
+}
+
 /// Why a runtime call failed. Messages are written for the person deploying.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -274,6 +284,22 @@ pub trait Runtime: Send + Sync {
         let _ = (sandbox, attach);
         Err(RuntimeError::Unsupported(format!(
             "the {} runtime can't run commands in its sandboxes",
+            self.name()
+        )))
+    }
+
+    /// Copies the directory `dir` of a prepared version's built code (`/app` is the
+    /// app directory; `[static]`'s `dir`) to `dest` on this machine, which doesn't
+    /// exist yet, for the proxy to serve. The default: this backend can't.
+    async fn export_dir(
+        &self,
+        app: &PrepareApp,
+        dir: &str,
+        dest: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        let _ = (app, dir, dest);
+        Err(RuntimeError::Unsupported(format!(
+            "the {} runtime can't export files of an app's code (`[static]`)",
             self.name()
         )))
     }

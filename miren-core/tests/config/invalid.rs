@@ -691,6 +691,35 @@ const CASES: &[Case] = &[
         "\"IRC_main\"",
         "port name `IRC_main`",
     ),
+    // --- [static] (SPEC §17) ----------------------------------------------------------
+    case(
+        "a relative static dir",
+        "name = \"app\"\n[static]\ndir = \"public\"\n",
+        3,
+        "\"public\"",
+        "`static.dir` must be an absolute path of the built app",
+    ),
+    case(
+        "an error page outside the static dir",
+        "name = \"app\"\n[static]\ndir = \"/app/public\"\nerror_page = \"../secret.html\"\n",
+        4,
+        "\"../secret.html\"",
+        "`static.error_page` must stay inside `static.dir`",
+    ),
+    case(
+        "a static table without dir",
+        "name = \"app\"\n[static]\nerror_page = \"404.html\"\n",
+        2,
+        "[static]",
+        "missing key `dir` in `static`",
+    ),
+    case(
+        "a mistyped static key",
+        "name = \"app\"\n[static]\ndir = \"/app\"\nerrorpage = \"404.html\"\n",
+        4,
+        "errorpage",
+        "unknown key `errorpage` in `static`",
+    ),
     // --- [build] as upstream has it (SPEC §17) ------------------------------------
     case(
         "an empty onbuild command",
@@ -1440,4 +1469,15 @@ fn an_addon_says_what_a_shared_variant_and_a_key_of_the_file_do_here() {
             "`miren-postgresql` is not shared between apps here: the app gets a server of its own",
         ]
     );
+}
+
+#[test]
+fn a_static_only_app_runs_no_service_and_says_nothing_about_it() {
+    let v = validate("name = \"site\"\n[static]\ndir = \"/app/public/\"\n");
+    assert!(v.is_valid(), "{:#?}", v.diagnostics);
+    assert!(v.diagnostics.is_empty(), "{:#?}", v.diagnostics);
+    let app = v.resolved.unwrap_or_else(|| panic!("valid"));
+    assert!(app.services.is_empty(), "no implied web");
+    let st = app.static_files.unwrap_or_else(|| panic!("no static"));
+    assert_eq!(st.dir, "/app/public");
 }

@@ -201,7 +201,11 @@ pub(super) fn write_reply(
     out.extend_from_slice(r.status.to_string().as_bytes());
     out.push(b' ');
     out.extend_from_slice(reason(r.status).as_bytes());
-    out.extend_from_slice(b"\r\ncontent-type: text/plain; charset=utf-8\r\n");
+    out.extend_from_slice(if r.html {
+        &b"\r\ncontent-type: text/html; charset=utf-8\r\n"[..]
+    } else {
+        &b"\r\ncontent-type: text/plain; charset=utf-8\r\n"[..]
+    });
     put_header(out, b"content-length", r.body.len().to_string().as_bytes());
     if r.retry_after {
         put_header(out, b"retry-after", b"1");

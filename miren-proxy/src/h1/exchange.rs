@@ -50,10 +50,40 @@ impl ClientConn {
         }
 
         let host = std::str::from_utf8(&io.buf[head.host.clone()]).unwrap_or_default();
+        // `[static]`: its files first; an app of files only has nothing else.
+        let site = self.fwd.site(host);
+        if let Some(t) = &site
+            && let Some(s) = &t.site
+        {
+            if let Some((keep, status)) = io.serve_file(&head, s, whole).await {
+                policy::log(log.as_ref(), &t.name, "static", status);
+                return keep;
+            }
+            if !t.has_web {
+                let method = &io.buf[head.method.clone()];
+                let r = if method == b"GET" || method == b"HEAD" {
+                    LocalReply::new(404, "no such file\n".into())
+                } else {
+                    LocalReply::new(405, "this app serves files only: GET or HEAD\n".into())
+                };
+                let r = io.dressed(&head, s, &t.name, r).await;
+                policy::log(log.as_ref(), &t.name, "static", r.status);
+                return io.answer(&head, r, whole).await;
+            }
+        }
+        // Read again: serving a file borrowed the buffer.
+        let host = std::str::from_utf8(&io.buf[head.host.clone()]).unwrap_or_default();
         let routed = match self.fwd.route(host).await {
             Ok(r) => r,
             Err(r) => {
                 policy::log(log.as_ref(), host, "-", r.status);
+                let r = match site
+                    .as_ref()
+                    .and_then(|t| t.site.as_ref().map(|s| (s, &t.name)))
+                {
+                    Some((s, app)) => io.dressed(&head, s, app, r).await,
+                    None => r,
+                };
                 return io.answer(&head, r, whole).await;
             }
         };
@@ -71,6 +101,10 @@ impl ClientConn {
                 Next::Send { backend, fresh } => (backend, fresh),
                 Next::Reply { reply, sandbox } => {
                     policy::log(log.as_ref(), app, sandbox, reply.status);
+                    let reply = match &routed.target.site {
+                        Some(s) => self.io.dressed(&head, s, app, reply).await,
+                        None => reply,
+                    };
                     return self.io.answer(&head, reply, whole).await;
                 }
             };

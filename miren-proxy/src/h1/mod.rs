@@ -8,6 +8,7 @@
 //! - `connection`: one client connection: reading heads, the proxy's own answers, the
 //!   lingering close.
 //! - `exchange`: one request: route it, send it through the policy, finish the answer.
+//! - `files`: `[static]` files answered by the proxy itself, and error pages.
 //! - `body`: bodies in flight, the client's to the instance and the instance's back.
 //! - `request`, `response`: the two heads, parsed in place and rewritten in one pass;
 //!   `head`: what they share (framing, `Connection`).
@@ -19,6 +20,7 @@ mod chunked;
 mod connection;
 mod deadline;
 mod exchange;
+mod files;
 mod head;
 #[cfg(test)]
 mod props;

@@ -27,6 +27,9 @@ pub struct Table {
     default_app: Option<String>,
     /// Keyed by the target's own name: copying the map for an update copies pointers.
     apps: HashMap<Arc<str>, Arc<AppTarget>>,
+    /// Apps serving `[static]` files, by name: most tables have none, and a request
+    /// then pays nothing for them.
+    sites: usize,
 }
 
 /// One app's web instances.
@@ -49,6 +52,8 @@ pub struct AppTarget {
     pub starting: usize,
     /// How the pool scales, when on demand.
     pub scale: Option<miren_core::config::AutoScale>,
+    /// The active version's `[static]` files.
+    pub site: Option<Arc<crate::statics::Site>>,
 }
 
 /// Demand on a pool, as the autoscaler wants it.
@@ -112,8 +117,17 @@ pub enum Lookup<'a> {
 }
 
 impl Table {
-    /// Resolves a Host header value (case and port ignored).
-    pub fn lookup(&self, host: &str) -> Lookup<'_> {
+    /// The app a host is routed to, when it serves `[static]` files.
+    pub fn site(&self, host: &str) -> Option<&Arc<AppTarget>> {
+        if self.sites == 0 {
+            return None;
+        }
+        let app = self.app_of(host)?;
+        self.apps.get(app.as_str()).filter(|t| t.site.is_some())
+    }
+
+    /// The app a Host header value (case and port ignored) is routed to.
+    fn app_of(&self, host: &str) -> Option<&String> {
         let host = host.rsplit_once(':').map_or(host, |(h, p)| {
             if p.chars().all(|c| c.is_ascii_digit()) {
                 h
@@ -128,9 +142,13 @@ impl Table {
         } else {
             self.routes.get(host)
         };
-        let app = match found.or(self.default_app.as_ref()) {
-            Some(a) => a,
-            None => return Lookup::NoRoute,
+        found.or(self.default_app.as_ref())
+    }
+
+    /// Resolves a Host header value (case and port ignored).
+    pub fn lookup(&self, host: &str) -> Lookup<'_> {
+        let Some(app) = self.app_of(host) else {
+            return Lookup::NoRoute;
         };
         match self.apps.get(app.as_str()) {
             Some(t) if t.has_web => Lookup::App(t),
@@ -154,7 +172,12 @@ impl Table {
                 t.apps.insert(target.name.clone(), Arc::new(target));
             }
         }
+        t.count_sites();
         t
+    }
+
+    fn count_sites(&mut self) {
+        self.sites = self.apps.values().filter(|t| t.site.is_some()).count();
     }
 
     /// This table with what `changed` touched rebuilt from `mirror`: work for those
@@ -164,6 +187,7 @@ impl Table {
             routes: self.routes.clone(),
             default_app: self.default_app.clone(),
             apps: self.apps.clone(),
+            sites: 0,
         };
         if changed.routes {
             t.set_routes(mirror);
@@ -174,6 +198,7 @@ impl Table {
                 None => t.apps.remove(name.as_str()),
             };
         }
+        t.count_sites();
         t
     }
 
@@ -197,8 +222,29 @@ impl Table {
 fn build_target(name: &str, mirror: &Mirror, previous: &Table) -> Option<AppTarget> {
     let app = mirror.apps.get(name)?;
     let active = app.active_version.as_ref()?;
+    let before = previous.apps.get(name);
+    let site = match (
+        &mirror.static_root,
+        mirror
+            .statics
+            .get(name)
+            .and_then(|s| s.get(active.as_str())),
+    ) {
+        (Some(root), Some(st)) => {
+            let fresh = crate::statics::Site::new(root, active.as_str(), st.error_page.clone());
+            // The same version keeps its site (and the error page it read).
+            Some(
+                before
+                    .and_then(|t| t.site.clone())
+                    .filter(|s| s.root == fresh.root && s.error_page == fresh.error_page)
+                    .unwrap_or_else(|| Arc::new(fresh)),
+            )
+        }
+        _ => None,
+    };
     let mut target = AppTarget {
         name: Arc::from(name),
+        site,
         ..AppTarget::default()
     };
     let Some(pool) = mirror
@@ -208,7 +254,6 @@ fn build_target(name: &str, mirror: &Mirror, previous: &Table) -> Option<AppTarg
     else {
         return Some(target);
     };
-    let before = previous.apps.get(name);
     target.has_web = true;
     target.pool = Some(pool.id.clone());
     target.scale = match &pool.scaling {

@@ -5,7 +5,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use miren_core::model::{App, Route, Sandbox, SandboxPool};
+use miren_core::config::StaticFiles;
+use miren_core::model::{App, Route, Sandbox, SandboxPool, Version};
 use miren_core::store::Revision;
 use miren_core::store::keys::{Key, Kind, Undecodable};
 use miren_core::store::reflector::{Projection, Put};
@@ -23,6 +24,10 @@ pub struct Mirror {
     pub pools: HashMap<String, HashMap<String, SandboxPool>>,
     /// Web sandboxes, by app, by sandbox id.
     pub sandboxes: HashMap<String, HashMap<String, Sandbox>>,
+    /// `[static]` of versions that have it, by app, by version id.
+    pub statics: HashMap<String, HashMap<String, StaticFiles>>,
+    /// Where versions' static files are (`None`: none are served).
+    pub static_root: Option<std::path::PathBuf>,
 }
 
 /// What changes since the last table touched.
@@ -60,9 +65,24 @@ impl Default for Routing {
     }
 }
 
+impl Routing {
+    /// A projection whose apps' `[static]` files are under `static_root`.
+    pub fn serving_files_from(static_root: Option<std::path::PathBuf>) -> Self {
+        let mut r = Self::default();
+        r.mirror.static_root = static_root;
+        r
+    }
+}
+
 impl Projection for Routing {
     type View = Table;
-    const KINDS: &'static [Kind] = &[Kind::Route, Kind::App, Kind::Pool, Kind::Sandbox];
+    const KINDS: &'static [Kind] = &[
+        Kind::Route,
+        Kind::App,
+        Kind::Version,
+        Kind::Pool,
+        Kind::Sandbox,
+    ];
 
     fn put(&mut self, put: Put<'_>) -> Result<(), Undecodable> {
         let (m, changed) = (&mut self.mirror, &mut self.changed);
@@ -98,7 +118,25 @@ impl Projection for Routing {
                         .insert(id.to_string(), s);
                 }
             }
-            Key::Version { .. } | Key::Run { .. } => {}
+            Key::Version { app, id } => {
+                // Only a version's `[static]` matters here.
+                if m.static_root.is_some() {
+                    let v: Version = put.decode()?;
+                    let before = match v.config.static_files {
+                        Some(st) => m
+                            .statics
+                            .entry(app.to_string())
+                            .or_default()
+                            .insert(id.to_string(), st.clone())
+                            .is_none_or(|b| b != st),
+                        None => remove_from(&mut m.statics, app, id),
+                    };
+                    if before {
+                        changed.apps.insert(app.to_string());
+                    }
+                }
+            }
+            Key::Run { .. } => {}
         }
         Ok(())
     }
@@ -122,7 +160,12 @@ impl Projection for Routing {
                     changed.apps.insert(app.to_string());
                 }
             }
-            Key::Version { .. } | Key::Run { .. } => {}
+            Key::Version { app, id } => {
+                if remove_from(&mut m.statics, app, id) {
+                    changed.apps.insert(app.to_string());
+                }
+            }
+            Key::Run { .. } => {}
         }
     }
 
@@ -135,7 +178,7 @@ impl Projection for Routing {
     }
 
     fn reset(&mut self) {
-        *self = Routing::default();
+        *self = Routing::serving_files_from(self.mirror.static_root.take());
     }
 }
 

@@ -805,3 +805,34 @@ fn onbuild_commands_run_on_the_built_image() {
     assert_eq!((status, body.as_str()), (200, "made by onbuild\n"));
     server.stop();
 }
+
+#[test]
+fn static_files_are_exported_from_the_built_image() {
+    if !docker_here() {
+        return;
+    }
+    let _cleanup = Cleanup(vec!["imagestatic".into()]);
+    let server = TestServer::start(&["--runtime", "docker"]);
+    let app = super::super::app_dir(
+        "name = \"imagestatic\"\n[static]\ndir = \"/app/dist\"\n[services.web]\ncommand = \"exec httpd -f -p $PORT -h /app\"\n[services.web.concurrency]\nmode = \"fixed\"\nnum_instances = 1\n",
+    );
+    std::fs::write(app.path().join("hello.txt"), "from the web service\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        app.path().join("Dockerfile"),
+        "FROM miren-test/busybox\nCOPY . /app\nRUN mkdir -p /app/dist/css && echo '<h1>from the image</h1>' > /app/dist/index.html && echo 'a{}' > /app/dist/css/a.css && ln -s /etc/passwd /app/dist/passwd\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    server.deploy(app.path());
+    server.ok(["route", "set-default", "-a", "imagestatic"]);
+    let get = |p: &str| get_path(&server.http, "any.example", p);
+    assert_eq!(get("/"), (200, "<h1>from the image</h1>\n".into()));
+    assert_eq!(get("/css/a.css"), (200, "a{}\n".into()));
+    // Not exported (a link in the image): it goes on to the web, which has none.
+    assert_eq!(get("/passwd").0, 404);
+    assert_eq!(get("/hello.txt"), (200, "from the web service\n".into()));
+    // No export container is left behind.
+    let left = docker(&["ps", "-aq", "--filter", "name=miren-export-"]).unwrap_or_default();
+    assert!(left.is_empty(), "{left}");
+    server.stop();
+}

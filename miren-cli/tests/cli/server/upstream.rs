@@ -460,3 +460,115 @@ fn several_ports_each_have_srv_records_and_node_ports_reach_them() {
     }
     server.stop();
 }
+
+/// One HTTP/1.1 request with extra header lines; (status, headers, body).
+fn request(addr: &str, head: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    write!(s, "{head}Connection: close\r\n\r\n").unwrap_or_else(|e| panic!("{e}"));
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap_or_else(|e| panic!("{e}"));
+    let status = out.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (headers, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (status, headers.to_ascii_lowercase(), body.to_string())
+}
+
+/// `[static]` with no service: the proxy serves the files itself, with types and
+/// entity tags, and its 404 is the app's error page for browsers.
+#[test]
+fn a_static_only_app_is_served_by_the_proxy_with_its_error_page() {
+    let server = TestServer::start(&[]);
+    let app = crate::app_dir(
+        "name = \"site\"\n[static]\ndir = \"/app/public\"\nerror_page = \"errors/404.html\"\n",
+    );
+    let public = app.path().join("public");
+    std::fs::create_dir_all(public.join("errors")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(public.join("index.html"), "<h1>home</h1>").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(public.join("app.css"), "body{}").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        public.join("errors/404.html"),
+        "<p>{{ .StatusCode }} {{ .Status }} for {{ .App }}</p>",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(app.path().join("secret.txt"), "not public").unwrap_or_else(|e| panic!("{e}"));
+    server.deploy(app.path());
+    server.ok(["route", "set-default", "-a", "site"]);
+    let http = &server.http;
+
+    let (status, headers, body) = request(http, "GET / HTTP/1.1\r\nHost: x\r\n");
+    assert_eq!((status, body.as_str()), (200, "<h1>home</h1>"), "{headers}");
+    assert!(headers.contains("content-type: text/html"), "{headers}");
+    let (status, headers, body) = request(http, "GET /app.css HTTP/1.1\r\nHost: x\r\n");
+    assert_eq!((status, body.as_str()), (200, "body{}"));
+    assert!(headers.contains("content-type: text/css"), "{headers}");
+    let etag = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap_or_else(|| panic!("no etag: {headers}"))
+        .to_string();
+    let (status, _, body) = request(
+        http,
+        &format!("GET /app.css HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n"),
+    );
+    assert_eq!((status, body.as_str()), (304, ""));
+    let (status, _, body) = request(http, "HEAD /app.css HTTP/1.1\r\nHost: x\r\n");
+    assert_eq!((status, body.as_str()), (200, ""));
+
+    // Nothing outside `dir`, however the path is spelled.
+    for path in ["/../secret.txt", "/%2e%2e/secret.txt", "/secret.txt"] {
+        let (status, _, body) = request(http, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n"));
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(!body.contains("not public"));
+    }
+    // A browser gets the error page; curl the plain answer.
+    let (status, headers, body) = request(
+        http,
+        "GET /nope HTTP/1.1\r\nHost: x\r\nAccept: text/html,*/*\r\n",
+    );
+    assert_eq!(status, 404);
+    assert_eq!(body, "<p>404 Not Found for site</p>");
+    assert!(headers.contains("content-type: text/html"), "{headers}");
+    let (status, _, body) = request(http, "GET /nope HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n");
+    assert_eq!((status, body.as_str()), (404, "no such file\n"));
+    let (status, _, _) = request(http, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n");
+    assert_eq!(status, 405);
+    // No sandbox runs for it.
+    let sandboxes = server.json(&["sandbox", "list", "-a", "site"]);
+    assert_eq!(sandboxes.as_array().map(Vec::len), Some(0), "{sandboxes}");
+    server.stop();
+}
+
+/// `[static]` beside a web service: files the build made are served, the rest goes
+/// to the web; a new version serves its own files.
+#[test]
+fn static_files_built_by_onbuild_are_served_before_the_web_service() {
+    let server = TestServer::start(&[]);
+    let toml = |v: &str| {
+        format!(
+            "name = \"spa\"\n[build]\nonbuild = [\"mkdir -p dist && echo built {v} > dist/app.js\"]\n\
+             [static]\ndir = \"/app/dist\"\n\
+             [services.web]\ncommand = \"exec python3 -c 'import http.server as h, os\\nclass H(h.BaseHTTPRequestHandler):\\n  def do_GET(s):\\n    s.send_response(200); s.end_headers(); s.wfile.write(b\\\"from web\\\")\\nh.HTTPServer((\\\"127.0.0.1\\\", int(os.environ[\\\"PORT\\\"])), H).serve_forever()'\"\n"
+        )
+    };
+    let app = crate::app_dir(&toml("v1"));
+    server.deploy(app.path());
+    server.ok(["route", "set-default", "-a", "spa"]);
+    assert_eq!(
+        super::get_path(&server.http, "x", "/app.js"),
+        (200, "built v1\n".into())
+    );
+    assert_eq!(
+        super::get_path(&server.http, "x", "/api/items"),
+        (200, "from web".into())
+    );
+    std::fs::write(app.path().join(".miren/app.toml"), toml("v2"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    server.deploy(app.path());
+    assert_eq!(
+        super::get_path(&server.http, "x", "/app.js"),
+        (200, "built v2\n".into())
+    );
+    server.stop();
+}
