@@ -482,6 +482,7 @@ pub enum AddonCommand {
     /// Provision an addon for the app (rolled out with the active code); it stays
     /// until destroyed.
     #[command(
+        disable_version_flag = true,
         after_help = "Examples:\n  miren addon create miren-postgresql -a shop\n  miren addon create miren-postgresql:small --version 16\n  miren addon create miren-valkey --service worker"
     )]
     Create {
@@ -492,7 +493,7 @@ pub enum AddonCommand {
         #[arg(short = 'a', long = "app")]
         app: Option<String>,
         /// A version tag, or a whole image reference (default: the addon's).
-        #[arg(long)]
+        #[arg(long = "version", id = "addon_version", value_name = "VERSION")]
         version: Option<String>,
         /// Only these services get its variables (repeatable; default: every one).
         #[arg(long = "service", value_name = "SERVICE")]

@@ -182,3 +182,79 @@ fn a_sqlite_addon_is_a_disk_of_the_app_and_its_database_outlives_a_deploy() {
     assert_eq!(get(&server.http, "x").1, format!("2 at {}", disk.display()));
     server.stop();
 }
+
+#[test]
+fn the_addon_catalog_and_what_addon_commands_refuse() {
+    let server = TestServer::start(&[]);
+    let catalog = server.json(&["addon", "list-available"]);
+    let names: Vec<&str> = catalog
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        names,
+        [
+            "miren-postgresql",
+            "miren-mysql",
+            "miren-valkey",
+            "miren-rabbitmq",
+            "miren-memcache",
+            "miren-sqlite"
+        ]
+    );
+    let variants = server.ok(["addon", "variants", "miren-postgresql"]);
+    assert!(
+        variants.contains("small") && variants.contains("shared"),
+        "{variants}"
+    );
+    let out = server
+        .cli()
+        .args(["addon", "variants", "miren-postgres"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("did you mean `miren-postgresql`?"),
+        "{out:?}"
+    );
+    // On an app: an unknown addon, a second one of a name, an unknown service.
+    let app = crate::app_dir(
+        "name = \"plain\"\n[services.web]\ncommand = \"exec python3 -m http.server $PORT --bind 127.0.0.1\"\n",
+    );
+    server.deploy(app.path());
+    let refused = |args: &[&str], says: &str| {
+        let out = server
+            .cli()
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    };
+    refused(
+        &["addon", "create", "miren-valkyrie", "-a", "plain"],
+        "did you mean `miren-valkey`?",
+    );
+    refused(
+        &[
+            "addon",
+            "create",
+            "miren-valkey",
+            "-a",
+            "plain",
+            "--service",
+            "wbe",
+        ],
+        "did you mean `web`?",
+    );
+    refused(
+        &["addon", "create", "miren-valkey:huge", "-a", "plain"],
+        "no variant `huge`",
+    );
+    refused(
+        &["addon", "destroy", "miren-valkey", "-a", "plain", "--yes"],
+        "addon of app `plain`",
+    );
+    server.stop();
+}

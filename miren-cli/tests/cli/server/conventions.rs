@@ -468,6 +468,11 @@ fn help_lists_a_commands_own_flags_first_with_examples() {
         &["route", "list", "--help"],
         &["route", "remove", "--help"],
         &["route", "set-default", "--help"],
+        &["addon", "list", "--help"],
+        &["addon", "create", "--help"],
+        &["addon", "destroy", "--help"],
+        &["addon", "list-available", "--help"],
+        &["addon", "variants", "--help"],
         &["completion", "--help"],
     ] {
         let out = miren()
