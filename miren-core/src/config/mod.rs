@@ -54,6 +54,7 @@ pub use resolved::{
     AutoScale, Concurrency, DeclaredAddon, Disk, Health, NamedPort, ResolvedApp, ResolvedService,
     ResolvedTask, Schedule, StaticFiles,
 };
+pub use rules::COMMANDS;
 pub use suggest::closest;
 
 /// Where an app's config lives, relative to its directory.

@@ -17,25 +17,45 @@ use super::decode::{SpanIndex, join};
 use super::diagnostic::Diagnostic;
 use super::{command, defaults, duration, names};
 
-/// The `miren` subcommands: an alias can't take their names.
-const COMMANDS: &[&str] = &[
-    "validate",
-    "schema",
-    "init",
-    "up",
-    "server",
-    "deploy",
-    "app",
-    "sandbox-pool",
-    "sandbox",
-    "logs",
-    "env",
-    "task",
-    "addon",
-    "route",
-    "completion",
-    "help",
+/// The `miren` commands and their subcommands: an alias can't take their names (the
+/// CLI checks this list against its own).
+pub const COMMANDS: &[(&str, &[&str])] = &[
+    ("validate", &[]),
+    ("schema", &[]),
+    ("init", &[]),
+    ("up", &[]),
+    ("server", &[]),
+    ("deploy", &[]),
+    (
+        "app",
+        &[
+            "list", "status", "history", "rollback", "restart", "run", "delete",
+        ],
+    ),
+    ("sandbox-pool", &["list", "set-desired"]),
+    ("sandbox", &["list", "stop", "exec"]),
+    ("logs", &[]),
+    ("env", &["set", "unset", "list"]),
+    ("task", &["list", "run", "history"]),
+    (
+        "addon",
+        &["list", "create", "destroy", "list-available", "variants"],
+    ),
+    ("route", &["add", "set", "list", "remove", "set-default"]),
+    ("completion", &[]),
+    ("help", &[]),
 ];
+
+/// Whether `words` name a built-in command (`["app", "list"]`, `["logs"]`).
+fn is_command(words: &[&str]) -> bool {
+    match words {
+        [first] => COMMANDS.iter().any(|(c, _)| c == first),
+        [first, second, ..] => COMMANDS
+            .iter()
+            .any(|(c, subs)| c == first && (subs.is_empty() || subs.contains(second))),
+        [] => false,
+    }
+}
 
 /// Runs every rule; returns what they found.
 pub(crate) fn check(config: &AppConfig, spans: &SpanIndex) -> Vec<Diagnostic> {
@@ -575,20 +595,15 @@ impl Rules<'_> {
             let Some(spans) = self.spans.get(&path).cloned() else {
                 continue;
             };
-            if COMMANDS.contains(&name.as_str()) {
-                self.push(
-                    Diagnostic::error(
-                        &path,
-                        spans.key,
-                        format!("alias `{name}` would hide the `miren {name}` command"),
-                    )
-                    .with_label("a built-in command")
-                    .with_help("give the shortcut another name"),
-                );
-            } else if name.starts_with('-')
-                || name.chars().any(char::is_whitespace)
-                || name.is_empty()
-            {
+            let words: Vec<&str> = name.split_whitespace().collect();
+            let typable = !words.is_empty()
+                && words.iter().all(|w| {
+                    w.starts_with(|c: char| c.is_ascii_lowercase())
+                        && w.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+                        })
+                });
+            if !typable {
                 self.push(
                     Diagnostic::error(
                         &path,
@@ -596,7 +611,20 @@ impl Rules<'_> {
                         format!("alias `{name}` can't be typed as a command"),
                     )
                     .with_label("not a command name")
-                    .with_help("use letters, digits and `-`, not starting with `-`"),
+                    .with_help("each word starts with a lowercase letter, then lowercase letters, digits, `-` and `_` (`console`, `x tail`)"),
+                );
+            } else if is_command(&words) {
+                self.push(
+                    Diagnostic::error(
+                        &path,
+                        spans.key,
+                        format!(
+                            "alias `{name}` would hide the `miren {}` command",
+                            words.join(" ")
+                        ),
+                    )
+                    .with_label("a built-in command")
+                    .with_help("give the shortcut another name"),
                 );
             }
             if target.trim().is_empty() {

@@ -830,6 +830,20 @@ const CASES: &[Case] = &[
         "alias `deploy` would hide the `miren deploy` command",
     ),
     case(
+        "a two-word alias hiding a subcommand",
+        "name = \"app\"\n[aliases]\n\"app list\" = \"app status\"\n",
+        3,
+        "\"app list\"",
+        "alias `app list` would hide the `miren app list` command",
+    ),
+    case(
+        "an alias word that can't be typed",
+        "name = \"app\"\n[aliases]\n\"x Tail\" = \"logs\"\n",
+        3,
+        "\"x Tail\"",
+        "alias `x Tail` can't be typed as a command",
+    ),
+    case(
         "an alias of nothing",
         "name = \"app\"\n[aliases]\nnothing = \"  \"\n",
         3,

@@ -6,3 +6,4 @@ mod invalid;
 mod never_panics;
 mod rendering;
 mod schema;
+mod upstream;

@@ -145,7 +145,7 @@ fn include_uploads_what_gitignore_leaves_out() {
 #[test]
 fn aliases_run_their_targets_in_the_app_directory() {
     let server = TestServer::start(&[]);
-    let toml = "name = \"aliased\"\n[aliases]\ngreet = \"app run -- 'echo hello from the alias'\"\nps = \"sandbox list --format json\"\n[services.web]\ncommand = \"exec python3 -m http.server $PORT --bind 127.0.0.1\"\n";
+    let toml = "name = \"aliased\"\n[aliases]\ngreet = \"app run -- 'echo hello from the alias'\"\nps = \"sandbox list --format json\"\n\"x say\" = \"app run -- echo\"\n\"app hi\" = \"app run -- echo hi from a namespace\"\n[services.web]\ncommand = \"exec python3 -m http.server $PORT --bind 127.0.0.1\"\n";
     let app = crate::app_dir(toml);
     server.deploy(app.path());
     let run = |args: &[&str]| {
@@ -166,6 +166,15 @@ fn aliases_run_their_targets_in_the_app_directory() {
     let v: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
     assert_eq!(v[0]["service"], "web");
+    // Several words: a namespace of its own, or under a command that has no such
+    // subcommand; further words are appended.
+    let out = run(&["x", "say", "one", "two"]);
+    assert_eq!(stdout_of(&out), "one two", "{out:?}");
+    let out = run(&["app", "hi"]);
+    assert_eq!(stdout_of(&out), "hi from a namespace", "{out:?}");
+    // A command is still itself.
+    let out = run(&["app", "list", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
     // Outside the app directory the alias means nothing.
     let out = crate::miren()
         .arg("greet")
