@@ -15,6 +15,10 @@
 //! | GET | `/v1/apps/{app}/env` | → `[`[`ConfigVarRow`]`]` (secrets as `(secret)`) |
 //! | POST | `/v1/apps/{app}/env` | [`EnvChange`] → stream of [`DeployLine`] |
 //! | POST | `/v1/apps/{app}/restart` | [`RestartBody`] → stream of [`DeployLine`] |
+//! | GET | `/v1/secrets` | → `[`[`SecretRow`]`]` (never a value) |
+//! | PUT | `/v1/secrets/{path}` | [`SecretValue`] → `SecretSet` |
+//! | DELETE | `/v1/secrets/{path}[@version]` | → `{"destroyed"}` |
+//! | POST | `/v1/secret-states` | [`SecretState`] → `{"secret", "enabled"}` |
 //! | GET | `/v1/addons` | → `[`[`AddonCatalogRow`]`]` |
 //! | GET | `/v1/apps/{app}/addons` | → `[`[`AddonRow`]`]` (no credentials) |
 //! | POST | `/v1/apps/{app}/addons` | [`AddonCreate`] → stream of [`DeployLine`] |
@@ -163,6 +167,52 @@ pub struct EnvChange {
     /// Whose keys `unset` names.
     #[serde(default)]
     pub service: Option<String>,
+}
+
+/// A secret of the server's store, as listed: no value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretRow {
+    /// Its path.
+    pub path: String,
+    /// Where it is kept (`cluster`: this server).
+    pub backend: String,
+    /// The version references without `@version` get.
+    pub current: Option<String>,
+    /// Its versions, newest first.
+    pub versions: Vec<SecretVersionRow>,
+}
+
+/// One version of a secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretVersionRow {
+    /// Its id (`path@id` names it).
+    pub id: String,
+    /// When it was set (Unix ms).
+    pub created: u64,
+    /// Disabled: it resolves for nothing.
+    pub disabled: bool,
+}
+
+/// `miren secret set`: the value.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SecretValue {
+    /// The value.
+    pub value: String,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(…)")
+    }
+}
+
+/// `miren secret disable|enable`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretState {
+    /// `path@version`.
+    pub secret: String,
+    /// Enable (or disable).
+    pub enabled: bool,
 }
 
 /// An addon of the catalog (`miren addon list-available`, `addon variants`).

@@ -92,6 +92,9 @@ pub enum Command {
     /// Addons: databases and caches the platform runs for an app.
     #[command(subcommand)]
     Addon(AddonCommand),
+    /// Secrets of the server's own store, sealed at rest (`backend = "cluster"`).
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Host names routed to apps.
     #[command(subcommand)]
     Route(RouteCommand),
@@ -464,6 +467,56 @@ pub enum EnvCommand {
         /// The app (default: the one of ./.miren/app.toml).
         #[arg(short = 'a', long = "app")]
         app: Option<String>,
+    },
+}
+
+/// `miren secret`.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Set a secret's value: a new version (the same value again makes none). The
+    /// value comes from a prompt that doesn't echo, from stdin, or `--value @FILE`.
+    #[command(
+        after_help = "Examples:\n  miren secret set payments/stripe-key\n  miren secret set tls/cert --value @server.pem\n  printf %s \"$TOKEN\" | miren secret set registry/npm-token"
+    )]
+    Set {
+        /// The secret's path (`payments/stripe-key`).
+        path: String,
+        /// `@FILE`: the value is the file's content (a trailing newline trimmed).
+        #[arg(long, value_name = "@FILE")]
+        value: Option<String>,
+    },
+    /// The secrets: path, current version, versions (never a value).
+    #[command(after_help = "Examples:\n  miren secret list\n  miren secret list --format json")]
+    List,
+    /// A secret's versions, newest first.
+    #[command(after_help = "Examples:\n  miren secret versions payments/stripe-key")]
+    Versions {
+        /// The secret's path.
+        path: String,
+    },
+    /// Disable a version: references to it fail closed (deploys and starts fail).
+    #[command(after_help = "Examples:\n  miren secret disable payments/stripe-key@x1A")]
+    Disable {
+        /// `path@version`.
+        secret: String,
+    },
+    /// Enable a disabled version again.
+    #[command(after_help = "Examples:\n  miren secret enable payments/stripe-key@x1A")]
+    Enable {
+        /// `path@version`.
+        secret: String,
+    },
+    /// Delete a secret (or one version, `path@version`) for good (asks first on a
+    /// terminal).
+    #[command(
+        after_help = "Examples:\n  miren secret destroy payments/old-key\n  miren secret destroy payments/stripe-key@x1A --yes"
+    )]
+    Destroy {
+        /// `path` or `path@version`.
+        secret: String,
+        /// Don't ask.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 

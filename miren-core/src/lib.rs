@@ -18,6 +18,8 @@
 //!   tasks, commands attached to a caller.
 //! - `autoscale`: request-based scaling decisions, fed by the proxy.
 //! - `artifact`: app code as content-addressed tar archives.
+//! - `secret`: the server's own secret store: values sealed at rest, references
+//!   resolved in memory.
 //!
 //! # Validating a config
 //!
@@ -119,6 +121,8 @@ pub mod controller;
 pub mod model;
 #[cfg(feature = "platform")]
 pub mod runtime;
+#[cfg(feature = "platform")]
+pub mod secret;
 #[cfg(feature = "platform")]
 pub mod store;
 #[cfg(feature = "test-util")]

@@ -83,6 +83,7 @@ pub fn pool(app: &str, service: &str) -> crate::model::SandboxPool {
         port_timeout: None,
         shutdown_timeout: None,
         secret_env: Default::default(),
+        secret_refs: Default::default(),
         restarted: None,
     };
     SandboxPool {

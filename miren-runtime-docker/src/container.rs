@@ -328,6 +328,7 @@ mod tests {
                 port_timeout: None,
                 shutdown_timeout: None,
                 secret_env: Default::default(),
+                secret_refs: Default::default(),
                 restarted: None,
             },
         }

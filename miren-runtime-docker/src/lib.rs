@@ -32,6 +32,7 @@
 //! - `container`: a container's configuration, and watching one that runs.
 //! - `attach`: commands attached to a caller: an exec, a one-off container.
 //! - `export`: `[static]`'s directory copied out of the built image.
+//! - `secrets`: builds with `[[build.secrets]]`, through the Engine's BuildKit.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -56,6 +57,7 @@ mod export;
 mod image;
 mod names;
 mod network;
+mod secrets;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -329,16 +331,30 @@ impl Runtime for DockerRuntime {
             }
             let tag = names::built_image(&app.app, &app.version);
             let owner = &self.inner.owner;
-            image::build(
-                docker,
-                &app.app,
-                owner,
-                &app.artifact,
-                &app.dockerfile,
-                &tag,
-                log,
-            )
-            .await?;
+            if app.build_secrets.is_empty() {
+                image::build(
+                    docker,
+                    &app.app,
+                    owner,
+                    &app.artifact,
+                    &app.dockerfile,
+                    &tag,
+                    log,
+                )
+                .await?;
+            } else {
+                secrets::build(
+                    docker,
+                    &app.app,
+                    owner,
+                    &app.artifact,
+                    &app.dockerfile,
+                    &tag,
+                    &app.build_secrets,
+                    log,
+                )
+                .await?;
+            }
             if let Some(s) = app
                 .services
                 .iter()

@@ -34,6 +34,7 @@
 //!   (`balancer`: TCP; `udp`: UDP flows).
 //! - `node_ports`: ports published on the node (`node_port`), for every runtime.
 //! - `command`: the line `/bin/sh -c` runs.
+//! - `build_secrets`: `[[build.secrets]]` for the `onbuild` commands.
 //! - `export`: `[static]`'s directory copied out of the built code.
 //! - `members`: which processes are a sandbox's (its group, its marker).
 //! - `mounts`: a disk's mount path in env values, as its directory.
@@ -56,6 +57,7 @@
 mod addresses;
 mod attach;
 mod balancer;
+mod build_secrets;
 mod command;
 mod export;
 mod members;
@@ -316,8 +318,12 @@ impl ProcessRuntime {
         &self,
         dir: &std::path::Path,
         commands: &[String],
+        secrets: &[miren_core::runtime::BuildSecret],
         log: &PrepareLog,
     ) -> Result<(), RuntimeError> {
+        // The build's secrets, outside the code, gone when the build is.
+        let (s, owner) = (secrets.to_vec(), self.inner.user.clone());
+        let given = blocking(move || build_secrets::give(&s, owner.as_ref())).await?;
         for cmd in commands {
             log.line(&format!("onbuild: {cmd}"));
             let mut c = tokio::process::Command::new("/bin/sh");
@@ -330,6 +336,7 @@ impl ProcessRuntime {
                         .iter()
                         .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
                 )
+                .envs(given.env())
                 .stdin(Stdio::null())
                 .kill_on_drop(true);
             if let Some(u) = &self.inner.user {
@@ -549,7 +556,10 @@ impl Runtime for ProcessRuntime {
         })
         .await?;
         if fresh && !onbuild.is_empty() {
-            if let Err(e) = self.run_onbuild(&building, &onbuild, log).await {
+            if let Err(e) = self
+                .run_onbuild(&building, &onbuild, &app.build_secrets, log)
+                .await
+            {
                 let b = building.clone();
                 let _ = blocking(move || {
                     let _ = std::fs::remove_dir_all(&b);

@@ -60,6 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     failure: None,
                     config_vars: Vec::new(),
                     restarted: Default::default(),
+                    secret_pins: Default::default(),
                 }),
             ),
             Op::put(

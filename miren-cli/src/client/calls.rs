@@ -7,8 +7,8 @@ use miren_core::model::{Route, Sandbox, SandboxPool};
 use super::{Client, ClientError};
 use crate::api::{
     AddonCatalogRow, AddonCreate, AddonRow, AppStatus, AppSummary, ConfigVarRow, DeployBody,
-    DeployLine, DesiredBody, EnvChange, RestartBody, RollbackBody, RouteBody, RunLine, TaskRow,
-    Uploaded, VersionRow,
+    DeployLine, DesiredBody, EnvChange, RestartBody, RollbackBody, RouteBody, RunLine, SecretRow,
+    SecretState, SecretValue, TaskRow, Uploaded, VersionRow,
 };
 use crate::server::logs::Stored;
 
@@ -99,6 +99,50 @@ impl Client {
     ) -> Result<(), ClientError> {
         let path = format!("/v1/apps/{}/env", q(app));
         self.stream(Method::POST, &path, Some(body), each).await
+    }
+
+    /// The server's secrets (never a value).
+    pub async fn secrets(&self) -> Result<Vec<SecretRow>, ClientError> {
+        self.get("/v1/secrets").await
+    }
+
+    /// Sets a secret's value.
+    pub async fn set_secret(
+        &self,
+        path: &str,
+        value: String,
+    ) -> Result<miren_core::controller::SecretSet, ClientError> {
+        let body = SecretValue { value };
+        self.call(
+            Method::PUT,
+            &format!("/v1/secrets/{}", q_path(path)),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Destroys a secret, or one version (`path@version`).
+    pub async fn destroy_secret(&self, secret: &str) -> Result<serde_json::Value, ClientError> {
+        self.call::<(), _>(
+            Method::DELETE,
+            &format!("/v1/secrets/{}", q_path(secret)),
+            None,
+        )
+        .await
+    }
+
+    /// Disables or enables a version (`path@version`).
+    pub async fn enable_secret(
+        &self,
+        secret: &str,
+        enabled: bool,
+    ) -> Result<serde_json::Value, ClientError> {
+        let body = SecretState {
+            secret: secret.to_string(),
+            enabled,
+        };
+        self.call(Method::POST, "/v1/secret-states", Some(&body))
+            .await
     }
 
     /// The addon catalog.
@@ -286,6 +330,11 @@ pub(crate) fn q(v: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A path whose `/` stay (a secret's path in a URL); every other byte as [`q`].
+fn q_path(v: &str) -> String {
+    v.split('/').map(q).collect::<Vec<_>>().join("/")
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod pool;
 mod route;
 mod sandbox;
 mod schema;
+mod secret;
 mod server;
 mod task;
 mod up;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Env(c) => remote(format, env::run(&client(), c, format)),
         Command::Task(c) => remote(format, task::run(&client(), c, format)),
         Command::Addon(c) => remote(format, addon::run(&client(), c, format)),
+        Command::Secret(c) => remote(format, secret::run(&client(), c, format)),
     }
 }
 

@@ -233,6 +233,7 @@ impl Server {
             .context("opening the log store")?;
         let mut cfg = ControllerConfig::new(artifacts.clone());
         cfg.logs = logs.sink();
+        cfg.secret_key = Some(load_or_create_secret_key(&data.join("secrets.key"))?);
         // `[static]` files, exported per version, served by the proxy.
         let static_root = data.join("static");
         cfg.static_root = Some(static_root.clone());
@@ -385,6 +386,37 @@ async fn connect_docker(
 
 /// The API token: 32 random bytes as hex, created on first start, mode 0600. One
 /// found readable by others is made private again, with a warning to replace it.
+/// The key of the server's secret store: made once, kept beside the data (mode
+/// 0600). Lost, every stored secret is lost with it.
+fn load_or_create_secret_key(path: &Path) -> anyhow::Result<miren_core::secret::SecretKey> {
+    use std::io::Write;
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                anyhow::anyhow!(
+                    "{} is not a secret store key (32 bytes); without its own key no stored secret can be read: restore it from a backup",
+                    path.display()
+                )
+            })?;
+            data_dir::private_file(path)?;
+            Ok(miren_core::secret::SecretKey::from_bytes(&bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let bytes = miren_core::secret::SecretKey::generate();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            Ok(miren_core::secret::SecretKey::from_bytes(&bytes))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
     if let Ok(t) = std::fs::read_to_string(path) {
         let t = t.trim().to_string();

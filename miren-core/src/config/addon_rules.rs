@@ -1,7 +1,8 @@
 //! The rules of upstream's `[addons.<name>]`, env `backend`/`ref` and
 //! `workload_role` (SPEC §17). Each is checked as upstream checks it; where this
 //! platform does something else than upstream (a `shared` database server, a secret
-//! backend, an in-cluster API), a warning says plainly what happens here instead.
+//! backend other than its own, an in-cluster API), a warning says plainly what
+//! happens here instead.
 
 use super::addons::{ADDONS, Kind, addon};
 use super::app_config::{AppConfig, EnvVar, Mode};
@@ -265,11 +266,22 @@ impl Rules<'_> {
             );
         }
         let bpath = format!("{ipath}.backend");
-        if let Some(span) = self.spans.value(&bpath) {
+        if let (Some(b), Some(span)) = (&var.backend, self.spans.value(&bpath))
+            && b != "cluster"
+        {
             self.push(
-                Diagnostic::warning(&bpath, span, format!("`{}` is not read from a secret backend here: a deploy fails unless `miren env set --secret {}=…` gives it a value", var.key, var.key))
-                    .with_label("accepted, not read")
-                    .with_help("this server's secret store is `miren env set --secret`; its values reach the sandboxes like any env"),
+                Diagnostic::warning(&bpath, span, format!("this server has no secret backend `{b}`: a deploy fails until `{}` names a `cluster` secret", var.key))
+                    .with_label("not a backend here")
+                    .with_help("this server's own store is `backend = \"cluster\"`: put the value there with `miren secret set <path>`"),
+            );
+        }
+        if let (Some(r), Some(span)) = (&var.reference, self.spans.value(&rpath))
+            && let Err(why) = super::secret_ref::SecretRef::parse(r)
+        {
+            self.push(
+                Diagnostic::error(&rpath, span, why)
+                    .with_label("not a secret's path")
+                    .with_help("a path like `payments/stripe-key`, or `payments/stripe-key@x1A` for one version"),
             );
         }
     }

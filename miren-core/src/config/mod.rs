@@ -19,6 +19,7 @@
 //! - `diagnostic`: problems, positions, rustc-style and JSON rendering
 //! - `addons`: the addon catalog, and a resolved config with an app's addons in it
 //! - `calendar`: systemd calendar events, for scheduled tasks
+//! - `secret_ref`: how a secret of the server's store is named (`path@version`)
 //! - `command`: the port a service's command line binds by itself
 //! - `defaults`, `duration`, `names`, `suggest`: the small pieces they share
 
@@ -34,6 +35,7 @@ pub mod duration;
 pub mod names;
 mod resolved;
 mod rules;
+pub mod secret_ref;
 mod suggest;
 mod task_rules;
 
@@ -51,8 +53,8 @@ pub use diagnostic::{
     Diagnostic, JsonDiagnostic, LineIndex, Position, Related, Report, Severity, Suggestion,
 };
 pub use resolved::{
-    AutoScale, Concurrency, DeclaredAddon, Disk, Health, NamedPort, ResolvedApp, ResolvedService,
-    ResolvedTask, Schedule, StaticFiles,
+    AutoScale, BuildSecretRef, Concurrency, DeclaredAddon, Disk, Health, NamedPort, ResolvedApp,
+    ResolvedService, ResolvedTask, Schedule, StaticFiles,
 };
 pub use rules::COMMANDS;
 pub use suggest::closest;

@@ -51,6 +51,26 @@ pub struct ResolvedApp {
     /// Files the proxy serves itself (`[static]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub static_files: Option<StaticFiles>,
+    /// Secrets given to the build only (`[[build.secrets]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_secrets: Vec<BuildSecretRef>,
+}
+
+/// A `[[build.secrets]]`, resolved: which secret, and where the build finds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildSecretRef {
+    /// Its id: `RUN --mount=type=secret,id=<id>` in a Dockerfile.
+    pub id: String,
+    /// Its backend (`cluster`: this server's store).
+    pub backend: String,
+    /// The secret (`path` or `path@version`).
+    pub reference: String,
+    /// For `onbuild` commands: the variable that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// For `onbuild` commands: the file (`~/…`) that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// `[static]`, resolved.
@@ -207,6 +227,10 @@ pub struct ResolvedService {
     /// the app's own services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addon: Option<String>,
+    /// Env keys whose value is a secret of a backend (`backend` + `ref`): key →
+    /// (backend, reference).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub secret_refs: IndexMap<String, (String, String)>,
 }
 
 /// One more port of a service: reached as `_<name>._<tcp|udp>` in DNS, and on the
@@ -377,6 +401,18 @@ pub(crate) fn resolve(c: &AppConfig) -> ResolvedApp {
             .as_ref()
             .map(|b| b.onbuild.clone())
             .unwrap_or_default(),
+        build_secrets: c
+            .build
+            .iter()
+            .flat_map(|b| &b.secrets)
+            .map(|s| BuildSecretRef {
+                id: s.id.clone(),
+                backend: s.backend.clone().unwrap_or_else(|| "cluster".into()),
+                reference: s.reference.clone().unwrap_or_default(),
+                env: s.env.clone(),
+                file: s.file.clone(),
+            })
+            .collect(),
         static_files: c.static_site.as_ref().map(|st| {
             let dir = st.dir.trim_end_matches('/');
             StaticFiles {
@@ -448,7 +484,13 @@ fn task(t: &TaskConfig, services: &IndexMap<String, ResolvedService>) -> Resolve
 fn service(app: &AppConfig, name: &str, s: &super::ServiceConfig) -> ResolvedService {
     let mut env: IndexMap<String, String> = IndexMap::with_capacity(app.env.len() + s.env.len());
     for var in app.env.iter().chain(&s.env) {
-        env.insert(var.key.clone(), var.value.clone());
+        // A secret of a backend has no value here: it is opened when an instance
+        // starts (`secret_refs`).
+        if var.backend.is_some() && var.reference.is_some() {
+            env.shift_remove(&var.key);
+        } else {
+            env.insert(var.key.clone(), var.value.clone());
+        }
     }
     // `ports`: the first HTTP one (else the first) is `PORT`, the rest are extra.
     let primary = s.primary_port();
@@ -501,15 +543,27 @@ fn service(app: &AppConfig, name: &str, s: &super::ServiceConfig) -> ResolvedSer
             // The service's own entry of a key decides, as its value does.
             let mut req = IndexMap::new();
             for v in app.env.iter().chain(&s.env) {
-                // A secret from a backend this server doesn't read must come from
-                // `miren env set`: required, so no instance starts with it empty.
-                if v.required == Some(true) || v.backend.is_some() {
+                if v.required == Some(true) && v.backend.is_none() {
                     req.insert(v.key.clone(), v.description.clone());
                 } else {
                     req.shift_remove(&v.key);
                 }
             }
             req
+        },
+        secret_refs: {
+            let mut refs = IndexMap::new();
+            for v in app.env.iter().chain(&s.env) {
+                match (&v.backend, &v.reference) {
+                    (Some(b), Some(r)) => {
+                        refs.insert(v.key.clone(), (b.clone(), r.clone()));
+                    }
+                    _ => {
+                        refs.shift_remove(&v.key);
+                    }
+                }
+            }
+            refs
         },
         health: s.health.as_ref().map(|h| Health {
             path: h.path.clone(),

@@ -42,6 +42,10 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
         &["list", "create", "destroy", "list-available", "variants"],
     ),
     ("route", &["add", "set", "list", "remove", "set-default"]),
+    (
+        "secret",
+        &["set", "list", "versions", "disable", "enable", "destroy"],
+    ),
     ("completion", &[]),
     ("help", &[]),
 ];
@@ -370,25 +374,37 @@ impl Rules<'_> {
                     ids.insert(secret.id.as_str(), span);
                 }
             }
+            // Upstream: `ref` is required, `backend` defaults to `cluster`.
             let ref_path = format!("{spath}.ref");
-            if let Some(span) = self.spans.key(&ref_path)
-                && secret.backend.is_none()
+            let at = self.spans.get(&spath).map(|s| s.key.clone());
+            match (&secret.reference, self.spans.value(&ref_path), at) {
+                (None, _, Some(at)) if !self.spans.failed(&ref_path) => self.push(
+                    Diagnostic::error(
+                        &spath,
+                        at,
+                        format!("build secret `{}` has no `ref`", secret.id),
+                    )
+                    .with_label("which secret?")
+                    .with_help("`ref` names the secret in the server's store: `ref = \"registry/npm-token\"` (set it with `miren secret set registry/npm-token`)"),
+                ),
+                (Some(r), Some(span), _) => {
+                    if let Err(why) = super::secret_ref::SecretRef::parse(r) {
+                        self.push(
+                            Diagnostic::error(&ref_path, span, why)
+                                .with_label("not a secret's path"),
+                        );
+                    }
+                }
+                _ => {}
+            }
+            let bpath = format!("{spath}.backend");
+            if let (Some(b), Some(span)) = (&secret.backend, self.spans.value(&bpath))
+                && b != "cluster"
             {
                 self.push(
-                    Diagnostic::error(
-                        &ref_path,
-                        span,
-                        "`ref` names a secret in a backend, but there is no `backend`",
-                    )
-                    .with_label("needs `backend`")
-                    .with_help("add `backend = …` for where the secret is kept"),
-                );
-            }
-            if let Some(span) = self.spans.get(&spath).map(|s| s.key.clone()) {
-                self.push(
-                    Diagnostic::warning(&spath, span, format!("build secret `{}` is not given to builds here yet", secret.id))
-                        .with_label("the build gets no secret")
-                        .with_help("a build step that needs it fails; pass what it needs another way until build secrets land"),
+                    Diagnostic::warning(&bpath, span, format!("this server has no secret backend `{b}`: a deploy fails until build secret `{}` names a `cluster` secret", secret.id))
+                        .with_label("not a backend here")
+                        .with_help("this server's own store is `backend = \"cluster\"` (the default)"),
                 );
             }
         }

@@ -142,6 +142,7 @@ pub(super) struct Dirty {
     pub pools: BTreeSet<(String, PoolId)>,
     pub sandboxes: BTreeSet<(String, SandboxId)>,
     pub runs: BTreeSet<(String, SandboxId)>,
+    pub secrets: BTreeSet<String>,
     pub deletes: BTreeSet<String>,
 }
 
@@ -152,6 +153,7 @@ impl Dirty {
             && self.pools.is_empty()
             && self.sandboxes.is_empty()
             && self.runs.is_empty()
+            && self.secrets.is_empty()
             && self.deletes.is_empty()
     }
 }
@@ -179,6 +181,8 @@ pub(super) struct Actor {
     pub deploys: BTreeMap<VersionId, Deploying>,
     /// Routes by host, with the revision each was last written at.
     pub routes: BTreeMap<String, (Route, Revision)>,
+    /// The server's own secrets, by path (values sealed).
+    pub secrets: BTreeMap<String, crate::model::Secret>,
     pub waiters: HashMap<VersionId, Vec<Reply<Version>>>,
     timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
     timer_seq: u64,
@@ -223,6 +227,7 @@ pub(super) async fn spawn(
         schedule_seq: 0,
         deploys: BTreeMap::new(),
         routes: BTreeMap::new(),
+        secrets: BTreeMap::new(),
         waiters: HashMap::new(),
         timers: BinaryHeap::new(),
         timer_seq: 0,
@@ -378,6 +383,12 @@ impl Actor {
                 }
             }
             Command::RunTask(app, task, reply) => self.run_task(&app, &task, reply),
+            Command::Secrets(reply) => {
+                let _ = reply.send(Ok(self.secrets.values().cloned().collect()));
+            }
+            Command::SetSecret(path, value, reply) => self.set_secret(&path, value, reply),
+            Command::EnableSecret(r, enabled, reply) => self.enable_secret(r, enabled, reply),
+            Command::DestroySecret(r, reply) => self.destroy_secret(r, reply),
             Command::Attach(target, attach, reply) => self.attach(target, attach, reply),
         }
     }
@@ -702,6 +713,12 @@ impl Actor {
                 None => Op::delete(keys::run(app, id)),
             });
         }
+        for path in &dirty.secrets {
+            ops.push(match self.secrets.get(path) {
+                Some(s) => Op::put(keys::secret(path), keys::encode(s)),
+                None => Op::delete(keys::secret(path)),
+            });
+        }
         for key in &dirty.deletes {
             ops.push(Op::delete(key.clone()));
         }
@@ -733,6 +750,9 @@ impl Actor {
             self.versions.insert(v.id.clone(), v);
         }
         self.load_routes().await?;
+        for s in keys::list::<crate::model::Secret>(store.as_ref(), keys::SECRETS).await? {
+            self.secrets.insert(s.path.clone(), s);
+        }
         for p in keys::list::<SandboxPool>(store.as_ref(), keys::POOLS).await? {
             let window = Window::of_pool(&p.scaling, Instant::now());
             self.insert_pool(PoolState {
@@ -903,6 +923,7 @@ fn merge(into: &mut Dirty, from: Dirty) {
     into.pools.extend(from.pools);
     into.sandboxes.extend(from.sandboxes);
     into.runs.extend(from.runs);
+    into.secrets.extend(from.secrets);
     into.deletes.extend(from.deletes);
 }
 

@@ -65,6 +65,10 @@ impl Actor {
                 };
                 spec.command = Some(attach.argv.join(" "));
                 let id = SandboxId::new(&app, "run");
+                if let Err(why) = self.open_secrets(&mut spec) {
+                    let _ = reply.send(Err(ControllerError::Invalid(why)));
+                    return;
+                }
                 let sandbox = SandboxSpec {
                     labels: SandboxSpec::labels(&id, &app, &v.id, &spec.service),
                     id,

@@ -31,13 +31,14 @@ mod rollout;
 mod routes;
 mod sandboxes;
 mod scaling;
+mod secrets;
 pub mod statics;
 mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -74,6 +75,9 @@ pub struct ControllerConfig {
     /// Where versions' `[static]` files are exported for the proxy (`None`: a version
     /// with `[static]` fails to deploy).
     pub static_root: Option<std::path::PathBuf>,
+    /// The key of the server's own secret store (`None`: no secrets can be set, and a
+    /// reference to one fails its deploy).
+    pub secret_key: Option<crate::secret::SecretKey>,
 }
 
 impl ControllerConfig {
@@ -88,6 +92,7 @@ impl ControllerConfig {
             logs: Arc::new(()),
             keep_versions: 10,
             static_root: None,
+            secret_key: None,
         }
     }
 }
@@ -114,6 +119,15 @@ pub enum AppChange {
     /// Deprovision an addon (`miren addon destroy`): its server goes, and its disk
     /// is deleted once nothing uses it.
     RemoveAddon(String),
+}
+
+/// What `miren secret set` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretSet {
+    /// The version that holds the value now.
+    pub version: String,
+    /// The value was the current one already: no version was made.
+    pub unchanged: bool,
 }
 
 /// An addon asked for by `miren addon create`.
@@ -287,6 +301,10 @@ pub(crate) enum Command {
     /// The collector deleted these retired disks: (app, disk).
     DisksDeleted(std::collections::BTreeSet<(String, String)>),
     RunTask(String, String, Reply<TaskRun>),
+    Secrets(Reply<Vec<crate::model::Secret>>),
+    SetSecret(String, Vec<u8>, Reply<SecretSet>),
+    EnableSecret(crate::model::SecretRef, bool, Reply<()>),
+    DestroySecret(crate::model::SecretRef, Reply<()>),
     Attach(Target, crate::runtime::Attach, Reply<i32>),
 }
 
@@ -423,6 +441,40 @@ impl Controller {
     pub async fn snapshot(&self, app: Option<&str>) -> Result<Snapshot, ControllerError> {
         self.call(|r| Command::Snapshot(app.map(str::to_string), r))
             .await
+    }
+
+    /// The server's own secrets (values sealed: never opened here).
+    pub async fn secrets(&self) -> Result<Vec<crate::model::Secret>, ControllerError> {
+        self.call(Command::Secrets).await
+    }
+
+    /// Sets a secret's value: a new version, unless it is the current value already.
+    pub async fn set_secret(
+        &self,
+        path: &str,
+        value: Vec<u8>,
+    ) -> Result<SecretSet, ControllerError> {
+        self.call(|r| Command::SetSecret(path.to_string(), value, r))
+            .await
+    }
+
+    /// Disables (or enables again) one version of a secret: disabled, it resolves for
+    /// nothing.
+    pub async fn enable_secret(
+        &self,
+        version: crate::model::SecretRef,
+        enabled: bool,
+    ) -> Result<(), ControllerError> {
+        self.call(|r| Command::EnableSecret(version, enabled, r))
+            .await
+    }
+
+    /// Destroys one version of a secret, or (without a version) all of it.
+    pub async fn destroy_secret(
+        &self,
+        secret: crate::model::SecretRef,
+    ) -> Result<(), ControllerError> {
+        self.call(|r| Command::DestroySecret(secret, r)).await
     }
 
     /// Stops every sandbox (with the grace period), records them stopped and ends the

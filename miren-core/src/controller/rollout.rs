@@ -64,10 +64,22 @@ impl Actor {
             false => crate::config::addons::expand(&req.config, &a.addons).map(Some),
         };
         self.touch_app(&app);
-        let (config, declared, refused) = match expanded {
+        let (config, declared, mut refused) = match expanded {
             Ok(None) => (req.config, None, None),
             Ok(Some(x)) => (x, Some(req.config), None),
-            Err(e) => (req.config, None, Some(e.to_string())),
+            Err(e) => (
+                req.config,
+                None,
+                Some(format!("the app's addons can't run: {e}")),
+            ),
+        };
+        // Secrets without `@version` run the current one, pinned now.
+        let secret_pins = match self.pin_secrets(&config, &config_vars) {
+            Ok(p) => p,
+            Err(e) => {
+                refused.get_or_insert(format!("the app's secrets don't resolve:\n{e}"));
+                BTreeMap::new()
+            }
         };
         self.versions.insert(
             id.clone(),
@@ -84,11 +96,12 @@ impl Actor {
                 failure: None,
                 config_vars,
                 restarted,
+                secret_pins,
             },
         );
         self.touch_version(&id);
         if let Some(why) = refused {
-            self.refuse(&id, format!("the app's addons can't run: {why}"));
+            self.refuse(&id, why);
         } else if !self.refuse_missing_env(&id) && !self.refuse_taken_node_ports(&id) {
             self.begin_rollout(&id);
         }
@@ -391,13 +404,21 @@ impl Actor {
                 .filter_map(|s| v.pool_spec(s))
                 .chain(v.config.tasks.keys().filter_map(|t| v.task_spec(t)))
                 .collect(),
+            build_secrets: Vec::new(),
         })
     }
 
     fn begin_rollout(&mut self, id: &VersionId) {
-        let Some(prep) = self.prepare_request(id) else {
+        let Some(mut prep) = self.prepare_request(id) else {
             return;
         };
+        match self.open_build_secrets(id) {
+            Ok(secrets) => prep.build_secrets = secrets,
+            Err(why) => {
+                self.refuse(id, format!("the build's secrets don't resolve:\n{why}"));
+                return;
+            }
+        }
         let timeout_at = Instant::now() + self.cfg.deploy_timeout;
         let tasks = self.deploy_tasks_of(id);
         self.deploys.insert(

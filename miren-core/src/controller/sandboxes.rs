@@ -140,7 +140,7 @@ impl Actor {
             created: now,
             updated: now,
         };
-        let spec = SandboxSpec {
+        let mut spec = SandboxSpec {
             id: id.clone(),
             labels: SandboxSpec::standard_labels(&id, &app, &version, pid, &service),
             app: app.clone(),
@@ -164,9 +164,15 @@ impl Actor {
         );
         self.touch_sandbox(&id);
         self.recount(pid);
+        // Its secrets, opened for the runtime only: a start that can't have them
+        // fails like any other.
+        let opened = self.open_secrets(&mut spec.spec);
         let rt = self.runtime.clone();
         self.spawn_internal(async move {
-            let r = rt.start(&spec, sink).await;
+            let r = match opened {
+                Ok(()) => rt.start(&spec, sink).await,
+                Err(why) => Err(RuntimeError::Start(why)),
+            };
             Internal::Started(spec.id, r)
         });
     }

@@ -85,7 +85,7 @@ impl Actor {
             started: now,
             finished: None,
         };
-        let sandbox = SandboxSpec {
+        let mut sandbox = SandboxSpec {
             id: id.clone(),
             labels: SandboxSpec::task_labels(&id, &app, version, task, &spec.service),
             app: app.clone(),
@@ -114,9 +114,13 @@ impl Actor {
         if let Some(t) = timeout {
             self.add_timer(Instant::now() + t, Timer::RunTimeout(id.clone()));
         }
+        let opened = self.open_secrets(&mut sandbox.spec);
         let rt = self.runtime.clone();
         self.spawn_internal(async move {
-            let r = rt.start(&sandbox, sink).await;
+            let r = match opened {
+                Ok(()) => rt.start(&sandbox, sink).await,
+                Err(why) => Err(crate::runtime::RuntimeError::Start(why)),
+            };
             Internal::Started(sandbox.id, r)
         });
         Ok(run)

@@ -7,6 +7,7 @@
 mod address;
 mod digest;
 mod id;
+mod secret;
 mod spec;
 mod task;
 
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use address::{Address, BadAddress};
 pub use digest::{BadDigest, Digest, DigestHasher};
 pub use id::{BadId, PoolId, SUFFIX_LEN, SandboxId, VersionId, encode as encode_id, new_suffix};
+pub use secret::{Sealed, Secret, SecretRef, SecretVersion, check_path as check_secret_path};
 pub use spec::{CodeSource, PoolSpec, SpecHash};
 pub use task::{RunStatus, RunTrigger, TaskRun};
 
@@ -136,6 +138,10 @@ pub struct Version {
     /// Services restarted by `miren app restart`, and when: a new time is a new pool.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub restarted: BTreeMap<String, UnixMillis>,
+    /// The version of each secret (by path) its references without `@version` were
+    /// pinned to when it was made: a rollback runs the values it ran with.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_pins: BTreeMap<String, String>,
 }
 
 impl Version {
@@ -153,7 +159,17 @@ impl Version {
             .config_vars
             .iter()
             .filter(|v| v.service.as_deref() == Some(service));
+        // References without `@version` run the version the deploy pinned.
+        for r in spec.secret_refs.values_mut() {
+            if !r.contains('@')
+                && let Some(pin) = self.secret_pins.get(r.as_str())
+            {
+                *r = format!("{r}@{pin}");
+            }
+        }
         for v in app_wide.chain(own) {
+            // `miren env set` wins over a reference too.
+            spec.secret_refs.remove(&v.key);
             spec.env.insert(v.key.clone(), v.value.clone());
             if v.secret || self.config.sensitive_env.contains(&v.key) {
                 spec.secret_env.insert(v.key.clone());
@@ -226,6 +242,7 @@ impl Version {
                     port_timeout: None,
                     shutdown_timeout: None,
                     secret_env: Default::default(),
+                    secret_refs: Default::default(),
                     restarted: None,
                 };
                 for v in self.config_vars.iter().filter(|v| v.service.is_none()) {

@@ -67,6 +67,11 @@ pub struct PoolSpec {
     /// Keys of `env` whose values are secrets: shown as `(secret)` outside the server.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub secret_env: BTreeSet<String>,
+    /// Env keys whose values are secrets of the server's store, as references
+    /// (`payments/stripe@x1A`, pinned by the deploy): opened only when a sandbox
+    /// starts, so no value is in the pool. A new pinned version is a new pool.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_refs: BTreeMap<String, String>,
     /// When `miren app restart` last asked for new instances (a new pool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarted: Option<u64>,
@@ -134,6 +139,11 @@ impl PoolSpec {
                 .keys()
                 .filter(|k| app.sensitive_env.contains(*k))
                 .cloned()
+                .collect(),
+            secret_refs: s
+                .secret_refs
+                .iter()
+                .map(|(k, (_, r))| (k.clone(), r.clone()))
                 .collect(),
             restarted: None,
         })

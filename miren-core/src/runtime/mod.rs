@@ -40,6 +40,34 @@ pub struct PrepareApp {
     /// One spec per service, in file order, then one per task (what its runs run:
     /// no port, no disks), so the code and images runs need are ready too.
     pub services: Vec<PoolSpec>,
+    /// Secrets for the build only (`[[build.secrets]]`), opened: a runtime hands
+    /// them to its build and keeps them nowhere.
+    pub build_secrets: Vec<BuildSecret>,
+}
+
+/// A secret given to a build: `RUN --mount=type=secret,id=<id>` in a Dockerfile, or
+/// `env`/`file` for the `onbuild` commands of the process runtime.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BuildSecret {
+    /// Its id.
+    pub id: String,
+    /// Its value.
+    pub value: String,
+    /// The variable `onbuild` commands find it in.
+    pub env: Option<String>,
+    /// The file (`~/…`) `onbuild` commands find it in.
+    pub file: Option<String>,
+}
+
+impl std::fmt::Debug for BuildSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildSecret")
+            .field("id", &self.id)
+            .field("value", &"(secret)")
+            .field("env", &self.env)
+            .field("file", &self.file)
+            .finish()
+    }
 }
 
 /// Where a runtime says what preparing a version does (an image build, a pull), a line

@@ -11,6 +11,7 @@
 //! | Sandbox | `sandboxes/<app>/<id>` |
 //! | Route | `routes/<host>` |
 //! | TaskRun | `runs/<app>/<id>` |
+//! | Secret | `secrets/<path>` (the path may hold `/`) |
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -30,6 +31,8 @@ pub const SANDBOXES: &str = "sandboxes/";
 pub const ROUTES: &str = "routes/";
 /// Prefix of every task run.
 pub const RUNS: &str = "runs/";
+/// Prefix of every secret.
+pub const SECRETS: &str = "secrets/";
 
 /// The kinds of object the store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,17 +49,20 @@ pub enum Kind {
     Route,
     /// `runs/<app>/<id>`.
     Run,
+    /// `secrets/<path>`.
+    Secret,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::App,
         Kind::Version,
         Kind::Pool,
         Kind::Sandbox,
         Kind::Route,
         Kind::Run,
+        Kind::Secret,
     ];
 
     /// The prefix its keys start with.
@@ -68,6 +74,7 @@ impl Kind {
             Kind::Sandbox => SANDBOXES,
             Kind::Route => ROUTES,
             Kind::Run => RUNS,
+            Kind::Secret => SECRETS,
         }
     }
 }
@@ -107,6 +114,8 @@ pub enum Key<'a> {
         /// The run's sandbox id, as written in the key.
         id: &'a str,
     },
+    /// A secret, by path.
+    Secret(&'a str),
 }
 
 impl<'a> Key<'a> {
@@ -135,6 +144,9 @@ impl<'a> Key<'a> {
         if let Some((app, id)) = key.strip_prefix(RUNS).and_then(per_app) {
             return Some(Key::Run { app, id });
         }
+        if let Some(path) = key.strip_prefix(SECRETS) {
+            return (!path.is_empty()).then_some(Key::Secret(path));
+        }
         None
     }
 
@@ -147,6 +159,7 @@ impl<'a> Key<'a> {
             Key::Sandbox { .. } => Kind::Sandbox,
             Key::Route(_) => Kind::Route,
             Key::Run { .. } => Kind::Run,
+            Key::Secret(_) => Kind::Secret,
         }
     }
 
@@ -158,7 +171,7 @@ impl<'a> Key<'a> {
             | Key::Pool { app, .. }
             | Key::Sandbox { app, .. }
             | Key::Run { app, .. } => Some(app),
-            Key::Route(_) => None,
+            Key::Route(_) | Key::Secret(_) => None,
         }
     }
 }
@@ -186,6 +199,11 @@ pub fn sandbox(app: &str, id: &SandboxId) -> String {
 /// Key of a task run.
 pub fn run(app: &str, id: &SandboxId) -> String {
     format!("{RUNS}{app}/{id}")
+}
+
+/// Key of a secret.
+pub fn secret(path: &str) -> String {
+    format!("{SECRETS}{path}")
 }
 
 /// Key of a route.

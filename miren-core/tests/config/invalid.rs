@@ -730,17 +730,24 @@ const CASES: &[Case] = &[
     ),
     case(
         "two build secrets with one id",
-        "name = \"app\"\n[[build.secrets]]\nid = \"npm\"\nenv = \"NPM_TOKEN\"\n[[build.secrets]]\nid = \"npm\"\nfile = \"/run/npm\"\n",
-        6,
+        "name = \"app\"\n[[build.secrets]]\nid = \"npm\"\nref = \"a\"\nenv = \"NPM_TOKEN\"\n[[build.secrets]]\nid = \"npm\"\nref = \"b\"\nfile = \"/run/npm\"\n",
+        7,
         "\"npm\"",
         "build secret `npm` is defined twice",
     ),
     case(
-        "a build secret ref without a backend",
-        "name = \"app\"\n[[build.secrets]]\nid = \"npm\"\nref = \"npm-token\"\n",
-        4,
-        "ref",
-        "`ref` names a secret in a backend, but there is no `backend`",
+        "a build secret without a ref",
+        "name = \"app\"\n[[build.secrets]]\nid = \"npm\"\nenv = \"NPM_TOKEN\"\n",
+        2,
+        "[[build.secrets]]",
+        "build secret `npm` has no `ref`",
+    ),
+    case(
+        "an env ref that is no secret's path",
+        "name = \"app\"\n[[env]]\nkey = \"K\"\nbackend = \"cluster\"\nref = \"a//b\"\n",
+        5,
+        "\"a//b\"",
+        "`a//b` is not a secret path",
     ),
     // --- addons, env backends (SPEC §17) -------------------------------------------------
     case(
@@ -1306,7 +1313,7 @@ fn upstreams_disk_keys_validate_and_say_what_is_not_applied() {
 #[test]
 fn unknown_addons_backends_and_workload_role_are_accepted_with_what_happens_instead() {
     let v = validate(
-        "name = \"app\"\nworkload_role = \"app-readonly\"\n[[env]]\nkey = \"STRIPE\"\nbackend = \"cluster\"\nref = \"payments/stripe\"\n[services.web]\ncommand = \"w\"\n[addons.miren-postgresql]\nvariant = \"small\"\nversion = \"16\"\n[addons.storage]\nvariant = \"minio\"\n",
+        "name = \"app\"\nworkload_role = \"app-readonly\"\n[[env]]\nkey = \"STRIPE\"\nbackend = \"cluster\"\nref = \"payments/stripe\"\n[[env]]\nkey = \"VAULTED\"\nbackend = \"prod-vault\"\nref = \"secret/data/x\"\n[services.web]\ncommand = \"w\"\n[addons.miren-postgresql]\nvariant = \"small\"\nversion = \"16\"\n[addons.storage]\nvariant = \"minio\"\n",
     );
     assert!(v.is_valid(), "{:#?}", v.diagnostics);
     let msgs: Vec<&str> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
@@ -1314,12 +1321,10 @@ fn unknown_addons_backends_and_workload_role_are_accepted_with_what_happens_inst
         msgs,
         [
             "`workload_role = \"app-readonly\"` grants nothing here: this platform has no in-cluster API for sandboxes",
-            "`STRIPE` is not read from a secret backend here: a deploy fails unless `miren env set --secret STRIPE=…` gives it a value",
+            "this server has no secret backend `prod-vault`: a deploy fails until `VAULTED` names a `cluster` secret",
             "this platform knows no addon `storage`: a deploy of this file fails",
         ]
     );
-    // What the warning says: the backend's var must come from `env set`, and is a
-    // secret.
     let app = v.resolved.unwrap_or_else(|| panic!("valid"));
     // The addons as declared, defaults filled.
     let pg = &app.addons["miren-postgresql"];
@@ -1327,8 +1332,13 @@ fn unknown_addons_backends_and_workload_role_are_accepted_with_what_happens_inst
         (pg.variant.as_str(), pg.version.as_deref()),
         ("small", Some("16"))
     );
+    // A reference is a secret, read from the server's store when a sandbox starts.
     let web = &app.services["web"];
-    assert!(web.required_env.contains_key("STRIPE"), "{web:#?}");
+    assert_eq!(
+        web.secret_refs["STRIPE"],
+        ("cluster".to_string(), "payments/stripe".to_string())
+    );
+    assert!(!web.required_env.contains_key("STRIPE"), "{web:#?}");
     assert!(app.sensitive_env.contains("STRIPE"));
 }
 
@@ -1368,7 +1378,7 @@ fn a_tcp_web_is_said_not_to_be_routed() {
 #[test]
 fn upstreams_stack_keys_and_build_secrets_say_what_they_do_here() {
     let v = validate(
-        "name = \"app\"\n[build]\nversion = \"3.12\"\nalpine_image = \"alpine:3.20\"\nonbuild = [\"make assets\"]\n[[build.secrets]]\nid = \"npm\"\nenv = \"NPM_TOKEN\"\n[services.web]\ncommand = \"w\"\n",
+        "name = \"app\"\n[build]\nversion = \"3.12\"\nalpine_image = \"alpine:3.20\"\nonbuild = [\"make assets\"]\n[[build.secrets]]\nid = \"npm\"\nref = \"registry/npm\"\nenv = \"NPM_TOKEN\"\n[services.web]\ncommand = \"w\"\n",
     );
     assert!(v.is_valid(), "{:#?}", v.diagnostics);
     let msgs: Vec<&str> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
@@ -1377,11 +1387,15 @@ fn upstreams_stack_keys_and_build_secrets_say_what_they_do_here() {
         [
             "`build.version` is accepted but not used here",
             "`build.alpine_image` is accepted but not used here",
-            "build secret `npm` is not given to builds here yet",
         ]
     );
     let app = v.resolved.unwrap_or_else(|| panic!("invalid"));
     assert_eq!(app.onbuild, ["make assets"]);
+    let s = &app.build_secrets[0];
+    assert_eq!(
+        (s.id.as_str(), s.backend.as_str(), s.reference.as_str()),
+        ("npm", "cluster", "registry/npm")
+    );
 }
 
 /// Upstream's game server (traffic-routing docs): `PORT` is the first http port,

@@ -88,7 +88,6 @@ ref = "payments/stripe-key"
         &[
             "no `name`: the app is `corpus`, after its directory",
             "no services defined: a `web` service with all defaults is implied",
-            "`STRIPE_API_KEY` is not read from a secret backend here: a deploy fails unless `miren env set --secret STRIPE_API_KEY=…` gives it a value",
         ],
     ),
     (
@@ -334,7 +333,6 @@ ref = "registry/npm-token"
         &[
             "no `name`: the app is `corpus`, after its directory",
             "no services defined: a `web` service with all defaults is implied",
-            "build secret `npm_token` is not given to builds here yet",
         ],
     ),
 ];

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 mod addons;
 mod collect;
 mod readiness;
+mod secrets;
 mod stops;
 mod tasks;
 mod upstream;

@@ -136,7 +136,7 @@ impl Projection for Routing {
                     }
                 }
             }
-            Key::Run { .. } => {}
+            Key::Run { .. } | Key::Secret(_) => {}
         }
         Ok(())
     }
@@ -165,7 +165,7 @@ impl Projection for Routing {
                     changed.apps.insert(app.to_string());
                 }
             }
-            Key::Run { .. } => {}
+            Key::Run { .. } | Key::Secret(_) => {}
         }
     }
 

@@ -12,6 +12,7 @@
 //! - `logs`: reading and following logs.
 //! - `tasks`: tasks, running one by hand, their runs.
 //! - `routes`: hosts → apps.
+//! - `secrets`: the server's own secret store.
 //! - `lookup`: what a request names (apps, services, hosts; ids by prefix or suffix).
 //! - `error`: the JSON error answer and what each failure maps to.
 //! - `extract`: request extractors whose rejections are JSON errors too.
@@ -31,6 +32,7 @@ mod lookup;
 mod pools;
 mod routes;
 mod sandboxes;
+mod secrets;
 mod serve;
 mod stream;
 mod tasks;
@@ -101,6 +103,12 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/sandboxes", get(sandboxes::list))
         .route("/v1/sandboxes/{id}/stop", post(sandboxes::stop))
         .route("/v1/logs", get(logs::read))
+        .route("/v1/secrets", get(secrets::list))
+        .route(
+            "/v1/secrets/{*path}",
+            put(secrets::set).delete(secrets::destroy),
+        )
+        .route("/v1/secret-states", post(secrets::enable))
         .route("/v1/routes", get(routes::list))
         .route("/v1/routes/{host}", put(routes::put).delete(routes::remove))
         .fallback(|| async {

@@ -278,6 +278,7 @@ fn server(a: &Addon, i: &AddonInstance) -> (ResolvedService, Vec<String>) {
         health: None,
         required_env: IndexMap::new(),
         addon: Some(i.name.clone()),
+        secret_refs: IndexMap::new(),
     };
     (service, secrets.iter().map(|s| s.to_string()).collect())
 }
