@@ -29,6 +29,7 @@ mod node;
 mod operator;
 mod postgres;
 mod raw;
+mod secrets;
 mod taskqueue;
 mod tasks;
 mod upstream;

@@ -68,7 +68,11 @@ async fn a_reference_runs_its_pinned_value_and_no_value_is_stored() {
     let v2 = h.deploy_and_wait(&APP.replace("\"web\"", "\"web2\"")).await;
     assert_eq!(v2.state, VersionState::Active, "{:?}", v2.failure);
     assert_eq!(started_with(&h).as_deref(), Some("sk_live_TWO"));
-    let back = h.ctl.rollback("shop", Some(v1.id.clone())).await.expect("rollback");
+    let back = h
+        .ctl
+        .rollback("shop", Some(v1.id.clone()))
+        .await
+        .expect("rollback");
     let back = h.ctl.wait(&back).await.expect("wait");
     assert_eq!(back.state, VersionState::Active, "{:?}", back.failure);
     assert_eq!(started_with(&h).as_deref(), Some("sk_live_ONE"));

@@ -473,6 +473,12 @@ fn help_lists_a_commands_own_flags_first_with_examples() {
         &["addon", "destroy", "--help"],
         &["addon", "list-available", "--help"],
         &["addon", "variants", "--help"],
+        &["secret", "set", "--help"],
+        &["secret", "list", "--help"],
+        &["secret", "versions", "--help"],
+        &["secret", "disable", "--help"],
+        &["secret", "enable", "--help"],
+        &["secret", "destroy", "--help"],
         &["completion", "--help"],
     ] {
         let out = miren()
