@@ -53,7 +53,9 @@ debian_image() {
 
 redis_image() {
   debian_image redis redis-server,redis-tools
-  tag_as miren-test/redis redis:7-alpine redis:7
+  # Valkey is Redis's fork, wire-compatible: the `miren-valkey` addon's tests run the
+  # real Redis server under Valkey's name (the addon starts whichever it has).
+  tag_as miren-test/redis redis:7-alpine redis:7 valkey/valkey:9
 }
 
 postgres_image() {

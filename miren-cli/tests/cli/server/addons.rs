@@ -258,3 +258,65 @@ fn the_addon_catalog_and_what_addon_commands_refuse() {
     );
     server.stop();
 }
+
+/// Talks RESP to the server `REDIS_URL` names (password and all): `SET`, then `GET`.
+const RESP_PY: &str = r#"import os, socket, urllib.parse
+u = urllib.parse.urlparse(os.environ['REDIS_URL'])
+s = socket.create_connection((u.hostname, u.port), timeout=10)
+def cmd(*words):
+    out = b'*%d\r\n' % len(words)
+    for w in words:
+        w = w.encode()
+        out += b'$%d\r\n%s\r\n' % (len(w), w)
+    s.sendall(out)
+    return s.recv(512)
+print(cmd('AUTH', u.password).decode().strip(), cmd('SET', 'k', 'v').decode().strip(), cmd('GET', 'k').decode().split()[-1])
+"#;
+
+#[test]
+fn a_valkey_addon_answers_with_its_password_only() {
+    if !docker_here() {
+        return;
+    }
+    if docker(&["image", "inspect", "valkey/valkey:9"]).is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "valkey/valkey:9 is missing: bash tests/images/build.sh"
+        );
+        eprintln!("skipped: no valkey/valkey:9 (bash tests/images/build.sh)");
+        return;
+    }
+    let _cleanup = Cleanup(vec!["cache".into()]);
+    let server = TestServer::start(&["--runtime", "auto"]);
+    let app = crate::app_dir(
+        "name = \"cache\"\n[services.worker]\ncommand = \"exec sleep 600\"\n[addons.miren-valkey]\n",
+    );
+    std::fs::write(app.path().join("resp.py"), RESP_PY).unwrap_or_else(|e| panic!("{e}"));
+    server.deploy(app.path());
+    let out = server
+        .cli()
+        .args([
+            "app",
+            "run",
+            "-a",
+            "cache",
+            "--service",
+            "worker",
+            "--",
+            "python3 resp.py",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stdout_of(&out), "+OK +OK v", "{out:?}");
+    // Without the password the server refuses.
+    let out = server
+        .cli()
+        .args([
+            "app", "run", "-a", "cache", "--service", "worker", "--",
+            "python3 -c \"import os,socket,urllib.parse as p; u=p.urlparse(os.environ['REDIS_URL']); s=socket.create_connection((u.hostname,u.port)); s.sendall(b'*1\\r\\n\\$4\\r\\nPING\\r\\n'); print(s.recv(100).decode().strip())\"",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(stdout_of(&out).starts_with("-NOAUTH"), "{out:?}");
+    server.stop();
+}
