@@ -226,12 +226,18 @@ impl DockerRuntime {
         Ok(p)
     }
 
+    /// Makes the disk's volume unless it exists; whether it was made now.
     async fn ensure_volume(
         &self,
         app: &str,
         disk: &miren_core::config::Disk,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<bool, RuntimeError> {
         let name = names::volume(app, &disk.name);
+        match self.inner.docker.inspect_volume(&name).await {
+            Ok(_) => return Ok(false),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(failed(format!("looking for the volume {name}"), e)),
+        }
         let request = VolumeCreateRequest {
             name: Some(name.clone()),
             labels: Some(HashMap::from([
@@ -245,8 +251,39 @@ impl DockerRuntime {
             .docker
             .create_volume(request)
             .await
-            .map(|_| ())
+            .map(|_| true)
             .map_err(|e| failed(format!("creating the volume {name}"), e))
+    }
+
+    /// A disk's `owner = "uid[:gid]"`: the volume's files, on this machine, given to
+    /// it (the server must be root, beside its Engine).
+    async fn own_volume(&self, volume: &str, uid: u32, gid: u32) -> Result<(), RuntimeError> {
+        let v = self
+            .inner
+            .docker
+            .inspect_volume(volume)
+            .await
+            .map_err(|e| failed(format!("looking at the volume {volume}"), e))?;
+        let root = std::path::PathBuf::from(&v.mountpoint);
+        let what = format!("giving the volume {volume} to {uid}:{gid} (its disk's `owner`)");
+        miren_core::runtime::blocking(move || {
+            fn own(p: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()> {
+                std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
+                if p.is_dir() && !p.is_symlink() {
+                    for e in std::fs::read_dir(p)? {
+                        own(&e?.path(), uid, gid)?;
+                    }
+                }
+                Ok(())
+            }
+            own(&root, uid, gid).map_err(|e| {
+                RuntimeError::Start(format!(
+                    "{what}: {e} (at {}; the server must run as root on the Engine's machine)",
+                    root.display()
+                ))
+            })
+        })
+        .await
     }
 
     /// Starts watching a container; `since`: its output from then (Unix seconds, 0:
@@ -371,8 +408,14 @@ impl Runtime for DockerRuntime {
         let net = self.network(&spec.app).await?;
         let image = Self::image_of(spec);
         let port = self.port_of(&spec.spec, &image).await?;
+        // Volumes made now, whose `owner` is a uid: given to it once the container
+        // exists (the Engine fills a new volume from the image when it creates one).
+        let mut to_own = Vec::new();
         for d in &spec.spec.disks {
-            self.ensure_volume(&spec.app, d).await?;
+            let fresh = self.ensure_volume(&spec.app, d).await?;
+            if let (true, Some(ids)) = (fresh, d.owner_ids()) {
+                to_own.push((names::volume(&spec.app, &d.name), ids));
+            }
         }
         let resolv = self.resolv_conf(&spec.app);
         let plan = Plan {
@@ -398,6 +441,17 @@ impl Runtime for DockerRuntime {
                     engine::message(&e)
                 ))
             })?;
+        for (volume, (uid, gid)) in &to_own {
+            if let Err(e) = self.own_volume(volume, *uid, *gid).await {
+                let remove = RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                };
+                let _ = docker.remove_container(&name, Some(remove)).await;
+                return Err(e);
+            }
+        }
         if let Err(e) = docker.start_container(&name, None).await {
             let remove = RemoveContainerOptions {
                 force: true,

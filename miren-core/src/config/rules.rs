@@ -304,12 +304,6 @@ impl Rules<'_> {
                     .with_label("expected \"\", \"keep\" or \"1000:1000\"")
                     .with_help("numeric ids: names differ between the host and the image"),
                 );
-            } else if o != "keep" && !o.is_empty() {
-                self.push(
-                    Diagnostic::warning(&owner_path, span, format!("`owner = \"{o}\"` is applied on the process runtime only"))
-                        .with_label("processes only")
-                        .with_help("a Docker volume keeps the ownership the image's directory gives it; chown it in the Dockerfile for containers"),
-                );
             }
         }
         let lease_path = format!("{dpath}.lease_timeout");

@@ -836,3 +836,20 @@ fn static_files_are_exported_from_the_built_image() {
     assert!(left.is_empty(), "{left}");
     server.stop();
 }
+
+#[test]
+fn a_disk_owner_is_given_its_new_volume() {
+    if !docker_here() {
+        return;
+    }
+    let _cleanup = Cleanup(vec!["owned".into()]);
+    let server = TestServer::start(&["--runtime", "docker"]);
+    let app = super::super::app_dir(
+        "name = \"owned\"\n[services.web]\nimage = \"miren-test/busybox\"\ncommand = \"mkdir -p /www && stat -c %u:%g /data > /www/owner.txt; exec httpd -f -p $PORT -h /www\"\nport = 8080\n[services.web.concurrency]\nmode = \"fixed\"\nnum_instances = 1\n[[services.web.disks]]\nname = \"data\"\nmount_path = \"/data\"\nsize_gb = 1\nowner = \"1234:4321\"\n",
+    );
+    server.deploy(app.path());
+    server.ok(["route", "set-default", "-a", "owned"]);
+    let (status, body) = get_path(&server.http, "any.example", "/owner.txt");
+    assert_eq!((status, body.trim()), (200, "1234:4321"));
+    server.stop();
+}
