@@ -13,7 +13,7 @@ use std::time::Duration;
 use miren_core::store::Reader;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::net::ListenTask;
+use crate::listen::{ListenTask, Target};
 use crate::serving::Serving;
 
 /// How long a connection waits for a ready instance.
@@ -28,42 +28,6 @@ struct Shared {
     /// Connections open to each instance (least connections); entries of instances
     /// that left are dropped as the map is rebuilt.
     active: Mutex<HashMap<SocketAddr, Arc<AtomicUsize>>>,
-}
-
-/// What a listener reaches: a port of an app's service.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Target {
-    /// The app.
-    pub app: String,
-    /// Its service.
-    pub service: String,
-    /// `None`: the port `PORT` names; else an extra port by name.
-    pub port: Option<String>,
-}
-
-impl Target {
-    /// The port `PORT` names of `service`.
-    pub fn service(app: &str, service: &str) -> Self {
-        Self {
-            app: app.to_string(),
-            service: service.to_string(),
-            port: None,
-        }
-    }
-
-    /// Its serving instances now.
-    pub fn instances<'v>(&self, view: &'v Serving) -> &'v [SocketAddr] {
-        view.at(&self.app, &self.service, self.port.as_deref())
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.port {
-            None => write!(f, "{}/{}", self.app, self.service),
-            Some(p) => write!(f, "{}/{} port `{p}`", self.app, self.service),
-        }
-    }
 }
 
 /// A running balancer; stops listening when dropped (or, awaitably, on

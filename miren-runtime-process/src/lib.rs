@@ -31,7 +31,7 @@
 //! - `addresses`: the stable per-service loopback IPs (persisted) and the rewriting of
 //!   `<svc>.app.miren` in env values and command lines.
 //! - `net`: the listeners of each stable address, one per declared port
-//!   (`balancer`: TCP; `udp`: UDP flows).
+//!   (`balancer`: TCP; `udp`: UDP flows; `listen`: what they share).
 //! - `node_ports`: ports published on the node (`node_port`), for every runtime.
 //! - `command`: the line `/bin/sh -c` runs.
 //! - `build_secrets`: `[[build.secrets]]` for the `onbuild` commands.
@@ -60,6 +60,7 @@ mod balancer;
 mod build_secrets;
 mod command;
 mod export;
+mod listen;
 mod members;
 mod mounts;
 mod net;
@@ -96,7 +97,7 @@ use net::AppNet;
 use records::{Record, Records};
 use serving::{Serving, ServingSandboxes};
 
-pub use balancer::Target;
+pub use listen::Target;
 pub use members::group_members;
 pub use net::{DeclaredPort, declared_ports};
 pub use node_ports::{NodePortState, NodePorts};

@@ -11,7 +11,8 @@ use miren_core::model::PoolSpec;
 use miren_core::runtime::RuntimeError;
 
 use crate::addresses::Listening;
-use crate::balancer::{Balancer, Target};
+use crate::balancer::Balancer;
+use crate::listen::Target;
 use crate::udp::UdpForwarder;
 use crate::{ProcessRuntime, lock};
 
@@ -44,43 +45,6 @@ pub fn declared_ports(spec: &PoolSpec, primary: Option<u16>) -> Vec<DeclaredPort
         udp: p.kind == PortType::Udp,
     }));
     out
-}
-
-/// A listener's accept loop: it stops when dropped, or, awaitably, on `close`.
-pub(crate) struct ListenTask {
-    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-    addr: SocketAddr,
-}
-
-impl ListenTask {
-    pub(crate) fn new(addr: SocketAddr, task: tokio::task::JoinHandle<()>) -> Self {
-        Self {
-            task: std::sync::Mutex::new(Some(task)),
-            addr,
-        }
-    }
-
-    /// Where it listens.
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops listening; returns once the address is free again.
-    pub(crate) async fn close(&self) {
-        let task = lock(&self.task).take();
-        if let Some(t) = task {
-            t.abort();
-            let _ = t.await;
-        }
-    }
-}
-
-impl Drop for ListenTask {
-    fn drop(&mut self) {
-        if let Some(t) = lock(&self.task).take() {
-            t.abort();
-        }
-    }
 }
 
 /// One listener.

@@ -18,7 +18,8 @@ use miren_core::store::reflector::{Projection, Put, Reader};
 use miren_core::store::{Reflector, Revision, Store, StoreError};
 use tokio::task::JoinHandle;
 
-use crate::balancer::{Balancer, Target};
+use crate::balancer::Balancer;
+use crate::listen::Target;
 use crate::lock;
 use crate::net::Listener;
 use crate::serving::Serving;

@@ -16,8 +16,7 @@ use miren_core::store::Reader;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-use crate::balancer::Target;
-use crate::net::ListenTask;
+use crate::listen::{ListenTask, Target};
 use crate::serving::Serving;
 
 /// A flow with no datagram either way for this long ends.

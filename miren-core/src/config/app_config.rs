@@ -335,19 +335,6 @@ impl ServiceConfig {
             .find(|p| p.kind.is_none_or(|k| k == PortType::Http))
             .or_else(|| self.ports.first())
     }
-
-    /// The port `PORT` names, as written (`port`, or the primary of `ports`), else
-    /// the service's default (3000 for `web`).
-    pub fn declared_port(&self, name: &str) -> Option<u16> {
-        self.port
-            .or_else(|| self.primary_port().map(|p| p.port))
-            .or_else(|| {
-                self.ports
-                    .is_empty()
-                    .then(|| super::defaults::port(name))
-                    .flatten()
-            })
-    }
 }
 
 /// `[services.<name>.metrics]`.

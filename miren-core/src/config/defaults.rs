@@ -47,3 +47,11 @@ pub fn mode(service: &str) -> Mode {
 pub fn port(service: &str) -> Option<u16> {
     (service == WEB).then_some(WEB_PORT)
 }
+
+/// The port `PORT` names for `svc` as written (`port`, or the primary of `ports`),
+/// else the service's default (3000 for `web`).
+pub fn declared_port(name: &str, svc: &super::app_config::ServiceConfig) -> Option<u16> {
+    svc.port
+        .or_else(|| svc.primary_port().map(|p| p.port))
+        .or_else(|| svc.ports.is_empty().then(|| port(name)).flatten())
+}

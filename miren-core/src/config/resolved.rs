@@ -502,7 +502,7 @@ fn service(app: &AppConfig, name: &str, s: &super::ServiceConfig) -> ResolvedSer
         command: s.command.clone(),
         args: s.args.clone(),
         image: s.image.clone(),
-        port: s.declared_port(name),
+        port: defaults::declared_port(name, s),
         port_name: port_name.filter(|n| n != name),
         port_type: port_type.filter(|t| *t != PortType::Http),
         node_port: primary.and_then(|p| p.node_port),

@@ -407,7 +407,7 @@ impl Rules<'_> {
     /// `port_name` and `port_type`: a DNS label, a port to describe, and what the
     /// proxy does with a `web` that doesn't speak HTTP.
     fn port_meta(&mut self, name: &str, svc: &ServiceConfig, path: &str) {
-        let has_port = svc.declared_port(name).is_some();
+        let has_port = defaults::declared_port(name, svc).is_some();
         for key in ["port_name", "port_type"] {
             let kpath = format!("{path}.{key}");
             if let Some(span) = self.spans.key(&kpath)
@@ -782,7 +782,7 @@ impl Rules<'_> {
             );
             return;
         }
-        let d = match svc.declared_port(name) {
+        let d = match defaults::declared_port(name, svc) {
             Some(p) if p == port => Diagnostic::warning(path, at, format!("`{name}` binds the fixed port {port}: on the process runtime each instance listens on its own $PORT in its place"))
                 .with_label("fixed port")
                 .with_help(format!("write $PORT, which Miren sets for every instance, to say so: `{with_var}`")),
@@ -917,7 +917,7 @@ impl Rules<'_> {
                 .with_suggestion(span, format!("\"/{}\"", h.path.trim_start_matches('/'))),
             );
         }
-        if svc.declared_port(name).is_none()
+        if defaults::declared_port(name, svc).is_none()
             && svc.image.is_none()
             && let Some(span) = self.spans.key(path)
         {
