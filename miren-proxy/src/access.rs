@@ -3,6 +3,9 @@
 
 use std::time::Instant;
 
+/// The target of access lines: a subscriber may send them elsewhere than the rest.
+pub const ACCESS_TARGET: &str = "miren::access";
+
 /// What a request's access line needs from its head, taken only when someone
 /// listens: the common case copies nothing.
 pub struct LogLine {

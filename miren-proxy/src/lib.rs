@@ -55,6 +55,7 @@ use tokio::net::TcpListener;
 
 use table::{Routing, Shared, Table};
 
+pub use access::ACCESS_TARGET;
 pub use forwarder::HEALTH_PATH;
 pub use trust::{BadCidr, Cidr};
 

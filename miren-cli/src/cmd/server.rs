@@ -10,15 +10,45 @@ use crate::server::{Options, Server, default_data_dir, socket_in};
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// Logs of the server itself (not of sandboxes) on stderr; `RUST_LOG` overrides.
-pub fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
+/// Access lines (one per request) go through a buffer that a thread of its own
+/// writes out, so a request never waits on stderr; what is buffered is written when
+/// the returned guard is dropped. Everything else is written as it happens, in order.
+/// Per-query lines of the DNS library are debug: at `info` they would be two lines
+/// per query.
+pub fn init_tracing(default: &str) -> tracing_appender::non_blocking::WorkerGuard {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "{default},hickory_server=warn,hickory_proto=warn,hickory_resolver=warn"
+        ))
+    });
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let is_access = |m: &tracing::Metadata<'_>| m.target() == miren_proxy::ACCESS_TARGET;
+    let (buffered, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(1 << 16)
+        .finish(std::io::stderr());
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi)
+                .with_target(false)
+                .with_filter(tracing_subscriber::filter::filter_fn(move |m| {
+                    !is_access(m)
+                })),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(buffered)
+                .with_ansi(ansi)
+                .with_target(false)
+                .with_filter(tracing_subscriber::filter::filter_fn(is_access)),
+        )
         .try_init();
+    guard
 }
 
 /// Raises the soft limit on open files to the hard one, as a server that holds two
@@ -54,7 +84,7 @@ pub async fn stop_signal() {
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
-    init_tracing("info");
+    let _log = init_tracing("info");
     raise_open_files_limit();
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let api_socket = args.api_socket.unwrap_or_else(|| socket_in(&data_dir));
