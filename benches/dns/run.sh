@@ -91,19 +91,21 @@ for port in 15353 15354 15355; do
 done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 run() { # name pid port [names file]
-  local before after out qps lat lost
-  before=$(cpu_ticks "$2")
+  local before after out qps lat lost sys0 sys1
+  before=$(cpu_ticks "$2"); sys0=$(sys_ticks "$2")
   out=$(dnsperf -s 127.0.0.1 -p "$3" -d "${4:-$tmp/names.txt}" -c "$CLIENTS" -T "$CLIENTS" -l "$DUR" -q 100 2>&1)
-  after=$(cpu_ticks "$2")
+  after=$(cpu_ticks "$2"); sys1=$(sys_ticks "$2")
   qps=$(awk '/Queries per second/ {print $4}' <<<"$out")
   lat=$(awk '/Average Latency/ {print $4}' <<<"$out")
   lost=$(awk '/Queries lost/ {print $3}' <<<"$out")
   local done_q; done_q=$(awk '/Queries completed/ {print $3}' <<<"$out")
   local us; us=$(awk -v t=$((after - before)) -v hz="$hz" -v q="$done_q" 'BEGIN { printf "%.2f", t / hz * 1e6 / q }')
-  printf "%-8s %10.0f q/s  avg %7.3f ms  lost %-6s  CPU %6s µs/query\n" "$1" "$qps" "$(awk -v l="$lat" 'BEGIN{print l*1000}')" "$lost" "$us"
+  local kernel; kernel=$(awk -v s=$((sys1 - sys0)) -v t=$((after - before)) 'BEGIN { printf "%.0f", t ? 100 * s / t : 0 }')
+  printf "%-8s %10.0f q/s  avg %7.3f ms  lost %-6s  CPU %6s µs/query (%s%% in the kernel)\n" "$1" "$qps" "$(awk -v l="$lat" 'BEGIN{print l*1000}')" "$lost" "$us" "$kernel"
   eval "${1}_qps+=(\"$qps\") ${1}_cpu+=(\"$us\")"
 }
 

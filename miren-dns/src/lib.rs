@@ -12,7 +12,11 @@
 //! - [`zone`]: plain data: per app, each service's serving instances and the addresses
 //!   of its sandboxes (who asks); `zone::projection` builds it from the store.
 //! - [`answer`]: all of SPEC §7 as one pure function (zone, name, type, source).
-//! - `server`: hickory-server's UDP and TCP listeners around it.
+//! - `config`: the server's options ([`DnsConfig`]) and app networks ([`AppSubnet`]).
+//! - `handler`: one request answered with hickory-server's message builder.
+//! - `udp`: the UDP loop, with its answer cache: a question asked before is answered
+//!   from the bytes sent then, without decoding it.
+//! - `server`: the sockets: the UDP loop, and hickory-server's TCP listener.
 //! - [`forward`]: out-of-zone questions from sandboxes, sent upstream.
 //!
 //! ```no_run
@@ -29,11 +33,15 @@
 //! ```
 
 pub mod answer;
+mod config;
 pub mod forward;
+mod handler;
 mod server;
+mod udp;
 pub mod zone;
 
-pub use server::{AppSubnet, Dns, DnsConfig, Listeners};
+pub use config::{AppSubnet, DnsConfig};
+pub use server::{Dns, Listeners};
 
 /// The DNS wire types (hickory-proto), for clients and tests of this server.
 pub use hickory_server::proto;

@@ -1,52 +1,19 @@
-//! The sockets: UDP and TCP on one address, served by hickory-server, answering from
-//! the zone snapshot the reflector keeps current.
+//! The sockets: UDP and TCP on one address — UDP by the loop of [`crate::udp`], TCP
+//! by hickory-server — answering from the zone snapshot the reflector keeps current.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hickory_server::net::runtime::Time;
-use hickory_server::proto::op::{
-    Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode,
-};
-use hickory_server::proto::rr::{Name, Record};
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
 use miren_core::store::{Progress, Reflector, Store};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 
-use crate::answer::{Outcome, answer, answer_as};
-use crate::forward::forward;
+use crate::config::{AppSubnet, DnsConfig};
+use crate::handler::{Handler, Shared};
 use crate::zone::Zone;
 use crate::zone::projection::ZoneProjection;
-
-/// How the DNS server behaves.
-#[derive(Debug, Clone)]
-pub struct DnsConfig {
-    /// Where out-of-zone questions from sandboxes go; `None`: they get SERVFAIL.
-    pub upstream: Option<SocketAddr>,
-    /// How long the upstream may take.
-    pub forward_timeout: Duration,
-    /// How long a TCP client may stay idle between queries.
-    pub tcp_idle: Duration,
-}
-
-impl Default for DnsConfig {
-    fn default() -> Self {
-        DnsConfig {
-            upstream: None,
-            forward_timeout: Duration::from_secs(2),
-            tcp_idle: Duration::from_secs(10),
-        }
-    }
-}
-
-/// The largest UDP answer we send to a client that speaks EDNS (the DNS flag day 2020
-/// figure, which avoids IP fragmentation).
-const EDNS_PAYLOAD: u16 = 1232;
 
 /// A bound DNS server.
 pub struct Dns {
@@ -72,38 +39,6 @@ pub struct Listeners {
     /// The runtime the server was bound on: the extra listeners serve there too,
     /// whoever asks for them (the Docker runtime, from the control plane's threads).
     runtime: tokio::runtime::Handle,
-}
-
-/// An app network: the callers whose address is in it are that app's sandboxes, as
-/// soon as they exist (the Engine gives the network's addresses to its containers
-/// only), before the store records their address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppSubnet {
-    /// The app.
-    pub app: String,
-    /// The network's address.
-    pub addr: IpAddr,
-    /// Its prefix length.
-    pub prefix: u8,
-}
-
-impl AppSubnet {
-    /// Whether `ip` is in it.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let bits = u32::from(self.prefix.min(32));
-                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let bits = u32::from(self.prefix.min(128));
-                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
 }
 
 impl Listeners {
@@ -132,17 +67,11 @@ impl Listeners {
             config: self.config.clone(),
             subnet: subnet.map(|s| (Arc::from(s.app.as_str()), s)),
         };
-        let mut server = hickory_server::Server::new(handler);
-        server.register_socket(udp);
-        server.register_listener(tcp, self.config.tcp_idle, 64);
+        let serving = serve(handler, udp, tcp, addr);
         let mut running = self.running.clone();
         self.runtime.spawn(async move {
             tokio::select! {
-                r = server.block_until_done() => {
-                    if let Err(e) = r {
-                        tracing::error!("DNS on {addr} stopped: {e}");
-                    }
-                }
+                () = serving => {}
                 // The main server stopped.
                 _ = running.changed() => {}
             }
@@ -205,16 +134,46 @@ impl Dns {
             config: self.config.clone(),
             subnet: None,
         };
-        let mut server = hickory_server::Server::new(handler);
-        server.register_socket(self.udp);
-        server.register_listener(self.tcp, self.config.tcp_idle, 64);
+        let at = self.local_addr();
         // `self.zone` lives as long as this future: dropping the task stops following,
         // and the extra listeners stop with `self.running`.
         let _following = self.zone;
         let _running = self.running;
-        if let Err(e) = server.block_until_done().await {
-            tracing::error!("DNS server stopped: {e}");
+        serve(handler, self.udp, self.tcp, at).await;
+    }
+}
+
+/// Answers on `udp` and `tcp` until either stops for good.
+async fn serve(handler: Handler, udp: UdpSocket, tcp: TcpListener, at: SocketAddr) {
+    let (fast, idle, thread) = (
+        handler.config.fast_path,
+        handler.config.tcp_idle,
+        handler.config.udp_thread,
+    );
+    let handler = Arc::new(handler);
+    let mut server = hickory_server::Server::new(Shared(handler.clone()));
+    server.register_listener(tcp, idle, 64);
+    let udp = match fast {
+        true => Some(udp),
+        false => {
+            server.register_socket(udp);
+            None
         }
+    };
+    let udp = async move {
+        match udp {
+            Some(udp) if thread => crate::udp::serve_on_thread(udp, handler).await,
+            Some(udp) => crate::udp::serve(udp, handler).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = server.block_until_done() => {
+            if let Err(e) = r {
+                tracing::error!("DNS on {at} stopped: {e}");
+            }
+        }
+        () = udp => {}
     }
 }
 
@@ -232,145 +191,4 @@ async fn bind_both(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)
         }
     }
     Err(last.unwrap_or_else(|| std::io::Error::other("no port free for both UDP and TCP")))
-}
-
-struct Handler {
-    zone: Arc<ArcSwap<Zone>>,
-    config: DnsConfig,
-    /// An app network this listener serves.
-    subnet: Option<(Arc<str>, AppSubnet)>,
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response: R,
-    ) -> ResponseInfo {
-        let edns = request.edns.as_ref().map(|_| {
-            let mut e = Edns::new();
-            e.set_max_payload(EDNS_PAYLOAD);
-            e
-        });
-        let mut builder = MessageResponseBuilder::from_message_request(request);
-        if let Some(e) = &edns {
-            builder.edns(e);
-        }
-        let mut meta = Metadata::response_from_request(&request.metadata);
-        let info = match request.request_info() {
-            Ok(info)
-                if request.metadata.op_code == OpCode::Query
-                    && request.metadata.message_type == MessageType::Query =>
-            {
-                info
-            }
-            Ok(_) => return send_code(response, builder, meta, ResponseCode::NotImp).await,
-            Err(_) => return send_code(response, builder, meta, ResponseCode::FormErr).await,
-        };
-        let qname = Name::from(info.query.name());
-        let zone = self.zone.load();
-        let outcome = match &self.subnet {
-            Some((app, net)) if net.contains(info.src.ip()) => {
-                answer_as(&zone, &qname, info.query.query_type(), Some(app))
-            }
-            _ => answer(&zone, &qname, info.query.query_type(), info.src.ip()),
-        };
-        let sent = match outcome {
-            Outcome::Reply(r) => {
-                meta.authoritative = r.code != ResponseCode::Refused;
-                meta.response_code = r.code;
-                let msg = builder.build(
-                    meta,
-                    &r.answers,
-                    &r.authority,
-                    &[] as &[Record],
-                    &r.additionals,
-                );
-                response.send_response(msg).await
-            }
-            Outcome::Forward => {
-                match forward(
-                    request.as_slice(),
-                    self.config.upstream,
-                    self.config.forward_timeout,
-                )
-                .await
-                {
-                    Ok(up) => {
-                        meta.response_code = up.metadata.response_code;
-                        meta.recursion_available = up.metadata.recursion_available;
-                        meta.authentic_data = up.metadata.authentic_data;
-                        let msg = builder.build(
-                            meta,
-                            &up.answers,
-                            &up.authorities,
-                            &[] as &[Record],
-                            &up.additionals,
-                        );
-                        response.send_response(msg).await
-                    }
-                    Err(e) => {
-                        tracing::debug!("forwarding {qname} for {}: {e}", info.src);
-                        return send_code(response, builder, meta, ResponseCode::ServFail).await;
-                    }
-                }
-            }
-        };
-        sent.unwrap_or_else(|e| {
-            tracing::debug!("answering {}: {e}", info.src);
-            failed(&request.metadata)
-        })
-    }
-}
-
-async fn send_code<R: ResponseHandler>(
-    mut response: R,
-    builder: MessageResponseBuilder<'_>,
-    mut meta: Metadata,
-    code: ResponseCode,
-) -> ResponseInfo {
-    meta.response_code = code;
-    let id = meta.id;
-    let op = meta.op_code;
-    match response.send_response(builder.build_no_records(meta)).await {
-        Ok(info) => info,
-        Err(_) => failed(&Metadata::new(id, MessageType::Query, op)),
-    }
-}
-
-fn failed(req: &Metadata) -> ResponseInfo {
-    let mut metadata = Metadata::new(req.id, MessageType::Response, req.op_code);
-    metadata.response_code = ResponseCode::ServFail;
-    ResponseInfo::from(Header {
-        metadata,
-        counts: HeaderCounts::default(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::AppSubnet;
-
-    fn net(addr: &str, prefix: u8) -> AppSubnet {
-        AppSubnet {
-            app: "a".into(),
-            addr: addr.parse().expect("an address"),
-            prefix,
-        }
-    }
-
-    #[test]
-    fn a_subnet_holds_exactly_its_addresses() {
-        let ip = |s: &str| s.parse().expect("an address");
-        let n = net("172.18.0.0", 16);
-        assert!(n.contains(ip("172.18.255.3")) && n.contains(ip("172.18.0.1")));
-        assert!(!n.contains(ip("172.19.0.2")) && !n.contains(ip("10.0.0.1")));
-        assert!(!n.contains(ip("::1")), "another family");
-        assert!(net("10.1.2.3", 32).contains(ip("10.1.2.3")));
-        assert!(!net("10.1.2.3", 32).contains(ip("10.1.2.4")));
-        assert!(net("0.0.0.0", 0).contains(ip("8.8.8.8")));
-        assert!(net("fd00::", 64).contains(ip("fd00::7")));
-        assert!(!net("fd00::", 64).contains(ip("fd01::7")));
-    }
 }

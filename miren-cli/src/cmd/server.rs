@@ -28,7 +28,12 @@ pub fn init_tracing(default: &str) -> tracing_appender::non_blocking::WorkerGuar
     let is_access = |m: &tracing::Metadata<'_>| m.target() == miren_proxy::ACCESS_TARGET;
     let (buffered, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .buffered_lines_limit(1 << 16)
-        .finish(std::io::stderr());
+        // The writer thread writes whatever queued up in one go (it flushes when the
+        // queue is empty): one system call per batch of lines, not per request.
+        .finish(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stderr(),
+        ));
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(

@@ -188,21 +188,7 @@ impl<'a> Question<'a> {
             name.trim_start_matches('_').to_string(),
             proto.trim_start_matches('_').to_string(),
         );
-        let Some((svc, instances)) = name
-            .strip_prefix('_')
-            .and_then(|_| z.ports.get(&key))
-            .and_then(|p| {
-                let instances = match &p.extra {
-                    None => z.services.get(&p.service)?,
-                    // An extra port with no serving instance yet: none.
-                    Some(extra) => z
-                        .extra
-                        .get(&(p.service.clone(), extra.clone()))
-                        .map_or(&[][..], Vec::as_slice),
-                };
-                Some((p.service.as_str(), instances))
-            })
-        else {
+        let Some(ports) = name.strip_prefix('_').and_then(|_| z.ports.get(&key)) else {
             return self.nxdomain();
         };
         if !matches!(self.qtype, RecordType::SRV | RecordType::ANY) {
@@ -210,16 +196,23 @@ impl<'a> Question<'a> {
         }
         let mut r = Reply::new(ResponseCode::NoError);
         let mut targets: Vec<(Name, &Instance)> = Vec::new();
-        for inst in instances {
-            let Some(port) = inst.port else { continue };
-            let target = target_name(inst.ip, svc, app);
-            r.answers.push(Record::from_rdata(
-                self.qname.clone(),
-                TTL,
-                RData::SRV(SRV::new(0, 10, port, target.clone())),
-            ));
-            if !targets.iter().any(|(_, i)| i.ip == inst.ip) {
-                targets.push((target, inst));
+        for p in ports {
+            let instances = match &p.extra {
+                None => z.services.get(&p.service),
+                // An extra port with no serving instance yet: none.
+                Some(extra) => z.extra.get(&(p.service.clone(), extra.clone())),
+            };
+            for inst in instances.map_or(&[][..], Vec::as_slice) {
+                let Some(port) = inst.port else { continue };
+                let target = target_name(inst.ip, &p.service, app);
+                r.answers.push(Record::from_rdata(
+                    self.qname.clone(),
+                    TTL,
+                    RData::SRV(SRV::new(0, 10, port, target.clone())),
+                ));
+                if !targets.iter().any(|(t, _)| *t == target) {
+                    targets.push((target, inst));
+                }
             }
         }
         for (name, inst) in targets {

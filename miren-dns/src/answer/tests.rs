@@ -279,6 +279,38 @@ fn out_of_zone_names_are_forwarded_for_sandboxes_and_refused_to_anyone_else() {
 }
 
 #[test]
+fn two_services_naming_their_ports_alike_share_the_srv_name_in_any_order() {
+    use SandboxStatus::*;
+    let sandboxes = [
+        sandbox("shop", "web", "127.0.0.2:8080", Running),
+        sandbox("shop", "admin", "127.0.0.2:9090", Running),
+    ];
+    let http = |s: &str| {
+        (
+            s.to_string(),
+            vec![("http".to_string(), "tcp".to_string(), None)],
+        )
+    };
+    let mut answers = vec![];
+    for order in [[http("web"), http("admin")], [http("admin"), http("web")]] {
+        let shop = AppZone::build(["web", "admin"], &sandboxes).with_ports(order);
+        let zone = Zone::new([("shop".into(), Arc::new(shop))].into(), 1);
+        answers.push(data(&srv_reply(&zone, "_http._tcp.shop.app.miren.")));
+    }
+    assert_eq!(answers[0], answers[1], "the pools' order changes nothing");
+    assert_eq!(
+        answers[0],
+        [
+            "SRV 9090 127-0-0-2.admin.shop.app.miren.",
+            "SRV 8080 127-0-0-2.web.shop.app.miren.",
+            "A 127.0.0.2",
+            "A 127.0.0.2",
+        ],
+        "each service's instances, each target under its own service"
+    );
+}
+
+#[test]
 fn a_named_or_udp_port_has_its_own_srv_name() {
     use SandboxStatus::*;
     let shop = AppZone::build(

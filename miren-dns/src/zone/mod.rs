@@ -43,17 +43,19 @@ pub struct AppZone {
     /// The addresses of its live sandboxes (booting ones included: they resolve their
     /// database at start; draining ones too: they still run).
     pub callers: Vec<IpAddr>,
-    /// SRV names: (port name, `tcp`/`udp`) → the service and, for an extra named
-    /// port (`ports`), its name. Each service's port is `(<service>, tcp)` unless its
-    /// pool names its ports otherwise.
-    pub ports: BTreeMap<(String, String), PortOf>,
+    /// SRV names: (port name, `tcp`/`udp`) → the services' ports it names (sorted):
+    /// the service and, for an extra named port (`ports`), its name. Each service's
+    /// port is `(<service>, tcp)` unless its pools name its ports otherwise; two
+    /// services that give their ports one name share the SRV name, as two record sets
+    /// of one name are one in DNS.
+    pub ports: BTreeMap<(String, String), Vec<PortOf>>,
     /// The serving instances at each extra named port: (service, port name) → the
     /// instances, each with its port of that name.
     pub extra: BTreeMap<(String, String), Vec<Instance>>,
 }
 
 /// What an SRV name reaches: a service, at the port `PORT` names or an extra one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PortOf {
     /// The service.
     pub service: String,
@@ -76,20 +78,29 @@ pub type SrvNames = Vec<(String, String, Option<String>)>;
 
 impl AppZone {
     /// Names the services' ports as their pools say (`port_name`, `port_type`,
-    /// `ports`), replacing the default `(<service>, tcp)` of each service named.
+    /// `ports`), replacing the default `(<service>, tcp)` of each service named. A
+    /// service with several pools (a deploy under way) has the names of all of them,
+    /// whatever order they come in.
     pub fn with_ports(mut self, ports: impl IntoIterator<Item = (String, SrvNames)>) -> Self {
-        for (service, names) in ports {
-            self.ports.retain(|_, p| p.service != service);
-            for (name, proto, extra) in names {
-                self.ports.insert(
-                    (name, proto),
-                    PortOf {
-                        service: service.clone(),
-                        extra,
-                    },
-                );
+        let ports: Vec<(String, SrvNames)> = ports.into_iter().collect();
+        for (service, _) in &ports {
+            for of in self.ports.values_mut() {
+                of.retain(|p| &p.service != service);
             }
         }
+        for (service, names) in ports {
+            for (name, proto, extra) in names {
+                self.ports.entry((name, proto)).or_default().push(PortOf {
+                    service: service.clone(),
+                    extra,
+                });
+            }
+        }
+        self.ports.retain(|_, of| {
+            of.sort_unstable();
+            of.dedup();
+            !of.is_empty()
+        });
         self
     }
 
@@ -102,7 +113,9 @@ impl AppZone {
         for s in services {
             z.services.entry(s.to_string()).or_default();
             z.ports
-                .insert((s.to_string(), "tcp".to_string()), PortOf::service(s));
+                .entry((s.to_string(), "tcp".to_string()))
+                .or_default()
+                .push(PortOf::service(s));
         }
         for sb in sandboxes {
             let Some(inst) = Instance::of(sb).filter(|_| sb.is_live()) else {
@@ -113,7 +126,8 @@ impl AppZone {
                 z.services.entry(sb.service.clone()).or_default().push(inst);
                 z.ports
                     .entry((sb.service.clone(), "tcp".to_string()))
-                    .or_insert_with(|| PortOf::service(&sb.service));
+                    .or_default()
+                    .push(PortOf::service(&sb.service));
                 for (name, port) in &sb.ports {
                     z.extra
                         .entry((sb.service.clone(), name.clone()))
@@ -128,6 +142,10 @@ impl AppZone {
         for instances in z.services.values_mut().chain(z.extra.values_mut()) {
             instances.sort_unstable();
             instances.dedup();
+        }
+        for of in z.ports.values_mut() {
+            of.sort_unstable();
+            of.dedup();
         }
         z.callers.sort_unstable();
         z.callers.dedup();
