@@ -1,30 +1,30 @@
 //! UDP, served by a loop of its own: each wake-up drains every datagram queued on the
-//! socket, and a plain question about the zone ([`question`]) asked before by the same
+//! socket, a batch per system call ([`batch`]), and a plain question about the zone ([`question`]) asked before by the same
 //! caller, with the zone unchanged, is answered from the bytes sent then ([`cache`]):
 //! no decoding, no task, no allocation. The first time, and for everything else, the
 //! datagram goes the full way ([`slow`]) — in line when it is about the zone (the
 //! answer is at hand), on a task of its own otherwise (forwarding waits on the
 //! upstream), at most [`SLOW_IN_FLIGHT`] at once.
 //!
-//! The zone is loaded per datagram, so a change is answered from the next one on, as
-//! on the full path.
+//! The zone is loaded per batch, so a change is answered from the next batch on:
+//! microseconds, as on the full path.
 
+mod batch;
 mod cache;
 mod question;
 mod slow;
 
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::handler::Handler;
 use cache::AnswerCache;
-
-/// Datagrams answered before the loop lets other tasks of its thread run.
-const BATCH: usize = 64;
 
 /// Queries on the full path off the loop at once (forwarded ones); more are dropped,
 /// and their clients ask again.
@@ -79,20 +79,24 @@ pub(crate) async fn serve_on_thread(socket: UdpSocket, handler: Arc<Handler>) {
 /// Serves `socket` until the future is dropped or the socket fails for good.
 pub(crate) async fn serve(socket: UdpSocket, handler: Arc<Handler>) {
     let socket = Arc::new(socket);
+    let fd = socket.as_raw_fd();
     let mut cache = AnswerCache::new();
     let mut zone = handler.zone.load_full();
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut out = Vec::with_capacity(512);
+    let mut bufs = vec![vec![0u8; MAX_DATAGRAM]; batch::BATCH];
+    let mut got = Vec::with_capacity(batch::BATCH);
+    let mut answers: Vec<Vec<u8>> = vec![Vec::with_capacity(512); batch::BATCH];
+    let mut to = Vec::with_capacity(batch::BATCH);
     let off_loop = Arc::new(Semaphore::new(SLOW_IN_FLIGHT));
     loop {
         if let Err(e) = socket.readable().await {
             tracing::error!("DNS over UDP stopped: {e}");
             return;
         }
-        let mut served = 0;
         loop {
-            let (n, src) = match socket.try_recv_from(&mut buf) {
-                Ok(got) => got,
+            match socket.try_io(Interest::READABLE, || {
+                batch::receive(fd, &mut bufs, &mut got)
+            }) {
+                Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e)
                     if matches!(
@@ -104,32 +108,64 @@ pub(crate) async fn serve(socket: UdpSocket, handler: Arc<Handler>) {
                     return;
                 }
                 Err(e) => {
-                    tracing::debug!("receiving a DNS query: {e}");
+                    tracing::debug!("receiving DNS queries: {e}");
                     continue;
                 }
-            };
-            let packet = &buf[..n];
-            if answerable(src) {
-                cache.follow(&mut zone, &handler.zone.load());
-                if question::is_plain(packet) {
-                    let caller = handler.caller(&zone, src.ip());
-                    if let Some(answer) = cache.get(caller, packet) {
-                        out.clear();
-                        out.extend_from_slice(answer);
-                        out[..2].copy_from_slice(&packet[..2]);
-                        send(&socket, &out, src).await;
-                    } else if let Some(answer) = slow::answer(&handler, &zone, packet, src).await {
-                        send(&socket, &answer, src).await;
-                        cache.insert(caller, packet, &answer);
-                    }
-                } else {
+            }
+            cache.follow(&mut zone, &handler.zone.load());
+            to.clear();
+            for &(i, n, src) in &got {
+                let Some(packet) = bufs.get(i).and_then(|b| b.get(..n)) else {
+                    continue;
+                };
+                if !answerable(src) {
+                    continue;
+                }
+                if !question::is_plain(packet) {
                     off_the_loop(&socket, &handler, &off_loop, packet, src);
+                    continue;
+                }
+                let caller = handler.caller(&zone, src.ip());
+                let Some(out) = answers.get_mut(to.len()) else {
+                    continue;
+                };
+                if let Some(answer) = cache.get(caller, packet) {
+                    out.clear();
+                    out.extend_from_slice(answer);
+                    out[..2].copy_from_slice(&packet[..2]);
+                } else if let Some(answer) = slow::answer(&handler, &zone, packet, src).await {
+                    cache.insert(caller, packet, &answer);
+                    *out = answer;
+                } else {
+                    continue;
+                }
+                to.push(src);
+            }
+            flush(&socket, &answers[..to.len()], &to).await;
+            // Other tasks of the thread (forwarded queries) get their turn.
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Sends `answers[i]` to `to[i]`, a batch per system call, waiting while the socket's
+/// buffer is full.
+async fn flush(socket: &UdpSocket, answers: &[Vec<u8>], to: &[SocketAddr]) {
+    let fd = socket.as_raw_fd();
+    let mut at = 0;
+    while at < to.len() {
+        match socket.try_io(Interest::WRITABLE, || {
+            batch::send(fd, &answers[at..], &to[at..])
+        }) {
+            Ok(n) => at += n.max(1),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if socket.writable().await.is_err() {
+                    return;
                 }
             }
-            served += 1;
-            if served == BATCH {
-                served = 0;
-                tokio::task::yield_now().await;
+            Err(e) => {
+                tracing::debug!("answering DNS queries: {e}");
+                at += 1;
             }
         }
     }
