@@ -84,7 +84,7 @@ pub(crate) async fn serve(socket: UdpSocket, handler: Arc<Handler>) {
     let mut zone = handler.zone.load_full();
     let mut bufs = vec![vec![0u8; MAX_DATAGRAM]; batch::BATCH];
     let mut got = Vec::with_capacity(batch::BATCH);
-    let mut answers: Vec<Vec<u8>> = vec![Vec::with_capacity(512); batch::BATCH];
+    let mut answers: Vec<Vec<u8>> = (0..batch::BATCH).map(|_| Vec::with_capacity(512)).collect();
     let mut to = Vec::with_capacity(batch::BATCH);
     let off_loop = Arc::new(Semaphore::new(SLOW_IN_FLIGHT));
     loop {
