@@ -89,6 +89,7 @@ app_master=$(pgrep -f "master process nginx -p" | head -1)
 app_worker=$(worker_of "$app_master")
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
 idle_ticks() { awk '/^cpu /{print $5 + $6}' /proc/stat; }
 # CPU seconds of this shell's finished children (wrk), from the `times` builtin, into
 # $CHILD (run in this shell: a subshell would count only its own children).
@@ -100,21 +101,22 @@ hz=$(getconf CLK_TCK)
 ncpu=$(nproc)
 
 # run <name> <port> <pid> <conns> <backend pid>: prints
-#   name conns rps p99_us cpu_us_per_req backend_us_per_req wrk_us_per_req idle_pct
+#   name conns rps p99_us cpu_us_per_req backend_us_per_req wrk_us_per_req idle_pct kernel_pct
 run() {
-  local name=$1 port=$2 pid=$3 c=$4 be=$5 before after b0 b1 i0 i1 w0 w1 out
-  before=$(ticks "$pid"); b0=$(ticks "$be"); i0=$(idle_ticks); child_secs; w0=$CHILD
+  local name=$1 port=$2 pid=$3 c=$4 be=$5 before after b0 b1 i0 i1 w0 w1 s0 s1 out
+  before=$(ticks "$pid"); s0=$(sys_ticks "$pid"); b0=$(ticks "$be"); i0=$(idle_ticks); child_secs; w0=$CHILD
   out=$(wrk -t1 -c"$c" -d"$DUR" --latency "http://127.0.0.1:$port/")
-  after=$(ticks "$pid"); b1=$(ticks "$be"); i1=$(idle_ticks); child_secs; w1=$CHILD
+  after=$(ticks "$pid"); s1=$(sys_ticks "$pid"); b1=$(ticks "$be"); i1=$(idle_ticks); child_secs; w1=$CHILD
   echo "$out" | awk -v name="$name" -v c="$c" -v dt="$((after - before))" -v db="$((b1 - b0))" \
+      -v ds="$((s1 - s0))" \
       -v di="$((i1 - i0))" -v dw="$(echo "$w1 $w0" | awk '{print $1 - $2}')" -v hz="$hz" -v ncpu="$ncpu" '
     function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
     / 99%/ { p99 = us($2) }
     /requests in/ { n = $1; secs = $4 + 0 }
     /Requests\/sec/ { rps = $2 }
     END { if (n == 0) n = 1
-      printf "%s %d %.0f %.0f %.1f %.1f %.1f %.0f\n", name, c, rps, p99, dt * 1000000 / hz / n,
-        db * 1000000 / hz / n, dw * 1000000 / n, 100 * di / hz / (secs * ncpu) }'
+      printf "%s %d %.0f %.0f %.1f %.1f %.1f %.0f %.0f\n", name, c, rps, p99, dt * 1000000 / hz / n,
+        db * 1000000 / hz / n, dw * 1000000 / n, 100 * di / hz / (secs * ncpu), dt ? 100 * ds / dt : 0 }'
 }
 
 results="$tmp/results"
@@ -131,16 +133,17 @@ done > "$results"
 echo "the server logged $(wc -l < "$tmp/server.log") lines (one access line per request) to a file"
 echo "proxy bench: wrk -t1 -d$DUR, $ROUNDS round(s), medians. cpu: the proxy's own per request (the"
 echo "backend's for direct; the whole miren server's for server); backend, wrk: theirs per request in"
-echo "the same run; idle: the machine's idle share"
-printf "%-8s %5s %9s %8s %8s %8s %8s %5s\n" target conns req/s p99_us cpu_us backend wrk idle%
+echo "the same run; idle: the machine's idle share; kernel: the share of the proxy's CPU spent in"
+echo "the kernel (system time)"
+printf "%-8s %5s %9s %8s %8s %8s %8s %5s %7s\n" target conns req/s p99_us cpu_us backend wrk idle% kernel%
 sort -k1,1 -k2,2n "$results" | awk '
-  { key = $1 " " $2; n[key]++; k = n[key]; for (f = 3; f <= 8; f++) v[key, f, k] = $f; keys[key] = 1 }
+  { key = $1 " " $2; n[key]++; k = n[key]; for (f = 3; f <= 9; f++) v[key, f, k] = $f; keys[key] = 1 }
   function med(key, f, k,   i, j, t, a) { for (i = 1; i <= k; i++) a[i] = v[key, f, i];
     for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
     return a[int((k + 1) / 2)] }
   END { for (key in keys) { split(key, p, " "); k = n[key];
-      printf "%-8s %5s %9.0f %8.0f %8.1f %8.1f %8.1f %5.0f\n", p[1], p[2], med(key, 3, k), med(key, 4, k),
-        med(key, 5, k), med(key, 6, k), med(key, 7, k), med(key, 8, k) } }' | sort -k2,2n -k1,1 | tee "$tmp/table"
+      printf "%-8s %5s %9.0f %8.0f %8.1f %8.1f %8.1f %5.0f %7.0f\n", p[1], p[2], med(key, 3, k), med(key, 4, k),
+        med(key, 5, k), med(key, 6, k), med(key, 7, k), med(key, 8, k), med(key, 9, k) } }' | sort -k2,2n -k1,1 | tee "$tmp/table"
 awk '
   { rps[$1, $2] = $3; p99[$1, $2] = $4; cpu[$1, $2] = $5; be[$1, $2] = $6; wrk[$1, $2] = $7 }
   END { for (c = 64; c <= 256; c *= 4) {

@@ -1,8 +1,10 @@
 //! Kept-alive HTTP/1 connections to one web instance. Each
-//! [`Backend`](crate::table::Backend) owns its idle list, so a request takes a
+//! [`Backend`](crate::table::Backend) owns its idle lists, so a request takes a
 //! connection without a map lookup, and an instance that leaves the table takes its
-//! connections with it.
+//! connections with it. There is a list per proxy thread (`workers`): a connection
+//! is reused by the thread whose reactor watches it.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -10,8 +12,23 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
-/// Idle connections kept per instance at most.
+/// Idle connections kept per instance and thread at most.
 const MAX_IDLE: usize = 256;
+/// Idle lists per instance: threads beyond this share lists.
+const SHARDS: usize = 8;
+
+thread_local! {
+    static SHARD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The idle lists this thread takes from and gives back to: a proxy thread's own.
+pub fn use_shard(i: usize) {
+    SHARD.with(|s| s.set(i % SHARDS));
+}
+
+fn shard() -> usize {
+    SHARD.with(Cell::get)
+}
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Starting size of a connection's read buffer (grows for large heads, up to the
 /// head limit, and for streamed bodies, up to a streaming chunk).
@@ -23,13 +40,13 @@ pub struct UpConn {
     pub buf: BytesMut,
 }
 
-/// An instance's idle connections.
+/// An instance's idle connections, a list per proxy thread.
 #[derive(Default)]
-pub struct IdleConns(Mutex<Vec<UpConn>>);
+pub struct IdleConns([Mutex<Vec<UpConn>>; SHARDS]);
 
 impl std::fmt::Debug for IdleConns {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.0.lock().map_or(0, |l| l.len());
+        let n: usize = self.0.iter().map(|l| l.lock().map_or(0, |l| l.len())).sum();
         write!(f, "IdleConns({n})")
     }
 }
@@ -39,7 +56,10 @@ impl IdleConns {
     /// reactor knows: checking costs no system call unless the socket turned readable).
     pub fn take(&self) -> Option<UpConn> {
         loop {
-            let conn = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            let conn = self.0[shard()]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop()?;
             let mut probe = [0u8; 1];
             match conn.stream.try_read(&mut probe) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(conn),
@@ -51,7 +71,7 @@ impl IdleConns {
 
     /// Gives a connection back after a complete exchange.
     pub fn put(&self, conn: UpConn) {
-        let mut idle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.0[shard()].lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push(conn);
         }

@@ -21,6 +21,7 @@
 //! - `headers`: the header rules both protocols follow; `reply`: the proxy's own
 //!   answers; `access`: the access log; `conns`: kept-alive connections per instance.
 //! - `trust`: whose `X-Forwarded-For` is believed.
+//! - `workers`: threads of the proxy's own, each serving the connections handed to it.
 //! - `statics`: `[static]` files an app's version has, served before its web.
 //!
 //! ```no_run
@@ -43,6 +44,7 @@ mod statics;
 pub mod table;
 mod trust;
 mod upstream;
+mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,6 +82,9 @@ pub struct ProxyConfig {
     pub report_every: Duration,
     /// Where versions' `[static]` files are (`None`: none are served).
     pub static_root: Option<std::path::PathBuf>,
+    /// Threads of its own serving connections, each a current-thread runtime (0:
+    /// connections are served on the runtime that runs the proxy).
+    pub threads: usize,
 }
 
 impl Default for ProxyConfig {
@@ -93,6 +98,7 @@ impl Default for ProxyConfig {
             trust_forwarded_from: Vec::new(),
             report_every: Duration::from_millis(100),
             static_root: None,
+            threads: 0,
         }
     }
 }
@@ -166,6 +172,18 @@ impl Proxy {
             self.controller.clone(),
             self.config.clone(),
         ));
+        let workers = match self.config.threads {
+            0 => None,
+            n => match workers::Workers::start(n, &forwarder) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::error!(
+                        "the proxy's {n} threads did not start ({e}); serving on the shared runtime"
+                    );
+                    None
+                }
+            },
+        };
         loop {
             let (conn, peer) = match self.listener.accept().await {
                 Ok(c) => c,
@@ -175,7 +193,12 @@ impl Proxy {
                 }
             };
             let _ = conn.set_nodelay(true);
-            tokio::spawn(h1::serve(forwarder.clone(), conn, peer));
+            match &workers {
+                Some(w) => w.hand(conn, peer),
+                None => {
+                    tokio::spawn(h1::serve(forwarder.clone(), conn, peer));
+                }
+            }
         }
     }
 }

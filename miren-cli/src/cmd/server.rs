@@ -4,18 +4,19 @@ use std::path::Path;
 
 use crate::Exit;
 use crate::cli::ServerArgs;
-use crate::server::{Options, Server, default_data_dir, socket_in};
+use crate::server::{Options, Server, access_log, default_data_dir, socket_in};
+use anyhow::Context as _;
 
 /// Where the host's resolver is named: the default upstream of service DNS.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// Logs of the server itself (not of sandboxes) on stderr; `RUST_LOG` overrides.
-/// Access lines (one per request) go through a buffer that a thread of its own
-/// writes out, so a request never waits on stderr; what is buffered is written when
-/// the returned guard is dropped. Everything else is written as it happens, in order.
-/// Per-query lines of the DNS library are debug: at `info` they would be two lines
-/// per query.
-pub fn init_tracing(default: &str) -> tracing_appender::non_blocking::WorkerGuard {
+/// Access lines (one per request) are batched per proxy thread and written by a thread
+/// of their own (`server::access_log`), so a request never waits on stderr; what is
+/// buffered is written when the returned guard is dropped. Everything else is written
+/// as it happens, in order. Per-query lines of the DNS library are debug: at `info`
+/// they would be two lines per query.
+pub fn init_tracing(default: &str) -> anyhow::Result<access_log::Guard> {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
@@ -26,14 +27,8 @@ pub fn init_tracing(default: &str) -> tracing_appender::non_blocking::WorkerGuar
     });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let is_access = |m: &tracing::Metadata<'_>| m.target() == miren_proxy::ACCESS_TARGET;
-    let (buffered, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(1 << 16)
-        // The writer thread writes whatever queued up in one go (it flushes when the
-        // queue is empty): one system call per batch of lines, not per request.
-        .finish(std::io::BufWriter::with_capacity(
-            1 << 16,
-            std::io::stderr(),
-        ));
+    let (access, guard) = access_log::AccessLog::new(Box::new(std::io::stderr()), ansi)
+        .context("starting the access log's thread")?;
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(
@@ -45,15 +40,9 @@ pub fn init_tracing(default: &str) -> tracing_appender::non_blocking::WorkerGuar
                     !is_access(m)
                 })),
         )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(buffered)
-                .with_ansi(ansi)
-                .with_target(false)
-                .with_filter(tracing_subscriber::filter::filter_fn(is_access)),
-        )
+        .with(access.with_filter(tracing_subscriber::filter::filter_fn(is_access)))
         .try_init();
-    guard
+    Ok(guard)
 }
 
 /// Raises the soft limit on open files to the hard one, as a server that holds two
@@ -89,7 +78,7 @@ pub async fn stop_signal() {
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
-    let _log = init_tracing("info");
+    let _log = init_tracing("info")?;
     raise_open_files_limit();
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let api_socket = args.api_socket.unwrap_or_else(|| socket_in(&data_dir));

@@ -19,7 +19,7 @@ use crate::server::rollout::{Rollout, Start};
 use crate::server::{Options, Server, socket_in};
 
 pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
-    let _log = init_tracing("warn");
+    let _log = init_tracing("warn")?;
     raise_open_files_limit();
     let said = |e: ClientError| {
         eprintln!("error: {e}");

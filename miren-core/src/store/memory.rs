@@ -5,14 +5,14 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::watch::Hub;
+use super::watch::WatchHub;
 use super::{Op, Revision, Store, StoreError, Versioned, Watch, WatchEvent, check};
 
 /// A [`Store`] in memory: same contract as the durable one, nothing on disk.
 #[derive(Debug)]
 pub struct MemoryStore {
     state: Mutex<State>,
-    hub: Hub,
+    hub: WatchHub,
 }
 
 #[derive(Debug, Default)]
@@ -26,7 +26,7 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self {
             state: Mutex::new(State::default()),
-            hub: Hub::new(),
+            hub: WatchHub::new(),
         }
     }
 

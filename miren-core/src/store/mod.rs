@@ -27,7 +27,7 @@ use thiserror::Error;
 pub use self::redb::RedbStore;
 pub use memory::MemoryStore;
 pub use reflector::{Progress, Projection, Reader, Reflector};
-pub use watch::{Watch, WatchEvent};
+pub use watch::{Watch, WatchEvent, WatchHub};
 
 /// A store-wide write counter; 0 means "never written".
 pub type Revision = u64;
@@ -176,4 +176,4 @@ fn check(op: &Op, current: Revision) -> Result<(), StoreError> {
 }
 
 #[cfg(test)]
-mod contract;
+mod contract_tests;

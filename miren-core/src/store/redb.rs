@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::watch::Hub;
+use super::watch::WatchHub;
 use super::{Op, Revision, Store, StoreError, Versioned, Watch, WatchEvent, check};
 
 /// key → (revision of last write, value).
@@ -28,7 +28,7 @@ pub struct RedbStore {
 #[derive(Debug)]
 struct Inner {
     db: Database,
-    hub: Hub,
+    hub: WatchHub,
     /// Serializes commit + publish, so watchers see transactions in commit order.
     write: Mutex<()>,
 }
@@ -56,7 +56,7 @@ impl RedbStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
-                hub: Hub::new(),
+                hub: WatchHub::new(),
                 write: Mutex::new(()),
             }),
         })

@@ -42,20 +42,33 @@ impl WatchEvent {
 /// How many committed transactions a slow watcher may fall behind.
 const BACKLOG: usize = 4096;
 
-/// Fans committed changes out to watchers.
+/// Fans committed changes out to watchers: every store's [`Store::watch`] is a
+/// subscription to one. A store kept elsewhere (etcd) feeds its own from the remote
+/// watch stream, and publishes [`WatchEvent::Lagged`] when it could not resume one
+/// without a gap.
+///
+/// [`Store::watch`]: super::Store::watch
 #[derive(Debug)]
-pub(super) struct Hub {
+pub struct WatchHub {
     tx: broadcast::Sender<Arc<Vec<WatchEvent>>>,
 }
 
-impl Hub {
-    pub(super) fn new() -> Self {
+impl Default for WatchHub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WatchHub {
+    /// A hub nobody watches yet.
+    pub fn new() -> Self {
         Self {
             tx: broadcast::channel(BACKLOG).0,
         }
     }
 
-    pub(super) fn subscribe(&self, prefix: &str) -> Watch {
+    /// Changes under `prefix` published from now on.
+    pub fn subscribe(&self, prefix: &str) -> Watch {
         Watch {
             rx: self.tx.subscribe(),
             prefix: prefix.to_string(),
@@ -63,8 +76,9 @@ impl Hub {
         }
     }
 
-    /// Publishes one transaction's changes (no receivers is fine).
-    pub(super) fn publish(&self, events: Vec<WatchEvent>) {
+    /// Publishes one transaction's changes (no receivers is fine); a `Lagged` reaches
+    /// every watcher.
+    pub fn publish(&self, events: Vec<WatchEvent>) {
         if !events.is_empty() {
             let _ = self.tx.send(Arc::new(events));
         }
@@ -100,7 +114,7 @@ impl Watch {
         self.pending.extend(
             batch
                 .iter()
-                .filter(|e| e.key().is_some_and(|k| k.starts_with(prefix.as_str())))
+                .filter(|e| e.key().is_none_or(|k| k.starts_with(prefix.as_str())))
                 .cloned(),
         );
     }

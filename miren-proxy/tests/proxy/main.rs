@@ -44,6 +44,15 @@ struct Harness {
     addr: std::net::SocketAddr,
     client: Client<HttpConnector, Body>,
     dir: tempfile::TempDir,
+    proxy: tokio::task::JoinHandle<()>,
+}
+
+/// How `miren server` runs its proxy: connections served on threads of its own.
+fn on_threads() -> ProxyConfig {
+    ProxyConfig {
+        threads: 2,
+        ..ProxyConfig::default()
+    }
 }
 
 impl Harness {
@@ -70,7 +79,7 @@ impl Harness {
         .expect("proxy");
         let addr = proxy.local_addr();
         let table = proxy.progress();
-        tokio::spawn(proxy.run());
+        let proxy = tokio::spawn(proxy.run());
         let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
         Self {
             ctl,
@@ -81,6 +90,7 @@ impl Harness {
             addr,
             client,
             dir,
+            proxy,
         }
     }
 
@@ -309,7 +319,7 @@ impl LoadLoop {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_one_of_two_instances_under_load_fails_no_get() {
-    let h = Arc::new(Harness::new(ProxyConfig::default()).await);
+    let h = Arc::new(Harness::new(on_threads()).await);
     h.deploy(&web_app("shop", FIXED_2)).await;
     h.route("shop.example", "shop").await;
     let load = LoadLoop::start(&h, "shop.example");
@@ -342,7 +352,7 @@ async fn killing_one_of_two_instances_under_load_fails_no_get() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redeploy_under_load_fails_no_request() {
-    let h = Arc::new(Harness::new(ProxyConfig::default()).await);
+    let h = Arc::new(Harness::new(on_threads()).await);
     h.deploy(&web_app("shop", FIXED_2)).await;
     h.route("shop.example", "shop").await;
     let load = LoadLoop::start(&h, "shop.example");
@@ -402,7 +412,7 @@ async fn scale_from_zero_holds_requests_and_answers_them_all() {
     let h = Arc::new(
         Harness::new(ProxyConfig {
             hold_timeout: Duration::from_secs(5),
-            ..ProxyConfig::default()
+            ..on_threads()
         })
         .await,
     );
@@ -439,7 +449,7 @@ async fn scale_from_zero_holds_requests_and_answers_them_all() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_requests_are_shared_among_the_instances_that_become_ready() {
-    let h = Arc::new(Harness::new(ProxyConfig::default()).await);
+    let h = Arc::new(Harness::new(on_threads()).await);
     let to_zero = TO_ZERO.replace("requests_per_instance = 10", "requests_per_instance = 2");
     h.deploy(&web_app("shop", &to_zero)).await;
     h.route("shop.example", "shop").await;
@@ -841,8 +851,47 @@ async fn http1_details_on_raw_connections() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_on_threads_of_its_own_serves_every_connection_and_closes_them_when_stopped() {
+    let h = Harness::new(on_threads()).await;
+    h.deploy(&web_app("shop", FIXED_2)).await;
+    h.route("shop.example", "shop").await;
+    // Eight kept-alive connections, handed out over the two threads: each gets three
+    // answers in turn.
+    let mut conns = Vec::new();
+    for _ in 0..8 {
+        let c = tokio::net::TcpStream::connect(h.addr)
+            .await
+            .expect("connect");
+        conns.push(tokio::io::BufReader::new(c));
+    }
+    for round in 0..3 {
+        for (i, c) in conns.iter_mut().enumerate() {
+            let req = format!("GET /?c={i}&r={round} HTTP/1.1\r\nHost: shop.example\r\n\r\n");
+            c.get_mut().write_all(req.as_bytes()).await.expect("write");
+            let (head, body) = read_response(c, false).await;
+            assert!(head.starts_with("HTTP/1.1 200"), "{i}/{round}: {head}");
+            assert!(body.starts_with("web "), "{body}");
+        }
+    }
+    // Stopping the proxy stops its threads: every client sees its connection closed,
+    // and nothing accepts any more.
+    h.proxy.abort();
+    for c in &mut conns {
+        assert_eq!(read_until_closed(c.get_mut()).await, "");
+    }
+    let refused = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(h.addr),
+    )
+    .await
+    .expect("an answer to connect");
+    assert!(refused.is_err(), "the listener is closed");
+    h.ctl.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_that_drops_kept_alive_connections_fails_no_request() {
-    let h = Harness::new(ProxyConfig::default()).await;
+    let h = Harness::new(on_threads()).await;
     let app = web_app("shop", "mode = \"fixed\"\nnum_instances = 1").replace(
         "command = \"MIREN_TEST_ROLE=web exec",
         "command = \"ONESHOT=1 MIREN_TEST_ROLE=web exec",
@@ -899,7 +948,7 @@ async fn an_app_slower_than_the_upstream_timeout_gets_504() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_mixed_traffic_gets_every_answer_right() {
-    let h = Arc::new(Harness::new(ProxyConfig::default()).await);
+    let h = Arc::new(Harness::new(on_threads()).await);
     h.deploy(&web_app("shop", FIXED_2)).await;
     h.route("shop.example", "shop").await;
     // 16 clients × 40 requests: uploads with a length or chunked, downloads, plain

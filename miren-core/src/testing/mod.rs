@@ -1,5 +1,9 @@
 //! Helpers for tests and benchmarks of embedders (feature `test-util`).
 
+mod store_contract;
+
+pub use store_contract::store_contract;
+
 use std::path::Path;
 
 use crate::artifact::{ArtifactStore, pack_dir};
