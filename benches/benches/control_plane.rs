@@ -171,6 +171,7 @@ async fn proxy_table(ctl: &Controller, store: &dyn Store) {
                 }
             }
             WatchEvent::Lagged => panic!("the watch lagged"),
+            WatchEvent::Progress { .. } => {}
         }
     }
     let updated = routing.publish(&table, 0).expect("a new table");

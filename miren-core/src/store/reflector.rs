@@ -259,6 +259,7 @@ impl<P: Projection> Follower<P> {
                 (key.as_str(), *revision)
             }
             WatchEvent::Lagged => return Err(Relist),
+            WatchEvent::Progress { revision } => return Ok(*revision),
         };
         let Some(key) = Key::parse(raw) else {
             return Ok(revision);

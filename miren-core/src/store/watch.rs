@@ -28,13 +28,20 @@ pub enum WatchEvent {
     },
     /// The watcher fell behind and events were dropped: re-list, then go on.
     Lagged,
+    /// Every change up to `revision` has been delivered, though none of them was
+    /// under this prefix (a store whose revisions also count writes elsewhere, as
+    /// etcd's do: a follower waiting for a revision learns it has it).
+    Progress {
+        /// The revision reached.
+        revision: Revision,
+    },
 }
 
 impl WatchEvent {
     fn key(&self) -> Option<&str> {
         match self {
             WatchEvent::Put { key, .. } | WatchEvent::Delete { key, .. } => Some(key),
-            WatchEvent::Lagged => None,
+            WatchEvent::Lagged | WatchEvent::Progress { .. } => None,
         }
     }
 }
@@ -76,8 +83,8 @@ impl WatchHub {
         }
     }
 
-    /// Publishes one transaction's changes (no receivers is fine); a `Lagged` reaches
-    /// every watcher.
+    /// Publishes one transaction's changes (no receivers is fine); `Lagged` and
+    /// `Progress` reach every watcher.
     pub fn publish(&self, events: Vec<WatchEvent>) {
         if !events.is_empty() {
             let _ = self.tx.send(Arc::new(events));

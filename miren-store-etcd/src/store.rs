@@ -1,0 +1,225 @@
+//! [`EtcdStore`]: the [`Store`] contract on etcd.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{Client, ConnectOptions, GetOptions, KvClient};
+use miren_core::store::{Op, Revision, Store, StoreError, Versioned, Watch, WatchHub};
+
+use crate::address::EtcdAddress;
+use crate::follow::Follower;
+use crate::txn::{self, from_etcd};
+
+/// How long one call may wait for the cluster (a member down is noticed by the keep-
+/// alive, and the client goes on to another member; no quorum fails the call).
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Keys per page of a listing (etcd answers are capped in size; a page is one
+/// revision, so the whole listing is one consistent snapshot).
+const PAGE: i64 = 500;
+
+/// The cluster state in etcd, under one key prefix.
+pub struct EtcdStore {
+    kv: KvClient,
+    prefix: String,
+    endpoints: String,
+    hub: Arc<WatchHub>,
+    follower: Follower,
+}
+
+/// Why [`EtcdStore::connect`] failed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no etcd answers at {endpoints} ({why}): is etcd running there, and reachable from this machine?"
+)]
+pub struct ConnectError {
+    endpoints: String,
+    why: String,
+}
+
+impl EtcdStore {
+    /// Connects to the cluster and starts following it; fails clearly when no member
+    /// answers within a few seconds.
+    pub async fn connect(address: EtcdAddress) -> Result<Self, ConnectError> {
+        let endpoints = address
+            .endpoints
+            .iter()
+            .map(|e| e.trim_start_matches("http://"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let failed = |why: String| ConnectError {
+            endpoints: endpoints.clone(),
+            why,
+        };
+        let options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            .with_keep_alive_while_idle(true)
+            // A member cut off from the others fails calls instead of answering stale.
+            .with_require_leader(true);
+        let client = bounded(Client::connect(&address.endpoints, Some(options)))
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let mut kv = client.kv_client();
+        let now = current_revision(&mut kv, &address.prefix)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let hub = Arc::new(WatchHub::new());
+        let follower = Follower::start(client, address.prefix.clone(), hub.clone(), now + 1);
+        Ok(Self {
+            kv,
+            prefix: address.prefix,
+            endpoints,
+            hub,
+            follower,
+        })
+    }
+
+    /// The members it was given, for messages.
+    pub fn endpoints(&self) -> &str {
+        &self.endpoints
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// A key read back, without the prefix.
+    fn ours(&self, raw: &[u8]) -> Result<String, StoreError> {
+        let key = raw.strip_prefix(self.prefix.as_bytes()).unwrap_or(raw);
+        String::from_utf8(key.to_vec()).map_err(|_| {
+            StoreError::Backend(
+                format!(
+                    "a key under {} is not UTF-8: {}",
+                    self.prefix,
+                    String::from_utf8_lossy(raw)
+                )
+                .into(),
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl Store for EtcdStore {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        let mut kv = self.kv.clone();
+        let resp = bounded(kv.get(self.key(key), None)).await?;
+        Ok(resp.kvs().first().map(|kv| Versioned {
+            value: kv.value().to_vec(),
+            revision: from_etcd(kv.mod_revision()),
+        }))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<(Vec<(String, Versioned)>, Revision), StoreError> {
+        let mut kv = self.kv.clone();
+        let start = self.key(prefix).into_bytes();
+        let end = range_end(&start);
+        let mut items = Vec::new();
+        let mut from = start;
+        let mut at = 0;
+        loop {
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if at > 0 {
+                options = options.with_revision(at);
+            }
+            let resp = bounded(kv.get(from.clone(), Some(options))).await?;
+            if at == 0 {
+                at = resp.header().map_or(0, |h| h.revision());
+            }
+            for kv in resp.kvs() {
+                items.push((
+                    self.ours(kv.key())?,
+                    Versioned {
+                        value: kv.value().to_vec(),
+                        revision: from_etcd(kv.mod_revision()),
+                    },
+                ));
+            }
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => break,
+            }
+        }
+        Ok((items, from_etcd(at)))
+    }
+
+    async fn txn(&self, ops: Vec<Op>) -> Result<Revision, StoreError> {
+        if ops.is_empty() {
+            return self.revision().await;
+        }
+        let mut kv = self.kv.clone();
+        let resp = bounded(kv.txn(txn::build(&self.prefix, &ops)))
+            .await
+            .map_err(|e| match e {
+                StoreError::Backend(b) if b.to_string().contains("too many operations") => {
+                    StoreError::Backend(
+                        format!(
+                            "{b}: a transaction here writes {} keys; start etcd with a larger --max-txn-ops",
+                            ops.len()
+                        )
+                        .into(),
+                    )
+                }
+                e => e,
+            })?;
+        if resp.succeeded() {
+            Ok(from_etcd(resp.header().map_or(0, |h| h.revision())))
+        } else {
+            Err(txn::conflict(&ops, &resp))
+        }
+    }
+
+    fn watch(&self, prefix: &str) -> Watch {
+        self.hub.subscribe(prefix)
+    }
+
+    async fn revision(&self) -> Result<Revision, StoreError> {
+        let mut kv = self.kv.clone();
+        let now = current_revision(&mut kv, &self.prefix).await?;
+        // Watchers learn they have everything up to now even when the last writes
+        // were not theirs (etcd's revision counts every key of the cluster).
+        self.follower.ask_progress();
+        Ok(from_etcd(now))
+    }
+}
+
+/// The cluster's revision now.
+pub(crate) async fn current_revision(kv: &mut KvClient, prefix: &str) -> Result<i64, StoreError> {
+    let resp = bounded(kv.get(prefix, Some(GetOptions::new().with_count_only()))).await?;
+    Ok(resp.header().map_or(0, |h| h.revision()))
+}
+
+/// A call to etcd, at most [`CALL_TIMEOUT`].
+pub(crate) async fn bounded<T>(
+    call: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(StoreError::Backend(Box::new(e))),
+        Err(_) => Err(StoreError::Backend(
+            format!(
+                "etcd did not answer within {} s (a majority of its members down?)",
+                CALL_TIMEOUT.as_secs()
+            )
+            .into(),
+        )),
+    }
+}
+
+/// The end of the range of keys starting with `prefix` (etcd's `range_end`).
+fn range_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xff (or empty): to the end of the keyspace.
+    vec![0]
+}
