@@ -1,9 +1,13 @@
 //! Control plane at scale (SPEC §12): N apps × 3 services deployed at once on the
 //! fake (no-op) runtime, until every version is active and every sandbox running.
-//! Reports the time to converge and the memory per sandbox, for 100, 1,000 and 5,000
-//! apps. Each size runs in a fresh child process so its RSS is its own.
+//! Reports the time to converge, the memory per sandbox and the store writes
+//! (transactions) per deploy, for 100, 1,000 and 5,000 apps, on each store: in memory,
+//! redb (the single-node server's) and etcd (three members on loopback, started here
+//! when `etcd` is installed; more than one machine). Each run is a fresh child process
+//! so its RSS is its own.
 //!
-//! `cargo bench -p miren-benches --bench control_plane` (add `-- 1000` for one size).
+//! `cargo bench -p miren-benches --bench control_plane` (add `-- 1000` for one size,
+//! `-- --store etcd` for one store).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +17,7 @@ use miren_core::config::resolve;
 use miren_core::controller::{Controller, ControllerConfig, DeployRequest};
 use miren_core::model::{SandboxStatus, SourceInfo, VersionState};
 use miren_core::runtime::fake::FakeRuntime;
-use miren_core::store::{MemoryStore, Store};
+use miren_core::store::{MemoryStore, RedbStore, Store};
 
 const SIZES: [usize; 3] = [100, 1_000, 5_000];
 const CHILD: &str = "MIREN_BENCH_APPS";
@@ -41,7 +45,27 @@ port = 6379
     )
 }
 
-fn run(apps: usize) {
+/// The store of one run, and what keeps it alive.
+async fn open_store(
+    kind: &str,
+    dir: &std::path::Path,
+) -> (Arc<dyn Store>, Option<Box<dyn std::any::Any>>) {
+    match kind {
+        "memory" => (Arc::new(MemoryStore::new()), None),
+        "redb" => (
+            Arc::new(RedbStore::open(&dir.join("state.redb")).expect("redb")),
+            None,
+        ),
+        "etcd" => {
+            let etcd = miren_store_etcd::testing::Cluster::start(3).await;
+            let store = etcd.store("bench").await;
+            (Arc::new(store), Some(Box::new(etcd)))
+        }
+        other => panic!("no store {other} (memory, redb, etcd)"),
+    }
+}
+
+fn run(apps: usize, kind: &str) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -54,10 +78,11 @@ fn run(apps: usize) {
         let configs: Vec<_> = (0..apps)
             .map(|i| resolve(&app_toml(i)).expect("valid"))
             .collect();
+        let (store, _keep) = open_store(kind, dir.path()).await;
         let base = miren_core::testing::rss_kib();
-        let store = Arc::new(MemoryStore::new());
+        let revision0 = store.revision().await.expect("revision");
         let ctl = Controller::start(
-            store.clone() as Arc<dyn Store>,
+            store.clone(),
             Arc::new(FakeRuntime::new()),
             ControllerConfig::new(artifacts),
         )
@@ -98,15 +123,18 @@ fn run(apps: usize) {
         let took = t0.elapsed();
         let rss = miren_core::testing::rss_kib().saturating_sub(base);
         let sandboxes = apps * 3;
-        let keys = store.list("").await.expect("list").0.len();
+        let (items, revision) = store.list("").await.expect("list");
+        let keys = items.len();
+        let writes = revision - revision0;
         assert!(converged && active == apps, "did not converge: {active}/{apps} active");
         println!(
-            "{apps:>6} apps  {sandboxes:>6} sandboxes  converged in {:>8.1} ms  ({:>5.1} µs/sandbox)  \
-             memory +{:>7} KiB  ({:>5.2} KiB/sandbox)  {keys} store keys",
+            "{kind:<6} {apps:>6} apps  {sandboxes:>6} sandboxes  converged in {:>8.1} ms  ({:>5.1} µs/sandbox)  \
+             memory +{:>7} KiB  ({:>5.2} KiB/sandbox)  {keys} store keys  {writes} store writes ({:.1} per deploy)",
             took.as_secs_f64() * 1e3,
             took.as_secs_f64() * 1e6 / sandboxes as f64,
             rss,
             rss as f64 / sandboxes as f64,
+            writes as f64 / apps as f64,
         );
         proxy_table(&ctl, store.as_ref()).await;
     });
@@ -186,27 +214,43 @@ async fn proxy_table(ctl: &Controller, store: &dyn Store) {
 }
 
 fn main() {
-    if let Some(n) = std::env::var(CHILD).ok().and_then(|v| v.parse().ok()) {
-        run(n);
+    if let Some((n, kind)) = std::env::var(CHILD)
+        .ok()
+        .as_deref()
+        .and_then(|v| v.split_once(':'))
+        && let Ok(n) = n.parse()
+    {
+        run(n, kind);
         return;
     }
-    // `cargo bench` passes `--bench`; a bare number picks one size.
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    // `cargo bench` passes `--bench`; a bare number picks one size, `--store S` a store.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() {
         SIZES.to_vec()
     } else {
         sizes
     };
+    let mut stores: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "--store")
+        .map(|w| w[1].as_str())
+        .collect();
+    if stores.is_empty() {
+        stores = vec!["memory", "redb"];
+        if miren_store_etcd::testing::etcd_installed() {
+            stores.push("etcd");
+        }
+    }
     println!("control plane: N apps × 3 services on the no-op runtime, deployed at once");
     let exe = std::env::current_exe().expect("exe");
     for n in sizes {
-        let status = std::process::Command::new(&exe)
-            .env(CHILD, n.to_string())
-            .status()
-            .expect("child");
-        assert!(status.success(), "size {n} failed");
+        for kind in &stores {
+            let status = std::process::Command::new(&exe)
+                .env(CHILD, format!("{n}:{kind}"))
+                .status()
+                .expect("child");
+            assert!(status.success(), "size {n} on {kind} failed");
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! - `store`: [`EtcdStore`], the [`Store`] implementation.
 //! - `txn`: a transaction's ops as an etcd `Txn`, and what a failed one found.
 //! - `follow`: the watch stream, kept going across broken connections and compaction.
+//! - [`testing`] (feature `test-util`): real etcd members on loopback, for tests.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,6 +26,9 @@ mod address;
 mod follow;
 mod store;
 mod txn;
+
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use address::{BadAddress, EtcdAddress};
 pub use store::{ConnectError, EtcdStore};

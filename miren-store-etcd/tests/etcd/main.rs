@@ -3,14 +3,13 @@
 //! three-member cluster losing members. Skipped, saying so, where etcd is not
 //! installed; `MIREN_TEST_ETCD=1` (CI) requires them.
 
-mod cluster;
 mod relay;
 
 use std::time::Duration;
 
-use cluster::{Cluster, etcd_installed};
 use miren_core::store::{Op, Store, StoreError, Watch, WatchEvent};
 use miren_store_etcd::EtcdStore;
+use miren_store_etcd::testing::{Cluster, etcd_installed};
 use relay::Relay;
 
 /// The next key change (progress reports skipped), within 10 s.

@@ -1,13 +1,14 @@
-//! Real etcd members on loopback for the tests: each on free ports with its own data
-//! dir, killed when the test ends.
+//! Real etcd members on loopback for tests and benchmarks (feature `test-util`): each
+//! on free ports with its own data dir, killed when the [`Cluster`] is dropped. Its
+//! calls panic when etcd misbehaves: they are for tests.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use miren_store_etcd::{EtcdAddress, EtcdStore};
+use crate::{EtcdAddress, EtcdStore};
 
-/// `None` (the test skips, saying so) when etcd is not installed, unless
-/// `MIREN_TEST_ETCD=1` (CI) requires it.
+/// Whether `etcd` can be run here. When not, says the test skips, and panics instead
+/// when `MIREN_TEST_ETCD=1` (CI) requires it.
 pub fn etcd_installed() -> bool {
     let found = Command::new("etcd")
         .arg("--version")
@@ -25,6 +26,7 @@ pub fn etcd_installed() -> bool {
     found
 }
 
+/// One member of a [`Cluster`].
 struct Member {
     name: String,
     client: u16,
