@@ -168,6 +168,14 @@ pub struct ServerArgs {
     /// front; repeatable). Anyone else's is replaced by their own address.
     #[arg(long, value_name = "CIDR")]
     pub trust_forwarded_from: Vec<miren_proxy::Cidr>,
+    /// Keep the cluster state in etcd instead of the data dir:
+    /// `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]`. One server leads the cluster and runs
+    /// its controller.
+    #[arg(long, value_name = "etcd://HOST:PORT")]
+    pub store: Option<miren_store_etcd::EtcdAddress>,
+    /// This node's name in the cluster (default: the host name).
+    #[arg(long, value_name = "NAME", requires = "store")]
+    pub node: Option<String>,
 }
 
 /// `miren deploy`.

@@ -10,6 +10,7 @@
 //! - `store`: [`EtcdStore`], the [`Store`] implementation.
 //! - `txn`: a transaction's ops as an etcd `Txn`, and what a failed one found.
 //! - `follow`: the watch stream, kept going across broken connections and compaction.
+//! - `leader`: which node runs the controller — the holder of a leased key.
 //! - [`testing`] (feature `test-util`): real etcd members on loopback, for tests.
 //!
 //! ```no_run
@@ -24,6 +25,7 @@
 
 mod address;
 mod follow;
+mod leader;
 mod store;
 mod txn;
 
@@ -31,4 +33,5 @@ mod txn;
 pub mod testing;
 
 pub use address::{BadAddress, EtcdAddress};
+pub use leader::{LEASE_TTL, LeadError, Leadership};
 pub use store::{ConnectError, EtcdStore};

@@ -21,6 +21,7 @@ const PAGE: i64 = 500;
 
 /// The cluster state in etcd, under one key prefix.
 pub struct EtcdStore {
+    client: Client,
     kv: KvClient,
     prefix: String,
     endpoints: String,
@@ -66,14 +67,22 @@ impl EtcdStore {
             .await
             .map_err(|e| failed(e.to_string()))?;
         let hub = Arc::new(WatchHub::new());
-        let follower = Follower::start(client, address.prefix.clone(), hub.clone(), now + 1);
+        let follower =
+            Follower::start(client.clone(), address.prefix.clone(), hub.clone(), now + 1);
         Ok(Self {
+            client,
             kv,
             prefix: address.prefix,
             endpoints,
             hub,
             follower,
         })
+    }
+
+    /// Makes `node` the cluster's leader (the one node that runs the controller), or
+    /// says which node is.
+    pub async fn lead(&self, node: &str) -> Result<crate::Leadership, crate::LeadError> {
+        crate::leader::lead(&self.client, &format!("{}leader", self.prefix), node).await
     }
 
     /// The members it was given, for messages.

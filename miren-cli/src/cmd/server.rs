@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::Exit;
 use crate::cli::ServerArgs;
-use crate::server::{Options, Server, access_log, default_data_dir, socket_in};
+use crate::server::{ClusterOptions, Options, Server, access_log, default_data_dir, socket_in};
 use anyhow::Context as _;
 
 /// Where the host's resolver is named: the default upstream of service DNS.
@@ -95,11 +95,24 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
             .filter(|up| *up != args.dns_addr),
         sandbox_user: args.sandbox_user,
         trust_forwarded_from: args.trust_forwarded_from,
+        cluster: match args.store {
+            None => None,
+            Some(store) => Some(ClusterOptions {
+                store,
+                node: match args.node {
+                    Some(n) => n,
+                    None => nix::unistd::gethostname()
+                        .context("naming this node (give --node NAME)")?
+                        .to_string_lossy()
+                        .into_owned(),
+                },
+            }),
+        },
     };
     let opts_upstream = opts.dns_upstream;
     // Installed before anything starts, so a signal during startup still stops cleanly.
     let stop = tokio::spawn(stop_signal());
-    let server = match Server::start(opts).await {
+    let mut server = match Server::start(opts).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -129,8 +142,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
             api_socket.display()
         );
     }
-    let _ = stop.await;
-    tracing::info!("stopping: every sandbox gets its grace period");
-    server.shutdown().await?;
-    Ok(Exit::Ok)
+    tokio::select! {
+        _ = stop => {
+            tracing::info!("stopping: every sandbox gets its grace period");
+            server.shutdown().await?;
+            Ok(Exit::Ok)
+        }
+        why = server.lost_leadership() => {
+            tracing::error!("this node no longer leads the cluster ({why}): stopping at once");
+            server.shutdown().await?;
+            Ok(Exit::Failed)
+        }
+    }
 }

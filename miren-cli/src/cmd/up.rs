@@ -60,6 +60,7 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         dns_upstream: miren_dns::forward::system_resolver(Path::new(RESOLV_CONF)),
         sandbox_user: None,
         trust_forwarded_from: Vec::new(),
+        cluster: None,
     })
     .await
     {

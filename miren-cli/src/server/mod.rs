@@ -58,6 +58,17 @@ pub struct Options {
     pub sandbox_user: Option<String>,
     /// Clients whose `X-Forwarded-For` the proxy keeps.
     pub trust_forwarded_from: Vec<miren_proxy::Cidr>,
+    /// The cluster state in etcd (`None`: the embedded store in the data dir).
+    pub cluster: Option<ClusterOptions>,
+}
+
+/// Where a cluster's state lives and who this node is.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// The etcd members and the key prefix.
+    pub store: miren_store_etcd::EtcdAddress,
+    /// This node's name.
+    pub node: String,
 }
 
 /// A running server.
@@ -84,6 +95,8 @@ pub struct Server {
     tasks: Vec<JoinHandle<()>>,
     /// Where the proxy and DNS run.
     data_plane: DataPlane,
+    /// This node's lead of the cluster, on the etcd store.
+    leadership: Option<miren_store_etcd::Leadership>,
 }
 
 /// The threads the proxy and DNS run on, apart from the API's and the controller's.
@@ -157,17 +170,12 @@ impl Server {
         // Sandboxes running as their own user walk through it to their code.
         let mode = if sandbox_user.is_some() { 0o711 } else { 0o700 };
         data_dir::prepare(data, mode)?;
-        let store: Arc<dyn Store> = match RedbStore::open(&data.join("state.redb")) {
-            Ok(s) => {
-                data_dir::private_file(&data.join("state.redb"))?;
-                Arc::new(s)
+        let (store, leadership) = match &opts.cluster {
+            None => (open_embedded_store(data)?, None),
+            Some(cluster) => {
+                let (store, lead) = join_cluster(cluster).await?;
+                (store, Some(lead))
             }
-            Err(StoreError::Locked { .. }) => bail!(
-                "another miren server is already using {} (its API: {})",
-                data.display(),
-                socket_in(data).display()
-            ),
-            Err(e) => return Err(e).context("opening the state store"),
         };
 
         // The proxy and DNS answer on threads of their own: no deploy, API call or
@@ -335,7 +343,17 @@ impl Server {
             socket,
             tasks,
             data_plane,
+            leadership,
         })
+    }
+
+    /// Resolves, saying why, when this node no longer leads its cluster (then it must
+    /// stop at once: another node runs the controller); never on the embedded store.
+    pub async fn lost_leadership(&mut self) -> String {
+        match &mut self.leadership {
+            Some(l) => l.lost().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// Stops every sandbox (with its grace period), then everything else.
@@ -350,6 +368,48 @@ impl Server {
         self.logs.flush().await;
         let _ = std::fs::remove_file(&self.socket);
         result.context("stopping sandboxes")
+    }
+}
+
+/// The embedded store in the data dir (one server per data dir).
+fn open_embedded_store(data: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    match RedbStore::open(&data.join("state.redb")) {
+        Ok(s) => {
+            data_dir::private_file(&data.join("state.redb"))?;
+            Ok(Arc::new(s))
+        }
+        Err(StoreError::Locked { .. }) => bail!(
+            "another miren server is already using {} (its API: {})",
+            data.display(),
+            socket_in(data).display()
+        ),
+        Err(e) => Err(e).context("opening the state store"),
+    }
+}
+
+/// The cluster's store in etcd, with this node leading it. Until standby nodes exist
+/// (SPEC §15), a node that finds another leading stops with that said.
+async fn join_cluster(
+    cluster: &ClusterOptions,
+) -> anyhow::Result<(Arc<dyn Store>, miren_store_etcd::Leadership)> {
+    let store = miren_store_etcd::EtcdStore::connect(cluster.store.clone())
+        .await
+        .context("--store")?;
+    match store.lead(&cluster.node).await {
+        Ok(lead) => {
+            tracing::info!(
+                "node `{}` leads the cluster in etcd at {} (keys under {})",
+                cluster.node,
+                store.endpoints(),
+                cluster.store.prefix
+            );
+            Ok((Arc::new(store), lead))
+        }
+        Err(miren_store_etcd::LeadError::Held { holder }) => bail!(
+            "node `{holder}` leads the cluster at {}: this server does not start (nodes that stand by and take over are not built yet); start it when `{holder}` has stopped, or with `--node {holder}` if it is that node restarting",
+            store.endpoints()
+        ),
+        Err(e) => Err(e).context("electing the cluster's leader in etcd"),
     }
 }
 

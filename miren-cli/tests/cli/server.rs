@@ -22,6 +22,7 @@ mod attach;
 mod conventions;
 mod docker;
 mod env;
+mod etcd;
 mod health;
 mod isolation;
 mod logs;

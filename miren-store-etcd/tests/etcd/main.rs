@@ -259,3 +259,46 @@ async fn three_members_go_on_without_one_and_refuse_writes_without_two_losing_no
     }
     assert_eq!(seen, ["apps/1", "apps/2", "apps/4"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_leads_at_a_time_and_learns_when_it_no_longer_does() {
+    if !etcd_installed() {
+        return;
+    }
+    let mut etcd = Cluster::start(1).await;
+    let store = etcd.store("lead").await;
+    let a = store.lead("a").await.unwrap_or_else(|e| panic!("{e}"));
+    match store.lead("b").await {
+        Err(e @ miren_store_etcd::LeadError::Held { .. }) => {
+            assert_eq!(e.to_string(), "node `a` leads this cluster");
+        }
+        other => panic!("b led while a did: {:?}", other.err()),
+    }
+    // The same node, restarted before its old lease lapsed, leads again at once.
+    let a_again = store.lead("a").await.unwrap_or_else(|e| panic!("{e}"));
+    drop(a);
+    drop(a_again);
+    // Given up: the key goes with the lease, and another node leads.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut b = loop {
+        match store.lead("b").await {
+            Ok(l) => break l,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // etcd gone: the leader learns it no longer leads once its lease would have lapsed.
+    let t = std::time::Instant::now();
+    etcd.kill(0);
+    let why = tokio::time::timeout(Duration::from_secs(15), b.lost())
+        .await
+        .unwrap_or_else(|_| panic!("still leading 15 s after etcd died"));
+    assert!(why.contains("lease"), "{why}");
+    let secs = t.elapsed().as_secs_f64();
+    assert!(
+        (4.0..12.0).contains(&secs),
+        "lost after {secs:.1} s (TTL 5 s)"
+    );
+}
