@@ -62,15 +62,14 @@ impl Drop for Leadership {
     }
 }
 
-/// Makes `node` the leader, under `key`: when nobody holds it, or when `node` itself
-/// does (the same node restarting before its old lease lapsed).
+/// Makes `node` the leader, under `key`, when nobody holds it.
 pub(crate) async fn lead(client: &Client, key: &str, node: &str) -> Result<Leadership, LeadError> {
     let mut c = client.clone();
     let lease = bounded(c.lease_grant(LEASE_TTL, None)).await?.id();
     let put = TxnOp::put(key, node, Some(PutOptions::new().with_lease(lease)));
     let txn = Txn::new()
         .when([Compare::version(key, CompareOp::Equal, 0)])
-        .and_then([put.clone()])
+        .and_then([put])
         .or_else([TxnOp::get(key, None)]);
     let resp = bounded(c.txn(txn)).await?;
     if !resp.succeeded() {
@@ -85,20 +84,10 @@ pub(crate) async fn lead(client: &Client, key: &str, node: &str) -> Result<Leade
                 _ => None,
             })
             .unwrap_or_default();
-        let ours = holder == node
-            && bounded(
-                c.txn(
-                    Txn::new()
-                        .when([Compare::value(key, CompareOp::Equal, node)])
-                        .and_then([put]),
-                ),
-            )
-            .await?
-            .succeeded();
-        if !ours {
-            let _ = c.lease_revoke(lease).await;
-            return Err(LeadError::Held { holder });
-        }
+        // Even when `holder` is this node's name: a node restarting waits for its old
+        // lease to lapse, so two processes given one name never both lead.
+        let _ = c.lease_revoke(lease).await;
+        return Err(LeadError::Held { holder });
     }
     let (tx, lost) = watch::channel(None);
     let renew = tokio::spawn(keep(client.clone(), lease, tx));

@@ -3,6 +3,7 @@
 
 pub mod access_log;
 mod api;
+mod cluster;
 mod data_dir;
 pub mod logs;
 pub mod rollout;
@@ -170,10 +171,12 @@ impl Server {
         // Sandboxes running as their own user walk through it to their code.
         let mode = if sandbox_user.is_some() { 0o711 } else { 0o700 };
         data_dir::prepare(data, mode)?;
+        let key_path = data.join("secrets.key");
+        let secret_key = load_or_create_secret_key(&key_path)?;
         let (store, leadership) = match &opts.cluster {
             None => (open_embedded_store(data)?, None),
             Some(cluster) => {
-                let (store, lead) = join_cluster(cluster).await?;
+                let (store, lead) = cluster::join(cluster, &secret_key, &key_path).await?;
                 (store, Some(lead))
             }
         };
@@ -240,9 +243,12 @@ impl Server {
             ArtifactStore::open(data.join("artifacts")).context("opening the artifact store")?;
         let logs = LogStore::open(data.join("logs"), Retention::default())
             .context("opening the log store")?;
+        if opts.cluster.is_some() {
+            cluster::fetch_code(store.as_ref(), &artifacts).await?;
+        }
         let mut cfg = ControllerConfig::new(artifacts.clone());
         cfg.logs = logs.sink();
-        cfg.secret_key = Some(load_or_create_secret_key(&data.join("secrets.key"))?);
+        cfg.secret_key = Some(secret_key);
         // `[static]` files, exported per version, served by the proxy.
         let static_root = data.join("static");
         cfg.static_root = Some(static_root.clone());
@@ -290,6 +296,7 @@ impl Server {
             artifacts: artifacts.clone(),
             visible: visible.clone(),
             token: None,
+            cluster_store: opts.cluster.is_some().then(|| store.clone()),
         });
 
         // The control API on the Unix socket (0600: the file mode is the auth).
@@ -384,32 +391,6 @@ fn open_embedded_store(data: &Path) -> anyhow::Result<Arc<dyn Store>> {
             socket_in(data).display()
         ),
         Err(e) => Err(e).context("opening the state store"),
-    }
-}
-
-/// The cluster's store in etcd, with this node leading it. Until standby nodes exist
-/// (SPEC §15), a node that finds another leading stops with that said.
-async fn join_cluster(
-    cluster: &ClusterOptions,
-) -> anyhow::Result<(Arc<dyn Store>, miren_store_etcd::Leadership)> {
-    let store = miren_store_etcd::EtcdStore::connect(cluster.store.clone())
-        .await
-        .context("--store")?;
-    match store.lead(&cluster.node).await {
-        Ok(lead) => {
-            tracing::info!(
-                "node `{}` leads the cluster in etcd at {} (keys under {})",
-                cluster.node,
-                store.endpoints(),
-                cluster.store.prefix
-            );
-            Ok((Arc::new(store), lead))
-        }
-        Err(miren_store_etcd::LeadError::Held { holder }) => bail!(
-            "node `{holder}` leads the cluster at {}: this server does not start (nodes that stand by and take over are not built yet); start it when `{holder}` has stopped, or with `--node {holder}` if it is that node restarting",
-            store.endpoints()
-        ),
-        Err(e) => Err(e).context("electing the cluster's leader in etcd"),
     }
 }
 

@@ -119,7 +119,12 @@ impl TestServer {
         )
     }
 
-    fn spawn(data: tempfile::TempDir, extra: &[&str], mut miren: Command) -> Self {
+    fn spawn(data: tempfile::TempDir, extra: &[&str], miren: Command) -> Self {
+        Self::launch(data, extra, miren).ready()
+    }
+
+    /// A server process started, not yet waited for.
+    fn launch(data: tempfile::TempDir, extra: &[&str], mut miren: Command) -> Launch {
         let mut child = miren
             .args(["server", "--data-dir"])
             .arg(data.path())
@@ -138,26 +143,12 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("{e}"));
         let stderr = lines_of(child.stderr.take().unwrap_or_else(|| panic!("stderr")));
         // Until it is ready, a panic here must not leave it (or what it started) behind.
-        let mut starting = Starting(Some(child), data.path().to_path_buf());
-        let mut startup = Vec::new();
-        let (http, api, dns) = wait_line(&stderr, 30, |l| {
-            startup.push(l.to_string());
-            let http = after(l, "HTTP on http://")?.to_string();
-            let api = after(l, " and http://").map(str::to_string);
-            let dns = after(l, "DNS on ")?.to_string();
-            Some((http, api, dns))
-        });
-        // The reader thread keeps draining stderr into the channel, so the server
-        // never blocks on it.
-        let child = starting.0.take().unwrap_or_else(|| panic!("started"));
-        Self {
-            child,
+        let starting = Starting(Some(child), data.path().to_path_buf());
+        Launch {
+            starting,
+            stderr,
             data,
-            http,
-            api,
-            dns,
-            log: stderr,
-            startup,
+            startup: Vec::new(),
         }
     }
 
@@ -252,6 +243,49 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         stop_child(&mut self.child);
         kill_processes_under(self.data.path());
+    }
+}
+
+/// A server process that may not be ready yet.
+struct Launch {
+    starting: Starting,
+    stderr: mpsc::Receiver<String>,
+    data: tempfile::TempDir,
+    startup: Vec<String>,
+}
+
+impl Launch {
+    /// Until it logs a line containing `marker` (30 s at most).
+    fn wait_for(&mut self, marker: &str) {
+        let startup = &mut self.startup;
+        wait_line(&self.stderr, 30, |l| {
+            startup.push(l.to_string());
+            l.contains(marker).then_some(())
+        });
+    }
+
+    /// Until it says it is ready (30 s at most).
+    fn ready(mut self) -> TestServer {
+        let startup = &mut self.startup;
+        let (http, api, dns) = wait_line(&self.stderr, 30, |l| {
+            startup.push(l.to_string());
+            let http = after(l, "HTTP on http://")?.to_string();
+            let api = after(l, " and http://").map(str::to_string);
+            let dns = after(l, "DNS on ")?.to_string();
+            Some((http, api, dns))
+        });
+        // The reader thread keeps draining stderr into the channel, so the server
+        // never blocks on it.
+        let child = self.starting.0.take().unwrap_or_else(|| panic!("started"));
+        TestServer {
+            child,
+            data: self.data,
+            http,
+            api,
+            dns,
+            log: self.stderr,
+            startup: self.startup,
+        }
     }
 }
 

@@ -11,8 +11,10 @@
 //!
 //! - `pack`: packing, reading and unpacking archives.
 //! - `store`: the archives on disk, uploads, collection.
+//! - [`replica`]: the archives copied through the state store, for a cluster.
 
 mod pack;
+pub mod replica;
 mod store;
 
 pub use pack::{

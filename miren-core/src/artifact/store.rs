@@ -55,7 +55,7 @@ pub enum ArtifactError {
 }
 
 impl ArtifactError {
-    fn io(context: impl Into<String>, source: io::Error) -> Self {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
         ArtifactError::Io {
             context: context.into(),
             source,

@@ -88,6 +88,11 @@ pub async fn upload(
         return Err(e);
     }
     let art = stored.ok_or_else(|| ApiError::internal("the upload was abandoned"))?;
+    if let Some(store) = &state.cluster_store {
+        miren_core::artifact::replica::publish(store.as_ref(), &state.artifacts, &art.digest)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
     Ok(Json(Uploaded {
         digest: art.digest,
         bytes,

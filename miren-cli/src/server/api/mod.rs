@@ -65,6 +65,9 @@ pub struct State {
     pub visible: Visibility,
     /// Required as `Authorization: Bearer <token>` when set (TCP).
     pub token: Option<String>,
+    /// In a cluster, uploads are copied into the state store too, for the node that
+    /// leads next (`artifact::replica`).
+    pub cluster_store: Option<Arc<dyn miren_core::store::Store>>,
 }
 
 type S = axum::extract::State<Arc<State>>;

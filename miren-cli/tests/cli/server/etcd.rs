@@ -1,6 +1,7 @@
 //! `miren server --store etcd://…`: the cluster state in a real etcd (started here on
-//! loopback), one node leading. Skipped, saying so, where etcd is not installed;
-//! `MIREN_TEST_ETCD=1` (CI) requires it.
+//! loopback): one node leads, another stands by and takes over when it is lost, with
+//! the deployed code copied through the store. Skipped, saying so, where etcd is not
+//! installed; `MIREN_TEST_ETCD=1` (CI) requires it.
 
 use std::process::Stdio;
 
@@ -10,7 +11,8 @@ use miren_store_etcd::testing::{Cluster, etcd_installed};
 use super::{TestServer, demo_copy, get, wait_exit};
 
 #[test]
-fn a_server_on_etcd_keeps_its_state_there_leads_alone_and_stops_when_it_no_longer_leads() {
+fn on_etcd_one_node_leads_a_standby_takes_over_with_the_code_and_a_node_that_loses_the_lead_stops()
+{
     if !etcd_installed() {
         return;
     }
@@ -42,8 +44,58 @@ fn a_server_on_etcd_keeps_its_state_there_leads_alone_and_stops_when_it_no_longe
     let in_etcd = rt.block_on(store.get(&keys::app("demo")));
     assert!(matches!(in_etcd, Ok(Some(_))), "{in_etcd:?}");
 
-    // A second node finds `a` leading: it does not start, and says why.
-    let other = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // A second node, with a data dir of its own and a copy of the cluster's secret
+    // key (as the operator gives every node), stands by while `a` leads.
+    let b_data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(
+        a.data.path().join("secrets.key"),
+        b_data.path().join("secrets.key"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut b = TestServer::launch(
+        b_data,
+        &["--store", &url, "--node", "b"],
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("miren")),
+    );
+    b.wait_for("standing by: node `a` leads the cluster at");
+
+    // `a`'s machine is lost (kill -9 of the server and of what it ran): `b` leads
+    // within the lease's 5 s and a little, copies the deployed code from the cluster
+    // store, and serves the deploy `a` made.
+    let lost = std::time::Instant::now();
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    super::kill_processes_under(a.data.path());
+    let b = b.ready();
+    let took = lost.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "b led after {took:?}"
+    );
+    assert!(
+        b.startup
+            .iter()
+            .any(|l| l.contains("copied the code of 1 version(s) from the cluster store")),
+        "{:#?}",
+        b.startup
+    );
+    let apps = b.until(&["app", "list"], |v| v[0]["status"] == "running");
+    assert_eq!(apps[0]["version"], v1.as_str(), "the deploy survived");
+    assert_eq!(b.json(&["route", "list"])[0]["host"], "demo.example");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while get(&b.http, "demo.example").0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b never served the app"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(a);
+
+    // A node whose secret key is not the cluster's does not start, and says what to do.
+    let stranger = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(stranger.path().join("secrets.key"), [7u8; 32])
+        .unwrap_or_else(|e| panic!("{e}"));
     let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("miren"))
         .args([
             "server",
@@ -52,29 +104,16 @@ fn a_server_on_etcd_keeps_its_state_there_leads_alone_and_stops_when_it_no_longe
             "--http-addr",
             "127.0.0.1:0",
         ])
-        .args(["--dns-addr", "127.0.0.1:0", "--store", &url, "--node", "b"])
+        .args(["--dns-addr", "127.0.0.1:0", "--store", &url, "--node", "c"])
         .arg("--data-dir")
-        .arg(other.path())
+        .arg(stranger.path())
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(said.contains("node `a` leads the cluster at"), "{said}");
-
-    // kill -9, and the same node again on its data dir: it leads at once (its old
-    // lease has not lapsed yet) and serves the deploy it made.
-    let _ = a.child.kill();
-    let _ = a.child.wait();
-    let data = std::mem::replace(
-        &mut a.data,
-        tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
-    );
-    drop(a);
-    let mut again = TestServer::start_in(data, &["--store", &url, "--node", "a"]);
-    let apps = again.until(&["app", "list"], |v| v[0]["status"] == "running");
-    assert_eq!(apps[0]["version"], v1.as_str(), "the deploy survived");
-    assert_eq!(get(&again.http, "demo.example").0, 200);
+    assert!(said.contains("is not the cluster's secret key"), "{said}");
+    let mut again = b;
 
     // etcd gone: once its lease would have lapsed, the node knows it may no longer
     // lead, and stops (exit 1) instead of acting on a cluster another node may lead.
