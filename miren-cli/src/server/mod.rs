@@ -249,6 +249,7 @@ impl Server {
         let mut cfg = ControllerConfig::new(artifacts.clone());
         cfg.logs = logs.sink();
         cfg.secret_key = Some(secret_key);
+        cfg.code_in_store = opts.cluster.is_some();
         // `[static]` files, exported per version, served by the proxy.
         let static_root = data.join("static");
         cfg.static_root = Some(static_root.clone());

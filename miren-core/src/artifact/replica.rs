@@ -124,6 +124,44 @@ pub async fn fetch_missing(
     Ok(copied)
 }
 
+/// Removes from the store every archive this node's [`ArtifactStore`] no longer has
+/// (its collection keeps what a version keeps and recent uploads); how many. The meta
+/// goes first, so a half-removed archive is never fetched.
+pub async fn retain(store: &dyn Store, artifacts: &ArtifactStore) -> Result<usize, ReplicaError> {
+    let (metas, _) = store.list("blobmeta/").await?;
+    let mut removed = 0;
+    for (key, meta) in metas {
+        let Some(digest) = key
+            .strip_prefix("blobmeta/")
+            .and_then(|d| d.parse::<Digest>().ok())
+        else {
+            continue;
+        };
+        let have = artifacts.clone();
+        let d = digest.clone();
+        let kept = tokio::task::spawn_blocking(move || have.get(&d).is_some())
+            .await
+            .unwrap_or(true);
+        if kept {
+            continue;
+        }
+        let count: usize = String::from_utf8_lossy(&meta.value).parse().unwrap_or(0);
+        store
+            .txn(vec![
+                Op::delete(meta_key(&digest)).expecting(Expect::Revision(meta.revision)),
+            ])
+            .await?;
+        let chunks: Vec<Op> = (0..count)
+            .map(|n| Op::delete(chunk_key(&digest, n)))
+            .collect();
+        for batch in chunks.chunks(64) {
+            store.txn(batch.to_vec()).await?;
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +226,17 @@ mod tests {
             "{err:?}"
         );
         assert!(on_c.get(&big_digest).is_none());
+
+        // What this node still has stays in the store; what its collection removed
+        // goes (a fresh open: the big archive is no longer a recent upload).
+        assert_eq!(retain(&store, &on_a).await.ok(), Some(0));
+        let empty = crate::artifact::digest(b"");
+        let keep: BTreeSet<Digest> = [empty.clone()].into();
+        let reopened = ArtifactStore::open(a.path()).unwrap_or_else(|e| panic!("{e}"));
+        reopened.retain(&keep).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(retain(&store, &reopened).await.ok(), Some(1));
+        let (left, _) = store.list("blob").await.unwrap_or_else(|e| panic!("{e}"));
+        let left: Vec<&str> = left.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(left, [meta_key(&empty), chunk_key(&empty, 0)]);
     }
 }

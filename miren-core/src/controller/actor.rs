@@ -207,6 +207,7 @@ pub(super) async fn spawn(
         runtime.clone(),
         cfg.artifacts.clone(),
         cfg.static_root.clone(),
+        cfg.code_in_store.then(|| store.clone()),
         events.clone(),
     );
     let mut actor = Actor {

@@ -40,6 +40,7 @@ impl Collector {
         runtime: Arc<dyn Runtime>,
         artifacts: ArtifactStore,
         static_root: Option<std::path::PathBuf>,
+        code_in_store: Option<Arc<dyn crate::store::Store>>,
         events: broadcast::Sender<Event>,
     ) -> Self {
         let gate = Arc::new(RwLock::new(()));
@@ -69,6 +70,15 @@ impl Collector {
                         static_root.as_deref(),
                     )
                     .await;
+                    if let Some(store) = &code_in_store {
+                        match crate::artifact::replica::retain(store.as_ref(), &artifacts).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(
+                                "removed {n} archive(s) no version keeps from the cluster store"
+                            ),
+                            Err(e) => tracing::warn!("{e}"),
+                        }
+                    }
                     if disks_gone
                         && !retained.retired_disks.is_empty()
                         && let Some(sender) = commands.upgrade()

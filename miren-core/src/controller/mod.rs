@@ -75,6 +75,9 @@ pub struct ControllerConfig {
     /// Where versions' `[static]` files are exported for the proxy (`None`: a version
     /// with `[static]` fails to deploy).
     pub static_root: Option<std::path::PathBuf>,
+    /// Uploaded code is kept in the store too (a cluster: `artifact::replica`), so the
+    /// collector removes it there as well once no version keeps it.
+    pub code_in_store: bool,
     /// The key of the server's own secret store (`None`: no secrets can be set, and a
     /// reference to one fails its deploy).
     pub secret_key: Option<crate::secret::SecretKey>,
@@ -92,6 +95,7 @@ impl ControllerConfig {
             logs: Arc::new(()),
             keep_versions: 10,
             static_root: None,
+            code_in_store: false,
             secret_key: None,
         }
     }
