@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use miren_core::controller::Controller;
 use tokio::sync::watch;
 
 use crate::ProxyConfig;
@@ -20,7 +19,7 @@ pub const HEALTH_PATH: &str = "/.well-known/miren/health";
 pub struct Forwarder {
     pub table: Shared,
     version: watch::Receiver<u64>,
-    controller: Option<Controller>,
+    controller: crate::ControllerSlot,
     pub config: ProxyConfig,
     /// Request ids and balancing draw from it.
     seed: AtomicUsize,
@@ -104,7 +103,7 @@ impl Forwarder {
     pub fn new(
         table: Shared,
         version: watch::Receiver<u64>,
-        controller: Option<Controller>,
+        controller: crate::ControllerSlot,
         config: ProxyConfig,
     ) -> Self {
         Self {
@@ -219,7 +218,7 @@ impl Forwarder {
                             self.config.max_held_per_app
                         )));
                     }
-                    if let (Some(c), Some(pool)) = (&self.controller, &target.pool) {
+                    if let (Some(c), Some(pool)) = (self.controller.get(), &target.pool) {
                         c.want_capacity(pool);
                     }
                     let now_ms = miren_core::runtime::now_millis();

@@ -103,12 +103,17 @@ impl Default for ProxyConfig {
     }
 }
 
+/// The controller the proxy reports demand to and asks for capacity, once there is
+/// one: a node of a cluster that stands by serves requests before it runs a
+/// controller (requests for a pool at zero then wait for the node that leads).
+pub type ControllerSlot = Arc<std::sync::OnceLock<Controller>>;
+
 /// A bound proxy; [`run`](Proxy::run) serves.
 pub struct Proxy {
     listener: TcpListener,
     /// Keeps the table in step with the store while the proxy lives.
     table: Reflector<Table>,
-    controller: Option<Controller>,
+    controller: ControllerSlot,
     config: ProxyConfig,
 }
 
@@ -129,12 +134,21 @@ impl Proxy {
         )
         .await
         .map_err(std::io::Error::other)?;
+        let slot = ControllerSlot::default();
+        if let Some(c) = controller {
+            let _ = slot.set(c);
+        }
         Ok(Self {
             listener,
             table,
-            controller,
+            controller: slot,
             config,
         })
+    }
+
+    /// Where to put the controller when it starts after the proxy (set once).
+    pub fn controller_slot(&self) -> ControllerSlot {
+        self.controller.clone()
     }
 
     /// Which store revision the table reflects: the API waits on it so a change is in
@@ -203,15 +217,16 @@ impl Proxy {
     }
 }
 
-/// Sends each pool's peak demand to the autoscaler, every `every` while there is any.
-async fn report_load(table: Shared, controller: Option<Controller>, every: Duration) {
-    let Some(controller) = controller else {
-        return std::future::pending().await;
-    };
+/// Sends each pool's peak demand to the autoscaler, every `every` while there is any
+/// (once there is a controller).
+async fn report_load(table: Shared, controller: ControllerSlot, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let Some(controller) = controller.get() else {
+            continue;
+        };
         let t = table.load();
         let loads: Vec<_> = t
             .targets()

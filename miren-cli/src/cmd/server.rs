@@ -111,8 +111,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
     };
     let opts_upstream = opts.dns_upstream;
     // Installed before anything starts, so a signal during startup still stops cleanly.
-    let stop = tokio::spawn(stop_signal());
-    let mut server = match Server::start(opts).await {
+    let mut stop = tokio::spawn(stop_signal());
+    // A node standing by in a cluster starts only when it leads: a signal meanwhile
+    // stops it.
+    let started = tokio::select! {
+        s = Server::start(opts) => s,
+        _ = &mut stop => {
+            tracing::info!("stopping while standing by");
+            return Ok(Exit::Ok);
+        }
+    };
+    let mut server = match started {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");

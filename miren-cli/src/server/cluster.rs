@@ -4,8 +4,8 @@
 //! that leads after another runs what that one ran.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -25,19 +25,30 @@ const TRY_EVERY: Duration = Duration::from_millis(500);
 const KEY_CHECK: &str = "cluster/secret-key-check";
 const KEY_CHECK_TEXT: &[u8] = b"miren cluster secret key";
 
-/// The cluster's store, once this node leads it. While another node leads (even one
-/// of the same name: a node restarting waits for its old lease to lapse), it stands by
-/// (saying so once) and takes over when that node's lease lapses. A node without the
-/// cluster's secret key does not join.
-pub async fn join(
+/// The cluster's store, for a node holding the cluster's secret key (a node without
+/// it does not join: the secrets in the store were sealed with it).
+pub async fn connect(
     cluster: &ClusterOptions,
     key: &SecretKey,
     key_path: &Path,
-) -> anyhow::Result<(Arc<dyn Store>, Leadership)> {
+) -> anyhow::Result<EtcdStore> {
     let store = EtcdStore::connect(cluster.store.clone())
         .await
         .context("--store")?;
     check_secret_key(&store, key, key_path).await?;
+    Ok(store)
+}
+
+/// Waits until this node leads. While another node leads (even one of the same
+/// name: a node restarting waits for its old lease to lapse), it stands by, saying so
+/// once, its proxy and DNS (already up, at the addresses given) serving the cluster's
+/// apps; it takes over when that node's lease lapses.
+pub async fn lead(
+    store: &EtcdStore,
+    cluster: &ClusterOptions,
+    http: SocketAddr,
+    dns: Option<SocketAddr>,
+) -> Leadership {
     let mut standing_by = None;
     loop {
         match store.lead(&cluster.node).await {
@@ -48,14 +59,15 @@ pub async fn join(
                     store.endpoints(),
                     cluster.store.prefix
                 );
-                return Ok((Arc::new(store), lead));
+                return lead;
             }
             Err(LeadError::Held { holder }) => {
                 if standing_by.as_ref() != Some(&holder) {
                     tracing::info!(
-                        "standing by: node `{holder}` leads the cluster at {}; this node takes over within {} s of it stopping",
+                        "standing by: node `{holder}` leads the cluster at {}; this node takes over within {} s of it stopping, and meanwhile serves the cluster's apps on its proxy (http://{http}){}",
                         store.endpoints(),
-                        miren_store_etcd::LEASE_TTL + 1
+                        miren_store_etcd::LEASE_TTL + 1,
+                        dns.map(|d| format!(" and DNS ({d})")).unwrap_or_default()
                     );
                     standing_by = Some(holder);
                 }

@@ -173,16 +173,17 @@ impl Server {
         data_dir::prepare(data, mode)?;
         let key_path = data.join("secrets.key");
         let secret_key = load_or_create_secret_key(&key_path)?;
-        let (store, leadership) = match &opts.cluster {
+        let (store, etcd): (Arc<dyn Store>, _) = match &opts.cluster {
             None => (open_embedded_store(data)?, None),
             Some(cluster) => {
-                let (store, lead) = cluster::join(cluster, &secret_key, &key_path).await?;
-                (store, Some(lead))
+                let etcd = Arc::new(cluster::connect(cluster, &secret_key, &key_path).await?);
+                (etcd.clone(), Some(etcd))
             }
         };
 
         // The proxy and DNS answer on threads of their own: no deploy, API call or
-        // controller work can hold them up.
+        // controller work can hold them up. They follow the store from the start: a
+        // node standing by serves the cluster's apps too.
         let data_plane = DataPlane::start()?;
 
         // Service DNS before the runtimes: the Docker runtime serves it on every app
@@ -209,6 +210,45 @@ impl Server {
         let dns_addr = opts
             .dns_addr
             .and_then(|_| dns.as_ref().map(miren_dns::Dns::local_addr));
+        // `[static]` files, exported per version, served by the proxy.
+        let static_root = data.join("static");
+        let proxy_config = miren_proxy::ProxyConfig {
+            trust_forwarded_from: opts.trust_forwarded_from.clone(),
+            static_root: Some(static_root.clone()),
+            // A thread per core, each keeping its connections: a fifth less CPU per
+            // request than sharing the data plane's threads (benches/README.md).
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 16)),
+            ..miren_proxy::ProxyConfig::default()
+        };
+        let (http, st) = (opts.http_addr, store.clone());
+        let proxy = data_plane
+            .spawn(async move { miren_proxy::Proxy::bind(http, st, None, proxy_config).await })
+            .await?
+            .with_context(|| {
+                format!(
+                    "listening on {} for HTTP (--http-addr changes it)",
+                    opts.http_addr
+                )
+            })?;
+        let http_addr = proxy.local_addr();
+        let proxy_controller = proxy.controller_slot();
+        let mut visible = Visibility::default();
+        visible.add("the proxy", proxy.progress());
+        let mut tasks = vec![data_plane.spawn(proxy.run())];
+        let dns_listeners = dns.as_ref().map(miren_dns::Dns::listeners);
+        if let Some(dns) = dns {
+            visible.add("service DNS", dns.progress());
+            tasks.push(data_plane.spawn(dns.run()));
+        }
+
+        // In a cluster, the rest runs on the node that leads.
+        let leadership = match (&opts.cluster, etcd) {
+            (Some(cluster), Some(etcd)) => {
+                Some(cluster::lead(&etcd, cluster, http_addr, dns_addr).await)
+            }
+            _ => None,
+        };
+
         let process_options = miren_runtime_process::ProcessOptions { user: sandbox_user };
         let process =
             ProcessRuntime::with_options(data.join("process"), store.clone(), process_options)
@@ -216,7 +256,7 @@ impl Server {
                 .context("starting the process runtime")?;
         let docker = match wants_docker {
             false => None,
-            true => Some(connect_docker(data, dns.as_ref().map(miren_dns::Dns::listeners)).await),
+            true => Some(connect_docker(data, dns_listeners).await),
         };
         let runtime: Arc<dyn Runtime> = match (opts.runtime, docker) {
             (RuntimeChoice::Docker, Some(Err(e))) => bail!("--runtime docker: {e}"),
@@ -250,46 +290,18 @@ impl Server {
         cfg.logs = logs.sink();
         cfg.secret_key = Some(secret_key);
         cfg.code_in_store = opts.cluster.is_some();
-        // `[static]` files, exported per version, served by the proxy.
-        let static_root = data.join("static");
-        cfg.static_root = Some(static_root.clone());
+        cfg.static_root = Some(static_root);
         let controller = Controller::start(store.clone(), runtime, cfg)
             .await
             .context("starting the controller")?;
+        // The proxy asks it for capacity and reports demand from now on.
+        let _ = proxy_controller.set(controller.clone());
 
-        // The proxy first: the API makes route changes take effect through it.
-        let proxy_config = miren_proxy::ProxyConfig {
-            trust_forwarded_from: opts.trust_forwarded_from.clone(),
-            static_root: Some(static_root),
-            // A thread per core, each keeping its connections: a fifth less CPU per
-            // request than sharing the data plane's threads (benches/README.md).
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 16)),
-            ..miren_proxy::ProxyConfig::default()
-        };
-        let (http, st, ctl) = (opts.http_addr, store.clone(), controller.clone());
-        let proxy = data_plane
-            .spawn(async move { miren_proxy::Proxy::bind(http, st, Some(ctl), proxy_config).await })
-            .await?
-            .with_context(|| {
-                format!(
-                    "listening on {} for HTTP (--http-addr changes it)",
-                    opts.http_addr
-                )
-            })?;
-        let http_addr = proxy.local_addr();
         // Node ports on the address the proxy takes public traffic on.
         let node_ports = process
             .node_ports(http_addr.ip(), store.clone())
             .await
             .context("publishing node ports")?;
-        let mut visible = Visibility::default();
-        visible.add("the proxy", proxy.progress());
-        let mut tasks = vec![data_plane.spawn(proxy.run())];
-
-        if let Some(dns) = dns {
-            visible.add("service DNS", dns.progress());
-            tasks.push(data_plane.spawn(dns.run()));
-        }
 
         let state = Arc::new(api::State {
             controller: controller.clone(),

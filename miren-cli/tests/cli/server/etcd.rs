@@ -6,6 +6,8 @@
 use std::process::Stdio;
 
 use miren_core::store::{Store, keys};
+use miren_dns::proto::op::ResponseCode;
+use miren_dns::proto::rr::RecordType;
 use miren_store_etcd::testing::{Cluster, etcd_installed};
 
 use super::{TestServer, demo_copy, get, wait_exit};
@@ -58,6 +60,31 @@ fn on_etcd_one_node_leads_a_standby_takes_over_with_the_code_and_a_node_that_los
         std::process::Command::new(assert_cmd::cargo::cargo_bin("miren")),
     );
     b.wait_for("standing by: node `a` leads the cluster at");
+    // Meanwhile its proxy and DNS serve the cluster's apps, from the store.
+    let standby = b.startup.last().cloned().unwrap_or_default();
+    let b_http = super::after(&standby, "proxy (http://")
+        .map(|a| a.trim_end_matches(')').to_string())
+        .unwrap_or_else(|| panic!("{standby}"));
+    let b_dns = super::after(&standby, "DNS (")
+        .map(|a| a.trim_end_matches(')').to_string())
+        .unwrap_or_else(|| panic!("{standby}"));
+    // (the same instance: the visit counter goes on from a's answer to b's)
+    let (_, through_a) = get(&a.http, "demo.example");
+    let (status, through_b) = get(&b_http, "demo.example");
+    assert_eq!(status, 200, "{through_b}");
+    let visit = |body: &str| {
+        super::after(body, "visit ")
+            .and_then(|n| n.trim_end_matches(';').parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("{body}"))
+    };
+    assert_eq!(visit(&through_b), visit(&through_a) + 1);
+    let (code, a_dns) = super::dig(&a.dns, "web.demo.app.miren", RecordType::A);
+    assert_eq!(code, ResponseCode::NoError);
+    assert!(!a_dns.is_empty(), "web's instances");
+    assert_eq!(
+        super::dig(&b_dns, "web.demo.app.miren", RecordType::A),
+        (code, a_dns)
+    );
 
     // `a`'s machine is lost (kill -9 of the server and of what it ran): `b` leads
     // within the lease's 5 s and a little, copies the deployed code from the cluster
@@ -67,6 +94,7 @@ fn on_etcd_one_node_leads_a_standby_takes_over_with_the_code_and_a_node_that_los
     let _ = a.child.wait();
     super::kill_processes_under(a.data.path());
     let b = b.ready();
+    assert_eq!(b.http, b_http, "the same proxy goes on serving");
     let took = lost.elapsed();
     assert!(
         took < std::time::Duration::from_secs(10),
