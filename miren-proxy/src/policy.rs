@@ -181,7 +181,7 @@ mod tests {
     fn fwd() -> Forwarder {
         let table = Arc::new(arc_swap::ArcSwap::from_pointee(Table::default()));
         let (_tx, rx) = tokio::sync::watch::channel(0);
-        Forwarder::new(table, rx, None, Default::default())
+        Forwarder::new(table, rx, Default::default(), Default::default())
     }
 
     fn sent<'t>(n: Next<'t>) -> (&'t Backend, bool) {
