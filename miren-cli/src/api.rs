@@ -361,3 +361,16 @@ pub struct ErrorDetail {
     /// For people.
     pub message: String,
 }
+
+/// A node, as `miren node list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Its name (`--node`; the host name for a server on its own).
+    pub name: String,
+    /// Where its proxy listens.
+    pub address: String,
+    /// `leading`, `standing by`, `lost` (no heartbeat), or `ready` (a server on its own).
+    pub status: String,
+    /// Sandboxes running on it.
+    pub sandboxes: usize,
+}

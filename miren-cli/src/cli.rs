@@ -98,6 +98,9 @@ pub enum Command {
     /// Host names routed to apps.
     #[command(subcommand)]
     Route(RouteCommand),
+    /// The nodes of a cluster (`miren server --store etcd://…`).
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  miren completion bash > ~/.local/share/bash-completion/completions/miren\n  miren completion zsh > ~/.zfunc/_miren"
@@ -384,6 +387,14 @@ pub struct LogsArgs {
     /// Keep printing new lines as they come.
     #[arg(short = 'f', long)]
     pub follow: bool,
+}
+
+/// `miren node …`.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Every node: its proxy's address, whether it leads, stands by or is lost, and
+    /// how many sandboxes it runs.
+    List,
 }
 
 /// `miren route …`.

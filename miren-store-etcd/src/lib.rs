@@ -10,7 +10,9 @@
 //! - `store`: [`EtcdStore`], the [`Store`] implementation.
 //! - `txn`: a transaction's ops as an etcd `Txn`, and what a failed one found.
 //! - `follow`: the watch stream, kept going across broken connections and compaction.
+//! - `lease`: an etcd lease kept alive while it is held.
 //! - `leader`: which node runs the controller — the holder of a leased key.
+//! - `heartbeat`: a node's key on its own lease: alive while it is.
 //! - [`testing`] (feature `test-util`): real etcd members on loopback, for tests.
 //!
 //! ```no_run
@@ -25,7 +27,9 @@
 
 mod address;
 mod follow;
+mod heartbeat;
 mod leader;
+mod lease;
 mod store;
 mod txn;
 
@@ -33,5 +37,7 @@ mod txn;
 pub mod testing;
 
 pub use address::{BadAddress, EtcdAddress};
-pub use leader::{LEASE_TTL, LeadError, Leadership};
+pub use heartbeat::Heartbeat;
+pub use leader::{LeadError, Leadership};
+pub use lease::LEASE_TTL;
 pub use store::{ConnectError, EtcdStore};

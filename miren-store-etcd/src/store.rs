@@ -85,6 +85,15 @@ impl EtcdStore {
         crate::leader::lead(&self.client, &format!("{}leader", self.prefix), node).await
     }
 
+    /// Keeps `key` = `value` alive on a lease of its own (a node's heartbeat).
+    pub async fn heartbeat(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<crate::Heartbeat, StoreError> {
+        crate::heartbeat::Heartbeat::start(&self.client, self.key(key), value).await
+    }
+
     /// The members it was given, for messages.
     pub fn endpoints(&self) -> &str {
         &self.endpoints

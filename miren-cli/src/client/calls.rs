@@ -293,6 +293,11 @@ impl Client {
         self.get("/v1/routes").await
     }
 
+    /// The cluster's nodes.
+    pub async fn nodes(&self) -> Result<Vec<crate::api::NodeStatus>, ClientError> {
+        self.get("/v1/nodes").await
+    }
+
     /// Routes `host` to an app.
     pub async fn put_route(&self, host: &str, body: &RouteBody) -> Result<Route, ClientError> {
         let path = format!("/v1/routes/{}", q(host));

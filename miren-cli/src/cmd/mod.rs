@@ -9,6 +9,7 @@ mod env;
 mod follow;
 mod init;
 mod logs;
+mod node;
 mod pool;
 mod route;
 mod sandbox;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Sandbox(c) => remote(format, sandbox::run(&client(), c, format)),
         Command::Logs(args) => remote(format, logs::run(&client(), &args, format)),
         Command::Route(c) => remote(format, route::run(&client(), c, format)),
+        Command::Node(c) => remote(format, node::run(&client(), c, format)),
         Command::Env(c) => remote(format, env::run(&client(), c, format)),
         Command::Task(c) => remote(format, task::run(&client(), c, format)),
         Command::Addon(c) => remote(format, addon::run(&client(), c, format)),

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use miren_core::artifact::ArtifactStore;
-use miren_core::model::{Sealed, Version};
+use miren_core::model::{Node, NodeRole, Sealed, Version};
 use miren_core::secret::SecretKey;
 use miren_core::store::{Expect, Op, Store, StoreError, keys};
-use miren_store_etcd::{EtcdStore, LeadError, Leadership};
+use miren_store_etcd::{EtcdStore, Heartbeat, LeadError, Leadership};
 
 use super::ClusterOptions;
 
@@ -37,6 +37,55 @@ pub async fn connect(
         .context("--store")?;
     check_secret_key(&store, key, key_path).await?;
     Ok(store)
+}
+
+/// This node in the cluster's list: its record (`nodes/<name>`) and its heartbeat
+/// (`alive/<name>`, on a lease of its own), kept while the node runs.
+pub struct Presence {
+    record: Node,
+    _heartbeat: Heartbeat,
+}
+
+/// Says this node is here, standing by until it leads.
+pub async fn announce(
+    store: &EtcdStore,
+    cluster: &ClusterOptions,
+    http: SocketAddr,
+    dns: Option<SocketAddr>,
+) -> anyhow::Result<Presence> {
+    let record = Node {
+        name: cluster.node.clone(),
+        http: http.to_string(),
+        dns: dns.map(|d| d.to_string()),
+        role: NodeRole::StandingBy,
+        since: miren_core::runtime::now_millis(),
+    };
+    write_record(store, &record).await?;
+    let heartbeat = store
+        .heartbeat(&keys::alive(&cluster.node), b"alive".to_vec())
+        .await
+        .context("starting this node's heartbeat in etcd")?;
+    Ok(Presence {
+        record,
+        _heartbeat: heartbeat,
+    })
+}
+
+impl Presence {
+    /// Says this node leads now.
+    pub async fn leading(&mut self, store: &EtcdStore) -> anyhow::Result<()> {
+        self.record.role = NodeRole::Leading;
+        self.record.since = miren_core::runtime::now_millis();
+        write_record(store, &self.record).await
+    }
+}
+
+async fn write_record(store: &EtcdStore, node: &Node) -> anyhow::Result<()> {
+    store
+        .txn(vec![Op::put(keys::node(&node.name), keys::encode(node))])
+        .await
+        .context("writing this node's record in etcd")?;
+    Ok(())
 }
 
 /// Waits until this node leads. While another node leads (even one of the same

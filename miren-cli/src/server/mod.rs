@@ -98,6 +98,8 @@ pub struct Server {
     data_plane: DataPlane,
     /// This node's lead of the cluster, on the etcd store.
     leadership: Option<miren_store_etcd::Leadership>,
+    /// Its record and heartbeat in the cluster.
+    _presence: Option<cluster::Presence>,
 }
 
 /// The threads the proxy and DNS run on, apart from the API's and the controller's.
@@ -242,11 +244,14 @@ impl Server {
         }
 
         // In a cluster, the rest runs on the node that leads.
-        let leadership = match (&opts.cluster, etcd) {
+        let (leadership, presence) = match (&opts.cluster, etcd) {
             (Some(cluster), Some(etcd)) => {
-                Some(cluster::lead(&etcd, cluster, http_addr, dns_addr).await)
+                let mut presence = cluster::announce(&etcd, cluster, http_addr, dns_addr).await?;
+                let lead = cluster::lead(&etcd, cluster, http_addr, dns_addr).await;
+                presence.leading(&etcd).await?;
+                (Some(lead), Some(presence))
             }
-            _ => None,
+            _ => (None, None),
         };
 
         let process_options = miren_runtime_process::ProcessOptions { user: sandbox_user };
@@ -310,6 +315,13 @@ impl Server {
             visible: visible.clone(),
             token: None,
             cluster_store: opts.cluster.is_some().then(|| store.clone()),
+            node: match &opts.cluster {
+                Some(c) => c.node.clone(),
+                None => nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| "this server".into()),
+            },
+            http: http_addr.to_string(),
         });
 
         // The control API on the Unix socket (0600: the file mode is the auth).
@@ -364,6 +376,7 @@ impl Server {
             tasks,
             data_plane,
             leadership,
+            _presence: presence,
         })
     }
 

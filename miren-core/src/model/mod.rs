@@ -7,6 +7,7 @@
 mod address;
 mod digest;
 mod id;
+mod node;
 mod secret;
 mod spec;
 mod task;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use address::{Address, BadAddress};
 pub use digest::{BadDigest, Digest, DigestHasher};
 pub use id::{BadId, PoolId, SUFFIX_LEN, SandboxId, VersionId, encode as encode_id, new_suffix};
+pub use node::{Node, NodeRole};
 pub use secret::{Sealed, Secret, SecretRef, SecretVersion, check_path as check_secret_path};
 pub use spec::{CodeSource, PoolSpec, SpecHash};
 pub use task::{RunStatus, RunTrigger, TaskRun};

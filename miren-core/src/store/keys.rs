@@ -33,6 +33,10 @@ pub const ROUTES: &str = "routes/";
 pub const RUNS: &str = "runs/";
 /// Prefix of every secret.
 pub const SECRETS: &str = "secrets/";
+/// Prefix of every node's record (a cluster).
+pub const NODES: &str = "nodes/";
+/// Prefix of every live node's heartbeat key (a cluster; on the node's lease).
+pub const ALIVE: &str = "alive/";
 
 /// The kinds of object the store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -179,6 +183,16 @@ impl<'a> Key<'a> {
 /// Key of an app.
 pub fn app(name: &str) -> String {
     format!("{APPS}{name}")
+}
+
+/// Key of a node's record.
+pub fn node(name: &str) -> String {
+    format!("{NODES}{name}")
+}
+
+/// Key of a node's heartbeat.
+pub fn alive(name: &str) -> String {
+    format!("{ALIVE}{name}")
 }
 
 /// Key of a version.

@@ -12,6 +12,7 @@
 //! - `logs`: reading and following logs.
 //! - `tasks`: tasks, running one by hand, their runs.
 //! - `routes`: hosts → apps.
+//! - `nodes`: the cluster's nodes.
 //! - `secrets`: the server's own secret store.
 //! - `lookup`: what a request names (apps, services, hosts; ids by prefix or suffix).
 //! - `error`: the JSON error answer and what each failure maps to.
@@ -29,6 +30,7 @@ mod error;
 mod extract;
 mod logs;
 mod lookup;
+mod nodes;
 mod pools;
 mod routes;
 mod sandboxes;
@@ -68,6 +70,9 @@ pub struct State {
     /// In a cluster, uploads are copied into the state store too, for the node that
     /// leads next (`artifact::replica`).
     pub cluster_store: Option<Arc<dyn miren_core::store::Store>>,
+    /// This node's name, and where its proxy listens (`miren node list`).
+    pub node: String,
+    pub http: String,
 }
 
 type S = axum::extract::State<Arc<State>>;
@@ -113,6 +118,7 @@ pub fn router(state: Arc<State>) -> Router {
         )
         .route("/v1/secret-states", post(secrets::enable))
         .route("/v1/routes", get(routes::list))
+        .route("/v1/nodes", get(nodes::list))
         .route("/v1/routes/{host}", put(routes::put).delete(routes::remove))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")

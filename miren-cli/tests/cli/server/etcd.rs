@@ -78,6 +78,24 @@ fn on_etcd_one_node_leads_a_standby_takes_over_with_the_code_and_a_node_that_los
             .unwrap_or_else(|| panic!("{body}"))
     };
     assert_eq!(visit(&through_b), visit(&through_a) + 1);
+    // `node list`: a leads and runs the demo's three sandboxes, b stands by.
+    let nodes = a.json(&["node", "list"]);
+    let row = |v: &serde_json::Value, i: usize| {
+        (
+            v[i]["name"].as_str().unwrap_or_default().to_string(),
+            v[i]["status"].as_str().unwrap_or_default().to_string(),
+            v[i]["sandboxes"].as_u64(),
+            v[i]["address"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    assert_eq!(
+        row(&nodes, 0),
+        ("a".into(), "leading".into(), Some(3), a.http.clone())
+    );
+    assert_eq!(
+        row(&nodes, 1),
+        ("b".into(), "standing by".into(), Some(0), b_http.clone())
+    );
     let (code, a_dns) = super::dig(&a.dns, "web.demo.app.miren", RecordType::A);
     assert_eq!(code, ResponseCode::NoError);
     assert!(!a_dns.is_empty(), "web's instances");
@@ -110,6 +128,9 @@ fn on_etcd_one_node_leads_a_standby_takes_over_with_the_code_and_a_node_that_los
     let apps = b.until(&["app", "list"], |v| v[0]["status"] == "running");
     assert_eq!(apps[0]["version"], v1.as_str(), "the deploy survived");
     assert_eq!(b.json(&["route", "list"])[0]["host"], "demo.example");
+    let nodes = b.until(&["node", "list"], |v| v[1]["sandboxes"] == 3);
+    assert_eq!(row(&nodes, 0).1, "lost", "a's heartbeat is gone: {nodes:#}");
+    assert_eq!(row(&nodes, 1).1, "leading");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while get(&b.http, "demo.example").0 != 200 {
         assert!(
@@ -155,4 +176,17 @@ fn on_etcd_one_node_leads_a_standby_takes_over_with_the_code_and_a_node_that_los
             .any(|l| l.contains("this node no longer leads the cluster")),
         "{lines:#?}"
     );
+}
+
+#[test]
+fn a_server_on_its_own_is_one_node() {
+    let server = TestServer::start(&[]);
+    let nodes = server.json(&["node", "list"]);
+    assert_eq!(nodes.as_array().map(Vec::len), Some(1), "{nodes:#}");
+    assert_eq!(nodes[0]["status"], "ready");
+    assert_eq!(nodes[0]["address"], server.http.as_str());
+    assert_eq!(nodes[0]["sandboxes"], 0);
+    let table = server.ok(["node", "list"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(server.stop().success());
 }
