@@ -190,3 +190,159 @@ fn a_server_on_its_own_is_one_node() {
     assert!(table.starts_with("NAME"), "{table}");
     assert!(server.stop().success());
 }
+
+/// Until one of `nodes` logs that it leads; which one (its other lines kept).
+fn first_to_lead(nodes: &mut [super::Launch], within: std::time::Duration) -> usize {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        for (i, n) in nodes.iter_mut().enumerate() {
+            while let Ok(l) = n.stderr.try_recv() {
+                let leads = l.contains("leads the cluster in etcd");
+                n.startup.push(l);
+                if leads {
+                    return i;
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no node led within {within:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn three_nodes_on_three_etcd_members_fail_over_under_load_and_outlive_a_member() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    if !etcd_installed() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut etcd = rt.block_on(Cluster::start(3));
+    let members: Vec<String> = etcd
+        .address("three")
+        .endpoints
+        .iter()
+        .map(|e| e.trim_start_matches("http://").to_string())
+        .collect();
+    let url = format!("etcd://{}/three", members.join(","));
+
+    let mut a = TestServer::start(&["--store", &url, "--node", "a"]);
+    let app = demo_copy();
+    a.deploy(app.path());
+    a.ok(["route", "add", "demo.example", "--app", "demo"]);
+    let mut standbys: Vec<super::Launch> = ["b", "c"]
+        .iter()
+        .map(|name| {
+            let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            std::fs::copy(
+                a.data.path().join("secrets.key"),
+                data.path().join("secrets.key"),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            TestServer::launch(
+                data,
+                &["--store", &url, "--node", name],
+                std::process::Command::new(assert_cmd::cargo::cargo_bin("miren")),
+            )
+        })
+        .collect();
+    let mut proxies = Vec::new();
+    for s in &mut standbys {
+        s.wait_for("standing by: node `a` leads the cluster at");
+        let line = s.startup.last().cloned().unwrap_or_default();
+        proxies.push(
+            super::after(&line, "proxy (http://")
+                .map(|p| p.trim_end_matches(')').to_string())
+                .unwrap_or_else(|| panic!("{line}")),
+        );
+    }
+
+    // A bounded load loop against c's proxy (at most 40 s, 4,000 requests).
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let load = {
+        let (stop, target) = (stop.clone(), proxies[1].clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::Relaxed)
+                && seen.len() < 4000
+                && started.elapsed() < Duration::from_secs(40)
+            {
+                let (status, _) = get(&target, "demo.example");
+                seen.push((Instant::now(), status));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            seen
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+
+    // kill -9 of the leader and of what it ran (its machine lost).
+    let killed = Instant::now();
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    super::kill_processes_under(a.data.path());
+    let i = first_to_lead(&mut standbys, Duration::from_secs(10));
+    let led = killed.elapsed();
+    let leader = standbys.remove(i).ready();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&proxies[1], "demo.example").0 != 200 {
+        assert!(Instant::now() < deadline, "the app never came back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let back = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let seen = load
+        .join()
+        .unwrap_or_else(|_| panic!("the load loop panicked"));
+    assert!(led < Duration::from_secs(10), "a new leader after {led:?}");
+    let before: Vec<u16> = seen
+        .iter()
+        .filter(|(t, _)| *t < killed)
+        .map(|(_, s)| *s)
+        .collect();
+    assert!(
+        !before.is_empty() && before.iter().all(|s| *s == 200),
+        "{before:?}"
+    );
+    let after: Vec<u16> = seen
+        .iter()
+        .filter(|(t, _)| *t > back)
+        .map(|(_, s)| *s)
+        .collect();
+    assert!(!after.is_empty(), "requests after the app came back");
+    assert!(
+        after.iter().all(|s| *s == 200),
+        "a request failed after the takeover: {after:?}"
+    );
+
+    // One etcd member of three lost: the cluster goes on writing.
+    etcd.kill(2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = leader
+            .cli()
+            .args(["route", "add", "more.example", "--app", "demo"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(get(&leader.http, "more.example").0, 200);
+    drop(standbys);
+    drop(a);
+}
