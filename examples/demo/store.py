@@ -56,4 +56,7 @@ class Handler(BaseHTTPRequestHandler):
 os.makedirs(DATA, exist_ok=True)
 port = int(os.environ["PORT"])
 print(f"store: keeping counters in {FILE}, listening on {port}", flush=True)
-ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+# Where other nodes of a cluster reach this one (`miren server --node-addr`); this
+# machine only by default.
+host = os.environ.get("MIREN_NODE_ADDR", "127.0.0.1")
+ThreadingHTTPServer((host, port), Handler).serve_forever()

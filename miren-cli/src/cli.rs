@@ -69,7 +69,7 @@ pub enum Command {
     /// Run an app right here: an embedded server, the app deployed, its logs streamed.
     Up(UpArgs),
     /// Run the Miren server.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Deploy the app in a directory.
     Deploy(DeployArgs),
     /// Apps: list, status, history, rollback, delete.
@@ -179,6 +179,11 @@ pub struct ServerArgs {
     /// This node's name in the cluster (default: the host name).
     #[arg(long, value_name = "NAME", requires = "store")]
     pub node: Option<String>,
+    /// The address other nodes reach this one at: process instances are recorded (and
+    /// probed) at it, and told it as $MIREN_NODE_ADDR to bind (or bind 0.0.0.0).
+    /// Default: 127.0.0.1, this machine only.
+    #[arg(long, value_name = "IP")]
+    pub node_addr: Option<std::net::IpAddr>,
 }
 
 /// `miren deploy`.

@@ -109,6 +109,11 @@ pub struct ProcessOptions {
     /// Run every sandbox as this user instead of the server's (which must be root):
     /// sandboxes then reach their code and disks and nothing else of the data dir.
     pub user: Option<SandboxUser>,
+    /// The address other machines reach this one at (a cluster's `--node-addr`):
+    /// instances' ports are found free there, probed there and recorded there, and
+    /// every sandbox is told it as `$MIREN_NODE_ADDR` (bind it, or 0.0.0.0). Default:
+    /// 127.0.0.1, this machine only.
+    pub node_addr: Option<std::net::IpAddr>,
 }
 
 /// Variables passed through from the server's environment; everything else a
@@ -134,6 +139,8 @@ pub struct ProcessRuntime {
 struct Inner {
     dir: PathBuf,
     user: Option<SandboxUser>,
+    /// Where instances listen for others to reach them.
+    host: std::net::IpAddr,
     /// Which instances serve each service, following the store.
     serving: Reflector<Serving>,
     records: Records,
@@ -225,6 +232,9 @@ impl ProcessRuntime {
             inner: Arc::new(Inner {
                 dir,
                 user: options.user,
+                host: options
+                    .node_addr
+                    .unwrap_or(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST)),
                 serving,
                 records,
                 addresses: Mutex::new(addresses),
@@ -376,7 +386,7 @@ impl ProcessRuntime {
     fn free_port(&self) -> Result<u16, RuntimeError> {
         let mut ports = lock(&self.inner.ports);
         for _ in 0..64 {
-            let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            let l = std::net::TcpListener::bind((self.inner.host, 0))
                 .map_err(|e| RuntimeError::io("finding a free port", e))?;
             let port = l
                 .local_addr()
@@ -462,6 +472,7 @@ impl ProcessRuntime {
         env.push(("MIREN_SERVICE".into(), spec.spec.service.clone()));
         env.push(("MIREN_SANDBOX".into(), spec.id.to_string()));
         env.push(("MIREN_VERSION".into(), spec.version.to_string()));
+        env.push(("MIREN_NODE_ADDR".into(), self.inner.host.to_string()));
         if let Some(p) = port {
             env.push(("PORT".into(), p.to_string()));
         }
@@ -768,7 +779,7 @@ impl Runtime for ProcessRuntime {
         }
 
         // Readiness.
-        let address = port.map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)));
+        let address = port.map(|p| SocketAddr::from((self.inner.host, p)));
         // A UDP port accepts no connection: ready once it runs.
         let probed = address.filter(|_| !spec.spec.udp_only());
         {
@@ -928,7 +939,7 @@ impl Runtime for ProcessRuntime {
                 runtime: None,
                 address: p
                     .port
-                    .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into()),
+                    .map(|port| SocketAddr::from((self.inner.host, port)).into()),
                 labels: p.labels.clone(),
             })
             .collect())
@@ -943,7 +954,7 @@ impl Runtime for ProcessRuntime {
         if *p.ready.borrow() {
             events.ready(
                 p.port
-                    .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into()),
+                    .map(|port| SocketAddr::from((self.inner.host, port)).into()),
             );
         }
         Ok(())

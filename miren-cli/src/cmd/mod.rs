@@ -45,7 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Schema => schema::run(),
         Command::Init(args) => init::run(&args, format),
         Command::Completion(args) => completion::run(&args),
-        Command::Server(args) => runtime()?.block_on(server::run(args)),
+        Command::Server(args) => runtime()?.block_on(server::run(*args)),
         Command::Up(args) => runtime()?.block_on(up::run(args, cli.color)),
         Command::Deploy(args) => remote(format, deploy::run(&client(), &args, cli.color, format)),
         Command::App(c) => remote(format, app::run(&client(), c, format)),

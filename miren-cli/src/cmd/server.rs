@@ -95,6 +95,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
             .filter(|up| *up != args.dns_addr),
         sandbox_user: args.sandbox_user,
         trust_forwarded_from: args.trust_forwarded_from,
+        node_addr: args.node_addr,
         cluster: match args.store {
             None => None,
             Some(store) => Some(ClusterOptions {

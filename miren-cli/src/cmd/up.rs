@@ -61,6 +61,7 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         sandbox_user: None,
         trust_forwarded_from: Vec::new(),
         cluster: None,
+        node_addr: None,
     })
     .await
     {

@@ -61,6 +61,8 @@ pub struct Options {
     pub trust_forwarded_from: Vec<miren_proxy::Cidr>,
     /// The cluster state in etcd (`None`: the embedded store in the data dir).
     pub cluster: Option<ClusterOptions>,
+    /// Where other nodes reach this one's process instances (`None`: 127.0.0.1).
+    pub node_addr: Option<std::net::IpAddr>,
 }
 
 /// Where a cluster's state lives and who this node is.
@@ -254,7 +256,10 @@ impl Server {
             _ => (None, None),
         };
 
-        let process_options = miren_runtime_process::ProcessOptions { user: sandbox_user };
+        let process_options = miren_runtime_process::ProcessOptions {
+            user: sandbox_user,
+            node_addr: opts.node_addr,
+        };
         let process =
             ProcessRuntime::with_options(data.join("process"), store.clone(), process_options)
                 .await

@@ -29,7 +29,7 @@ fn on_etcd_one_node_leads_a_standby_takes_over_with_the_code_and_a_node_that_los
         address.endpoints[0].trim_start_matches("http://")
     );
 
-    let mut a = TestServer::start(&["--store", &url, "--node", "a"]);
+    let mut a = TestServer::start(&["--store", &url, "--node", "a", "--node-addr", "127.0.1.1"]);
     assert!(
         a.startup
             .iter()
@@ -41,6 +41,26 @@ fn on_etcd_one_node_leads_a_standby_takes_over_with_the_code_and_a_node_that_los
     let v1 = a.deploy(app.path());
     a.ok(["route", "add", "demo.example", "--app", "demo"]);
     assert_eq!(get(&a.http, "demo.example").0, 200);
+    // Its instances with a port (web, store) are recorded at the address other nodes
+    // reach it at.
+    let on = |s: &TestServer| -> Vec<String> {
+        let list = s.json(&["sandbox", "list", "-a", "demo", "--status", "running"]);
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| {
+                x["address"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .filter(|ip| !ip.is_empty())
+            .collect()
+    };
+    assert_eq!(on(&a), ["127.0.1.1"; 2]);
     // The state is in etcd, under the prefix given.
     let store = rt.block_on(etcd.store("it"));
     let in_etcd = rt.block_on(store.get(&keys::app("demo")));
@@ -56,7 +76,7 @@ fn on_etcd_one_node_leads_a_standby_takes_over_with_the_code_and_a_node_that_los
     .unwrap_or_else(|e| panic!("{e}"));
     let mut b = TestServer::launch(
         b_data,
-        &["--store", &url, "--node", "b"],
+        &["--store", &url, "--node", "b", "--node-addr", "127.0.1.2"],
         std::process::Command::new(assert_cmd::cargo::cargo_bin("miren")),
     );
     b.wait_for("standing by: node `a` leads the cluster at");
@@ -129,6 +149,11 @@ fn on_etcd_one_node_leads_a_standby_takes_over_with_the_code_and_a_node_that_los
     assert_eq!(apps[0]["version"], v1.as_str(), "the deploy survived");
     assert_eq!(b.json(&["route", "list"])[0]["host"], "demo.example");
     let nodes = b.until(&["node", "list"], |v| v[1]["sandboxes"] == 3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while on(&b) != ["127.0.1.2"; 2] {
+        assert!(std::time::Instant::now() < deadline, "{:?}", on(&b));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_eq!(row(&nodes, 0).1, "lost", "a's heartbeat is gone: {nodes:#}");
     assert_eq!(row(&nodes, 1).1, "leading");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
