@@ -184,6 +184,10 @@ pub struct ServerArgs {
     /// Default: 127.0.0.1, this machine only.
     #[arg(long, value_name = "IP")]
     pub node_addr: Option<std::net::IpAddr>,
+    /// Also serve `/metrics` (Prometheus' text format) here, without a token; it is
+    /// always on the API.
+    #[arg(long, value_parser = listen_addr)]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// `miren deploy`.

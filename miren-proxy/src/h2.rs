@@ -52,6 +52,7 @@ async fn handle(
         req.method().as_str().as_bytes(),
         req.uri().path().as_bytes(),
     );
+    let started = std::time::Instant::now();
     let rid = request_id(req.headers());
     let text = |r: LocalReply| with_request_id(text(r), &rid);
     if req.uri().path() == HEALTH_PATH {
@@ -73,7 +74,14 @@ async fn handle(
         let method = req.method().clone();
         let fetch = method == hyper::Method::GET || method == hyper::Method::HEAD;
         if fetch && let Some(resp) = file(site, &req).await {
-            policy::log(log.as_ref(), &t.name, "static", resp.status().as_u16());
+            policy::answered(
+                log.as_ref(),
+                started,
+                &t,
+                None,
+                "static",
+                resp.status().as_u16(),
+            );
             return with_request_id(resp, &rid);
         }
         if !t.has_web {
@@ -81,7 +89,7 @@ async fn handle(
                 true => LocalReply::new(404, "no such file\n".into()),
                 false => LocalReply::new(405, "this app serves files only: GET or HEAD\n".into()),
             };
-            policy::log(log.as_ref(), &t.name, "static", r.status);
+            policy::answered(log.as_ref(), started, &t, None, "static", r.status);
             return text(r);
         }
     }
@@ -99,7 +107,6 @@ async fn handle(
         parts.method,
         hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
     );
-    let app: &str = &routed.target.name;
     // A send hands the body stream over: only an empty one can go again, and only a
     // request that can go again needs its headers kept.
     let (replayable, resendable) = (idempotent && empty_body, empty_body);
@@ -110,14 +117,29 @@ async fn handle(
         let backend = match next {
             Next::Send { backend, .. } => backend,
             Next::Reply { reply, sandbox } => {
-                policy::log(log.as_ref(), app, sandbox, reply.status);
+                policy::answered(
+                    log.as_ref(),
+                    started,
+                    &routed.target,
+                    None,
+                    sandbox,
+                    reply.status,
+                );
                 return text(reply);
             }
         };
         let out = match upstream_request(&mut parts, body.take(), &host, resendable) {
             Ok(r) => r,
             Err(reply) => {
-                policy::log(log.as_ref(), app, &backend.sandbox, reply.status);
+                let sandbox = &backend.sandbox;
+                policy::answered(
+                    log.as_ref(),
+                    started,
+                    &routed.target,
+                    None,
+                    sandbox,
+                    reply.status,
+                );
                 return text(reply);
             }
         };
@@ -132,7 +154,15 @@ async fn handle(
             Ok(Ok(mut resp)) => {
                 strip_hop_by_hop(resp.headers_mut());
                 let status = resp.status().as_u16();
-                policy::log(log.as_ref(), app, &backend.sandbox, status);
+                let sandbox = &backend.sandbox;
+                policy::answered(
+                    log.as_ref(),
+                    started,
+                    &routed.target,
+                    Some(backend),
+                    sandbox,
+                    status,
+                );
                 return with_request_id(resp.map(|b| b.boxed()), &rid);
             }
             Ok(Err(UpstreamError::Connect(e))) => Failure::Refused(e.to_string()),

@@ -20,6 +20,7 @@
 //!   place; `h2`: HTTP/2 clients through hyper, with `upstream` as its client.
 //! - `headers`: the header rules both protocols follow; `reply`: the proxy's own
 //!   answers; `access`: the access log; `conns`: kept-alive connections per instance.
+//! - [`metrics`]: what is measured of every request, and its Prometheus text.
 //! - `trust`: whose `X-Forwarded-For` is believed.
 //! - `workers`: threads of the proxy's own, each serving the connections handed to it.
 //! - `statics`: `[static]` files an app's version has, served before its web.
@@ -38,6 +39,7 @@ mod forwarder;
 mod h1;
 mod h2;
 mod headers;
+pub mod metrics;
 mod policy;
 mod reply;
 mod statics;
@@ -155,6 +157,12 @@ impl Proxy {
     /// effect before it answers.
     pub fn progress(&self) -> Progress {
         self.table.reader().progress()
+    }
+
+    /// The routing table as it is now, for [`metrics::render`] (its targets carry the
+    /// request metrics).
+    pub fn table(&self) -> Shared {
+        self.table.reader().cell()
     }
 
     /// Where it listens.

@@ -157,6 +157,24 @@ pub fn log(log: Option<&LogLine>, app: &str, sandbox: &str, status: u16) {
     }
 }
 
+/// A request for `target` answered (by `backend`, or by the proxy for it): counted in
+/// its metrics, and its access line written.
+#[inline]
+pub fn answered(
+    log: Option<&LogLine>,
+    started: std::time::Instant,
+    target: &AppTarget,
+    backend: Option<&Backend>,
+    sandbox: &str,
+    status: u16,
+) {
+    target.stats.record(status, started.elapsed());
+    if let Some(b) = backend {
+        b.served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    self::log(log, &target.name, sandbox, status);
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

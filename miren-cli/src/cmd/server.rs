@@ -96,6 +96,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
         sandbox_user: args.sandbox_user,
         trust_forwarded_from: args.trust_forwarded_from,
         node_addr: args.node_addr,
+        metrics_addr: args.metrics_addr,
         cluster: match args.store {
             None => None,
             Some(store) => Some(ClusterOptions {
@@ -130,7 +131,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
         }
     };
     tracing::info!(
-        "miren server: data in {}, API on {}{}, HTTP on http://{}, DNS on {}{}",
+        "miren server: data in {}, API on {}{}, HTTP on http://{}, DNS on {}{}{}",
         data_dir.display(),
         api_socket.display(),
         server
@@ -142,6 +143,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
             .unwrap_or_default(),
         server.http_addr,
         server.dns_addr.unwrap_or(args.dns_addr),
+        server
+            .metrics_addr
+            .map(|m| format!(", metrics on http://{m}/metrics"))
+            .unwrap_or_default(),
         opts_upstream
             .map(|u| format!(" (forwarding for sandboxes to {u})"))
             .unwrap_or_default(),

@@ -62,6 +62,7 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         trust_forwarded_from: Vec::new(),
         cluster: None,
         node_addr: None,
+        metrics_addr: None,
     })
     .await
     {

@@ -63,6 +63,8 @@ pub struct Options {
     pub cluster: Option<ClusterOptions>,
     /// Where other nodes reach this one's process instances (`None`: 127.0.0.1).
     pub node_addr: Option<std::net::IpAddr>,
+    /// Where `/metrics` is served without a token, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Where a cluster's state lives and who this node is.
@@ -88,6 +90,8 @@ pub struct Server {
     pub api_addr: Option<SocketAddr>,
     /// Where service DNS listens, if it does.
     pub dns_addr: Option<SocketAddr>,
+    /// Where `/metrics` is served without a token, if it is.
+    pub metrics_addr: Option<SocketAddr>,
     /// Waits until the proxy and DNS show the store as it is.
     pub visible: Visibility,
     /// Its stable service addresses close at shutdown.
@@ -236,6 +240,7 @@ impl Server {
             })?;
         let http_addr = proxy.local_addr();
         let proxy_controller = proxy.controller_slot();
+        let proxy_table = proxy.table();
         let mut visible = Visibility::default();
         visible.add("the proxy", proxy.progress());
         let mut tasks = vec![data_plane.spawn(proxy.run())];
@@ -327,6 +332,7 @@ impl Server {
                     .unwrap_or_else(|_| "this server".into()),
             },
             http: http_addr.to_string(),
+            proxy_table,
         });
 
         // The control API on the Unix socket (0600: the file mode is the auth).
@@ -367,7 +373,19 @@ impl Server {
             tasks.push(tokio::spawn(api::serve_tcp(listener, app)));
         }
 
+        // `/metrics` without a token, where asked.
+        let mut metrics_addr = None;
+        if let Some(addr) = opts.metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("listening on {addr} for metrics (--metrics-addr changes it)")
+            })?;
+            metrics_addr = Some(listener.local_addr()?);
+            let app = api::metrics_router(state.clone());
+            tasks.push(tokio::spawn(api::serve_tcp(listener, app)));
+        }
+
         Ok(Self {
+            metrics_addr,
             controller,
             logs,
             artifacts,

@@ -26,6 +26,7 @@ mod etcd;
 mod health;
 mod isolation;
 mod logs;
+mod metrics;
 mod node;
 mod operator;
 mod postgres;

@@ -35,6 +35,7 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
     ("sandbox-pool", &["list", "set-desired"]),
     ("sandbox", &["list", "stop", "exec"]),
     ("logs", &[]),
+    ("node", &["list"]),
     ("env", &["set", "unset", "list"]),
     ("task", &["list", "run", "history"]),
     (

@@ -25,6 +25,7 @@ impl ClientConn {
         let io = &mut self.io;
         let target_path = path_of(&io.buf[head.target.clone()]);
         let log = LogLine::new(&io.buf[head.method.clone()], target_path);
+        let started = std::time::Instant::now();
 
         // How much of the body came with the head.
         let after = &io.buf[head.len..];
@@ -56,7 +57,7 @@ impl ClientConn {
             && let Some(s) = &t.site
         {
             if let Some((keep, status)) = io.serve_file(&head, s, whole).await {
-                policy::log(log.as_ref(), &t.name, "static", status);
+                policy::answered(log.as_ref(), started, t, None, "static", status);
                 return keep;
             }
             if !t.has_web {
@@ -67,7 +68,7 @@ impl ClientConn {
                     LocalReply::new(405, "this app serves files only: GET or HEAD\n".into())
                 };
                 let r = io.dressed(&head, s, &t.name, r).await;
-                policy::log(log.as_ref(), &t.name, "static", r.status);
+                policy::answered(log.as_ref(), started, t, None, "static", r.status);
                 return io.answer(&head, r, whole).await;
             }
         }
@@ -100,7 +101,8 @@ impl ClientConn {
             let (backend, fresh) = match next {
                 Next::Send { backend, fresh } => (backend, fresh),
                 Next::Reply { reply, sandbox } => {
-                    policy::log(log.as_ref(), app, sandbox, reply.status);
+                    let target = &routed.target;
+                    policy::answered(log.as_ref(), started, target, None, sandbox, reply.status);
                     let reply = match &routed.target.site {
                         Some(s) => self.io.dressed(&head, s, app, reply).await,
                         None => reply,
@@ -144,11 +146,20 @@ impl ClientConn {
                     if reusable {
                         backend.idle.put(up);
                     }
-                    policy::log(log.as_ref(), app, sandbox, status);
+                    let target = &routed.target;
+                    policy::answered(
+                        log.as_ref(),
+                        started,
+                        target,
+                        Some(backend),
+                        sandbox,
+                        status,
+                    );
                     return keep;
                 }
                 Exchanged::Upgraded => {
-                    policy::log(log.as_ref(), app, sandbox, 101);
+                    let target = &routed.target;
+                    policy::answered(log.as_ref(), started, target, Some(backend), sandbox, 101);
                     // A long-lived tunnel is not demand on the pool.
                     drop(tries);
                     drop(routed);
@@ -167,7 +178,8 @@ impl ClientConn {
                             crate::reply::show(idle)
                         ),
                     );
-                    policy::log(log.as_ref(), app, sandbox, 408);
+                    let target = &routed.target;
+                    policy::answered(log.as_ref(), started, target, Some(backend), sandbox, 408);
                     self.io.answer(&head, reply, None).await;
                     return false;
                 }

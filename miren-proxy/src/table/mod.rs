@@ -54,6 +54,8 @@ pub struct AppTarget {
     pub scale: Option<miren_core::config::AutoScale>,
     /// The active version's `[static]` files.
     pub site: Option<Arc<crate::statics::Site>>,
+    /// Its requests (`metrics`), carried across rebuilds while the app is routed.
+    pub stats: Arc<crate::metrics::RequestStats>,
 }
 
 /// Demand on a pool, as the autoscaler wants it.
@@ -80,6 +82,8 @@ pub struct Backend {
     pub idle: crate::conns::IdleConns,
     /// Requests that were held for an instance and were given this one.
     pub released: AtomicUsize,
+    /// Requests it answered (`metrics`).
+    pub served: std::sync::atomic::AtomicU64,
 }
 
 impl Backend {
@@ -91,6 +95,7 @@ impl Backend {
             in_flight: AtomicUsize::new(0),
             idle: Default::default(),
             released: AtomicUsize::new(0),
+            served: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -245,6 +250,7 @@ fn build_target(name: &str, mirror: &Mirror, previous: &Table) -> Option<AppTarg
     let mut target = AppTarget {
         name: Arc::from(name),
         site,
+        stats: before.map(|t| t.stats.clone()).unwrap_or_default(),
         ..AppTarget::default()
     };
     let Some(pool) = mirror

@@ -13,6 +13,7 @@
 //! - `tasks`: tasks, running one by hand, their runs.
 //! - `routes`: hosts → apps.
 //! - `nodes`: the cluster's nodes.
+//! - `metrics`: Prometheus' text format, here and on `--metrics-addr`.
 //! - `secrets`: the server's own secret store.
 //! - `lookup`: what a request names (apps, services, hosts; ids by prefix or suffix).
 //! - `error`: the JSON error answer and what each failure maps to.
@@ -30,6 +31,7 @@ mod error;
 mod extract;
 mod logs;
 mod lookup;
+mod metrics;
 mod nodes;
 mod pools;
 mod routes;
@@ -73,10 +75,19 @@ pub struct State {
     /// This node's name, and where its proxy listens (`miren node list`).
     pub node: String,
     pub http: String,
+    /// The proxy's routing table, whose targets carry the request metrics.
+    pub proxy_table: miren_proxy::table::Shared,
 }
 
 type S = axum::extract::State<Arc<State>>;
 type R<T> = Result<T, ApiError>;
+
+/// `/metrics` alone, without a token (`--metrics-addr`).
+pub fn metrics_router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::get))
+        .with_state(state)
+}
 
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
@@ -119,6 +130,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/secret-states", post(secrets::enable))
         .route("/v1/routes", get(routes::list))
         .route("/v1/nodes", get(nodes::list))
+        .route("/metrics", get(metrics::get))
         .route("/v1/routes/{host}", put(routes::put).delete(routes::remove))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")

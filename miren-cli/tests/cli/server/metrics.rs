@@ -1,0 +1,196 @@
+//! `/metrics` in Prometheus' text format, read back by a real parser
+//! (`prometheus-parse`): the proxy counts every request exactly, by status class,
+//! with a consistent histogram; on `--metrics-addr` without a token, and on the API.
+
+use prometheus_parse::{Scrape, Value};
+
+use super::{TestServer, get_path};
+use crate::app_dir;
+
+const APP: &str = r#"name = "metered"
+[services.web]
+command = "python3 web.py"
+[services.web.concurrency]
+mode = "fixed"
+num_instances = 2
+"#;
+
+const WEB: &str = r#"
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        status = {"/missing": 404, "/broken": 500}.get(self.path, 200)
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"#;
+
+/// One scrape, parsed.
+fn scrape(addr: &str) -> Scrape {
+    let (status, body) = get_path(addr, "metrics", "/metrics");
+    assert_eq!(status, 200, "{body}");
+    Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap_or_else(|e| panic!("{e}\n{body}"))
+}
+
+/// The value of a counter (or gauge) with these labels; 0 when absent.
+fn value(s: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    s.samples
+        .iter()
+        .filter(|x| x.metric == metric && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .map(|x| match &x.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            other => panic!("{metric}: {other:?}"),
+        })
+        .sum()
+}
+
+fn requests(s: &Scrape, class: &str) -> f64 {
+    value(
+        s,
+        "miren_http_requests_total",
+        &[
+            ("app", "metered"),
+            ("service", "web"),
+            ("status_class", class),
+        ],
+    )
+}
+
+#[test]
+fn metrics_count_every_request_by_class_with_a_consistent_histogram() {
+    let server = TestServer::start(&["--metrics-addr", "127.0.0.1:0"]);
+    let metrics = server
+        .startup
+        .iter()
+        .find_map(|l| super::after(l, "metrics on http://").map(str::to_string))
+        .unwrap_or_else(|| panic!("{:?}", server.startup));
+    let app = app_dir(APP);
+    std::fs::write(app.path().join("web.py"), WEB).unwrap_or_else(|e| panic!("{e}"));
+    server.deploy(app.path());
+    server.ok(["route", "add", "metered.example", "--app", "metered"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while get_path(&server.http, "metered.example", "/").0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let before = scrape(&metrics);
+    for _ in 0..100 {
+        assert_eq!(get_path(&server.http, "metered.example", "/").0, 200);
+    }
+    for _ in 0..7 {
+        assert_eq!(get_path(&server.http, "metered.example", "/missing").0, 404);
+    }
+    for _ in 0..3 {
+        assert_eq!(get_path(&server.http, "metered.example", "/broken").0, 500);
+    }
+    let after = scrape(&metrics);
+    // Exactly what was sent, in the class it got.
+    assert_eq!(requests(&after, "2xx") - requests(&before, "2xx"), 100.0);
+    assert_eq!(requests(&after, "4xx") - requests(&before, "4xx"), 7.0);
+    assert_eq!(requests(&after, "5xx") - requests(&before, "5xx"), 3.0);
+    // Per instance: both served, and together everything.
+    let sandboxes: Vec<f64> = after
+        .samples
+        .iter()
+        .filter(|x| {
+            x.metric == "miren_sandbox_http_requests_total"
+                && x.labels.get("app") == Some("metered")
+        })
+        .map(|x| match x.value {
+            Value::Counter(v) => v,
+            _ => panic!("{x:?}"),
+        })
+        .collect();
+    assert_eq!(sandboxes.len(), 2, "{sandboxes:?}");
+    assert_eq!(
+        sandboxes.iter().sum::<f64>(),
+        requests(&after, "2xx") + 10.0
+    );
+
+    // The histogram: cumulative buckets ending in +Inf, which is its count.
+    let histogram = after
+        .samples
+        .iter()
+        .find(|x| {
+            x.metric == "miren_http_request_duration_seconds"
+                && x.labels.get("app") == Some("metered")
+        })
+        .unwrap_or_else(|| panic!("no histogram"));
+    let Value::Histogram(buckets) = &histogram.value else {
+        panic!("{histogram:?}");
+    };
+    assert!(
+        buckets
+            .windows(2)
+            .all(|w| w[0].less_than < w[1].less_than && w[0].count <= w[1].count),
+        "{buckets:?}"
+    );
+    let last = buckets.last().unwrap_or_else(|| panic!("buckets"));
+    assert!(last.less_than.is_infinite());
+    let count = value(
+        &after,
+        "miren_http_request_duration_seconds_count",
+        &[("app", "metered")],
+    );
+    assert_eq!(last.count, count);
+    let total: f64 = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+        .iter()
+        .map(|c| requests(&after, c))
+        .sum();
+    assert_eq!(count, total);
+    assert!(
+        value(
+            &after,
+            "miren_http_request_duration_seconds_sum",
+            &[("app", "metered")]
+        ) > 0.0
+    );
+    // The pools' gauges.
+    assert_eq!(
+        value(
+            &after,
+            "miren_pool_ready_instances",
+            &[("app", "metered"), ("service", "web")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "miren_pool_desired_instances",
+            &[("app", "metered"), ("service", "web")]
+        ),
+        2.0
+    );
+
+    // On the API too (the socket's mode is its auth).
+    use std::io::{Read, Write};
+    let mut api =
+        std::os::unix::net::UnixStream::connect(server.socket()).unwrap_or_else(|e| panic!("{e}"));
+    api.write_all(b"GET /metrics HTTP/1.0\r\nHost: miren\r\n\r\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut answer = String::new();
+    api.read_to_string(&mut answer)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    assert!(answer.contains("text/plain; version=0.0.4"), "{answer}");
+    assert!(
+        answer.contains(
+            "miren_http_requests_total{app=\"metered\",service=\"web\",status_class=\"2xx\"}"
+        ),
+        "{answer}"
+    );
+    assert!(server.stop().success());
+}
