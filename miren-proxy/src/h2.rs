@@ -113,18 +113,21 @@ async fn handle(
     let mut body = Some(body.boxed());
     let mut tries = Tries::new(fwd, &routed.target, replayable, resendable);
     let mut next = tries.first(routed.given());
+    let answered = |backend: Option<&crate::table::Backend>, sandbox: &str, status: u16| {
+        policy::answered(
+            log.as_ref(),
+            started,
+            &routed.target,
+            backend,
+            sandbox,
+            status,
+        );
+    };
     loop {
         let backend = match next {
             Next::Send { backend, .. } => backend,
             Next::Reply { reply, sandbox } => {
-                policy::answered(
-                    log.as_ref(),
-                    started,
-                    &routed.target,
-                    None,
-                    sandbox,
-                    reply.status,
-                );
+                answered(None, sandbox, reply.status);
                 return text(reply);
             }
         };
@@ -132,14 +135,7 @@ async fn handle(
             Ok(r) => r,
             Err(reply) => {
                 let sandbox = &backend.sandbox;
-                policy::answered(
-                    log.as_ref(),
-                    started,
-                    &routed.target,
-                    None,
-                    sandbox,
-                    reply.status,
-                );
+                answered(None, sandbox, reply.status);
                 return text(reply);
             }
         };
@@ -154,15 +150,7 @@ async fn handle(
             Ok(Ok(mut resp)) => {
                 strip_hop_by_hop(resp.headers_mut());
                 let status = resp.status().as_u16();
-                let sandbox = &backend.sandbox;
-                policy::answered(
-                    log.as_ref(),
-                    started,
-                    &routed.target,
-                    Some(backend),
-                    sandbox,
-                    status,
-                );
+                answered(Some(backend), &backend.sandbox, status);
                 return with_request_id(resp.map(|b| b.boxed()), &rid);
             }
             Ok(Err(UpstreamError::Connect(e))) => Failure::Refused(e.to_string()),
