@@ -68,8 +68,8 @@ async fn run(
             Ended::Compacted => {
                 // Resume from now; watchers list again, at a revision at least this
                 // one, so the events between come twice at most and are skipped.
-                let mut kv = client.kv_client();
-                match current_revision(&mut kv, &prefix).await {
+                let kv = client.kv_client();
+                match current_revision(&kv, &prefix).await {
                     Ok(now) => {
                         tracing::warn!(
                             "etcd compacted the revisions this server had not seen yet (from {next}); listing everything again"

@@ -62,8 +62,8 @@ impl EtcdStore {
         let client = bounded(Client::connect(&address.endpoints, Some(options)))
             .await
             .map_err(|e| failed(e.to_string()))?;
-        let mut kv = client.kv_client();
-        let now = current_revision(&mut kv, &address.prefix)
+        let kv = client.kv_client();
+        let now = current_revision(&kv, &address.prefix)
             .await
             .map_err(|e| failed(e.to_string()))?;
         let hub = Arc::new(WatchHub::new());
@@ -122,8 +122,12 @@ impl EtcdStore {
 #[async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
-        let mut kv = self.kv.clone();
-        let resp = bounded(kv.get(self.key(key), None)).await?;
+        let key = self.key(key);
+        let resp = retried(|| {
+            let (mut kv, key) = (self.kv.clone(), key.clone());
+            async move { kv.get(key, None).await }
+        })
+        .await?;
         Ok(resp.kvs().first().map(|kv| Versioned {
             value: kv.value().to_vec(),
             revision: from_etcd(kv.mod_revision()),
@@ -131,7 +135,7 @@ impl Store for EtcdStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<(Vec<(String, Versioned)>, Revision), StoreError> {
-        let mut kv = self.kv.clone();
+        let kv = self.kv.clone();
         let start = self.key(prefix).into_bytes();
         let end = range_end(&start);
         let mut items = Vec::new();
@@ -142,7 +146,11 @@ impl Store for EtcdStore {
             if at > 0 {
                 options = options.with_revision(at);
             }
-            let resp = bounded(kv.get(from.clone(), Some(options))).await?;
+            let resp = retried(|| {
+                let (mut kv, from, options) = (kv.clone(), from.clone(), options.clone());
+                async move { kv.get(from, Some(options)).await }
+            })
+            .await?;
             if at == 0 {
                 at = resp.header().map_or(0, |h| h.revision());
             }
@@ -170,9 +178,13 @@ impl Store for EtcdStore {
         if ops.is_empty() {
             return self.revision().await;
         }
-        let mut kv = self.kv.clone();
-        let resp = bounded(kv.txn(txn::build(&self.prefix, &ops)))
-            .await
+        let kv = self.kv.clone();
+        let built = txn::build(&self.prefix, &ops);
+        let resp = retried(|| {
+            let (mut kv, built) = (kv.clone(), built.clone());
+            async move { kv.txn(built).await }
+        })
+        .await
             .map_err(|e| match e {
                 StoreError::Backend(b) if b.to_string().contains("too many operations") => {
                     StoreError::Backend(
@@ -197,8 +209,8 @@ impl Store for EtcdStore {
     }
 
     async fn revision(&self) -> Result<Revision, StoreError> {
-        let mut kv = self.kv.clone();
-        let now = current_revision(&mut kv, &self.prefix).await?;
+        let kv = self.kv.clone();
+        let now = current_revision(&kv, &self.prefix).await?;
         // Watchers learn they have everything up to now even when the last writes
         // were not theirs (etcd's revision counts every key of the cluster).
         self.follower.ask_progress();
@@ -207,8 +219,15 @@ impl Store for EtcdStore {
 }
 
 /// The cluster's revision now.
-pub(crate) async fn current_revision(kv: &mut KvClient, prefix: &str) -> Result<i64, StoreError> {
-    let resp = bounded(kv.get(prefix, Some(GetOptions::new().with_count_only()))).await?;
+pub(crate) async fn current_revision(kv: &KvClient, prefix: &str) -> Result<i64, StoreError> {
+    let resp = retried(|| {
+        let mut kv = kv.clone();
+        async move {
+            kv.get(prefix, Some(GetOptions::new().with_count_only()))
+                .await
+        }
+    })
+    .await?;
     Ok(resp.header().map_or(0, |h| h.revision()))
 }
 
@@ -219,14 +238,50 @@ pub(crate) async fn bounded<T>(
     match tokio::time::timeout(CALL_TIMEOUT, call).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(StoreError::Backend(Box::new(e))),
-        Err(_) => Err(StoreError::Backend(
-            format!(
-                "etcd did not answer within {} s (a majority of its members down?)",
-                CALL_TIMEOUT.as_secs()
-            )
-            .into(),
-        )),
+        Err(_) => Err(timed_out()),
     }
+}
+
+/// A call to etcd, at most [`CALL_TIMEOUT`] in all, tried again (on another member)
+/// while it fails without having reached any: a member just back is still marked down
+/// by the client for a moment. A call that may have reached a member is not repeated.
+pub(crate) async fn retried<T, F, Fut>(mut call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, etcd_client::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + CALL_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, call()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e))
+                if never_sent(&e) && tokio::time::Instant::now() + RETRY_AFTER < deadline =>
+            {
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+            Ok(Err(e)) => return Err(StoreError::Backend(Box::new(e))),
+            Err(_) => return Err(timed_out()),
+        }
+    }
+}
+
+/// Waits between tries of a call that reached no member.
+const RETRY_AFTER: Duration = Duration::from_millis(50);
+
+/// Whether the call failed before any member got it (no connection).
+fn never_sent(e: &etcd_client::Error) -> bool {
+    let shown = format!("{e:?}");
+    shown.contains("ConnectError") || shown.contains("tcp connect error")
+}
+
+fn timed_out() -> StoreError {
+    StoreError::Backend(
+        format!(
+            "etcd did not answer within {} s (a majority of its members down?)",
+            CALL_TIMEOUT.as_secs()
+        )
+        .into(),
+    )
 }
 
 /// The end of the range of keys starting with `prefix` (etcd's `range_end`).
