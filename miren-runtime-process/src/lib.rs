@@ -945,6 +945,34 @@ impl Runtime for ProcessRuntime {
             .collect())
     }
 
+    async fn usage(&self) -> Result<Vec<miren_core::runtime::Usage>, RuntimeError> {
+        let sandboxes: Vec<members::Sandbox> = lock(&self.inner.running)
+            .iter()
+            .map(|(id, p)| members::Sandbox {
+                pgid: Some(p.pgid),
+                id: id.to_string(),
+            })
+            .collect();
+        let ids: Vec<SandboxId> = lock(&self.inner.running).keys().cloned().collect();
+        blocking(move || {
+            let pids = members::of_each(&sandboxes);
+            Ok(ids
+                .into_iter()
+                .map(|id| {
+                    let (cpu_seconds, memory_bytes) = pids
+                        .get(id.as_str())
+                        .map_or((0.0, 0), |p| members::usage_of(p));
+                    miren_core::runtime::Usage {
+                        sandbox: id,
+                        cpu_seconds,
+                        memory_bytes,
+                    }
+                })
+                .collect())
+        })
+        .await
+    }
+
     async fn adopt(&self, sandbox: &SandboxId, events: EventSink) -> Result<(), RuntimeError> {
         let running = lock(&self.inner.running);
         let p = running

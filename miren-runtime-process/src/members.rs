@@ -101,6 +101,40 @@ pub fn strays(sandbox: &Sandbox) -> Vec<u32> {
         .collect()
 }
 
+/// CPU seconds (user + system, its own and its waited-for children's) and resident
+/// bytes of `pids` together; processes gone meanwhile count nothing.
+pub fn usage_of(pids: &[u32]) -> (f64, u64) {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|t| *t > 0)
+        .unwrap_or(100) as f64;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .filter(|p| *p > 0)
+        .unwrap_or(4096) as u64;
+    let (mut cpu, mut rss) = (0u64, 0u64);
+    for pid in pids {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After `pid (comm)`: field 3 is the state; 14–17 the times, 24 the RSS.
+        let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 1..)) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |field: usize| {
+            f.get(field - 3)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        cpu += num(14) + num(15) + num(16) + num(17);
+        rss += num(24) * page;
+    }
+    (cpu as f64 / ticks, rss)
+}
+
 /// Sends `signal` to each pid (those already gone are skipped).
 pub fn signal(pids: &[u32], signal: Signal) {
     for pid in pids {

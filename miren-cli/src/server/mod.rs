@@ -306,7 +306,7 @@ impl Server {
         cfg.secret_key = Some(secret_key);
         cfg.code_in_store = opts.cluster.is_some();
         cfg.static_root = Some(static_root);
-        let controller = Controller::start(store.clone(), runtime, cfg)
+        let controller = Controller::start(store.clone(), runtime.clone(), cfg)
             .await
             .context("starting the controller")?;
         // The proxy asks it for capacity and reports demand from now on.
@@ -333,6 +333,7 @@ impl Server {
             },
             http: http_addr.to_string(),
             proxy_table,
+            runtime,
         });
 
         // The control API on the Unix socket (0600: the file mode is the auth).

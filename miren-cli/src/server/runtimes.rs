@@ -266,6 +266,14 @@ impl Runtime for Auto {
         Ok(())
     }
 
+    async fn usage(&self) -> Result<Vec<miren_core::runtime::Usage>, RuntimeError> {
+        let mut all = self.process.usage().await?;
+        if let Some(d) = &self.docker {
+            all.extend(d.usage().await?);
+        }
+        Ok(all)
+    }
+
     async fn collect(&self, retained: &Retained) -> Result<(), RuntimeError> {
         lock(&self.containerized).retain(|v, _| retained.versions.contains(v));
         self.process.collect(retained).await?;

@@ -218,6 +218,18 @@ pub struct Listed {
     pub labels: BTreeMap<String, String>,
 }
 
+/// What a running sandbox uses, as its backend measures it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Usage {
+    /// The sandbox.
+    pub sandbox: SandboxId,
+    /// CPU time its processes have used, user and system, theirs and their waited-for
+    /// children's (seconds).
+    pub cpu_seconds: f64,
+    /// Memory its processes hold now (resident set, bytes).
+    pub memory_bytes: u64,
+}
+
 /// Runs file system (and other blocking) work on tokio's blocking threads, off the
 /// async ones; a task that panicked is a backend error.
 pub async fn blocking<T: Send + 'static>(
@@ -341,6 +353,12 @@ pub trait Runtime: Send + Sync {
             "the {} runtime can't run one-off commands",
             self.name()
         )))
+    }
+
+    /// CPU and memory of each sandbox it runs, where it can tell (`/metrics`). The
+    /// default: it can't, and says nothing.
+    async fn usage(&self) -> Result<Vec<Usage>, RuntimeError> {
+        Ok(Vec::new())
     }
 
     /// Removes what it keeps for versions not in `retained` (unpacked code, built

@@ -77,6 +77,8 @@ pub struct State {
     pub http: String,
     /// The proxy's routing table, whose targets carry the request metrics.
     pub proxy_table: miren_proxy::table::Shared,
+    /// What runs the sandboxes: their CPU and memory for `/metrics`.
+    pub runtime: Arc<dyn miren_core::runtime::Runtime>,
 }
 
 type S = axum::extract::State<Arc<State>>;

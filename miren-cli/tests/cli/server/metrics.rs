@@ -13,6 +13,23 @@ command = "python3 web.py"
 [services.web.concurrency]
 mode = "fixed"
 num_instances = 2
+
+[services.burner]
+command = "python3 burn.py"
+"#;
+
+/// Holds 64 MiB and spins for a second, then rests.
+const BURN: &str = r#"
+import time
+held = bytearray(64 * 1024 * 1024)
+for i in range(0, len(held), 4096):
+    held[i] = 1
+end = time.time() + 1.0
+while time.time() < end:
+    pass
+print("burnt", flush=True)
+while True:
+    time.sleep(60)
 "#;
 
 const WEB: &str = r#"
@@ -74,6 +91,7 @@ fn metrics_count_every_request_by_class_with_a_consistent_histogram() {
         .unwrap_or_else(|| panic!("{:?}", server.startup));
     let app = app_dir(APP);
     std::fs::write(app.path().join("web.py"), WEB).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(app.path().join("burn.py"), BURN).unwrap_or_else(|e| panic!("{e}"));
     server.deploy(app.path());
     server.ok(["route", "add", "metered.example", "--app", "metered"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -174,6 +192,32 @@ fn metrics_count_every_request_by_class_with_a_consistent_histogram() {
         ),
         2.0
     );
+
+    // Each sandbox's CPU and memory, from /proc: the burner's second of CPU and its
+    // 64 MiB show (within 10 s), and the web instances hold some memory.
+    let burner =
+        |s: &Scrape, metric: &str| value(s, metric, &[("app", "metered"), ("service", "burner")]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let measured = loop {
+        let s = scrape(&metrics);
+        if burner(&s, "miren_sandbox_cpu_seconds_total") >= 0.9 {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the burner's CPU never showed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(burner(&measured, "miren_sandbox_memory_bytes") >= 64.0 * 1024.0 * 1024.0);
+    let web_memory = measured
+        .samples
+        .iter()
+        .filter(|x| {
+            x.metric == "miren_sandbox_memory_bytes" && x.labels.get("service") == Some("web")
+        })
+        .count();
+    assert_eq!(web_memory, 2);
 
     // On the API too (the socket's mode is its auth).
     use std::io::{Read, Write};
