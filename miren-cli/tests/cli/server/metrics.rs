@@ -18,14 +18,14 @@ num_instances = 2
 command = "python3 burn.py"
 "#;
 
-/// Holds 64 MiB and spins for a second, then rests.
+/// Holds 64 MiB and spins for a second of CPU, then rests.
 const BURN: &str = r#"
 import time
 held = bytearray(64 * 1024 * 1024)
 for i in range(0, len(held), 4096):
     held[i] = 1
-end = time.time() + 1.0
-while time.time() < end:
+# A second of its own CPU time, however busy the machine is.
+while time.process_time() < 1.0:
     pass
 print("burnt", flush=True)
 while True:
@@ -194,10 +194,10 @@ fn metrics_count_every_request_by_class_with_a_consistent_histogram() {
     );
 
     // Each sandbox's CPU and memory, from /proc: the burner's second of CPU and its
-    // 64 MiB show (within 10 s), and the web instances hold some memory.
+    // 64 MiB show (within 30 s), and the web instances hold some memory.
     let burner =
         |s: &Scrape, metric: &str| value(s, metric, &[("app", "metered"), ("service", "burner")]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let measured = loop {
         let s = scrape(&metrics);
         if burner(&s, "miren_sandbox_cpu_seconds_total") >= 0.9 {
