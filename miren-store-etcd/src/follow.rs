@@ -12,7 +12,7 @@ use miren_core::store::{WatchEvent, WatchHub};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::store::current_revision;
+use crate::call::current_revision;
 use crate::txn::from_etcd;
 
 /// Waits between attempts to open the stream again, doubling up to the last.

@@ -4,8 +4,8 @@
 use etcd_client::{Client, PutOptions};
 use miren_core::store::StoreError;
 
+use crate::call::retried;
 use crate::lease::KeptLease;
-use crate::store::bounded;
 
 /// A live key; dropped, it goes.
 pub struct Heartbeat {
@@ -34,11 +34,10 @@ impl Heartbeat {
     /// Changes what it says.
     pub async fn set(&self, value: Vec<u8>) -> Result<(), StoreError> {
         let options = PutOptions::new().with_lease(self.lease.id);
-        bounded(
-            self.client
-                .clone()
-                .put(self.key.as_str(), value, Some(options)),
-        )
+        retried(|| {
+            let (mut c, value, options) = (self.client.clone(), value.clone(), options.clone());
+            async move { c.put(self.key.as_str(), value, Some(options)).await }
+        })
         .await?;
         Ok(())
     }

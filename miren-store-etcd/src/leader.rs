@@ -7,8 +7,8 @@
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
 use miren_core::store::StoreError;
 
+use crate::call::retried;
 use crate::lease::KeptLease;
-use crate::store::bounded;
 
 /// Why [`lead`] did not make this node the leader.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,11 @@ pub(crate) async fn lead(client: &Client, key: &str, node: &str) -> Result<Leade
         .when([Compare::version(key, CompareOp::Equal, 0)])
         .and_then([put])
         .or_else([TxnOp::get(key, None)]);
-    let resp = bounded(client.clone().txn(txn)).await?;
+    let resp = retried(|| {
+        let (mut c, txn) = (client.clone(), txn.clone());
+        async move { c.txn(txn).await }
+    })
+    .await?;
     if resp.succeeded() {
         return Ok(Leadership { lease });
     }

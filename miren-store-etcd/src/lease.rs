@@ -10,7 +10,7 @@ use miren_core::store::StoreError;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::store::bounded;
+use crate::call::retried;
 
 /// Seconds a lease lives without renewal: a dead node's keys go within this.
 pub const LEASE_TTL: i64 = 5;
@@ -28,8 +28,12 @@ pub(crate) struct KeptLease {
 impl KeptLease {
     /// A new lease, renewed from now on.
     pub(crate) async fn grant(client: &Client) -> Result<Self, StoreError> {
-        let mut c = client.clone();
-        let id = bounded(c.lease_grant(LEASE_TTL, None)).await?.id();
+        let id = retried(|| {
+            let mut c = client.clone();
+            async move { c.lease_grant(LEASE_TTL, None).await }
+        })
+        .await?
+        .id();
         let (tx, lost) = watch::channel(None);
         let renew = tokio::spawn(keep(client.clone(), id, tx));
         Ok(Self {

@@ -8,6 +8,7 @@
 //! # Layout
 //! - `address`: `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]`, what `--store` takes.
 //! - `store`: [`EtcdStore`], the [`Store`] implementation.
+//! - `call`: one call to etcd, bounded in time, retried while it reaches no member.
 //! - `txn`: a transaction's ops as an etcd `Txn`, and what a failed one found.
 //! - `follow`: the watch stream, kept going across broken connections and compaction.
 //! - `lease`: an etcd lease kept alive while it is held.
@@ -26,6 +27,7 @@
 //! [`Store`]: miren_core::store::Store
 
 mod address;
+mod call;
 mod follow;
 mod heartbeat;
 mod leader;

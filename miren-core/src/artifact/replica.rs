@@ -84,12 +84,8 @@ pub async fn fetch_missing(
 ) -> Result<usize, ReplicaError> {
     let mut copied = 0;
     for digest in wanted {
-        let have = artifacts.clone();
-        let d = digest.clone();
-        let present = tokio::task::spawn_blocking(move || have.get(&d).is_some())
-            .await
-            .unwrap_or(false);
-        if present {
+        // Unknown (the check itself failed): copied again, which is harmless.
+        if has(artifacts, digest).await.unwrap_or(false) {
             continue;
         }
         let Some(meta) = store.get(&meta_key(digest)).await? else {
@@ -137,12 +133,8 @@ pub async fn retain(store: &dyn Store, artifacts: &ArtifactStore) -> Result<usiz
         else {
             continue;
         };
-        let have = artifacts.clone();
-        let d = digest.clone();
-        let kept = tokio::task::spawn_blocking(move || have.get(&d).is_some())
-            .await
-            .unwrap_or(true);
-        if kept {
+        // Unknown (the check itself failed): kept, never lost.
+        if has(artifacts, &digest).await.unwrap_or(true) {
             continue;
         }
         let count: usize = String::from_utf8_lossy(&meta.value).parse().unwrap_or(0);
@@ -160,6 +152,15 @@ pub async fn retain(store: &dyn Store, artifacts: &ArtifactStore) -> Result<usiz
         removed += 1;
     }
     Ok(removed)
+}
+
+/// Whether `artifacts` holds `digest` (a file stat, off the async threads); `None`
+/// when the check itself failed.
+async fn has(artifacts: &ArtifactStore, digest: &Digest) -> Option<bool> {
+    let (have, d) = (artifacts.clone(), digest.clone());
+    tokio::task::spawn_blocking(move || have.get(&d).is_some())
+        .await
+        .ok()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! table is swapped in whole, so the request path never takes a lock.
 
 mod projection;
+pub mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -55,7 +56,7 @@ pub struct AppTarget {
     /// The active version's `[static]` files.
     pub site: Option<Arc<crate::statics::Site>>,
     /// Its requests (`metrics`), carried across rebuilds while the app is routed.
-    pub stats: Arc<crate::metrics::RequestStats>,
+    pub stats: Arc<stats::RequestStats>,
 }
 
 /// Demand on a pool, as the autoscaler wants it.

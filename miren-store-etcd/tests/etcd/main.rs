@@ -28,6 +28,23 @@ async fn next_change(w: &mut Watch) -> WatchEvent {
         .unwrap_or_else(|_| panic!("no change within 10 s"))
 }
 
+/// Calls `f` until it succeeds, `within` at most (then panics with its last error).
+async fn until_ok<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    within: Duration,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 fn put_of(e: &WatchEvent) -> (String, Vec<u8>) {
     match e {
         WatchEvent::Put { key, value, .. } => (key.clone(), value.clone()),
@@ -94,16 +111,10 @@ async fn a_watch_goes_on_after_etcd_restarts_missing_and_repeating_nothing() {
     assert_eq!(put_of(&next_change(&mut w).await).0, "apps/2");
     assert_eq!(put_of(&next_change(&mut w).await).0, "apps/3");
     // The same store writes again once it is back; nothing came twice before it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let rev = loop {
-        match store.txn(vec![Op::put("apps/4", "four")]).await {
-            Ok(r) => break r,
-            Err(e) => {
-                assert!(std::time::Instant::now() < deadline, "{e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let rev = until_ok(Duration::from_secs(10), || {
+        store.txn(vec![Op::put("apps/4", "four")])
+    })
+    .await;
     match next_change(&mut w).await {
         WatchEvent::Put { key, revision, .. } => {
             assert_eq!((key.as_str(), revision), ("apps/4", rev))
@@ -211,19 +222,11 @@ async fn three_members_go_on_without_one_and_refuse_writes_without_two_losing_no
 
     // One of three down (kill -9): reads and writes go on.
     etcd.kill(0);
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        match store.txn(vec![Op::put("apps/2", "two")]).await {
-            Ok(_) => break,
-            Err(e) => {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "writes with two of three: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    // (writes with two of three)
+    until_ok(Duration::from_secs(15), || {
+        store.txn(vec![Op::put("apps/2", "two")])
+    })
+    .await;
     // Two of three down: a write fails, clearly, within the call's bound.
     etcd.kill(1);
     let t = std::time::Instant::now();
@@ -240,16 +243,7 @@ async fn three_members_go_on_without_one_and_refuse_writes_without_two_losing_no
     etcd.restart(0);
     etcd.restart(1);
     etcd.wait_ready(Duration::from_secs(30)).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let (items, _) = loop {
-        match store.list("apps/").await {
-            Ok(l) => break l,
-            Err(e) => {
-                assert!(std::time::Instant::now() < deadline, "{e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let (items, _) = until_ok(Duration::from_secs(15), || store.list("apps/")).await;
     let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["apps/1", "apps/2"]);
     write(&store, "apps/4", "four").await;
@@ -281,16 +275,7 @@ async fn one_node_leads_at_a_time_and_learns_when_it_no_longer_does() {
     ));
     drop(a);
     // Given up: the key goes with the lease, and another node leads.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut b = loop {
-        match store.lead("b").await {
-            Ok(l) => break l,
-            Err(e) => {
-                assert!(std::time::Instant::now() < deadline, "{e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let mut b = until_ok(Duration::from_secs(10), || store.lead("b")).await;
     // etcd gone: the leader learns it no longer leads once its lease would have lapsed.
     let t = std::time::Instant::now();
     etcd.kill(0);

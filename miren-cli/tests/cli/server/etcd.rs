@@ -12,22 +12,58 @@ use miren_store_etcd::testing::{Cluster, etcd_installed};
 
 use super::{TestServer, demo_copy, get, wait_exit};
 
+/// `n` etcd members on loopback, and the `--store` address of prefix `prefix` on them.
+fn etcd_cluster(n: usize, prefix: &str) -> (tokio::runtime::Runtime, Cluster, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let etcd = rt.block_on(Cluster::start(n));
+    let members: Vec<String> = etcd
+        .address(prefix)
+        .endpoints
+        .iter()
+        .map(|e| e.trim_start_matches("http://").to_string())
+        .collect();
+    let url = format!("etcd://{}/{prefix}", members.join(","));
+    (rt, etcd, url)
+}
+
+/// A node standing by while `leader` (named `a`) leads: a data dir of its own with a
+/// copy of the cluster's secret key (as the operator gives every node). Where its proxy
+/// and DNS serve meanwhile.
+fn standby(leader: &TestServer, url: &str, args: &[&str]) -> (super::Launch, String, String) {
+    let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(
+        leader.data.path().join("secrets.key"),
+        data.path().join("secrets.key"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut all = vec!["--store", url];
+    all.extend_from_slice(args);
+    let mut node = TestServer::launch(
+        data,
+        &all,
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("miren")),
+    );
+    node.wait_for("standing by: node `a` leads the cluster at");
+    let line = node.startup.last().cloned().unwrap_or_default();
+    let addr = |marker: &str| {
+        super::after(&line, marker)
+            .map(|a| a.trim_end_matches(')').to_string())
+            .unwrap_or_else(|| panic!("{line}"))
+    };
+    let (http, dns) = (addr("proxy (http://"), addr("DNS ("));
+    (node, http, dns)
+}
+
 #[test]
 fn on_etcd_one_node_leads_a_standby_takes_over_with_the_code_and_a_node_that_loses_the_lead_stops()
 {
     if !etcd_installed() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut etcd = rt.block_on(Cluster::start(1));
-    let address = etcd.address("it");
-    let url = format!(
-        "etcd://{}/it",
-        address.endpoints[0].trim_start_matches("http://")
-    );
+    let (rt, mut etcd, url) = etcd_cluster(1, "it");
 
     let mut a = TestServer::start(&["--store", &url, "--node", "a", "--node-addr", "127.0.1.1"]);
     assert!(
@@ -66,28 +102,9 @@ fn on_etcd_one_node_leads_a_standby_takes_over_with_the_code_and_a_node_that_los
     let in_etcd = rt.block_on(store.get(&keys::app("demo")));
     assert!(matches!(in_etcd, Ok(Some(_))), "{in_etcd:?}");
 
-    // A second node, with a data dir of its own and a copy of the cluster's secret
-    // key (as the operator gives every node), stands by while `a` leads.
-    let b_data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::copy(
-        a.data.path().join("secrets.key"),
-        b_data.path().join("secrets.key"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut b = TestServer::launch(
-        b_data,
-        &["--store", &url, "--node", "b", "--node-addr", "127.0.1.2"],
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("miren")),
-    );
-    b.wait_for("standing by: node `a` leads the cluster at");
-    // Meanwhile its proxy and DNS serve the cluster's apps, from the store.
-    let standby = b.startup.last().cloned().unwrap_or_default();
-    let b_http = super::after(&standby, "proxy (http://")
-        .map(|a| a.trim_end_matches(')').to_string())
-        .unwrap_or_else(|| panic!("{standby}"));
-    let b_dns = super::after(&standby, "DNS (")
-        .map(|a| a.trim_end_matches(')').to_string())
-        .unwrap_or_else(|| panic!("{standby}"));
+    // A second node stands by while `a` leads; meanwhile its proxy and DNS serve the
+    // cluster's apps, from the store.
+    let (b, b_http, b_dns) = standby(&a, &url, &["--node", "b", "--node-addr", "127.0.1.2"]);
     // (the same instance: the visit counter goes on from a's answer to b's)
     let (_, through_a) = get(&a.http, "demo.example");
     let (status, through_b) = get(&b_http, "demo.example");
@@ -244,48 +261,17 @@ fn three_nodes_on_three_etcd_members_fail_over_under_load_and_outlive_a_member()
     if !etcd_installed() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut etcd = rt.block_on(Cluster::start(3));
-    let members: Vec<String> = etcd
-        .address("three")
-        .endpoints
-        .iter()
-        .map(|e| e.trim_start_matches("http://").to_string())
-        .collect();
-    let url = format!("etcd://{}/three", members.join(","));
+    let (_rt, mut etcd, url) = etcd_cluster(3, "three");
 
     let mut a = TestServer::start(&["--store", &url, "--node", "a"]);
     let app = demo_copy();
     a.deploy(app.path());
     a.ok(["route", "add", "demo.example", "--app", "demo"]);
-    let mut standbys: Vec<super::Launch> = ["b", "c"]
-        .iter()
-        .map(|name| {
-            let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-            std::fs::copy(
-                a.data.path().join("secrets.key"),
-                data.path().join("secrets.key"),
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-            TestServer::launch(
-                data,
-                &["--store", &url, "--node", name],
-                std::process::Command::new(assert_cmd::cargo::cargo_bin("miren")),
-            )
-        })
-        .collect();
-    let mut proxies = Vec::new();
-    for s in &mut standbys {
-        s.wait_for("standing by: node `a` leads the cluster at");
-        let line = s.startup.last().cloned().unwrap_or_default();
-        proxies.push(
-            super::after(&line, "proxy (http://")
-                .map(|p| p.trim_end_matches(')').to_string())
-                .unwrap_or_else(|| panic!("{line}")),
-        );
+    let (mut standbys, mut proxies) = (Vec::new(), Vec::new());
+    for name in ["b", "c"] {
+        let (node, http, _) = standby(&a, &url, &["--node", name]);
+        standbys.push(node);
+        proxies.push(http);
     }
 
     // A bounded load loop against c's proxy (at most 40 s, 4,000 requests).
