@@ -71,7 +71,8 @@ fn never_sent(e: &etcd_client::Error) -> bool {
 fn timed_out() -> StoreError {
     StoreError::Backend(
         format!(
-            "etcd did not answer within {} s (a majority of its members down?)",
+            "etcd did not answer within {} s (a majority of its members down?); a change \
+             sent may still be applied once they are back",
             CALL_TIMEOUT.as_secs()
         )
         .into(),

@@ -15,9 +15,11 @@ use tokio::task::JoinHandle;
 use crate::call::current_revision;
 use crate::txn::from_etcd;
 
-/// Waits between attempts to open the stream again, doubling up to the last.
-const RETRY: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(2);
+/// Waits between attempts to open the stream again, doubling up to the last. The
+/// client may hand an attempt to a member that is down (it fails at once), so the cap
+/// stays short: a member lost must not leave the proxy seconds behind the store.
+const RETRY: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_millis(500);
 
 /// The following task; it stops when this is dropped.
 pub(crate) struct Follower {
@@ -129,6 +131,11 @@ async fn follow(
                     if resp.created() {
                         tracing::debug!("following etcd from revision {next}");
                         *wait = RETRY;
+                        // An ask may have gone down with the last stream: report
+                        // progress on this one, so nobody waiting on it waits longer.
+                        if let Err(e) = requests.request_progress().await {
+                            return Ended::Broken(e.to_string());
+                        }
                         continue;
                     }
                     deliver(&resp, prefix, hub, next);
@@ -151,11 +158,13 @@ async fn follow(
 /// progress it reports.
 fn deliver(resp: &WatchResponse, prefix: &str, hub: &WatchHub, next: &mut i64) {
     if resp.events().is_empty() {
-        // A progress report: every event up to its revision has been delivered.
+        // A progress report: every event up to its revision has been delivered. It
+        // does not move `next`: etcd before 3.4.25/3.5.8 may report a revision whose
+        // events are still on their way, and a stream broken then must resume before
+        // them (a quiet prefix compacted meanwhile costs a relist, never an event).
         if let Some(rev) = resp.header().map(|h| h.revision())
             && rev >= *next - 1
         {
-            *next = rev + 1;
             hub.publish(vec![WatchEvent::Progress {
                 revision: from_etcd(rev),
             }]);

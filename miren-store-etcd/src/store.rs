@@ -1,6 +1,7 @@
 //! [`EtcdStore`]: the [`Store`] contract on etcd.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,6 +25,9 @@ pub struct EtcdStore {
     endpoints: String,
     hub: Arc<WatchHub>,
     follower: Follower,
+    /// The newest revision this store's calls have seen: a watch begun after them
+    /// leaves out changes that old (the follower may still be delivering them).
+    seen: AtomicU64,
 }
 
 /// Why [`EtcdStore::connect`] failed.
@@ -73,6 +77,7 @@ impl EtcdStore {
             endpoints,
             hub,
             follower,
+            seen: AtomicU64::new(from_etcd(now)),
         })
     }
 
@@ -94,6 +99,12 @@ impl EtcdStore {
     /// The members it was given, for messages.
     pub fn endpoints(&self) -> &str {
         &self.endpoints
+    }
+
+    /// Records a revision a call saw.
+    fn saw(&self, revision: Revision) -> Revision {
+        self.seen.fetch_max(revision, Ordering::Relaxed);
+        revision
     }
 
     fn key(&self, key: &str) -> String {
@@ -125,6 +136,7 @@ impl Store for EtcdStore {
             async move { kv.get(key, None).await }
         })
         .await?;
+        self.saw(from_etcd(resp.header().map_or(0, |h| h.revision())));
         Ok(resp.kvs().first().map(|kv| Versioned {
             value: kv.value().to_vec(),
             revision: from_etcd(kv.mod_revision()),
@@ -168,7 +180,7 @@ impl Store for EtcdStore {
                 _ => break,
             }
         }
-        Ok((items, from_etcd(at)))
+        Ok((items, self.saw(from_etcd(at))))
     }
 
     async fn txn(&self, ops: Vec<Op>) -> Result<Revision, StoreError> {
@@ -195,14 +207,15 @@ impl Store for EtcdStore {
                 e => e,
             })?;
         if resp.succeeded() {
-            Ok(from_etcd(resp.header().map_or(0, |h| h.revision())))
+            Ok(self.saw(from_etcd(resp.header().map_or(0, |h| h.revision()))))
         } else {
             Err(txn::conflict(&ops, &resp))
         }
     }
 
     fn watch(&self, prefix: &str) -> Watch {
-        self.hub.subscribe(prefix)
+        self.hub
+            .subscribe_after(prefix, self.seen.load(Ordering::Relaxed))
     }
 
     async fn revision(&self) -> Result<Revision, StoreError> {
@@ -211,7 +224,7 @@ impl Store for EtcdStore {
         // Watchers learn they have everything up to now even when the last writes
         // were not theirs (etcd's revision counts every key of the cluster).
         self.follower.ask_progress();
-        Ok(from_etcd(now))
+        Ok(self.saw(from_etcd(now)))
     }
 }
 

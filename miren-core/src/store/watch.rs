@@ -44,6 +44,15 @@ impl WatchEvent {
             WatchEvent::Lagged | WatchEvent::Progress { .. } => None,
         }
     }
+
+    fn change_revision(&self) -> Option<Revision> {
+        match self {
+            WatchEvent::Put { revision, .. } | WatchEvent::Delete { revision, .. } => {
+                Some(*revision)
+            }
+            WatchEvent::Lagged | WatchEvent::Progress { .. } => None,
+        }
+    }
 }
 
 /// How many committed transactions a slow watcher may fall behind.
@@ -76,9 +85,17 @@ impl WatchHub {
 
     /// Changes under `prefix` published from now on.
     pub fn subscribe(&self, prefix: &str) -> Watch {
+        self.subscribe_after(prefix, 0)
+    }
+
+    /// Changes under `prefix` published from now on, leaving out those of revision
+    /// `floor` or older: a hub fed from afar (etcd) may publish a change after its
+    /// writer has returned, and a watch made after that return must not see it.
+    pub fn subscribe_after(&self, prefix: &str, floor: Revision) -> Watch {
         Watch {
             rx: self.tx.subscribe(),
             prefix: prefix.to_string(),
+            floor,
             pending: VecDeque::new(),
         }
     }
@@ -97,6 +114,8 @@ impl WatchHub {
 pub struct Watch {
     rx: broadcast::Receiver<Arc<Vec<WatchEvent>>>,
     prefix: String,
+    /// Changes of this revision or older were seen before the watch began.
+    floor: Revision,
     pending: VecDeque<WatchEvent>,
 }
 
@@ -117,11 +136,12 @@ impl Watch {
     }
 
     fn take(&mut self, batch: &[WatchEvent]) {
-        let prefix = &self.prefix;
+        let (prefix, floor) = (&self.prefix, self.floor);
         self.pending.extend(
             batch
                 .iter()
                 .filter(|e| e.key().is_none_or(|k| k.starts_with(prefix.as_str())))
+                .filter(|e| e.change_revision().is_none_or(|r| r > floor))
                 .cloned(),
         );
     }
@@ -138,5 +158,30 @@ impl Watch {
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, revision: Revision) -> WatchEvent {
+        WatchEvent::Put {
+            key: key.into(),
+            value: Vec::new(),
+            revision,
+        }
+    }
+
+    #[test]
+    fn a_watch_begun_after_a_revision_leaves_out_changes_that_old_delivered_late() {
+        let hub = WatchHub::new();
+        let mut w = hub.subscribe_after("apps/", 5);
+        hub.publish(vec![put("apps/a", 5)]);
+        hub.publish(vec![put("apps/b", 6), put("routes/x", 6)]);
+        hub.publish(vec![WatchEvent::Progress { revision: 4 }]);
+        assert_eq!(w.try_next(), Some(put("apps/b", 6)));
+        assert_eq!(w.try_next(), Some(WatchEvent::Progress { revision: 4 }));
+        assert_eq!(w.try_next(), None);
     }
 }
