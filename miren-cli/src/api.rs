@@ -8,7 +8,10 @@
 //! | PUT | `/v1/artifacts` | tar bytes → [`Uploaded`] |
 //! | POST | `/v1/deploys` | [`DeployBody`] → stream of [`DeployLine`] |
 //! | GET | `/v1/apps` | → `[`[`AppSummary`]`]` |
-//! | GET | `/v1/apps/{app}` | → [`AppStatus`] |
+//! | GET | `/v1/apps/{app}` | → [`AppStatus`] (traffic of the last minute, instances' usage) |
+//! | GET | `/v1/status` | → `[`[`AppStatus`]`]`, every app (`miren top`, the dashboard) |
+//! | POST | `/v1/dashboard/logins` | → [`DashboardLogin`] (404 `no_dashboard` without one) |
+//! | GET | `/metrics` | → Prometheus' text format (SPEC §16) |
 //! | GET | `/v1/apps/{app}/versions` | → `[`[`VersionRow`]`]` |
 //! | POST | `/v1/apps/{app}/rollback` | [`RollbackBody`] → stream of [`DeployLine`] |
 //! | DELETE | `/v1/apps/{app}?purge_disks=` | → `{}` |
@@ -132,6 +135,90 @@ pub struct AppStatus {
     /// for the pools that have run one.
     #[serde(default)]
     pub runtimes: std::collections::BTreeMap<String, String>,
+    /// Its HTTP traffic over the last minute, per service the proxy routes to.
+    #[serde(default)]
+    pub traffic: Vec<ServiceTraffic>,
+    /// Its live instances: what each uses and serves.
+    #[serde(default)]
+    pub instances: Vec<InstanceUsage>,
+    /// Per service, how its latest instance that died on its own ended.
+    #[serde(default)]
+    pub last_exits: std::collections::BTreeMap<String, String>,
+    /// The latest changes of its pools' sizes and why, newest first.
+    #[serde(default)]
+    pub decisions: Vec<DecisionRow>,
+}
+
+/// A pool's size changed: to what, and why (the autoscaler's reason, or who set it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecisionRow {
+    /// When (Unix ms).
+    pub at: u64,
+    /// The pool.
+    pub pool: String,
+    /// Its service.
+    pub service: String,
+    /// Instances wanted.
+    pub desired: u32,
+    /// Why.
+    pub reason: String,
+}
+
+/// `miren dashboard`: where to log in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DashboardLogin {
+    /// The link carrying a one-time code.
+    pub url: String,
+    /// Seconds the code stays good.
+    pub expires_in_secs: u64,
+}
+
+/// A service's HTTP traffic over the last minute (less when the server is younger).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServiceTraffic {
+    /// The service.
+    pub service: String,
+    /// Seconds the figures cover (60 once the server has run a minute).
+    pub window_secs: f64,
+    /// Requests answered in the window.
+    pub requests: u64,
+    /// Requests per second over the window.
+    pub req_per_sec: f64,
+    /// The 95th percentile of latency, in milliseconds (none without requests).
+    pub p95_ms: Option<f64>,
+    /// Answers with a 5xx status in the window.
+    pub errors_5xx: u64,
+    /// `errors_5xx / requests` (0 without requests).
+    pub error_rate: f64,
+    /// Requests per second in each second of the window, oldest first.
+    #[serde(default)]
+    pub series: Vec<f64>,
+    /// p95 in each second of the window (none for a second without requests).
+    #[serde(default)]
+    pub p95_series: Vec<Option<f64>>,
+}
+
+/// One live instance.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InstanceUsage {
+    /// The sandbox.
+    pub sandbox: String,
+    /// Its service.
+    #[serde(default)]
+    pub service: String,
+    /// `pending`, `running` or `stopping`.
+    #[serde(default)]
+    pub status: String,
+    /// How many times its slot was restarted after a crash.
+    #[serde(default)]
+    pub restarts: u32,
+    /// CPU it used lately, in percent of one core (none where its runtime cannot
+    /// tell).
+    pub cpu_percent: Option<f64>,
+    /// Resident memory (none where its runtime cannot tell).
+    pub memory_bytes: Option<u64>,
+    /// Requests per second it answered over the last minute.
+    pub req_per_sec: f64,
 }
 
 /// `app history`'s row.

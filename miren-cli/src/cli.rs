@@ -101,6 +101,17 @@ pub enum Command {
     /// The nodes of a cluster (`miren server --store etcd://…`).
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Every app's traffic and instances, redrawn every second (like `top`).
+    #[command(after_help = "Examples:
+  miren top                        # Ctrl-C quits
+  miren top -n 1                   # one frame, then exit
+  miren top --format json          # a snapshot per line, every second")]
+    Top(TopArgs),
+    /// The web dashboard: prints a one-time login link to it.
+    #[command(after_help = "Examples:
+  miren dashboard                  # prints the link (valid 5 minutes, once)
+  miren dashboard --open           # and opens it in the browser")]
+    Dashboard(DashboardArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  miren completion bash > ~/.local/share/bash-completion/completions/miren\n  miren completion zsh > ~/.zfunc/_miren"
@@ -188,6 +199,22 @@ pub struct ServerArgs {
     /// always on the API.
     #[arg(long, value_parser = listen_addr)]
     pub metrics_addr: Option<SocketAddr>,
+    /// Serve the web dashboard here, or `off`; `miren dashboard` prints a link that
+    /// logs a browser in. Default: 127.0.0.1:8081 (when it is taken, the server starts
+    /// without the dashboard and says so).
+    #[arg(long, value_name = "ADDR|off", value_parser = ui_addr)]
+    pub ui_addr: Option<UiAddr>,
+}
+
+/// `--ui-addr`: an address, or `off`.
+#[derive(Debug, Clone, Copy)]
+pub struct UiAddr(pub Option<SocketAddr>);
+
+fn ui_addr(s: &str) -> Result<UiAddr, String> {
+    if s == "off" {
+        return Ok(UiAddr(None));
+    }
+    listen_addr(s).map(|a| UiAddr(Some(a)))
 }
 
 /// `miren deploy`.
@@ -396,6 +423,22 @@ pub struct LogsArgs {
     /// Keep printing new lines as they come.
     #[arg(short = 'f', long)]
     pub follow: bool,
+}
+
+/// `miren top`.
+#[derive(Debug, clap::Args)]
+pub struct TopArgs {
+    /// Stop after this many frames (default: until Ctrl-C).
+    #[arg(short = 'n', long = "iterations", value_parser = clap::value_parser!(u64).range(1..))]
+    pub iterations: Option<u64>,
+}
+
+/// `miren dashboard`.
+#[derive(Debug, clap::Args)]
+pub struct DashboardArgs {
+    /// Open the link in the browser too (`xdg-open`).
+    #[arg(long)]
+    pub open: bool,
 }
 
 /// `miren node …`.

@@ -15,6 +15,13 @@ pub fn absolute_times(on: bool) {
 
 /// Prints rows under headers, columns padded to their widest cell.
 pub fn print(headers: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    std::io::stdout()
+        .lock()
+        .write_all(render(headers, rows).as_bytes())
+}
+
+/// Rows under headers, columns padded to their widest cell, a line each.
+pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -23,7 +30,6 @@ pub fn print(headers: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
             }
         }
     }
-    let mut out = std::io::stdout().lock();
     let line = |cells: Vec<&str>| {
         let n = cells.len();
         cells
@@ -39,11 +45,13 @@ pub fn print(headers: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
             .collect::<Vec<_>>()
             .join("  ")
     };
-    writeln!(out, "{}", line(headers.to_vec()))?;
+    let mut out = line(headers.to_vec());
+    out.push('\n');
     for r in rows {
-        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+        out.push('\n');
     }
-    Ok(())
+    out
 }
 
 /// `5s`, `3m`, `2h`, `1d`.

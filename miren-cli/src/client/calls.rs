@@ -6,9 +6,9 @@ use miren_core::model::{Route, Sandbox, SandboxPool};
 
 use super::{Client, ClientError};
 use crate::api::{
-    AddonCatalogRow, AddonCreate, AddonRow, AppStatus, AppSummary, ConfigVarRow, DeployBody,
-    DeployLine, DesiredBody, EnvChange, RestartBody, RollbackBody, RouteBody, RunLine, SecretRow,
-    SecretState, SecretValue, TaskRow, Uploaded, VersionRow,
+    AddonCatalogRow, AddonCreate, AddonRow, AppStatus, AppSummary, ConfigVarRow, DashboardLogin,
+    DeployBody, DeployLine, DesiredBody, EnvChange, RestartBody, RollbackBody, RouteBody, RunLine,
+    SecretRow, SecretState, SecretValue, TaskRow, Uploaded, VersionRow,
 };
 use crate::server::logs::Stored;
 
@@ -67,6 +67,17 @@ impl Client {
     /// One app's status.
     pub async fn app_status(&self, app: &str) -> Result<AppStatus, ClientError> {
         self.get(&format!("/v1/apps/{}", q(app))).await
+    }
+
+    /// Every app's status at once, traffic and instances included.
+    pub async fn statuses(&self) -> Result<Vec<AppStatus>, ClientError> {
+        self.get("/v1/status").await
+    }
+
+    /// A one-time login link to the dashboard.
+    pub async fn dashboard_login(&self) -> Result<DashboardLogin, ClientError> {
+        self.call(Method::POST, "/v1/dashboard/logins", None::<&()>)
+            .await
     }
 
     /// One app's versions, newest first.

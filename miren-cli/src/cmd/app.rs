@@ -7,7 +7,7 @@ use crate::Exit;
 use crate::api::{DeployLine, RollbackBody};
 use crate::cli::{AppCommand, Format};
 use crate::client::{Client, ClientError};
-use crate::table::{ago, or_dash, print};
+use crate::table::{ago, or_dash};
 
 pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, ClientError> {
     match cmd {
@@ -34,47 +34,9 @@ pub async fn run(c: &Client, cmd: AppCommand, format: Format) -> Result<Exit, Cl
                 print_json(&s)?;
                 return Ok(Exit::Ok);
             }
-            let head = format!(
-                "app:     {}\nversion: {} ({})\nstatus:  {}\n",
-                s.app.name,
-                s.app.number.map_or("-".into(), number),
-                or_dash(s.app.version.as_deref()),
-                s.app.status
-            );
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{head}")
+            out.write_all(super::status_view::app(&s).as_bytes())
                 .map_err(|e| ClientError::Local(format!("writing the status: {e}")))?;
-            drop(out);
-            let rows: Vec<Vec<String>> = s
-                .pools
-                .iter()
-                .map(|p| {
-                    vec![
-                        p.service.clone(),
-                        p.id.to_string(),
-                        s.runtimes
-                            .get(p.id.as_str())
-                            .cloned()
-                            .unwrap_or_else(|| "-".into()),
-                        p.desired.to_string(),
-                        p.current.to_string(),
-                        p.ready.to_string(),
-                        p.quick_crashes.to_string(),
-                        if p.versions.is_empty() {
-                            "draining".to_string()
-                        } else {
-                            p.desired_reason.clone()
-                        },
-                    ]
-                })
-                .collect();
-            print(
-                &[
-                    "SERVICE", "POOL", "RUNTIME", "DESIRED", "CURRENT", "READY", "CRASHES", "WHY",
-                ],
-                &rows,
-            )
-            .map_err(|e| ClientError::Local(format!("writing the table: {e}")))?;
             Ok(Exit::Ok)
         }
         AppCommand::History(a) => {

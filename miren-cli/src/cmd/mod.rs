@@ -4,6 +4,7 @@ mod addon;
 mod app;
 mod attach;
 mod completion;
+mod dashboard;
 mod deploy;
 mod env;
 mod follow;
@@ -16,7 +17,9 @@ mod sandbox;
 mod schema;
 mod secret;
 mod server;
+mod status_view;
 mod task;
+mod top;
 mod up;
 mod validate;
 
@@ -54,6 +57,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Logs(args) => remote(format, logs::run(&client(), &args, format)),
         Command::Route(c) => remote(format, route::run(&client(), c, format)),
         Command::Node(c) => remote(format, node::run(&client(), c, format)),
+        Command::Top(args) => remote(format, top::run(&client(), &args, format)),
+        Command::Dashboard(args) => remote(format, dashboard::run(&client(), &args, format)),
         Command::Env(c) => remote(format, env::run(&client(), c, format)),
         Command::Task(c) => remote(format, task::run(&client(), c, format)),
         Command::Addon(c) => remote(format, addon::run(&client(), c, format)),

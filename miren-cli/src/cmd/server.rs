@@ -1,10 +1,13 @@
 //! `miren server`.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::Exit;
-use crate::cli::ServerArgs;
-use crate::server::{ClusterOptions, Options, Server, access_log, default_data_dir, socket_in};
+use crate::cli::{ServerArgs, UiAddr};
+use crate::server::{
+    ClusterOptions, Options, Server, UiListen, access_log, default_data_dir, socket_in,
+};
 use anyhow::Context as _;
 
 /// Where the host's resolver is named: the default upstream of service DNS.
@@ -97,6 +100,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
         trust_forwarded_from: args.trust_forwarded_from,
         node_addr: args.node_addr,
         metrics_addr: args.metrics_addr,
+        ui: match args.ui_addr {
+            None => UiListen::Default(SocketAddr::from(([127, 0, 0, 1], 8081))),
+            Some(UiAddr(None)) => UiListen::Off,
+            Some(UiAddr(Some(a))) => UiListen::At(a),
+        },
         cluster: match args.store {
             None => None,
             Some(store) => Some(ClusterOptions {
@@ -131,7 +139,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
         }
     };
     tracing::info!(
-        "miren server: data in {}, API on {}{}, HTTP on http://{}, DNS on {}{}{}",
+        "miren server: data in {}, API on {}{}, HTTP on http://{}, DNS on {}{}{}{}",
         data_dir.display(),
         api_socket.display(),
         server
@@ -146,6 +154,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
         server
             .metrics_addr
             .map(|m| format!(", metrics on http://{m}/metrics"))
+            .unwrap_or_default(),
+        server
+            .ui_addr
+            .map(|u| format!(", dashboard on http://{u} (`miren dashboard` logs in)"))
             .unwrap_or_default(),
         opts_upstream
             .map(|u| format!(" (forwarding for sandboxes to {u})"))

@@ -63,6 +63,7 @@ pub async fn run(args: UpArgs, color: ColorChoice) -> anyhow::Result<Exit> {
         cluster: None,
         node_addr: None,
         metrics_addr: None,
+        ui: crate::server::UiListen::Off,
     })
     .await
     {

@@ -4,11 +4,14 @@
 pub mod access_log;
 mod api;
 mod cluster;
+pub mod dashboard;
 mod data_dir;
+mod decisions;
 pub mod logs;
 pub mod rollout;
 mod runtimes;
 pub mod status;
+pub mod traffic;
 mod visible;
 
 use std::net::SocketAddr;
@@ -65,6 +68,20 @@ pub struct Options {
     pub node_addr: Option<std::net::IpAddr>,
     /// Where `/metrics` is served without a token, if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the web dashboard is served.
+    pub ui: UiListen,
+}
+
+/// Where the web dashboard listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UiListen {
+    /// Nowhere.
+    Off,
+    /// At the default address: when it is taken, the server goes on without (and says
+    /// so).
+    Default(SocketAddr),
+    /// Where the operator asked: when it is taken, the server does not start.
+    At(SocketAddr),
 }
 
 /// Where a cluster's state lives and who this node is.
@@ -92,6 +109,8 @@ pub struct Server {
     pub dns_addr: Option<SocketAddr>,
     /// Where `/metrics` is served without a token, if it is.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the dashboard is served, if it is.
+    pub ui_addr: Option<SocketAddr>,
     /// Waits until the proxy and DNS show the store as it is.
     pub visible: Visibility,
     /// Its stable service addresses close at shutdown.
@@ -318,6 +337,29 @@ impl Server {
             .await
             .context("publishing node ports")?;
 
+        // The dashboard's address is in the login links the API hands out.
+        let ui_listener = match opts.ui {
+            UiListen::Off => None,
+            UiListen::At(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(
+                || format!("listening on {addr} for the dashboard (--ui-addr changes it, --ui-addr off turns it off)"),
+            )?),
+            UiListen::Default(addr) => match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(
+                        "no dashboard: {addr} is not free ({e}); --ui-addr serves it elsewhere"
+                    );
+                    None
+                }
+            },
+        };
+        let dashboard = match &ui_listener {
+            Some(l) => Some(dashboard::Dashboard {
+                sessions: Arc::default(),
+                addr: l.local_addr()?,
+            }),
+            None => None,
+        };
         let state = Arc::new(api::State {
             controller: controller.clone(),
             logs: logs.clone(),
@@ -332,6 +374,9 @@ impl Server {
                     .unwrap_or_else(|_| "this server".into()),
             },
             http: http_addr.to_string(),
+            traffic: traffic::Traffic::start(proxy_table.clone(), runtime.clone()),
+            decisions: decisions::Decisions::start(&controller),
+            dashboard: dashboard.clone(),
             proxy_table,
             runtime,
         });
@@ -385,8 +430,21 @@ impl Server {
             tasks.push(tokio::spawn(api::serve_tcp(listener, app)));
         }
 
+        // The dashboard, over the API without its token: the session is the key.
+        let mut ui_addr = None;
+        if let (Some(listener), Some(d)) = (ui_listener, dashboard) {
+            ui_addr = Some(d.addr);
+            let api = api::router(Arc::new(api::State {
+                token: None,
+                ..api::State::clone(&state)
+            }));
+            let app = dashboard::router(api, d.sessions);
+            tasks.push(tokio::spawn(api::serve_tcp(listener, app)));
+        }
+
         Ok(Self {
             metrics_addr,
+            ui_addr,
             controller,
             logs,
             artifacts,
@@ -512,6 +570,14 @@ fn load_or_create_secret_key(path: &Path) -> anyhow::Result<miren_core::secret::
     }
 }
 
+/// 32 random bytes in hex: tokens, login codes, session ids.
+pub fn random_hex() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
     if let Ok(t) = std::fs::read_to_string(path) {
         let t = t.trim().to_string();
@@ -525,12 +591,7 @@ fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
             return Ok(t);
         }
     }
-    let mut bytes = [0u8; 32];
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom for the API token")?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = random_hex().context("reading /dev/urandom for the API token")?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -1,7 +1,7 @@
 //! What `app list` and `app status` say about an app, computed from the state.
 
 use miren_core::controller::Snapshot;
-use miren_core::model::{App, VersionState};
+use miren_core::model::{App, SandboxStatus, VersionState};
 use miren_core::runtime::now_millis;
 
 use crate::api::AppSummary;
@@ -76,4 +76,40 @@ pub fn state_name(s: VersionState) -> &'static str {
         VersionState::Superseded => "superseded",
         VersionState::Failed => "failed",
     }
+}
+
+/// A sandbox's status as the API and the CLI write it.
+pub fn sandbox_state(s: SandboxStatus) -> &'static str {
+    match s {
+        SandboxStatus::Pending => "pending",
+        SandboxStatus::Running => "running",
+        SandboxStatus::Stopping => "stopping",
+        SandboxStatus::Stopped => "stopped",
+        SandboxStatus::Dead => "dead",
+    }
+}
+
+/// Per service, how its latest instance that died on its own ended ("exit 1: …").
+pub fn last_exits(s: &Snapshot) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut dead: Vec<_> = s
+        .sandboxes
+        .iter()
+        .filter(|x| x.status == SandboxStatus::Dead)
+        .collect();
+    dead.sort_by_key(|x| x.updated);
+    for x in dead {
+        let code = x
+            .exit_code
+            .map_or_else(|| "did not start".to_string(), |c| format!("exit {c}"));
+        let why = x.reason.as_deref().unwrap_or("");
+        let ago = crate::table::duration_short(now_millis().saturating_sub(x.updated) / 1000);
+        let line = if why.is_empty() {
+            format!("{code}, {ago} ago")
+        } else {
+            format!("{code}: {why}, {ago} ago")
+        };
+        out.insert(x.service.clone(), line);
+    }
+    out
 }

@@ -20,6 +20,7 @@ mod api;
 mod artifacts;
 mod attach;
 mod conventions;
+mod dashboard;
 mod docker;
 mod env;
 mod etcd;
@@ -136,6 +137,12 @@ impl TestServer {
                 &["--runtime", "process"][..]
             })
             .args(["--dns-addr", "127.0.0.1:0"])
+            // Not the default 127.0.0.1:8081: test servers run side by side.
+            .args(if extra.contains(&"--ui-addr") {
+                &[][..]
+            } else {
+                &["--ui-addr", "off"][..]
+            })
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

@@ -36,6 +36,8 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
     ("sandbox", &["list", "stop", "exec"]),
     ("logs", &[]),
     ("node", &["list"]),
+    ("top", &[]),
+    ("dashboard", &[]),
     ("env", &["set", "unset", "list"]),
     ("task", &["list", "run", "history"]),
     (

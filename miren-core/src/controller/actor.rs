@@ -670,6 +670,7 @@ impl Actor {
                         desired: p.pool.desired,
                         current: p.pool.current,
                         ready: p.pool.ready,
+                        reason: p.pool.desired_reason.clone(),
                     });
                     Op::put(keys::pool(app, id), keys::encode(&p.pool))
                 }

@@ -203,6 +203,8 @@ pub enum Event {
         current: u32,
         /// Ready sandboxes.
         ready: u32,
+        /// Why it wants `desired` (the autoscaler's reason, or who set it).
+        reason: String,
     },
     /// A sandbox changed status.
     Sandbox {

@@ -79,6 +79,12 @@ pub struct State {
     pub proxy_table: miren_proxy::table::Shared,
     /// What runs the sandboxes: their CPU and memory for `/metrics`.
     pub runtime: Arc<dyn miren_core::runtime::Runtime>,
+    /// The last minute of traffic and instances' usage (`app status`, `top`).
+    pub traffic: crate::server::traffic::Traffic,
+    /// The latest changes of pools' sizes, and why.
+    pub decisions: crate::server::decisions::Decisions,
+    /// The web dashboard, when served: `miren dashboard` asks for a login link.
+    pub dashboard: Option<crate::server::dashboard::Dashboard>,
 }
 
 type S = axum::extract::State<Arc<State>>;
@@ -100,6 +106,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/artifacts", put(artifacts::upload))
         .route("/v1/deploys", post(deploys::deploy))
         .route("/v1/apps", get(apps::list))
+        .route("/v1/status", get(apps::status_all))
         .route("/v1/apps/{app}", get(apps::status).delete(apps::delete))
         .route("/v1/apps/{app}/versions", get(apps::history))
         .route("/v1/apps/{app}/rollback", post(deploys::rollback))
@@ -132,6 +139,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/secret-states", post(secrets::enable))
         .route("/v1/routes", get(routes::list))
         .route("/v1/nodes", get(nodes::list))
+        .route("/v1/dashboard/logins", post(login_link))
         .route("/metrics", get(metrics::get))
         .route("/v1/routes/{host}", put(routes::put).delete(routes::remove))
         .fallback(|| async {
@@ -161,6 +169,22 @@ async fn auth(state: S, req: Request, next: Next) -> Response {
         }
     }
     next.run(req).await
+}
+
+/// `POST /v1/dashboard/logins`: a one-time link into the dashboard.
+async fn login_link(state: S) -> R<Json<crate::api::DashboardLogin>> {
+    let Some(d) = &state.dashboard else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_dashboard",
+            "this server serves no dashboard: start it with --ui-addr (its default, 127.0.0.1:8081, was taken or turned off)",
+        ));
+    };
+    let url = d.login_link().map_err(ApiError::internal)?;
+    Ok(Json(crate::api::DashboardLogin {
+        url,
+        expires_in_secs: crate::server::dashboard::CODE_TTL.as_secs(),
+    }))
 }
 
 /// Whether two secrets are equal, in time that doesn't depend on where they differ.

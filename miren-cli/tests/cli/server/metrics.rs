@@ -238,3 +238,83 @@ fn metrics_count_every_request_by_class_with_a_consistent_histogram() {
     );
     assert!(server.stop().success());
 }
+
+#[test]
+fn app_status_and_top_show_a_bounded_load_within_two_seconds() {
+    let server = TestServer::start(&[]);
+    let app = app_dir(APP);
+    std::fs::write(app.path().join("web.py"), WEB).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(app.path().join("burn.py"), BURN).unwrap_or_else(|e| panic!("{e}"));
+    // The deploy returns once the instances are ready and routed: every request
+    // counted from here on is one of the loop's.
+    server.deploy(app.path());
+    server.ok(["route", "add", "metered.example", "--app", "metered"]);
+    for i in 0..60 {
+        let (path, want) = if i % 3 == 0 {
+            ("/broken", 500)
+        } else {
+            ("/", 200)
+        };
+        assert_eq!(get_path(&server.http, "metered.example", path).0, want);
+    }
+    let sent = std::time::Instant::now();
+
+    // No sampling lag: the figures are there as soon as the load is over.
+    let status = server.json(&["app", "status", "-a", "metered"]);
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        sent.elapsed()
+    );
+    let top = server.ok(["top", "--format", "json", "-n", "2"]);
+    let web = &status["traffic"][0];
+    assert_eq!(web["service"], "web", "{status}");
+    assert_eq!(web["requests"], 60, "{web}");
+    assert_eq!(web["errors_5xx"], 20, "{web}");
+    assert!((web["error_rate"].as_f64().unwrap_or(0.0) - 1.0 / 3.0).abs() < 1e-9);
+    assert!(web["req_per_sec"].as_f64().unwrap_or(0.0) > 0.0, "{web}");
+    assert!(web["p95_ms"].as_f64().unwrap_or(0.0) > 0.0, "{web}");
+    // Both web instances served, together everything; every instance has memory.
+    let instances = status["instances"].as_array().cloned().unwrap_or_default();
+    assert_eq!(instances.len(), 3, "{status}");
+    let web_rps: Vec<f64> = instances
+        .iter()
+        .filter(|i| i["service"] == "web")
+        .map(|i| i["req_per_sec"].as_f64().unwrap_or(0.0))
+        .collect();
+    assert_eq!(web_rps.len(), 2);
+    assert!(web_rps.iter().all(|r| *r > 0.0), "{instances:?}");
+    assert!(
+        instances
+            .iter()
+            .all(|i| i["memory_bytes"].as_u64().unwrap_or(0) > 1024 * 1024),
+        "{instances:?}"
+    );
+    assert!(
+        instances.iter().all(|i| i["cpu_percent"].is_number()),
+        "{instances:?}"
+    );
+
+    // `top --format json`: a snapshot per line, each with the app and its traffic.
+    let frames: Vec<serde_json::Value> = top
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(frames.len(), 2, "{top}");
+    for f in &frames {
+        assert!(f["at"].is_string(), "{f}");
+        let a = f["apps"]
+            .as_array()
+            .and_then(|apps| apps.iter().find(|a| a["app"]["name"] == "metered"))
+            .unwrap_or_else(|| panic!("{f}"));
+        assert_eq!(a["traffic"][0]["requests"], 60, "{a}");
+    }
+
+    // The text view says the same for people.
+    let text = server.ok(["app", "status", "-a", "metered"]);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("web ") && l.contains("(33.3%)"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(row.split_whitespace().nth(1) == Some("60"), "{text}");
+}
