@@ -26,6 +26,8 @@ pub(crate) struct Handler {
     pub(crate) config: DnsConfig,
     /// An app network this listener serves.
     pub(crate) subnet: Option<(Arc<str>, AppSubnet)>,
+    /// The server's query counts.
+    pub(crate) stats: Arc<crate::stats::QueryStats>,
 }
 
 impl Handler {
@@ -82,6 +84,7 @@ impl Handler {
                 response.send_response(msg).await
             }
             Outcome::Forward => {
+                self.stats.forwarded();
                 match forward(
                     request.as_slice(),
                     self.config.upstream,
@@ -127,7 +130,11 @@ impl RequestHandler for Shared {
         response: R,
     ) -> ResponseInfo {
         let zone = self.0.zone.load();
-        self.0.respond(&zone, request, response).await
+        let info = self.0.respond(&zone, request, response).await;
+        self.0
+            .stats
+            .answered(u16::from(info.response_code).min(255) as u8);
+        info
     }
 }
 

@@ -18,6 +18,7 @@
 //!   from the bytes sent then, without decoding it.
 //! - `server`: the sockets: the UDP loop, and hickory-server's TCP listener.
 //! - [`forward`]: out-of-zone questions from sandboxes, sent upstream.
+//! - [`stats`]: queries answered, by response code (`/metrics`).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -37,6 +38,7 @@ mod config;
 pub mod forward;
 mod handler;
 mod server;
+pub mod stats;
 mod udp;
 pub mod zone;
 

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::config::{AppSubnet, DnsConfig};
 use crate::handler::{Handler, Shared};
+use crate::stats::QueryStats;
 use crate::zone::Zone;
 use crate::zone::projection::ZoneProjection;
 
@@ -26,6 +27,8 @@ pub struct Dns {
     config: DnsConfig,
     /// Dropped when the server stops: the extra [`Listeners`] stop with it.
     running: watch::Sender<()>,
+    /// Queries answered on every listener.
+    stats: Arc<QueryStats>,
 }
 
 /// More addresses the server answers on while it runs: each app network's gateway,
@@ -36,6 +39,7 @@ pub struct Listeners {
     config: DnsConfig,
     running: watch::Receiver<()>,
     listening: Arc<Mutex<HashSet<SocketAddr>>>,
+    stats: Arc<QueryStats>,
     /// The runtime the server was bound on: the extra listeners serve there too,
     /// whoever asks for them (the Docker runtime, from the control plane's threads).
     runtime: tokio::runtime::Handle,
@@ -66,6 +70,7 @@ impl Listeners {
             zone: self.zone.clone(),
             config: self.config.clone(),
             subnet: subnet.map(|s| (Arc::from(s.app.as_str()), s)),
+            stats: self.stats.clone(),
         };
         let serving = serve(handler, udp, tcp, addr);
         let mut running = self.running.clone();
@@ -100,6 +105,7 @@ impl Dns {
             zone,
             config,
             running: watch::channel(()).0,
+            stats: Arc::default(),
         })
     }
 
@@ -111,7 +117,13 @@ impl Dns {
             running: self.running.subscribe(),
             listening: Arc::default(),
             runtime: self.runtime.clone(),
+            stats: self.stats.clone(),
         }
+    }
+
+    /// Its query counts, for `/metrics`.
+    pub fn stats(&self) -> Arc<QueryStats> {
+        self.stats.clone()
     }
 
     /// Which store revision the zone reflects: the API waits on it so a change is in
@@ -133,6 +145,7 @@ impl Dns {
             zone: self.zone.reader().cell(),
             config: self.config.clone(),
             subnet: None,
+            stats: self.stats.clone(),
         };
         let at = self.local_addr();
         // `self.zone` lives as long as this future: dropping the task stops following,

@@ -10,6 +10,8 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
+
+use crate::counted::Counted;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Request, Response, StatusCode};
@@ -74,6 +76,7 @@ async fn handle(
         let method = req.method().clone();
         let fetch = method == hyper::Method::GET || method == hyper::Method::HEAD;
         if fetch && let Some(resp) = file(site, &req).await {
+            let resp = resp.map(|b| Counted::new(b, t.stats.clone()).boxed());
             policy::answered(
                 log.as_ref(),
                 started,
@@ -151,7 +154,8 @@ async fn handle(
                 strip_hop_by_hop(resp.headers_mut());
                 let status = resp.status().as_u16();
                 answered(Some(backend), &backend.sandbox, status);
-                return with_request_id(resp.map(|b| b.boxed()), &rid);
+                let stats = routed.target.stats.clone();
+                return with_request_id(resp.map(|b| Counted::new(b, stats).boxed()), &rid);
             }
             Ok(Err(UpstreamError::Connect(e))) => Failure::Refused(e.to_string()),
             Ok(Err(e)) => Failure::NoAnswer {

@@ -20,7 +20,8 @@
 //!   place; `h2`: HTTP/2 clients through hyper, with `upstream` as its client.
 //! - `headers`: the header rules both protocols follow; `reply`: the proxy's own
 //!   answers; `access`: the access log; `conns`: kept-alive connections per instance.
-//! - [`metrics`]: what is measured of every request, and its Prometheus text.
+//! - [`metrics`]: what is measured of every request, and its Prometheus text;
+//!   `counted`: HTTP/2 response bodies counted as they stream.
 //! - `trust`: whose `X-Forwarded-For` is believed.
 //! - `workers`: threads of the proxy's own, each serving the connections handed to it.
 //! - `statics`: `[static]` files an app's version has, served before its web.
@@ -35,6 +36,7 @@
 
 mod access;
 mod conns;
+mod counted;
 mod forwarder;
 mod h1;
 mod h2;

@@ -1,5 +1,6 @@
 //! What the proxy measures of every request (SPEC §16): per app, counts by status
-//! class and a latency histogram with fixed buckets; per instance, how many it served.
+//! class, response bytes and a latency histogram with fixed buckets; per instance, how
+//! many it served.
 //! Atomic counters that live in the routing table's targets and instances and are
 //! carried across table rebuilds like their in-flight counts: recording is a few
 //! relaxed additions, no lock, no allocation, no lookup. [`render`] writes them in
@@ -30,7 +31,19 @@ pub fn render(table: &Table, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "# HELP miren_http_request_duration_seconds Time from a request's head to its answer's head.\n# TYPE miren_http_request_duration_seconds histogram"
+        "# HELP miren_http_response_bytes_total Bytes of response bodies the proxy sent to clients for an app (its instances' and its static files').\n# TYPE miren_http_response_bytes_total counter"
+    );
+    for t in &targets {
+        let _ = writeln!(
+            out,
+            "miren_http_response_bytes_total{{app=\"{}\",service=\"web\"}} {}",
+            t.name,
+            t.stats.bytes()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP miren_http_request_duration_seconds Time from a request's head to its answer (HTTP/1.1: to the end of its body; HTTP/2: to its head).\n# TYPE miren_http_request_duration_seconds histogram"
     );
     for t in &targets {
         let labels = format!("app=\"{}\",service=\"web\"", t.name);

@@ -33,6 +33,7 @@
 //! - `attach`: commands attached to a caller: an exec, a one-off container.
 //! - `export`: `[static]`'s directory copied out of the built image.
 //! - `secrets`: builds with `[[build.secrets]]`, through the Engine's BuildKit.
+//! - `usage`: containers' CPU and memory from the Engine's stats.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -58,6 +59,7 @@ mod image;
 mod names;
 mod network;
 mod secrets;
+mod usage;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -607,6 +609,10 @@ impl Runtime for DockerRuntime {
             });
         }
         Ok(out)
+    }
+
+    async fn usage(&self) -> Result<Vec<miren_core::runtime::Usage>, RuntimeError> {
+        usage::of_running(&self.inner.docker, &self.inner.owner).await
     }
 
     async fn adopt(&self, sandbox: &SandboxId, events: EventSink) -> Result<(), RuntimeError> {

@@ -2,7 +2,7 @@
 //! reasons, `set-desired`, a deploy): the last few changes per app, kept from the
 //! controller's events for `app status` and the dashboard.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use miren_core::controller::{Controller, Event};
@@ -16,7 +16,14 @@ const KEPT: usize = 20;
 
 #[derive(Clone, Default)]
 pub struct Decisions {
-    by_app: Arc<Mutex<HashMap<String, VecDeque<DecisionRow>>>>,
+    by_app: Arc<Mutex<HashMap<String, Kept>>>,
+}
+
+/// An app's decisions: the latest, and how many per service since the server started.
+#[derive(Default)]
+struct Kept {
+    latest: VecDeque<DecisionRow>,
+    counts: BTreeMap<String, u64>,
 }
 
 impl Decisions {
@@ -50,7 +57,7 @@ impl Decisions {
         d
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<DecisionRow>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Kept>> {
         self.by_app
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -61,6 +68,7 @@ impl Decisions {
         let mut all = self.lock();
         let kept = all.entry(app).or_default();
         let same = kept
+            .latest
             .iter()
             .rev()
             .find(|d| d.pool == pool)
@@ -68,10 +76,11 @@ impl Decisions {
         if same {
             return;
         }
-        if kept.len() == KEPT {
-            kept.pop_front();
+        if kept.latest.len() == KEPT {
+            kept.latest.pop_front();
         }
-        kept.push_back(DecisionRow {
+        *kept.counts.entry(service.clone()).or_default() += 1;
+        kept.latest.push_back(DecisionRow {
             at: now_millis(),
             pool,
             service,
@@ -84,7 +93,23 @@ impl Decisions {
     pub fn of(&self, app: &str) -> Vec<DecisionRow> {
         self.lock()
             .get(app)
-            .map(|d| d.iter().rev().cloned().collect())
+            .map(|d| d.latest.iter().rev().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Per app and service, how many decisions changed a pool's size or reason since
+    /// the server started.
+    pub fn counts(&self) -> Vec<(String, String, u64)> {
+        let all = self.lock();
+        let mut out: Vec<_> = all
+            .iter()
+            .flat_map(|(app, k)| {
+                k.counts
+                    .iter()
+                    .map(move |(service, n)| (app.clone(), service.clone(), *n))
+            })
+            .collect();
+        out.sort();
+        out
     }
 }

@@ -264,6 +264,7 @@ impl Server {
         visible.add("the proxy", proxy.progress());
         let mut tasks = vec![data_plane.spawn(proxy.run())];
         let dns_listeners = dns.as_ref().map(miren_dns::Dns::listeners);
+        let dns_stats = dns.as_ref().map(miren_dns::Dns::stats);
         if let Some(dns) = dns {
             visible.add("service DNS", dns.progress());
             tasks.push(data_plane.spawn(dns.run()));
@@ -376,6 +377,7 @@ impl Server {
             http: http_addr.to_string(),
             traffic: traffic::Traffic::start(proxy_table.clone(), runtime.clone()),
             decisions: decisions::Decisions::start(&controller),
+            dns_stats,
             dashboard: dashboard.clone(),
             proxy_table,
             runtime,

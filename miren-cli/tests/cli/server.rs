@@ -35,6 +35,7 @@ mod raw;
 mod secrets;
 mod taskqueue;
 mod tasks;
+mod top;
 mod upstream;
 
 /// A server process; SIGKILLed if a test fails before stopping it.
@@ -394,6 +395,25 @@ fn get_path(addr: &str, host: &str, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// `miren --server <server's> <args>` on a terminal of its own (a pty): the child and
+/// the terminal's other side, where what it shows is read and what is typed written.
+fn on_terminal(server: &TestServer, args: &[&str]) -> (std::process::Child, std::fs::File) {
+    use std::os::fd::OwnedFd;
+    let pty = nix::pty::openpty(None, None).unwrap_or_else(|e| panic!("openpty: {e}"));
+    let slave = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap_or_else(|e| panic!("{e}")));
+    let child = Command::new(assert_cmd::cargo::cargo_bin("miren"))
+        .arg("--server")
+        .arg(server.socket())
+        .args(args)
+        .stdin(slave(&pty.slave))
+        .stdout(slave(&pty.slave))
+        .stderr(slave(&pty.slave))
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(pty.slave);
+    (child, std::fs::File::from(pty.master))
 }
 
 /// Processes whose working directory is under `dir`.

@@ -133,12 +133,14 @@ pub(crate) async fn serve(socket: UdpSocket, handler: Arc<Handler>) {
                     out.clear();
                     out.extend_from_slice(answer);
                     out[..2].copy_from_slice(&packet[..2]);
+                    handler.stats.cached();
                 } else if let Some(answer) = slow::answer(&handler, &zone, packet, src).await {
                     cache.insert(caller, packet, &answer);
                     *out = answer;
                 } else {
                     continue;
                 }
+                handler.stats.answered_bytes(out);
                 to.push(src);
             }
             flush(&socket, &answers[..to.len()], &to).await;
@@ -187,6 +189,7 @@ fn off_the_loop(
     tokio::spawn(async move {
         let zone = handler.zone.load_full();
         if let Some(answer) = slow::answer(&handler, &zone, &packet, src).await {
+            handler.stats.answered_bytes(&answer);
             send(&socket, &answer, src).await;
         }
         drop(slot);

@@ -68,19 +68,22 @@ pub(super) async fn pump(
 }
 
 /// Writes the response head in `down` and the body after it to the client, as the
-/// instance sends it. Any error ends the exchange (and both connections).
+/// instance sends it; the body's bytes sent (as framed to the client). Any error ends
+/// the exchange (and both connections).
 pub(super) async fn copy_body(
     resp: &ResponseHead,
     up: &mut UpConn,
     client: &mut TcpStream,
     down: &mut Vec<u8>,
-) -> std::io::Result<()> {
+) -> std::io::Result<u64> {
     let broken = || std::io::Error::other("the instance broke off the response");
     let start = resp.len;
+    // The head's length in `down`: what is written past it is body.
+    let head = down.len() as u64;
     match resp.body {
         Framing::Empty => {
             up.buf.advance(start);
-            client.write_all(down).await
+            client.write_all(down).await.map(|()| 0)
         }
         Framing::Length(n) => {
             let here = ((up.buf.len() - start) as u64).min(n) as usize;
@@ -98,11 +101,13 @@ pub(super) async fn copy_body(
                 up.buf.advance(take);
                 left -= take as u64;
             }
-            Ok(())
+            Ok(n)
         }
         Framing::Chunked => {
             let mut chunks = Chunked::default();
             let mut from = start;
+            let mut sent = 0u64;
+            let mut past_head = head;
             loop {
                 let n = if resp.dechunk {
                     chunks.scan(&up.buf[from..], |d| down.extend_from_slice(d))
@@ -118,10 +123,12 @@ pub(super) async fn copy_body(
                 from = 0;
                 if !down.is_empty() {
                     client.write_all(down).await?;
+                    sent += down.len() as u64 - past_head;
+                    past_head = 0;
                     down.clear();
                 }
                 if chunks.is_done() {
-                    return Ok(());
+                    return Ok(sent);
                 }
                 up.buf.reserve(STREAM_CHUNK);
                 if up.stream.read_buf(&mut up.buf).await? == 0 {
@@ -131,14 +138,16 @@ pub(super) async fn copy_body(
         }
         Framing::UntilClose => {
             down.extend_from_slice(&up.buf[start..]);
+            let mut sent = down.len() as u64 - head;
             up.buf.clear();
             client.write_all(down).await?;
             loop {
                 up.buf.reserve(STREAM_CHUNK);
                 if up.stream.read_buf(&mut up.buf).await? == 0 {
-                    return Ok(());
+                    return Ok(sent);
                 }
                 client.write_all(&up.buf).await?;
+                sent += up.buf.len() as u64;
                 up.buf.clear();
             }
         }

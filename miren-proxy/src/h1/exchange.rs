@@ -56,7 +56,8 @@ impl ClientConn {
         if let Some(t) = &site
             && let Some(s) = &t.site
         {
-            if let Some((keep, status)) = io.serve_file(&head, s, whole).await {
+            if let Some((keep, status, bytes)) = io.serve_file(&head, s, whole).await {
+                t.stats.sent(bytes);
                 policy::answered(log.as_ref(), started, t, None, "static", status);
                 return keep;
             }
@@ -140,6 +141,7 @@ impl ClientConn {
             let failure = match sent {
                 Exchanged::Done {
                     status,
+                    bytes,
                     keep,
                     reusable,
                 } => {
@@ -147,6 +149,7 @@ impl ClientConn {
                         backend.idle.put(up);
                     }
                     let target = &routed.target;
+                    target.stats.sent(bytes);
                     policy::answered(
                         log.as_ref(),
                         started,
@@ -197,6 +200,8 @@ enum Exchanged {
     /// Answered; whether the client connection goes on, and the instance's.
     Done {
         status: u16,
+        /// Body bytes sent to the client.
+        bytes: u64,
         keep: bool,
         reusable: bool,
     },
@@ -340,14 +345,15 @@ impl ClientIo {
             resp.close = true;
             *unread_input = true;
         }
-        if copy_body(&resp, up, client, down).await.is_err() {
+        let Ok(bytes) = copy_body(&resp, up, client, down).await else {
             return Exchanged::Aborted;
-        }
+        };
         if body_complete {
             buf.advance(head.len + body_here);
         }
         Exchanged::Done {
             status: resp.status,
+            bytes,
             keep: !resp.close,
             // Bytes past the response: the instance is confused; don't reuse.
             reusable: resp.reusable && sent_all && up.buf.is_empty(),

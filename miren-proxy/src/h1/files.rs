@@ -18,13 +18,14 @@ const CHUNK: usize = 64 * 1024;
 
 impl ClientIo {
     /// Answers with the file `head` names in `site`; `None` when there is none (the
-    /// request goes on), else whether the connection goes on.
+    /// request goes on), else whether the connection goes on, the status and the body
+    /// bytes sent.
     pub(super) async fn serve_file(
         &mut self,
         head: &RequestHead,
         site: &Site,
         whole: Option<usize>,
-    ) -> Option<(bool, u16)> {
+    ) -> Option<(bool, u16, u64)> {
         let method = &self.buf[head.method.clone()];
         if method != b"GET" && method != b"HEAD" {
             return None;
@@ -56,18 +57,18 @@ impl ClientIo {
         }
         out.extend_from_slice(b"\r\n");
         if self.client.write_all(&self.down).await.is_err() {
-            return Some((false, status));
+            return Some((false, status, 0));
         }
         if !fresh && !head.is_head {
             let mut left = found.len;
             let mut chunk = vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK)).max(1)];
             while left > 0 {
                 let n = match file.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return Some((false, status)),
+                    Ok(0) | Err(_) => return Some((false, status, found.len - left)),
                     Ok(n) => n.min(usize::try_from(left).unwrap_or(n)),
                 };
                 if self.client.write_all(&chunk[..n]).await.is_err() {
-                    return Some((false, status));
+                    return Some((false, status, found.len - left));
                 }
                 left -= n as u64;
             }
@@ -76,7 +77,8 @@ impl ClientIo {
         if let (true, Some(body)) = (keep, whole) {
             self.buf.advance(head.len + body);
         }
-        Some((keep, status))
+        let sent = if fresh || head.is_head { 0 } else { found.len };
+        Some((keep, status, sent))
     }
 
     /// `r` as the site's error page when the client takes HTML.

@@ -20,6 +20,8 @@ pub struct RequestStats {
     /// Per bucket, not cumulative (cumulated when rendered); the last is beyond them.
     buckets: [AtomicU64; 13],
     sum_micros: AtomicU64,
+    /// Response body bytes sent to clients.
+    bytes: AtomicU64,
 }
 
 impl RequestStats {
@@ -39,6 +41,18 @@ impl RequestStats {
 }
 
 impl RequestStats {
+    /// Response body bytes sent to a client (counted as they are, apart from the
+    /// request they answer: a body may stream long after its head).
+    #[inline]
+    pub fn sent(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Response body bytes sent so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
     /// Requests per status class, 1xx to 5xx.
     pub fn classes(&self) -> [u64; 5] {
         std::array::from_fn(|i| self.classes[i].load(Ordering::Relaxed))

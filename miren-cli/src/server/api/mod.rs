@@ -83,6 +83,8 @@ pub struct State {
     pub traffic: crate::server::traffic::Traffic,
     /// The latest changes of pools' sizes, and why.
     pub decisions: crate::server::decisions::Decisions,
+    /// Service DNS's query counts, when it runs.
+    pub dns_stats: Option<Arc<miren_dns::stats::QueryStats>>,
     /// The web dashboard, when served: `miren dashboard` asks for a login link.
     pub dashboard: Option<crate::server::dashboard::Dashboard>,
 }

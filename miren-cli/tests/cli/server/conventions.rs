@@ -3,7 +3,6 @@
 //! errors, guard rails (with a real terminal where they ask), JSON errors, closed pipes.
 
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,19 +33,7 @@ fn bare_cli(dir: &Path) -> assert_cmd::Command {
 /// Runs `args` against `server` on a real terminal, answering `answer` to the
 /// question it asks; (exit code, everything the terminal showed).
 fn on_a_terminal(server: &TestServer, args: &[&str], answer: &str) -> (i32, String) {
-    let pty = nix::pty::openpty(None, None).unwrap_or_else(|e| panic!("openpty: {e}"));
-    let slave = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap_or_else(|e| panic!("{e}")));
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("miren"))
-        .arg("--server")
-        .arg(server.socket())
-        .args(args)
-        .stdin(slave(&pty.slave))
-        .stdout(slave(&pty.slave))
-        .stderr(slave(&pty.slave))
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    drop(pty.slave);
-    let mut master = std::fs::File::from(pty.master);
+    let (mut child, mut master) = super::on_terminal(server, args);
     let mut shown = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -136,6 +136,19 @@ fn the_counter_example_runs_in_containers_finding_redis_through_service_dns() {
         sandboxes.iter().all(|s| s["runtime"] == "docker"),
         "{sandboxes:#?}"
     );
+    // `app status` measures each container through the Engine's stats, and counts the
+    // requests the web container answered.
+    let status = server.json(&["app", "status", "-a", "count-a"]);
+    let instances = status["instances"].as_array().cloned().unwrap_or_default();
+    assert_eq!(instances.len(), 2, "{status}");
+    assert!(
+        instances
+            .iter()
+            .all(|i| i["memory_bytes"].as_u64().is_some_and(|m| m > 0)
+                && i["cpu_percent"].is_number()),
+        "{instances:#?}"
+    );
+    assert_eq!(status["traffic"][0]["requests"], 2, "{status}");
     // Removed with the app: its containers and its network.
     server.ok(["app", "delete", "count-a"]);
     assert_eq!(

@@ -57,6 +57,46 @@ fn scrape(addr: &str) -> Scrape {
     Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap_or_else(|e| panic!("{e}\n{body}"))
 }
 
+/// `promtool check metrics` (Debian's `prometheus`) on an exposition: it must pass
+/// its checks and lint (names, units, HELP). Required in CI; elsewhere skipped when
+/// promtool is missing, saying so.
+fn promtool_passes(body: &str) {
+    use std::io::Write as _;
+    let spawned = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(
+                !in_ci,
+                "CI, but promtool does not run ({e}): Debian's prometheus package has it"
+            );
+            eprintln!("skipping promtool: {e} (Debian: prometheus)");
+            return;
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(body.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{body}"
+    );
+}
+
 /// The value of a counter (or gauge) with these labels; 0 when absent.
 fn value(s: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
     s.samples
@@ -114,10 +154,20 @@ fn metrics_count_every_request_by_class_with_a_consistent_histogram() {
         assert_eq!(get_path(&server.http, "metered.example", "/broken").0, 500);
     }
     let after = scrape(&metrics);
+    promtool_passes(&get_path(&metrics, "metrics", "/metrics").1);
     // Exactly what was sent, in the class it got.
     assert_eq!(requests(&after, "2xx") - requests(&before, "2xx"), 100.0);
     assert_eq!(requests(&after, "4xx") - requests(&before, "4xx"), 7.0);
     assert_eq!(requests(&after, "5xx") - requests(&before, "5xx"), 3.0);
+    // Every answer's body is "ok": two bytes each.
+    let bytes = |s: &Scrape| {
+        value(
+            s,
+            "miren_http_response_bytes_total",
+            &[("app", "metered"), ("service", "web")],
+        )
+    };
+    assert_eq!(bytes(&after) - bytes(&before), 220.0);
     // Per instance: both served, and together everything.
     let sandboxes: Vec<f64> = after
         .samples
@@ -175,6 +225,43 @@ fn metrics_count_every_request_by_class_with_a_consistent_histogram() {
             &[("app", "metered")]
         ) > 0.0
     );
+    // Service DNS counts each answer under its response code: twice the app's web
+    // (known from the host by its full name), once a name that does not exist.
+    let dns_before = scrape(&metrics);
+    for name in [
+        "web.metered.app.miren",
+        "web.metered.app.miren",
+        "nope.metered.app.miren",
+    ] {
+        super::dig(&server.dns, name, miren_dns::proto::rr::RecordType::A);
+    }
+    let dns_after = scrape(&metrics);
+    let answers = |s: &Scrape, code: &str| value(s, "miren_dns_responses_total", &[("code", code)]);
+    assert_eq!(
+        answers(&dns_after, "noerror") - answers(&dns_before, "noerror"),
+        2.0
+    );
+    assert_eq!(
+        answers(&dns_after, "nxdomain") - answers(&dns_before, "nxdomain"),
+        1.0
+    );
+    // The controller: one active version, and the pools' size decisions.
+    assert_eq!(
+        value(
+            &after,
+            "miren_app_versions",
+            &[("app", "metered"), ("state", "active")]
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            &after,
+            "miren_pool_size_changes_total",
+            &[("app", "metered")]
+        ) >= 2.0
+    );
+
     // The pools' gauges.
     assert_eq!(
         value(
