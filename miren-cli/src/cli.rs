@@ -123,7 +123,7 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   miren up                         # the app of this directory (or a parent)
-  miren up examples/demo --http-addr 8081
+  miren up examples/demo --http-addr 8090
   miren up --runtime process       # everything as local processes")]
 pub struct UpArgs {
     /// The app directory (default: the one of ./.miren/app.toml, here or in a parent).
