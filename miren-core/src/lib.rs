@@ -17,6 +17,8 @@
 //! - `controller`: deploys, pool reuse, rollouts, crash backoff, restart adoption,
 //!   tasks, commands attached to a caller.
 //! - `autoscale`: request-based scaling decisions, fed by the proxy.
+//! - `placement`: a cluster's sandboxes on every node, through the store: the
+//!   leader's placement runtime and each node's agent.
 //! - `artifact`: app code as content-addressed tar archives.
 //! - `secret`: the server's own secret store: values sealed at rest, references
 //!   resolved in memory.
@@ -119,6 +121,8 @@ pub mod config;
 pub mod controller;
 #[cfg(feature = "platform")]
 pub mod model;
+#[cfg(feature = "platform")]
+pub mod placement;
 #[cfg(feature = "platform")]
 pub mod runtime;
 #[cfg(feature = "platform")]

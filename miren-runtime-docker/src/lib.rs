@@ -480,6 +480,7 @@ impl Runtime for DockerRuntime {
             address,
             ports: spec.spec.declared_extra_ports(),
             runtime: None,
+            node: None,
         })
     }
 

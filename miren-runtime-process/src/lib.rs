@@ -885,6 +885,7 @@ impl Runtime for ProcessRuntime {
             address: address.map(Address::from),
             ports: extra,
             runtime: None,
+            node: None,
         })
     }
 

@@ -91,6 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     address: Some(backend.parse()?),
                     ports: Default::default(),
                     runtime: None,
+                    node: None,
                     status: SandboxStatus::Running,
                     reason: None,
                     exit_code: None,

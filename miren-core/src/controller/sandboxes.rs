@@ -132,6 +132,7 @@ impl Actor {
             address: None,
             ports: Default::default(),
             runtime: None,
+            node: None,
             status: SandboxStatus::Pending,
             reason: None,
             exit_code: None,
@@ -264,6 +265,7 @@ impl Actor {
                         .runtime
                         .unwrap_or_else(|| self.runtime.name().to_string()),
                 );
+                s.sb.node = started.node;
                 self.touch_sandbox(id);
                 let s = &self.sandboxes[id];
                 if s.sb.status == SandboxStatus::Stopping {

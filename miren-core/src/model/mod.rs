@@ -406,6 +406,9 @@ pub struct Sandbox {
     /// Which runtime runs it (`process`, `docker`), once started.
     #[serde(default)]
     pub runtime: Option<String>,
+    /// Which node of a cluster runs it, once placed (`None`: not in a cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// What it is doing.
     pub status: SandboxStatus,
     /// Why it stopped or died.

@@ -113,7 +113,10 @@ pub enum ReportState {
 impl ReportState {
     /// Whether the sandbox is gone (or never ran).
     pub fn is_over(&self) -> bool {
-        matches!(self, ReportState::Failed { .. } | ReportState::Exited { .. })
+        matches!(
+            self,
+            ReportState::Failed { .. } | ReportState::Exited { .. }
+        )
     }
 }
 

@@ -260,6 +260,7 @@ impl Runtime for FakeRuntime {
             address,
             ports: spec.spec.declared_extra_ports(),
             runtime: None,
+            node: None,
         })
     }
 

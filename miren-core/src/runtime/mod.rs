@@ -27,7 +27,7 @@ pub use lines::{Lines, MAX_LINE, read_lines};
 pub use sink::{EventSink, LogLine, LogRecord, LogSink, RuntimeEvent, Stream, now_millis};
 
 /// What a runtime needs to run a version: its code and every service's spec.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PrepareApp {
     /// The app.
     pub app: String,
@@ -47,7 +47,7 @@ pub struct PrepareApp {
 
 /// A secret given to a build: `RUN --mount=type=secret,id=<id>` in a Dockerfile, or
 /// `env`/`file` for the `onbuild` commands of the process runtime.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BuildSecret {
     /// Its id.
     pub id: String,
@@ -99,7 +99,7 @@ impl std::fmt::Debug for PrepareLog {
 }
 
 /// An uploaded app directory: a tar archive, content-addressed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Artifact {
     /// The archive's digest.
     pub digest: Digest,
@@ -121,7 +121,7 @@ pub struct Retained {
 }
 
 /// Everything needed to start one sandbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SandboxSpec {
     /// Its id (container name, process record, log tag).
     pub id: SandboxId,
@@ -203,6 +203,8 @@ pub struct Started {
     pub ports: BTreeMap<String, u16>,
     /// Which backend runs it, when this runtime is several (`None`: this one).
     pub runtime: Option<String>,
+    /// Which node of a cluster runs it (`None`: this machine, not in a cluster).
+    pub node: Option<String>,
 }
 
 /// A sandbox the backend knows about, for adoption after a server restart.

@@ -161,6 +161,22 @@ impl EventSink {
         });
     }
 
+    /// Reports that the sandbox is gone, with the last lines it wrote as seen where it
+    /// ran (a node of a cluster, reporting through the store). Call it once, last.
+    pub fn exited_with(
+        &self,
+        code: Option<i32>,
+        reason: impl Into<String>,
+        last_lines: Vec<String>,
+    ) {
+        let _ = self.inner.events.send(RuntimeEvent::Exited {
+            sandbox: self.inner.sandbox.clone(),
+            code,
+            reason: reason.into(),
+            last_lines,
+        });
+    }
+
     /// Reports one output line.
     pub fn log(&self, line: LogLine) {
         if let Ok(mut tail) = self.inner.tail.lock() {

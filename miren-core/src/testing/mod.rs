@@ -124,6 +124,7 @@ pub fn sandbox(
         version: VersionId::new(app),
         service: service.into(),
         runtime: None,
+        node: None,
         ports: Default::default(),
         address: address.map(|a| {
             a.parse()

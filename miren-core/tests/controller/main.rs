@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 mod addons;
 mod collect;
+mod placement;
 mod readiness;
 mod secrets;
 mod stops;

@@ -1,0 +1,364 @@
+//! [`Agent`]: what every node of a cluster runs. It follows the placements for its
+//! node, prepares their versions on first need (the code from the store, the build
+//! from the sealed prepare record), runs them with the node's own runtime, and writes
+//! what happens to them — launched, ready, gone — as reports the leader follows. Their
+//! log lines go to the node's own log sink.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::records::{
+    self, Placement, Prepare, Report, ReportState, placements_of, prepare_key, report_key,
+};
+use crate::artifact::{ArtifactStore, replica};
+use crate::model::{SandboxId, VersionId};
+use crate::runtime::{
+    EventSink, LogSink, PrepareApp, PrepareLog, Runtime, RuntimeEvent, SandboxSpec, now_millis,
+};
+use crate::secret::SecretKey;
+use crate::store::{Op, Store, WatchEvent, keys};
+
+/// The grace period of a sandbox stopped because its placement was removed.
+const ORPHAN_GRACE: Duration = Duration::from_secs(10);
+
+/// A node's agent; it stops (leaving what runs running) when dropped.
+pub struct Agent {
+    task: JoinHandle<()>,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What an agent works with.
+#[derive(Clone)]
+pub struct AgentParts {
+    /// The cluster's store.
+    pub store: Arc<dyn Store>,
+    /// The cluster's secret key (placements and prepares are sealed with it).
+    pub key: Arc<SecretKey>,
+    /// This node's name.
+    pub node: String,
+    /// This node's runtime.
+    pub local: Arc<dyn Runtime>,
+    /// This node's archives (code is copied in from the store).
+    pub artifacts: ArtifactStore,
+    /// Where its sandboxes' lines go.
+    pub logs: Arc<dyn LogSink>,
+}
+
+struct Shared {
+    parts: AgentParts,
+    /// Sandboxes running here (started or adopted), with their placement's stop state.
+    running: Mutex<HashSet<SandboxId>>,
+    /// Versions prepared here.
+    prepared: tokio::sync::Mutex<BTreeSet<VersionId>>,
+}
+
+impl Shared {
+    fn running(&self) -> MutexGuard<'_, HashSet<SandboxId>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn report(&self, id: &SandboxId, state: ReportState) {
+        let report = Report {
+            node: self.parts.node.clone(),
+            state,
+            at: now_millis(),
+        };
+        let op = Op::put(report_key(id), keys::encode(&report));
+        if let Err(e) = self.parts.store.txn(vec![op]).await {
+            tracing::warn!("reporting {id} to the cluster: {e}");
+        }
+    }
+}
+
+impl Agent {
+    /// Starts following this node's placements. Placements found for it that its
+    /// runtime does not run (the node restarted) are reported gone, or adopted when
+    /// the runtime still runs them (containers).
+    pub async fn start(parts: AgentParts) -> Result<Agent, crate::store::StoreError> {
+        let prefix = placements_of(&parts.node);
+        let mut watch = parts.store.watch(&prefix);
+        let (items, listed_at) = parts.store.list(&prefix).await?;
+        let shared = Arc::new(Shared {
+            parts,
+            running: Mutex::default(),
+            prepared: tokio::sync::Mutex::default(),
+        });
+        let still_running: HashSet<SandboxId> = match shared.parts.local.list().await {
+            Ok(l) => l.into_iter().map(|l| l.id).collect(),
+            Err(e) => {
+                tracing::warn!("listing what this node runs: {e}");
+                HashSet::new()
+            }
+        };
+        for (key, v) in items {
+            let Some((id, p)) = decode(&prefix, &key, &v.value) else {
+                continue;
+            };
+            if still_running.contains(&id) {
+                adopt(&shared, id, &p).await;
+            } else {
+                shared
+                    .report(
+                        &id,
+                        ReportState::Exited {
+                            code: None,
+                            reason: format!("its node `{}` restarted", shared.parts.node),
+                            last_lines: Vec::new(),
+                        },
+                    )
+                    .await;
+            }
+        }
+        let task = tokio::spawn(async move {
+            while let Some(ev) = watch.next().await {
+                match ev {
+                    WatchEvent::Put {
+                        key,
+                        value,
+                        revision,
+                    } if revision > listed_at => {
+                        if let Some((id, p)) = decode(&prefix, &key, &value) {
+                            placed(&shared, id, p);
+                        }
+                    }
+                    WatchEvent::Delete { key, revision } if revision > listed_at => {
+                        let Some(id) = key.strip_prefix(&prefix).and_then(|i| i.parse().ok())
+                        else {
+                            continue;
+                        };
+                        // The leader gave up on it (its node was thought lost): it
+                        // runs elsewhere now.
+                        if shared.running().contains(&id) {
+                            let local = shared.parts.local.clone();
+                            tokio::spawn(async move {
+                                let _ = local.stop(&id, ORPHAN_GRACE).await;
+                            });
+                        }
+                    }
+                    WatchEvent::Lagged => {
+                        tracing::warn!(
+                            "this node's agent fell behind the cluster store; placements made meanwhile start when next changed"
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Ok(Agent { task })
+    }
+}
+
+fn decode(prefix: &str, key: &str, value: &[u8]) -> Option<(SandboxId, Placement)> {
+    let id = key.strip_prefix(prefix)?.parse().ok()?;
+    match keys::decode::<Placement>(key, value) {
+        Ok(p) => Some((id, p)),
+        Err(e) => {
+            tracing::warn!("{e}");
+            None
+        }
+    }
+}
+
+/// A placement for this node was written: start it, or stop it.
+fn placed(shared: &Arc<Shared>, id: SandboxId, p: Placement) {
+    let running = shared.running().contains(&id);
+    match (running, p.stop) {
+        (false, None) => {
+            shared.running().insert(id.clone());
+            let shared = shared.clone();
+            tokio::spawn(async move { launch(&shared, id, &p).await });
+        }
+        (true, Some(grace)) => {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let grace = Duration::from_millis(grace);
+                if let Err(crate::runtime::RuntimeError::NotFound(_)) =
+                    shared.parts.local.stop(&id, grace).await
+                {
+                    shared.running().remove(&id);
+                    shared
+                        .report(
+                            &id,
+                            ReportState::Exited {
+                                code: None,
+                                reason: "stopped".into(),
+                                last_lines: Vec::new(),
+                            },
+                        )
+                        .await;
+                }
+            });
+        }
+        (false, Some(_)) => {
+            // Asked to stop one that doesn't run here (any more): it is gone.
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                shared
+                    .report(
+                        &id,
+                        ReportState::Exited {
+                            code: None,
+                            reason: "stopped".into(),
+                            last_lines: Vec::new(),
+                        },
+                    )
+                    .await;
+            });
+        }
+        (true, None) => {}
+    }
+}
+
+/// A sink whose events become reports, once `start` has said it launched.
+fn sink_for(
+    spec: &SandboxSpec,
+    logs: Arc<dyn LogSink>,
+) -> (EventSink, mpsc::UnboundedReceiver<RuntimeEvent>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let service = spec
+        .labels
+        .get(crate::runtime::LABEL_SERVICE)
+        .cloned()
+        .unwrap_or_default();
+    (
+        EventSink::new(
+            spec.id.clone(),
+            &spec.app,
+            &service,
+            spec.version.clone(),
+            tx,
+            logs,
+        ),
+        rx,
+    )
+}
+
+/// Reports the sandbox's events as they come, until it is gone.
+async fn forward(
+    shared: Arc<Shared>,
+    id: SandboxId,
+    mut events: mpsc::UnboundedReceiver<RuntimeEvent>,
+) {
+    while let Some(ev) = events.recv().await {
+        match ev {
+            RuntimeEvent::Ready { address, .. } => {
+                shared.report(&id, ReportState::Ready { address }).await;
+            }
+            RuntimeEvent::Exited {
+                code,
+                reason,
+                last_lines,
+                ..
+            } => {
+                shared.running().remove(&id);
+                shared
+                    .report(
+                        &id,
+                        ReportState::Exited {
+                            code,
+                            reason,
+                            last_lines,
+                        },
+                    )
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
+async fn launch(shared: &Arc<Shared>, id: SandboxId, p: &Placement) {
+    let failed = |reason: String| async {
+        shared.running().remove(&id);
+        shared.report(&id, ReportState::Failed { reason }).await;
+    };
+    let spec = match records::spec_of(&shared.parts.key, p) {
+        Ok(s) => s,
+        Err(e) => return failed(format!("its spec does not open on this node: {e}")).await,
+    };
+    if let Err(why) = prepare(shared, &spec.version).await {
+        return failed(why).await;
+    }
+    let (sink, events) = sink_for(&spec, shared.parts.logs.clone());
+    match shared.parts.local.start(&spec, sink).await {
+        Ok(started) => {
+            shared
+                .report(
+                    &id,
+                    ReportState::Started {
+                        address: started.address,
+                        ports: started.ports,
+                        runtime: Some(
+                            started
+                                .runtime
+                                .unwrap_or_else(|| shared.parts.local.name().to_string()),
+                        ),
+                    },
+                )
+                .await;
+            // Ready and the exit are reported after launched.
+            tokio::spawn(forward(shared.clone(), id, events));
+        }
+        Err(e) => failed(e.to_string()).await,
+    }
+}
+
+async fn adopt(shared: &Arc<Shared>, id: SandboxId, p: &Placement) {
+    let Ok(spec) = records::spec_of(&shared.parts.key, p) else {
+        return;
+    };
+    let (sink, events) = sink_for(&spec, shared.parts.logs.clone());
+    if shared.parts.local.adopt(&id, sink).await.is_ok() {
+        shared.running().insert(id.clone());
+        tokio::spawn(forward(shared.clone(), id, events));
+    }
+}
+
+/// Prepares `version` on this node once: its code copied from the store, then the
+/// node's runtime prepares it as the leader's did.
+async fn prepare(shared: &Arc<Shared>, version: &VersionId) -> Result<(), String> {
+    let mut prepared = shared.prepared.lock().await;
+    if prepared.contains(version) {
+        return Ok(());
+    }
+    let parts = &shared.parts;
+    let key = prepare_key(version.as_str());
+    let record = parts
+        .store
+        .get(&key)
+        .await
+        .map_err(|e| format!("reading how to prepare {version}: {e}"))?
+        .ok_or_else(|| format!("{version} has no prepare record in the cluster store"))?;
+    let record: Prepare = keys::decode(&key, &record.value).map_err(|e| e.to_string())?;
+    let mut app: PrepareApp = records::open(&parts.key, "a version's prepare record", &record.app)
+        .map_err(|e| e.to_string())?;
+    let digest = app.artifact.digest.clone();
+    replica::fetch_missing(
+        parts.store.as_ref(),
+        &parts.artifacts,
+        &BTreeSet::from([digest.clone()]),
+    )
+    .await
+    .map_err(|e| format!("copying the code of {version} from the cluster store: {e}"))?;
+    app.artifact = parts.artifacts.artifact(&digest);
+    let node = parts.node.clone();
+    let log = PrepareLog::new(move |line| tracing::info!("node `{node}` preparing: {line}"));
+    parts
+        .local
+        .prepare(&app, &log)
+        .await
+        .map_err(|e| format!("preparing {version} on node `{}`: {e}", parts.node))?;
+    prepared.insert(version.clone());
+    Ok(())
+}

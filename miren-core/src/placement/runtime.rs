@@ -1,0 +1,589 @@
+//! [`PlacementRuntime`]: the leader's [`Runtime`] in a cluster. Starting a sandbox
+//! writes a placement record for the node chosen for it and waits for that node's
+//! agent to report it launched; readiness and exits come back as reports and go to
+//! the sandbox's [`EventSink`]; stopping marks the placement and waits for the exit.
+//! A node whose heartbeat lapses is lost: its sandboxes are reported gone, so the
+//! controller replaces them elsewhere — the controller itself knows nothing of nodes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::choose::{Choice, Cluster, choose};
+use super::records::{
+    self, PLACEMENTS, Placement, REPORTS, Report, ReportState, disk_home_key, placement_key,
+    prepare_key, prepare_of, report_key,
+};
+use crate::model::SandboxId;
+use crate::runtime::{
+    Attach, EventSink, Listed, PrepareApp, PrepareLog, Retained, Runtime, RuntimeError,
+    SandboxSpec, Started, Usage, now_millis,
+};
+use crate::secret::SecretKey;
+use crate::store::{Expect, Op, Store, StoreError, WatchEvent, keys};
+
+/// How long a node may take to launch a sandbox (preparing its version first: an
+/// image build on that node).
+const LAUNCH_WITHIN: Duration = Duration::from_secs(300);
+/// How long past its grace period a stop waits for the node to report the exit.
+const STOP_SLACK: Duration = Duration::from_secs(15);
+
+/// The leader's runtime: sandboxes run where they are placed.
+#[derive(Clone)]
+pub struct PlacementRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    key: Arc<SecretKey>,
+    /// This node's name.
+    node: String,
+    /// This node's runtime: versions are prepared here too (static files are exported
+    /// from here), and one-off commands run here.
+    local: Arc<dyn Runtime>,
+    state: Mutex<State>,
+    follower: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Each placed sandbox's sink and node.
+    placed: HashMap<SandboxId, (String, Option<EventSink>)>,
+    /// Starts waiting for their node to say launched (or failed).
+    launching: HashMap<SandboxId, oneshot::Sender<ReportState>>,
+    /// Stops waiting for the exit.
+    stopping: HashMap<SandboxId, oneshot::Sender<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(t) = self
+            .follower
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            t.abort();
+        }
+    }
+}
+
+fn backend(e: StoreError) -> RuntimeError {
+    RuntimeError::Backend(format!("the cluster store: {e}"))
+}
+
+impl PlacementRuntime {
+    /// The runtime of the leading node `node`, placing on every live node (this one
+    /// included) through `store`; `local` is this node's own runtime.
+    pub fn start(
+        store: Arc<dyn Store>,
+        key: Arc<SecretKey>,
+        node: &str,
+        local: Arc<dyn Runtime>,
+    ) -> Self {
+        let rt = Self {
+            inner: Arc::new(Inner {
+                store,
+                key,
+                node: node.to_string(),
+                local,
+                state: Mutex::default(),
+                follower: Mutex::default(),
+            }),
+        };
+        let weak = Arc::downgrade(&rt.inner);
+        let (reports, alive) = (
+            rt.inner.store.watch(REPORTS),
+            rt.inner.store.watch(keys::ALIVE),
+        );
+        let task = tokio::spawn(follow(weak, reports, alive));
+        *rt.inner.follower_lock() = Some(task);
+        rt
+    }
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn follower_lock(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+        self.follower
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The live nodes' names.
+    async fn live_nodes(&self) -> Result<BTreeSet<String>, StoreError> {
+        let (alive, _) = self.store.list(keys::ALIVE).await?;
+        Ok(alive
+            .into_iter()
+            .filter_map(|(k, _)| k.strip_prefix(keys::ALIVE).map(str::to_string))
+            .collect())
+    }
+
+    /// Every placement: (node, sandbox, record).
+    async fn placements(&self) -> Result<Vec<(String, SandboxId, Placement)>, StoreError> {
+        let (items, _) = self.store.list(PLACEMENTS).await?;
+        let mut out = Vec::new();
+        for (k, v) in items {
+            let Some((node, id)) = k
+                .strip_prefix(PLACEMENTS)
+                .and_then(|rest| rest.split_once('/'))
+            else {
+                continue;
+            };
+            let Ok(id) = id.parse::<SandboxId>() else {
+                continue;
+            };
+            match keys::decode::<Placement>(&k, &v.value) {
+                Ok(p) => out.push((node.to_string(), id, p)),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a sandbox's placement and report (it is over).
+    async fn forget(&self, node: &str, id: &SandboxId) {
+        self.state().placed.remove(id);
+        let ops = vec![
+            Op::delete(placement_key(node, id)),
+            Op::delete(report_key(id)),
+        ];
+        if let Err(e) = self.store.txn(ops).await {
+            tracing::warn!("removing the placement of {id}: {e}");
+        }
+    }
+
+    /// A report came: to the waiting start or stop, and the sandbox's sink.
+    async fn reported(&self, id: SandboxId, report: Report) {
+        let (launching, sink) = {
+            let mut s = self.state();
+            let launching = if matches!(
+                report.state,
+                ReportState::Started { .. } | ReportState::Failed { .. }
+            ) {
+                s.launching.remove(&id)
+            } else {
+                None
+            };
+            let sink = s.placed.get(&id).and_then(|(_, sink)| sink.clone());
+            (launching, sink)
+        };
+        if let Some(tx) = launching {
+            // The start reports it (a failed one: the start fails).
+            let _ = tx.send(report.state);
+            return;
+        }
+        match report.state {
+            ReportState::Started { .. } => {}
+            ReportState::Ready { address } => {
+                if let Some(sink) = sink {
+                    sink.ready(address);
+                }
+            }
+            ReportState::Failed { reason } => {
+                if let Some(sink) = sink {
+                    sink.exited_with(None, format!("failed to start: {reason}"), Vec::new());
+                }
+                self.forget(&report.node, &id).await;
+            }
+            ReportState::Exited {
+                code,
+                reason,
+                last_lines,
+            } => {
+                if let Some(sink) = sink {
+                    sink.exited_with(code, reason, last_lines);
+                }
+                let stopping = self.state().stopping.remove(&id);
+                if let Some(tx) = stopping {
+                    let _ = tx.send(());
+                }
+                self.forget(&report.node, &id).await;
+            }
+        }
+    }
+
+    /// `node`'s heartbeat lapsed: what ran there is gone.
+    async fn lost(&self, node: &str) {
+        let ids: Vec<SandboxId> = match self.placements().await {
+            Ok(p) => p
+                .into_iter()
+                .filter(|(n, _, _)| n == node)
+                .map(|(_, id, _)| id)
+                .collect(),
+            Err(e) => {
+                tracing::warn!("listing what node `{node}` ran: {e}");
+                return;
+            }
+        };
+        if !ids.is_empty() {
+            tracing::warn!(
+                "node `{node}` was lost (its heartbeat lapsed): its {} sandbox(es) start elsewhere",
+                ids.len()
+            );
+        }
+        for id in ids {
+            let (sink, launching, stopping) = {
+                let mut s = self.state();
+                (
+                    s.placed.get(&id).and_then(|(_, sink)| sink.clone()),
+                    s.launching.remove(&id),
+                    s.stopping.remove(&id),
+                )
+            };
+            let reason = format!("its node `{node}` was lost (no heartbeat)");
+            if let Some(tx) = launching {
+                let _ = tx.send(ReportState::Failed {
+                    reason: reason.clone(),
+                });
+            } else if let Some(sink) = sink {
+                sink.exited_with(None, reason, Vec::new());
+            }
+            if let Some(tx) = stopping {
+                let _ = tx.send(());
+            }
+            self.forget(node, &id).await;
+        }
+    }
+
+    /// Where `spec` goes; for a sandbox with a disk, the op that pins the disk to a
+    /// node that doesn't hold it yet.
+    async fn place(&self, spec: &SandboxSpec) -> Result<(String, Vec<Op>), RuntimeError> {
+        let live = self.live_nodes().await.map_err(backend)?;
+        let placements = self.placements().await.map_err(backend)?;
+        let mut cluster = Cluster::default();
+        for n in &live {
+            cluster.nodes.insert(n.as_str(), Vec::new());
+        }
+        for (node, _, p) in &placements {
+            if p.stop.is_some() {
+                continue;
+            }
+            if let Some(list) = cluster.nodes.get_mut(node.as_str()) {
+                list.push(p.pool.as_deref());
+            }
+        }
+        let disk = spec.spec.disks.first().map(|d| d.name.clone());
+        let (home_key, home) = match &disk {
+            Some(d) => {
+                let key = disk_home_key(&spec.app, d);
+                let home = self.store.get(&key).await.map_err(backend)?;
+                let home = home.map(|v| String::from_utf8_lossy(&v.value).into_owned());
+                (Some(key), home)
+            }
+            None => (None, None),
+        };
+        let pool = spec.pool.as_ref().map(|p| p.to_string());
+        match choose(&cluster, pool.as_deref(), home.as_deref()) {
+            Choice::Node(n) => {
+                let mut ops = Vec::new();
+                if let (Some(key), None) = (home_key, &home) {
+                    ops.push(Op::put(key, n.as_bytes().to_vec()).expecting(Expect::Absent));
+                }
+                Ok((n.to_string(), ops))
+            }
+            Choice::DiskAway { node } => Err(RuntimeError::Start(format!(
+                "its disk `{}` is on node `{node}`, which is not in the cluster now: it starts there once that node is back",
+                disk.unwrap_or_default()
+            ))),
+            Choice::NoNode => Err(RuntimeError::Start(
+                "no node of the cluster is live to run it".into(),
+            )),
+        }
+    }
+}
+
+/// Follows the reports and the nodes' heartbeats while the runtime lives.
+async fn follow(
+    inner: std::sync::Weak<Inner>,
+    mut reports: crate::store::Watch,
+    mut alive: crate::store::Watch,
+) {
+    loop {
+        tokio::select! {
+            ev = reports.next() => {
+                let Some(ev) = ev else { return };
+                let Some(inner) = inner.upgrade() else { return };
+                match ev {
+                    WatchEvent::Put { key, value, .. } => {
+                        let Some(id) = key.strip_prefix(REPORTS).and_then(|i| i.parse().ok()) else {
+                            continue;
+                        };
+                        match keys::decode::<Report>(&key, &value) {
+                            Ok(r) => inner.reported(id, r).await,
+                            Err(e) => tracing::warn!("{e}"),
+                        }
+                    }
+                    WatchEvent::Lagged => {
+                        // Read every report again: the latest state of each counts.
+                        if let Ok((items, _)) = inner.store.list(REPORTS).await {
+                            for (key, v) in items {
+                                let id = key.strip_prefix(REPORTS).and_then(|i| i.parse().ok());
+                                if let (Some(id), Ok(r)) = (id, keys::decode::<Report>(&key, &v.value)) {
+                                    inner.reported(id, r).await;
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            ev = alive.next() => {
+                let Some(ev) = ev else { return };
+                let Some(inner) = inner.upgrade() else { return };
+                if let WatchEvent::Delete { key, .. } = ev
+                    && let Some(node) = key.strip_prefix(keys::ALIVE)
+                {
+                    inner.lost(node).await;
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for PlacementRuntime {
+    fn name(&self) -> &str {
+        self.inner.local.name()
+    }
+
+    async fn prepare(&self, app: &PrepareApp, log: &PrepareLog) -> Result<(), RuntimeError> {
+        self.inner.local.prepare(app, log).await?;
+        // The other nodes prepare it when they are first given one of its sandboxes.
+        let record = prepare_of(&self.inner.key, app)
+            .map_err(|e| RuntimeError::Backend(format!("sealing {}: {e}", app.version)))?;
+        self.inner
+            .store
+            .txn(vec![Op::put(
+                prepare_key(app.version.as_str()),
+                keys::encode(&record),
+            )])
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn start(&self, spec: &SandboxSpec, events: EventSink) -> Result<Started, RuntimeError> {
+        let inner = &self.inner;
+        let sealed = records::seal(&inner.key, spec)
+            .map_err(|e| RuntimeError::Start(format!("sealing its spec: {e}")))?;
+        let (node, mut ops) = inner.place(spec).await?;
+        let placement = Placement {
+            node: node.clone(),
+            spec: sealed,
+            pool: spec.pool.as_ref().map(|p| p.to_string()),
+            stop: None,
+            placed: now_millis(),
+        };
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut s = inner.state();
+            s.placed
+                .insert(spec.id.clone(), (node.clone(), Some(events.clone())));
+            s.launching.insert(spec.id.clone(), tx);
+        }
+        ops.push(Op::put(
+            placement_key(&node, &spec.id),
+            keys::encode(&placement),
+        ));
+        if let Err(e) = inner.store.txn(ops).await {
+            let mut s = inner.state();
+            s.placed.remove(&spec.id);
+            s.launching.remove(&spec.id);
+            // Another start pinned the disk meanwhile: the next try goes there.
+            return Err(RuntimeError::Start(format!("placing it: {e}")));
+        }
+        let launched = tokio::time::timeout(LAUNCH_WITHIN, rx).await;
+        let failed = |why: String| async {
+            inner.forget(&node, &spec.id).await;
+            Err(RuntimeError::Start(why))
+        };
+        match launched {
+            Ok(Ok(ReportState::Started {
+                address,
+                ports,
+                runtime,
+            })) => Ok(Started {
+                address,
+                ports,
+                runtime,
+                node: Some(node),
+            }),
+            Ok(Ok(ReportState::Failed { reason })) => {
+                failed(format!("on node `{node}`: {reason}")).await
+            }
+            Ok(Ok(_)) | Ok(Err(_)) => failed(format!("node `{node}` did not say it started")).await,
+            Err(_) => {
+                inner.state().launching.remove(&spec.id);
+                failed(format!(
+                    "node `{node}` did not start it within {} s",
+                    LAUNCH_WITHIN.as_secs()
+                ))
+                .await
+            }
+        }
+    }
+
+    async fn stop(&self, sandbox: &SandboxId, grace: Duration) -> Result<(), RuntimeError> {
+        let inner = &self.inner;
+        let known = inner.state().placed.get(sandbox).map(|(n, _)| n.clone());
+        let node = match known {
+            Some(n) => n,
+            None => inner
+                .placements()
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .find(|(_, id, _)| id == sandbox)
+                .map(|(n, _, _)| n)
+                .ok_or_else(|| RuntimeError::NotFound(sandbox.clone()))?,
+        };
+        let key = placement_key(&node, sandbox);
+        let Some(current) = inner.store.get(&key).await.map_err(backend)? else {
+            return Err(RuntimeError::NotFound(sandbox.clone()));
+        };
+        if !inner.live_nodes().await.map_err(backend)?.contains(&node) {
+            inner.forget(&node, sandbox).await;
+            return Ok(());
+        }
+        let mut p: Placement =
+            keys::decode(&key, &current.value).map_err(|e| RuntimeError::Backend(e.to_string()))?;
+        p.stop = Some(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX));
+        let (tx, rx) = oneshot::channel();
+        inner.state().stopping.insert(sandbox.clone(), tx);
+        inner
+            .store
+            .txn(vec![
+                Op::put(key, keys::encode(&p)).expecting(Expect::Revision(current.revision)),
+            ])
+            .await
+            .map_err(backend)?;
+        if tokio::time::timeout(grace + STOP_SLACK, rx).await.is_err() {
+            inner.state().stopping.remove(sandbox);
+            return Err(RuntimeError::Backend(format!(
+                "node `{node}` did not report {sandbox} stopped within {} s",
+                (grace + STOP_SLACK).as_secs()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {
+        let inner = &self.inner;
+        let live = inner.live_nodes().await.map_err(backend)?;
+        let (reports, _) = inner.store.list(REPORTS).await.map_err(backend)?;
+        let reports: BTreeMap<String, Report> = reports
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let r = keys::decode::<Report>(&k, &v.value).ok()?;
+                Some((k.strip_prefix(REPORTS)?.to_string(), r))
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (node, id, p) in inner.placements().await.map_err(backend)? {
+            let report = reports.get(id.as_str());
+            let over = report.is_some_and(|r| r.state.is_over());
+            if !live.contains(&node) || over || p.stop.is_some() {
+                // Gone with its node, over, or on its way out when the last leader
+                // went: the controller replaces it.
+                inner.forget(&node, &id).await;
+                continue;
+            }
+            let Ok(spec) = records::spec_of(&inner.key, &p) else {
+                tracing::warn!("the placement of {id} does not open with this node's key");
+                continue;
+            };
+            let (address, runtime) = match report.map(|r| &r.state) {
+                Some(ReportState::Ready { address }) => (*address, None),
+                Some(ReportState::Started {
+                    address, runtime, ..
+                }) => (*address, runtime.clone()),
+                _ => (None, None),
+            };
+            inner.state().placed.insert(id.clone(), (node, None));
+            out.push(Listed {
+                id,
+                address,
+                runtime,
+                labels: spec.labels,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn adopt(&self, sandbox: &SandboxId, events: EventSink) -> Result<(), RuntimeError> {
+        let inner = &self.inner;
+        let node = {
+            let mut s = inner.state();
+            let Some((node, sink)) = s.placed.get_mut(sandbox) else {
+                return Err(RuntimeError::NotFound(sandbox.clone()));
+            };
+            *sink = Some(events.clone());
+            node.clone()
+        };
+        // Ready already: say so now (later reports come through the follower).
+        if let Some(v) = inner
+            .store
+            .get(&report_key(sandbox))
+            .await
+            .map_err(backend)?
+            && let Ok(r) = keys::decode::<Report>(&report_key(sandbox), &v.value)
+            && let ReportState::Ready { address } = r.state
+        {
+            events.ready(address);
+        }
+        tracing::debug!("adopted {sandbox} on node `{node}`");
+        Ok(())
+    }
+
+    async fn remove_app(&self, app: &str, purge_disks: bool) -> Result<(), RuntimeError> {
+        self.inner.local.remove_app(app, purge_disks).await
+    }
+
+    async fn exec(&self, sandbox: &SandboxId, attach: Attach) -> Result<i32, RuntimeError> {
+        let node = self
+            .inner
+            .state()
+            .placed
+            .get(sandbox)
+            .map(|(n, _)| n.clone());
+        match node {
+            Some(n) if n != self.inner.node => Err(RuntimeError::Unsupported(format!(
+                "{sandbox} runs on node `{n}`: run the command there (`miren sandbox exec` against that node's server)"
+            ))),
+            _ => self.inner.local.exec(sandbox, attach).await,
+        }
+    }
+
+    async fn export_dir(
+        &self,
+        app: &PrepareApp,
+        dir: &str,
+        dest: &Path,
+    ) -> Result<(), RuntimeError> {
+        self.inner.local.export_dir(app, dir, dest).await
+    }
+
+    async fn run_attached(&self, spec: &SandboxSpec, attach: Attach) -> Result<i32, RuntimeError> {
+        self.inner.local.run_attached(spec, attach).await
+    }
+
+    async fn usage(&self) -> Result<Vec<Usage>, RuntimeError> {
+        self.inner.local.usage().await
+    }
+
+    async fn collect(&self, retained: &Retained) -> Result<(), RuntimeError> {
+        self.inner.local.collect(retained).await
+    }
+}
