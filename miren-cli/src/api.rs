@@ -212,6 +212,9 @@ pub struct InstanceUsage {
     /// How many times its slot was restarted after a crash.
     #[serde(default)]
     pub restarts: u32,
+    /// The node of the cluster it runs on (none outside a cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// CPU it used lately, in percent of one core (none where its runtime cannot
     /// tell).
     pub cpu_percent: Option<f64>,

@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::Exit;
 use crate::cli::{ServerArgs, UiAddr};
 use crate::server::{
-    ClusterOptions, Options, Server, UiListen, access_log, default_data_dir, socket_in,
+    ClusterOptions, Node, Options, UiListen, access_log, default_data_dir, socket_in,
 };
 use anyhow::Context as _;
 
@@ -122,16 +122,29 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<Exit> {
     let opts_upstream = opts.dns_upstream;
     // Installed before anything starts, so a signal during startup still stops cleanly.
     let mut stop = tokio::spawn(stop_signal());
-    // A node standing by in a cluster starts only when it leads: a signal meanwhile
-    // stops it.
-    let started = tokio::select! {
-        s = Server::start(opts) => s,
-        _ = &mut stop => {
-            tracing::info!("stopping while standing by");
-            return Ok(Exit::Ok);
+    let node = tokio::select! {
+        n = Node::start(opts) => n,
+        _ = &mut stop => return Ok(Exit::Ok),
+    };
+    let node = match node {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(Exit::Failed);
         }
     };
-    let mut server = match started {
+    // A node standing by in a cluster runs what is placed on it, and the rest once it
+    // leads: a signal meanwhile stops what runs here.
+    let leadership = tokio::select! {
+        l = node.lead() => Some(l),
+        _ = &mut stop => None,
+    };
+    let Some(leadership) = leadership else {
+        tracing::info!("stopping while standing by");
+        node.leave().await;
+        return Ok(Exit::Ok);
+    };
+    let mut server = match node.serve(leadership).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -87,28 +87,32 @@ pub fn traffic(t: &[ServiceTraffic]) -> String {
     render(&["SERVICE", &head, "REQ/S", "P95", "5XX"], &rows)
 }
 
-/// Per instance: status, CPU, memory, req/s, restarts.
+/// Per instance: status, CPU, memory, req/s, restarts; in a cluster, its node.
 pub fn instances(i: &[InstanceUsage]) -> String {
+    let clustered = i.iter().any(|u| u.node.is_some());
     let rows: Vec<Vec<String>> = i
         .iter()
         .map(|u| {
-            vec![
-                u.sandbox.clone(),
-                u.service.clone(),
+            let mut row = vec![u.sandbox.clone(), u.service.clone()];
+            if clustered {
+                row.push(or_dash(u.node.as_deref()));
+            }
+            row.extend([
                 u.status.clone(),
                 u.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%")),
                 u.memory_bytes.map_or("-".into(), bytes),
                 rate(u.req_per_sec),
                 u.restarts.to_string(),
-            ]
+            ]);
+            row
         })
         .collect();
-    render(
-        &[
-            "INSTANCE", "SERVICE", "STATUS", "CPU", "MEMORY", "REQ/S", "RESTARTS",
-        ],
-        &rows,
-    )
+    let mut headers = vec!["INSTANCE", "SERVICE"];
+    if clustered {
+        headers.push("NODE");
+    }
+    headers.extend(["STATUS", "CPU", "MEMORY", "REQ/S", "RESTARTS"]);
+    render(&headers, &rows)
 }
 
 fn rate(r: f64) -> String {

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use miren_core::artifact::ArtifactStore;
@@ -125,6 +126,8 @@ pub struct Server {
     leadership: Option<miren_store_etcd::Leadership>,
     /// Its record and heartbeat in the cluster.
     _presence: Option<cluster::Presence>,
+    /// In a cluster, what runs the sandboxes placed on this node.
+    agent: Option<miren_core::placement::Agent>,
 }
 
 /// The threads the proxy and DNS run on, apart from the API's and the controller's.
@@ -183,9 +186,47 @@ pub fn socket_in(data_dir: &Path) -> PathBuf {
     data_dir.join("miren.sock")
 }
 
+/// A node: what runs on every machine of a cluster (or the one machine) whether it
+/// leads or not — the store, the proxy and DNS following it, the local runtimes, the
+/// code and the logs, and in a cluster its presence and agent, running the sandboxes
+/// placed on it. [`Node::serve`] adds what the leading node runs.
+pub struct Node {
+    opts: Options,
+    store: Arc<dyn Store>,
+    etcd: Option<Arc<miren_store_etcd::EtcdStore>>,
+    secret_key: miren_core::secret::SecretKey,
+    data_plane: DataPlane,
+    static_root: PathBuf,
+    proxy_controller: miren_proxy::ControllerSlot,
+    proxy_table: miren_proxy::table::Shared,
+    visible: Visibility,
+    tasks: Vec<JoinHandle<()>>,
+    dns_stats: Option<Arc<miren_dns::stats::QueryStats>>,
+    http_addr: SocketAddr,
+    dns_addr: Option<SocketAddr>,
+    presence: Option<cluster::Presence>,
+    process: ProcessRuntime,
+    /// This machine's runtime (the auto runtime's processes and containers).
+    runtime: Arc<dyn Runtime>,
+    artifacts: ArtifactStore,
+    logs: LogStore,
+    agent: Option<miren_core::placement::Agent>,
+}
+
 impl Server {
-    /// Opens everything and starts serving. Fails clearly when another server holds
-    /// the data dir or an address is taken.
+    /// Opens everything and starts serving (in a cluster, once this node leads).
+    /// Fails clearly when another server holds the data dir or an address is taken.
+    pub async fn start(opts: Options) -> anyhow::Result<Self> {
+        let node = Node::start(opts).await?;
+        let leadership = node.lead().await;
+        node.serve(leadership).await
+    }
+}
+
+impl Node {
+    /// Opens what every node runs: on the embedded store, everything but the
+    /// controller and the API; in a cluster, also this node's record, heartbeat and
+    /// agent, so it runs what is placed on it while it stands by.
     pub async fn start(opts: Options) -> anyhow::Result<Self> {
         let data = &opts.data_dir;
         let sandbox_user = match &opts.sandbox_user {
@@ -270,15 +311,12 @@ impl Server {
             tasks.push(data_plane.spawn(dns.run()));
         }
 
-        // In a cluster, the rest runs on the node that leads.
-        let (leadership, presence) = match (&opts.cluster, etcd) {
+        // In a cluster: this node's record and heartbeat.
+        let presence = match (&opts.cluster, &etcd) {
             (Some(cluster), Some(etcd)) => {
-                let mut presence = cluster::announce(&etcd, cluster, http_addr, dns_addr).await?;
-                let lead = cluster::lead(&etcd, cluster, http_addr, dns_addr).await;
-                presence.leading(&etcd).await?;
-                (Some(lead), Some(presence))
+                Some(cluster::announce(etcd, cluster, http_addr, dns_addr).await?)
             }
-            _ => (None, None),
+            _ => None,
         };
 
         let process_options = miren_runtime_process::ProcessOptions {
@@ -318,9 +356,107 @@ impl Server {
             ArtifactStore::open(data.join("artifacts")).context("opening the artifact store")?;
         let logs = LogStore::open(data.join("logs"), Retention::default())
             .context("opening the log store")?;
-        if opts.cluster.is_some() {
+        // In a cluster, this node runs what the leader places on it from now on.
+        let agent = match &opts.cluster {
+            Some(c) => Some(
+                miren_core::placement::Agent::start(miren_core::placement::AgentParts {
+                    store: store.clone(),
+                    key: Arc::new(secret_key.clone()),
+                    node: c.node.clone(),
+                    local: runtime.clone(),
+                    artifacts: artifacts.clone(),
+                    logs: logs.sink(),
+                })
+                .await
+                .context("starting this node's agent")?,
+            ),
+            None => None,
+        };
+        Ok(Node {
+            store,
+            etcd,
+            secret_key,
+            data_plane,
+            static_root,
+            proxy_controller,
+            proxy_table,
+            visible,
+            tasks,
+            dns_stats,
+            http_addr,
+            dns_addr,
+            presence,
+            process,
+            runtime,
+            artifacts,
+            logs,
+            agent,
+            opts,
+        })
+    }
+
+    /// Waits until this node leads its cluster (at once on the embedded store: `None`).
+    pub async fn lead(&self) -> Option<miren_store_etcd::Leadership> {
+        match (&self.opts.cluster, &self.etcd) {
+            (Some(cluster), Some(etcd)) => {
+                Some(cluster::lead(etcd, cluster, self.http_addr, self.dns_addr).await)
+            }
+            _ => None,
+        }
+    }
+
+    /// Leaves the cluster without having led: the sandboxes placed here stop (the
+    /// leader places them elsewhere).
+    pub async fn leave(self) {
+        if let Some(agent) = &self.agent {
+            agent.stop_all(Duration::from_secs(10)).await;
+        }
+        self.process.close().await;
+        self.logs.flush().await;
+    }
+
+    /// Runs what the leading node runs: the controller (in a cluster, placing
+    /// sandboxes on every node) and the API.
+    pub async fn serve(
+        self,
+        leadership: Option<miren_store_etcd::Leadership>,
+    ) -> anyhow::Result<Server> {
+        let Node {
+            opts,
+            store,
+            etcd,
+            secret_key,
+            data_plane,
+            static_root,
+            proxy_controller,
+            proxy_table,
+            visible,
+            mut tasks,
+            dns_stats,
+            http_addr,
+            dns_addr,
+            mut presence,
+            process,
+            runtime: local,
+            artifacts,
+            logs,
+            agent,
+        } = self;
+        let data = &opts.data_dir;
+        if let (Some(p), Some(etcd)) = (&mut presence, &etcd) {
+            p.leading(etcd).await?;
             cluster::fetch_code(store.as_ref(), &artifacts).await?;
         }
+        // In a cluster the controller's sandboxes run where they are placed.
+        let runtime: Arc<dyn Runtime> = match &opts.cluster {
+            Some(c) => Arc::new(miren_core::placement::PlacementRuntime::start(
+                store.clone(),
+                Arc::new(secret_key.clone()),
+                &c.node,
+                local.clone(),
+            )),
+            None => local.clone(),
+        };
         let mut cfg = ControllerConfig::new(artifacts.clone());
         cfg.logs = logs.sink();
         cfg.secret_key = Some(secret_key);
@@ -444,7 +580,7 @@ impl Server {
             tasks.push(tokio::spawn(api::serve_tcp(listener, app)));
         }
 
-        Ok(Self {
+        Ok(Server {
             metrics_addr,
             ui_addr,
             controller,
@@ -461,9 +597,12 @@ impl Server {
             data_plane,
             leadership,
             _presence: presence,
+            agent,
         })
     }
+}
 
+impl Server {
     /// Resolves, saying why, when this node no longer leads its cluster (then it must
     /// stop at once: another node runs the controller); never on the embedded store.
     pub async fn lost_leadership(&mut self) -> String {
@@ -473,9 +612,18 @@ impl Server {
         }
     }
 
-    /// Stops every sandbox (with its grace period), then everything else.
+    /// Stops every sandbox (with its grace period), then everything else. A cluster's
+    /// leader stops deciding and stops only the sandboxes on its own node: the others
+    /// run on, for the node that leads next to adopt.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        let result = self.controller.shutdown().await;
+        let result = match &self.agent {
+            Some(agent) => {
+                let stepped = self.controller.step_down().await;
+                agent.stop_all(Duration::from_secs(10)).await;
+                stepped
+            }
+            None => self.controller.shutdown().await,
+        };
         for t in &self.tasks {
             t.abort();
         }

@@ -190,6 +190,8 @@ pub(super) struct Actor {
     pub to_reconcile: BTreeSet<PoolId>,
     after_flush: Vec<AfterFlush>,
     shutdown: Option<Reply<()>>,
+    /// Asked to stop deciding (a cluster's leader leaving): answered once written.
+    step_down: Option<Reply<()>>,
     pub collector: super::collect::Collector,
 }
 
@@ -236,6 +238,7 @@ pub(super) async fn spawn(
         to_reconcile: BTreeSet::new(),
         after_flush: Vec::new(),
         shutdown: None,
+        step_down: None,
         collector,
     };
     actor.load().await?;
@@ -287,6 +290,10 @@ impl Actor {
             }
             self.flush().await;
             if finished {
+                return;
+            }
+            if let Some(reply) = self.step_down.take() {
+                let _ = reply.send(Ok(()));
                 return;
             }
         }
@@ -345,6 +352,7 @@ impl Actor {
             }
             Command::PutRoute(route, reply) => self.put_route(route, reply).await,
             Command::RemoveRoute(host, reply) => self.remove_route(host, reply).await,
+            Command::StepDown(reply) => self.step_down = Some(reply),
             Command::Shutdown(reply) => {
                 // Set first: stops during shutdown skip the drain delay.
                 self.shutdown = Some(reply);

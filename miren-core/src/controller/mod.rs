@@ -301,6 +301,7 @@ pub(crate) enum Command {
     PutRoute(Route, Reply<Route>),
     RemoveRoute(String, Reply<()>),
     Shutdown(Reply<()>),
+    StepDown(Reply<()>),
     Load(Vec<(PoolId, u32)>),
     WantCapacity(PoolId),
     Retained(oneshot::Sender<crate::runtime::Retained>),
@@ -487,6 +488,13 @@ impl Controller {
     /// task. The next start brings them back.
     pub async fn shutdown(&self) -> Result<(), ControllerError> {
         self.call(Command::Shutdown).await
+    }
+
+    /// Stops deciding, leaving every sandbox as it is: what a cluster's leader does when
+    /// it leaves, so the node that leads next adopts what runs. Returns once what was
+    /// decided is written; the controller answers nothing after.
+    pub async fn step_down(&self) -> Result<(), ControllerError> {
+        self.call(Command::StepDown).await
     }
 
     /// Waits until `cond` holds for the state (of `app`, or all), re-checking after

@@ -28,6 +28,7 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(10);
 /// A node's agent; it stops (leaving what runs running) when dropped.
 pub struct Agent {
     task: JoinHandle<()>,
+    shared: Arc<Shared>,
 }
 
 impl Drop for Agent {
@@ -120,7 +121,9 @@ impl Agent {
                     .await;
             }
         }
+        let following = shared.clone();
         let task = tokio::spawn(async move {
+            let shared = following;
             while let Some(ev) = watch.next().await {
                 match ev {
                     WatchEvent::Put {
@@ -155,7 +158,38 @@ impl Agent {
                 }
             }
         });
-        Ok(Agent { task })
+        Ok(Agent { task, shared })
+    }
+
+    /// Stops every sandbox running here (this node leaves the cluster), each with
+    /// `grace`, and returns once their exits are reported (or `grace` and a little
+    /// more passed).
+    pub async fn stop_all(&self, grace: Duration) {
+        self.task.abort();
+        let ids: Vec<SandboxId> = self.shared.running().iter().cloned().collect();
+        let local = self.shared.parts.local.clone();
+        let stops = ids.into_iter().map(|id| {
+            let local = local.clone();
+            async move {
+                let _ = local.stop(&id, grace).await;
+            }
+        });
+        futures_stops(stops).await;
+        // Their exits reported: each forwarder writes its report, then forgets it.
+        let deadline = tokio::time::Instant::now() + grace + Duration::from_secs(5);
+        while !self.shared.running().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Runs the stops at once.
+async fn futures_stops(
+    stops: impl Iterator<Item = impl std::future::Future<Output = ()> + Send + 'static>,
+) {
+    let handles: Vec<_> = stops.map(tokio::spawn).collect();
+    for h in handles {
+        let _ = h.await;
     }
 }
 
@@ -261,7 +295,6 @@ async fn forward(
                 last_lines,
                 ..
             } => {
-                shared.running().remove(&id);
                 shared
                     .report(
                         &id,
@@ -272,6 +305,7 @@ async fn forward(
                         },
                     )
                     .await;
+                shared.running().remove(&id);
                 return;
             }
         }

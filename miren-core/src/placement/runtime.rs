@@ -48,6 +48,9 @@ struct Inner {
     /// from here), and one-off commands run here.
     local: Arc<dyn Runtime>,
     state: Mutex<State>,
+    /// One placement decided and written at a time: starts run concurrently, and each
+    /// must count the placements made before it.
+    placing: tokio::sync::Mutex<()>,
     follower: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -94,6 +97,7 @@ impl PlacementRuntime {
                 node: node.to_string(),
                 local,
                 state: Mutex::default(),
+                placing: tokio::sync::Mutex::default(),
                 follower: Mutex::default(),
             }),
         };
@@ -378,6 +382,7 @@ impl Runtime for PlacementRuntime {
         let inner = &self.inner;
         let sealed = records::seal(&inner.key, spec)
             .map_err(|e| RuntimeError::Start(format!("sealing its spec: {e}")))?;
+        let placing = inner.placing.lock().await;
         let (node, mut ops) = inner.place(spec).await?;
         let placement = Placement {
             node: node.clone(),
@@ -397,11 +402,12 @@ impl Runtime for PlacementRuntime {
             placement_key(&node, &spec.id),
             keys::encode(&placement),
         ));
-        if let Err(e) = inner.store.txn(ops).await {
+        let written = inner.store.txn(ops).await;
+        drop(placing);
+        if let Err(e) = written {
             let mut s = inner.state();
             s.placed.remove(&spec.id);
             s.launching.remove(&spec.id);
-            // Another start pinned the disk meanwhile: the next try goes there.
             return Err(RuntimeError::Start(format!("placing it: {e}")));
         }
         let launched = tokio::time::timeout(LAUNCH_WITHIN, rx).await;

@@ -80,6 +80,7 @@ fn status_of(state: &S, all: &Snapshot, a: &miren_core::model::App, look: &Look)
             u.service = x.service.clone();
             u.status = status::sandbox_state(x.status).to_string();
             u.restarts = x.restarts;
+            u.node = x.node.clone();
             u
         })
         .collect();

@@ -13,7 +13,7 @@ use crate::api::NodeStatus;
 
 pub async fn list(state: S) -> R<Json<Vec<NodeStatus>>> {
     let snapshot = state.controller.snapshot(None).await?;
-    let running = snapshot
+    let live: Vec<_> = snapshot
         .sandboxes
         .iter()
         .filter(|s| {
@@ -22,7 +22,14 @@ pub async fn list(state: S) -> R<Json<Vec<NodeStatus>>> {
                 SandboxStatus::Pending | SandboxStatus::Running | SandboxStatus::Stopping
             )
         })
-        .count();
+        .collect();
+    let running = live.len();
+    // In a cluster, each sandbox's node is where it was placed.
+    let on = |node: &str| {
+        live.iter()
+            .filter(|s| s.node.as_deref() == Some(node))
+            .count()
+    };
     let Some(store) = &state.cluster_store else {
         return Ok(Json(vec![NodeStatus {
             name: state.node.clone(),
@@ -49,8 +56,7 @@ pub async fn list(state: S) -> R<Json<Vec<NodeStatus>>> {
             (true, NodeRole::StandingBy) => "standing by",
         };
         nodes.push(NodeStatus {
-            // Every sandbox runs on the node that leads (node agents are not built yet).
-            sandboxes: if status == "leading" { running } else { 0 },
+            sandboxes: on(&node.name),
             name: node.name,
             address: node.http,
             status: status.into(),

@@ -143,7 +143,8 @@ fn on_etcd_one_node_leads_a_standby_takes_over_with_the_code_and_a_node_that_los
 
     // `a`'s machine is lost (kill -9 of the server and of what it ran): `b` leads
     // within the lease's 5 s and a little, copies the deployed code from the cluster
-    // store, and serves the deploy `a` made.
+    // store, and runs what ran on `a` — but the store, whose disk is on `a`, waits for
+    // `a` (SPEC §15), and `app status` says why.
     let lost = std::time::Instant::now();
     let _ = a.child.kill();
     let _ = a.child.wait();
@@ -162,26 +163,65 @@ fn on_etcd_one_node_leads_a_standby_takes_over_with_the_code_and_a_node_that_los
         "{:#?}",
         b.startup
     );
-    let apps = b.until(&["app", "list"], |v| v[0]["status"] == "running");
+    let apps = b.json(&["app", "list"]);
     assert_eq!(apps[0]["version"], v1.as_str(), "the deploy survived");
     assert_eq!(b.json(&["route", "list"])[0]["host"], "demo.example");
-    let nodes = b.until(&["node", "list"], |v| v[1]["sandboxes"] == 3);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while on(&b) != ["127.0.1.2"; 2] {
-        assert!(std::time::Instant::now() < deadline, "{:?}", on(&b));
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let running_on = |v: &serde_json::Value, service: &str| -> Vec<String> {
+        v["instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["service"] == service && i["status"] == "running")
+            .map(|i| i["node"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    let status = b.until(&["app", "status", "-a", "demo"], |v| {
+        running_on(v, "web") == ["b"]
+            && running_on(v, "worker") == ["b"]
+            && v["last_exits"]["store"]
+                .as_str()
+                .is_some_and(|e| e.contains("is on node `a`"))
+    });
+    assert!(running_on(&status, "store").is_empty(), "{status:#}");
+    let nodes = b.until(&["node", "list"], |v| v[1]["sandboxes"] == 2);
     assert_eq!(row(&nodes, 0).1, "lost", "a's heartbeat is gone: {nodes:#}");
     assert_eq!(row(&nodes, 1).1, "leading");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while get(&b.http, "demo.example").0 != 200 {
+
+    // `a` comes back (its machine, its data dir, its disk): it stands by, the store
+    // starts there again with its data, and the app answers through b's proxy.
+    let a_data = std::mem::replace(
+        &mut a.data,
+        tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+    );
+    drop(a);
+    let mut back = TestServer::launch(
+        a_data,
+        &["--store", &url, "--node", "a", "--node-addr", "127.0.1.1"],
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("miren")),
+    );
+    back.wait_for("standing by: node `b` leads the cluster at");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = b.json(&["app", "status", "-a", "demo"]);
+        if running_on(&status, "store") == ["a"] && get(&b.http, "demo.example").0 == 200 {
+            break;
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "b never served the app"
+            "the store never came back on a: {status:#}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    drop(a);
+    let (_, body) = get(&b.http, "demo.example");
+    assert!(
+        visit(&body) > visit(&through_b),
+        "the visits counted before: {body}"
+    );
+    // Each instance at its own node's address: the store on a, web on b.
+    let mut at = on(&b);
+    at.sort();
+    assert_eq!(at, ["127.0.1.1", "127.0.1.2"]);
+    drop(back);
 
     // A node whose secret key is not the cluster's does not start, and says what to do.
     let stranger = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -254,8 +294,41 @@ fn first_to_lead(nodes: &mut [super::Launch], within: std::time::Duration) -> us
     }
 }
 
+/// Three services, none with a disk: web (three instances) answers with the address
+/// of the node it runs on; api answers web's callers; worker ticks.
+const SPREAD: &str = r#"name = "spread"
+[services.web]
+command = "python3 web.py"
+[services.web.concurrency]
+mode = "fixed"
+num_instances = 3
+
+[services.api]
+command = "python3 web.py"
+port = 7000
+
+[services.worker]
+command = "python3 -c 'import time\nwhile True: print(\"tick\", flush=True); time.sleep(1)'"
+"#;
+
+const SPREAD_WEB: &str = r#"
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+NODE = os.environ.get("MIREN_NODE_ADDR", "127.0.0.1")
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"hello from {NODE}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer((NODE, int(os.environ["PORT"])), Handler).serve_forever()
+"#;
+
 #[test]
-fn three_nodes_on_three_etcd_members_fail_over_under_load_and_outlive_a_member() {
+fn three_nodes_on_three_etcd_members_spread_an_app_fail_over_under_load_and_outlive_a_member() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
     if !etcd_installed() {
@@ -263,16 +336,64 @@ fn three_nodes_on_three_etcd_members_fail_over_under_load_and_outlive_a_member()
     }
     let (_rt, mut etcd, url) = etcd_cluster(3, "three");
 
-    let mut a = TestServer::start(&["--store", &url, "--node", "a"]);
-    let app = demo_copy();
-    a.deploy(app.path());
-    a.ok(["route", "add", "demo.example", "--app", "demo"]);
-    let (mut standbys, mut proxies) = (Vec::new(), Vec::new());
-    for name in ["b", "c"] {
-        let (node, http, _) = standby(&a, &url, &["--node", name]);
+    let mut a = TestServer::start(&["--store", &url, "--node", "a", "--node-addr", "127.0.1.1"]);
+    let (mut standbys, mut proxies, mut dns) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, ip) in [("b", "127.0.1.2"), ("c", "127.0.1.3")] {
+        let (node, http, d) = standby(&a, &url, &["--node", name, "--node-addr", ip]);
         standbys.push(node);
         proxies.push(http);
+        dns.push(d);
     }
+    let app = crate::app_dir(SPREAD);
+    std::fs::write(app.path().join("web.py"), SPREAD_WEB).unwrap_or_else(|e| panic!("{e}"));
+    a.deploy(app.path());
+    a.ok(["route", "add", "spread.example", "--app", "spread"]);
+
+    // web's three instances on the three nodes; each node's proxy answers for the
+    // app (from any node's instance), and each node's DNS names all three.
+    let nodes_of = |v: &serde_json::Value, service: &str| -> Vec<String> {
+        let mut n: Vec<String> = v["instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["service"] == service && i["status"] == "running")
+            .map(|i| i["node"].as_str().unwrap_or("?").to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let status = a.until(&["app", "status", "-a", "spread"], |v| {
+        nodes_of(v, "web").len() == 3 && nodes_of(v, "api").len() == 1
+    });
+    assert_eq!(nodes_of(&status, "web"), ["a", "b", "c"], "{status:#}");
+    let mut answered_by = std::collections::BTreeSet::new();
+    for proxy in [&a.http, &proxies[0], &proxies[1]] {
+        for _ in 0..30 {
+            let (code, body) = get(proxy, "spread.example");
+            assert_eq!(code, 200, "{proxy}: {body}");
+            answered_by.insert(body);
+        }
+    }
+    assert_eq!(
+        answered_by.len(),
+        3,
+        "all three instances answer: {answered_by:?}"
+    );
+    for d in [&a.dns, &dns[0], &dns[1]] {
+        let (code, mut records) = super::dig(d, "web.spread.app.miren", RecordType::A);
+        records.sort();
+        assert_eq!(code, ResponseCode::NoError);
+        assert_eq!(
+            records,
+            ["A 127.0.1.1", "A 127.0.1.2", "A 127.0.1.3"],
+            "DNS at {d}"
+        );
+    }
+    let listed = a.json(&["node", "list"]);
+    let total: u64 = (0..3)
+        .map(|i| listed[i]["sandboxes"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(total, 5, "{listed:#}");
 
     // A bounded load loop against c's proxy (at most 40 s, 4,000 requests).
     let stop = std::sync::Arc::new(AtomicBool::new(false));
@@ -285,7 +406,7 @@ fn three_nodes_on_three_etcd_members_fail_over_under_load_and_outlive_a_member()
                 && seen.len() < 4000
                 && started.elapsed() < Duration::from_secs(40)
             {
-                let (status, _) = get(&target, "demo.example");
+                let (status, _) = get(&target, "spread.example");
                 seen.push((Instant::now(), status));
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -294,7 +415,9 @@ fn three_nodes_on_three_etcd_members_fail_over_under_load_and_outlive_a_member()
     };
     std::thread::sleep(Duration::from_millis(300));
 
-    // kill -9 of the leader and of what it ran (its machine lost).
+    // kill -9 of the leader and of what it ran (its machine lost): another node
+    // leads within 10 s and the instances that ran on `a` run on the others within
+    // 15 s; those on b and c ran on all along.
     let killed = Instant::now();
     let _ = a.child.kill();
     let _ = a.child.wait();
@@ -302,11 +425,11 @@ fn three_nodes_on_three_etcd_members_fail_over_under_load_and_outlive_a_member()
     let i = first_to_lead(&mut standbys, Duration::from_secs(10));
     let led = killed.elapsed();
     let leader = standbys.remove(i).ready();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&proxies[1], "demo.example").0 != 200 {
-        assert!(Instant::now() < deadline, "the app never came back");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = leader.until(&["app", "status", "-a", "spread"], |v| {
+        let web = nodes_of(v, "web");
+        web.len() == 3 && !web.contains(&"a".to_string()) && nodes_of(v, "api").len() == 1
+    });
+    let replaced = killed.elapsed();
     let back = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::Relaxed);
@@ -314,6 +437,10 @@ fn three_nodes_on_three_etcd_members_fail_over_under_load_and_outlive_a_member()
         .join()
         .unwrap_or_else(|_| panic!("the load loop panicked"));
     assert!(led < Duration::from_secs(10), "a new leader after {led:?}");
+    assert!(
+        replaced < Duration::from_secs(15),
+        "a's instances ran elsewhere after {replaced:?}: {status:#}"
+    );
     let before: Vec<u16> = seen
         .iter()
         .filter(|(t, _)| *t < killed)
@@ -333,6 +460,11 @@ fn three_nodes_on_three_etcd_members_fail_over_under_load_and_outlive_a_member()
         after.iter().all(|s| *s == 200),
         "a request failed after the takeover: {after:?}"
     );
+    let failed = seen.iter().filter(|(_, s)| *s != 200).count();
+    eprintln!(
+        "takeover: led after {led:?}, a's instances replaced after {replaced:?}; {failed} of {} requests failed meanwhile",
+        seen.len()
+    );
 
     // One etcd member of three lost: the cluster goes on writing.
     etcd.kill(2);
@@ -340,7 +472,7 @@ fn three_nodes_on_three_etcd_members_fail_over_under_load_and_outlive_a_member()
     loop {
         let out = leader
             .cli()
-            .args(["route", "add", "more.example", "--app", "demo"])
+            .args(["route", "add", "more.example", "--app", "spread"])
             .output()
             .unwrap_or_else(|e| panic!("{e}"));
         if out.status.success() {
