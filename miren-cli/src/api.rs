@@ -10,6 +10,8 @@
 //! | GET | `/v1/apps` | → `[`[`AppSummary`]`]` |
 //! | GET | `/v1/apps/{app}` | → [`AppStatus`] (traffic of the last minute, instances' usage) |
 //! | GET | `/v1/status` | → `[`[`AppStatus`]`]`, every app (`miren top`, the dashboard) |
+//! | GET | `/v1/nodes` | → `[`[`NodeStatus`]`]` |
+//! | POST | `/v1/nodes/{name}/drain` | → [`DrainReport`]; `DELETE`: undrained → `{}` |
 //! | POST | `/v1/dashboard/logins` | → [`DashboardLogin`] (404 `no_dashboard` without one) |
 //! | GET | `/metrics` | → Prometheus' text format (SPEC §16) |
 //! | GET | `/v1/apps/{app}/versions` | → `[`[`VersionRow`]`]` |
@@ -162,6 +164,17 @@ pub struct DecisionRow {
     pub desired: u32,
     /// Why.
     pub reason: String,
+}
+
+/// `miren node drain`: what moved off the node, and what stayed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrainReport {
+    /// The node.
+    pub node: String,
+    /// Sandboxes stopped there and replaced on other nodes.
+    pub moved: Vec<String>,
+    /// Sandboxes that stay, and why.
+    pub kept: Vec<String>,
 }
 
 /// `miren dashboard`: where to log in.

@@ -447,6 +447,19 @@ pub enum NodeCommand {
     /// Every node: its proxy's address, whether it leads, stands by or is lost, and
     /// how many sandboxes it runs.
     List,
+    /// Move a node's sandboxes to the other nodes, one at a time, failing no
+    /// request, and place nothing new there (until `undrain`). Sandboxes with a disk
+    /// stay: their disk is there.
+    #[command(after_help = "Examples:\n  miren node drain b\n  miren node undrain b")]
+    Drain {
+        /// The node.
+        name: String,
+    },
+    /// Let sandboxes be placed on a drained node again.
+    Undrain {
+        /// The node.
+        name: String,
+    },
 }
 
 /// `miren route …`.

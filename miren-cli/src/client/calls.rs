@@ -309,6 +309,26 @@ impl Client {
         self.get("/v1/nodes").await
     }
 
+    /// Drains a node (returns once its sandboxes moved).
+    pub async fn drain(&self, node: &str) -> Result<crate::api::DrainReport, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/nodes/{}/drain", q(node)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Undrains a node.
+    pub async fn undrain(&self, node: &str) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/v1/nodes/{}/drain", q(node)),
+            None::<&()>,
+        )
+        .await
+    }
+
     /// Routes `host` to an app.
     pub async fn put_route(&self, host: &str, body: &RouteBody) -> Result<Route, ClientError> {
         let path = format!("/v1/routes/{}", q(host));

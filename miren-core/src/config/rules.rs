@@ -35,7 +35,7 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
     ("sandbox-pool", &["list", "set-desired"]),
     ("sandbox", &["list", "stop", "exec"]),
     ("logs", &[]),
-    ("node", &["list"]),
+    ("node", &["list", "drain", "undrain"]),
     ("top", &[]),
     ("dashboard", &[]),
     ("env", &["set", "unset", "list"]),

@@ -22,6 +22,13 @@ pub const REPORTS: &str = "reports/";
 pub const PREPARES: &str = "prepares/";
 /// Prefix of the nodes that hold disks.
 pub const DISK_HOMES: &str = "diskhomes/";
+/// Prefix of the drained nodes (nothing new is placed on them).
+pub const DRAINS: &str = "drains/";
+
+/// Key of `node`'s drain record.
+pub fn drain_key(node: &str) -> String {
+    format!("{DRAINS}{node}")
+}
 
 /// Key of `sandbox` placed on `node`.
 pub fn placement_key(node: &str, sandbox: &SandboxId) -> String {

@@ -266,8 +266,13 @@ impl Inner {
     async fn place(&self, spec: &SandboxSpec) -> Result<(String, Vec<Op>), RuntimeError> {
         let live = self.live_nodes().await.map_err(backend)?;
         let placements = self.placements().await.map_err(backend)?;
+        let (drained, _) = self.store.list(records::DRAINS).await.map_err(backend)?;
+        let drained: BTreeSet<&str> = drained
+            .iter()
+            .filter_map(|(k, _)| k.strip_prefix(records::DRAINS))
+            .collect();
         let mut cluster = Cluster::default();
-        for n in &live {
+        for n in live.iter().filter(|n| !drained.contains(n.as_str())) {
             cluster.nodes.insert(n.as_str(), Vec::new());
         }
         for (node, _, p) in &placements {
@@ -289,6 +294,12 @@ impl Inner {
             None => (None, None),
         };
         let pool = spec.pool.as_ref().map(|p| p.to_string());
+        // A disk's node keeps its sandboxes even drained: the disk can't move.
+        if let Some(h) = &home
+            && live.contains(h)
+        {
+            cluster.nodes.entry(h.as_str()).or_default();
+        }
         match choose(&cluster, pool.as_deref(), home.as_deref()) {
             Choice::Node(n) => {
                 let mut ops = Vec::new();
@@ -302,7 +313,7 @@ impl Inner {
                 disk.unwrap_or_default()
             ))),
             Choice::NoNode => Err(RuntimeError::Start(
-                "no node of the cluster is live to run it".into(),
+                "no node of the cluster is live (and not drained) to run it".into(),
             )),
         }
     }

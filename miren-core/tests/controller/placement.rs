@@ -198,3 +198,30 @@ async fn sandboxes_spread_over_the_nodes_and_a_lost_nodes_start_on_the_others() 
     );
     assert_eq!(running_on(&s, "db"), [db_node.as_str()], "the db stays");
 }
+
+#[tokio::test]
+async fn a_drained_nodes_sandbox_stopped_is_replaced_on_another_node() {
+    let c = cluster().await;
+    let s = c
+        .until("3 web running", |s| running_on(s, "web").len() == 3)
+        .await;
+    let on_c = s
+        .sandboxes
+        .iter()
+        .find(|x| x.service == "web" && x.node.as_deref() == Some("c"))
+        .expect("a web instance on c")
+        .id
+        .clone();
+    c.store
+        .txn(vec![Op::put(records::drain_key("c"), b"now".to_vec())])
+        .await
+        .expect("drain");
+    c.ctl.stop_sandbox(&on_c).await.expect("stop");
+    let s = c
+        .until("3 web running, none on c", |s| {
+            let on = running_on(s, "web");
+            on.len() == 3 && !on.contains(&"c")
+        })
+        .await;
+    assert!(c.rt("c").running_of("shop", "web").is_empty(), "{s:#?}");
+}

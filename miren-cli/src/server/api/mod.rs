@@ -141,6 +141,10 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/secret-states", post(secrets::enable))
         .route("/v1/routes", get(routes::list))
         .route("/v1/nodes", get(nodes::list))
+        .route(
+            "/v1/nodes/{name}/drain",
+            post(nodes::drain).delete(nodes::undrain),
+        )
         .route("/v1/dashboard/logins", post(login_link))
         .route("/metrics", get(metrics::get))
         .route("/v1/routes/{host}", put(routes::put).delete(routes::remove))

@@ -270,6 +270,15 @@ fn a_server_on_its_own_is_one_node() {
     assert_eq!(nodes[0]["sandboxes"], 0);
     let table = server.ok(["node", "list"]);
     assert!(table.starts_with("NAME"), "{table}");
+    // Nowhere to drain to.
+    let out = server
+        .cli()
+        .args(["node", "drain", "x"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("not in a cluster"), "{said}");
     assert!(server.stop().success());
 }
 
@@ -464,6 +473,57 @@ fn three_nodes_on_three_etcd_members_spread_an_app_fail_over_under_load_and_outl
     eprintln!(
         "takeover: led after {led:?}, a's instances replaced after {replaced:?}; {failed} of {} requests failed meanwhile",
         seen.len()
+    );
+
+    // `node drain` of the other node under a bounded load loop: its instances move
+    // to the leader's node one at a time and no request fails; nothing new goes there
+    // until it is undrained.
+    let other = ["b", "c"][1 - i];
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let load = {
+        let (stop, target) = (stop.clone(), leader.http.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::Relaxed)
+                && seen.len() < 4000
+                && started.elapsed() < Duration::from_secs(60)
+            {
+                seen.push(get(&target, "spread.example").0);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            seen
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let said = leader.ok(["node", "drain", other]);
+    stop.store(true, Ordering::Relaxed);
+    let seen = load
+        .join()
+        .unwrap_or_else(|_| panic!("the load loop panicked"));
+    assert!(said.contains("moved "), "{said}");
+    assert!(
+        !seen.is_empty() && seen.iter().all(|s| *s == 200),
+        "a request failed during the drain: {seen:?}"
+    );
+    let status = leader.json(&["app", "status", "-a", "spread"]);
+    let leader_name = ["b", "c"][i];
+    assert_eq!(nodes_of(&status, "web"), [leader_name; 3], "{status:#}");
+    let listed = leader.json(&["node", "list"]);
+    let row = listed
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == other))
+        .cloned()
+        .unwrap_or_else(|| panic!("{listed:#}"));
+    assert_eq!(row["status"], "standing by, drained", "{row}");
+    assert_eq!(row["sandboxes"], 0, "{row}");
+    leader.ok(["node", "undrain", other]);
+    let listed = leader.json(&["node", "list"]);
+    assert!(
+        listed.as_array().is_some_and(|n| n
+            .iter()
+            .any(|n| n["name"] == other && n["status"] == "standing by")),
+        "{listed:#}"
     );
 
     // One etcd member of three lost: the cluster goes on writing.
