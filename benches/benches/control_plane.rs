@@ -2,12 +2,14 @@
 //! fake (no-op) runtime, until every version is active and every sandbox running.
 //! Reports the time to converge, the memory per sandbox and the store writes
 //! (transactions) per deploy, for 100, 1,000 and 5,000 apps, on each store: in memory,
-//! redb (the single-node server's) and etcd (three members on loopback, started here
-//! when `etcd` is installed; more than one machine). Each run is a fresh child process
-//! so its RSS is its own.
+//! redb (the single-node server's), etcd (three members on loopback, started here
+//! when `etcd` is installed; more than one machine) and `etcd3`: etcd with three
+//! nodes, the controller placing every sandbox through the store and an agent per
+//! node running it (each node's runtime no-op) and reporting back, as a cluster does.
+//! Each run is a fresh child process so its RSS is its own.
 //!
 //! `cargo bench -p miren-benches --bench control_plane` (add `-- 1000` for one size,
-//! `-- --store etcd` for one store).
+//! `-- --store etcd3` for one store).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,12 +58,12 @@ async fn open_store(
             Arc::new(RedbStore::open(&dir.join("state.redb")).expect("redb")),
             None,
         ),
-        "etcd" => {
+        "etcd" | "etcd3" => {
             let etcd = miren_store_etcd::testing::Cluster::start(3).await;
             let store = etcd.store("bench").await;
             (Arc::new(store), Some(Box::new(etcd)))
         }
-        other => panic!("no store {other} (memory, redb, etcd)"),
+        other => panic!("no store {other} (memory, redb, etcd, etcd3)"),
     }
 }
 
@@ -79,15 +81,19 @@ fn run(apps: usize, kind: &str) {
             .map(|i| resolve(&app_toml(i)).expect("valid"))
             .collect();
         let (store, _keep) = open_store(kind, dir.path()).await;
+        let (runtime, _agents) = if kind == "etcd3" {
+            three_nodes(&store, &artifacts, &digest, dir.path()).await
+        } else {
+            (
+                Arc::new(FakeRuntime::new()) as Arc<dyn miren_core::runtime::Runtime>,
+                Vec::new(),
+            )
+        };
         let base = miren_core::testing::rss_kib();
         let revision0 = store.revision().await.expect("revision");
-        let ctl = Controller::start(
-            store.clone(),
-            Arc::new(FakeRuntime::new()),
-            ControllerConfig::new(artifacts),
-        )
-        .await
-        .expect("controller");
+        let ctl = Controller::start(store.clone(), runtime, ControllerConfig::new(artifacts))
+            .await
+            .expect("controller");
 
         let t0 = Instant::now();
         let mut deploys = tokio::task::JoinSet::new();
@@ -138,6 +144,53 @@ fn run(apps: usize, kind: &str) {
         );
         proxy_table(&ctl, store.as_ref()).await;
     });
+}
+
+/// Three nodes on `store`: their heartbeats, an agent each on a no-op runtime, and the
+/// leader's placement runtime (the code in the store, as a cluster's deploys put it).
+async fn three_nodes(
+    store: &Arc<dyn Store>,
+    artifacts: &ArtifactStore,
+    digest: &miren_core::model::Digest,
+    dir: &std::path::Path,
+) -> (
+    Arc<dyn miren_core::runtime::Runtime>,
+    Vec<miren_core::placement::Agent>,
+) {
+    use miren_core::placement::{Agent, AgentParts, PlacementRuntime};
+    use miren_core::secret::SecretKey;
+    use miren_core::store::{Op, keys};
+    miren_core::artifact::replica::publish(store.as_ref(), artifacts, digest)
+        .await
+        .expect("code in the store");
+    let key = Arc::new(SecretKey::from_bytes(&SecretKey::generate()));
+    let mut agents = Vec::new();
+    let mut leader_rt = None;
+    for n in ["n1", "n2", "n3"] {
+        store
+            .txn(vec![Op::put(keys::alive(n), b"alive".to_vec())])
+            .await
+            .expect("heartbeat");
+        let rt = Arc::new(FakeRuntime::new());
+        leader_rt.get_or_insert_with(|| rt.clone());
+        agents.push(
+            Agent::start(AgentParts {
+                store: store.clone(),
+                key: key.clone(),
+                node: n.to_string(),
+                local: rt,
+                artifacts: ArtifactStore::open(dir.join(n)).expect("artifacts"),
+                logs: Arc::new(()),
+            })
+            .await
+            .expect("agent"),
+        );
+    }
+    let local = leader_rt.expect("a node");
+    (
+        Arc::new(PlacementRuntime::start(store.clone(), key, "n1", local)),
+        agents,
+    )
 }
 
 /// The proxy's routing table at this size: built from a full listing, and brought up

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::batch::Batcher;
 use super::records::{
     self, Placement, Prepare, Report, ReportState, placements_of, prepare_key, report_key,
 };
@@ -56,10 +57,13 @@ pub struct AgentParts {
 
 struct Shared {
     parts: AgentParts,
+    /// Reports, written in groups.
+    writer: Batcher,
     /// Sandboxes running here (started or adopted), with their placement's stop state.
     running: Mutex<HashSet<SandboxId>>,
-    /// Versions prepared here.
-    prepared: tokio::sync::Mutex<BTreeSet<VersionId>>,
+    /// Versions prepared here, each behind a lock of its own: one prepare per
+    /// version, versions prepared side by side.
+    prepared: Mutex<std::collections::HashMap<VersionId, Arc<tokio::sync::Mutex<bool>>>>,
 }
 
 impl Shared {
@@ -76,7 +80,7 @@ impl Shared {
             at: now_millis(),
         };
         let op = Op::put(report_key(id), keys::encode(&report));
-        if let Err(e) = self.parts.store.txn(vec![op]).await {
+        if let Err(e) = self.writer.write(vec![op]).await {
             tracing::warn!("reporting {id} to the cluster: {e}");
         }
     }
@@ -91,9 +95,10 @@ impl Agent {
         let mut watch = parts.store.watch(&prefix);
         let (items, listed_at) = parts.store.list(&prefix).await?;
         let shared = Arc::new(Shared {
+            writer: Batcher::start(parts.store.clone()),
             parts,
             running: Mutex::default(),
-            prepared: tokio::sync::Mutex::default(),
+            prepared: Mutex::default(),
         });
         let still_running: HashSet<SandboxId> = match shared.parts.local.list().await {
             Ok(l) => l.into_iter().map(|l| l.id).collect(),
@@ -278,16 +283,36 @@ fn sink_for(
     )
 }
 
-/// Reports the sandbox's events as they come, until it is gone.
+/// What a start said that its ready report repeats: its extra ports and runtime.
+type Said = (std::collections::BTreeMap<String, u16>, Option<String>);
+
+/// Reports the sandbox's events as they come (`first`, then the rest), until it is
+/// gone.
 async fn forward(
     shared: Arc<Shared>,
     id: SandboxId,
+    said: Said,
+    first: Option<RuntimeEvent>,
     mut events: mpsc::UnboundedReceiver<RuntimeEvent>,
 ) {
-    while let Some(ev) = events.recv().await {
+    let mut next = first;
+    loop {
+        let ev = match next.take() {
+            Some(ev) => ev,
+            None => match events.recv().await {
+                Some(ev) => ev,
+                None => return,
+            },
+        };
         match ev {
             RuntimeEvent::Ready { address, .. } => {
-                shared.report(&id, ReportState::Ready { address }).await;
+                let (ports, runtime) = said.clone();
+                let ready = ReportState::Ready {
+                    address,
+                    ports,
+                    runtime,
+                };
+                shared.report(&id, ready).await;
             }
             RuntimeEvent::Exited {
                 code,
@@ -327,22 +352,37 @@ async fn launch(shared: &Arc<Shared>, id: SandboxId, p: &Placement) {
     let (sink, events) = sink_for(&spec, shared.parts.logs.clone());
     match shared.parts.local.start(&spec, sink).await {
         Ok(started) => {
-            shared
-                .report(
-                    &id,
-                    ReportState::Started {
+            let runtime = Some(
+                started
+                    .runtime
+                    .unwrap_or_else(|| shared.parts.local.name().to_string()),
+            );
+            let said = (started.ports.clone(), runtime.clone());
+            // Ready already (it often is): one report says both.
+            let mut events = events;
+            let first = match events.try_recv() {
+                Ok(RuntimeEvent::Ready { address, .. }) => {
+                    let (ports, runtime) = said.clone();
+                    let ready = ReportState::Ready {
+                        address,
+                        ports,
+                        runtime,
+                    };
+                    shared.report(&id, ready).await;
+                    None
+                }
+                other => {
+                    let launched = ReportState::Started {
                         address: started.address,
                         ports: started.ports,
-                        runtime: Some(
-                            started
-                                .runtime
-                                .unwrap_or_else(|| shared.parts.local.name().to_string()),
-                        ),
-                    },
-                )
-                .await;
-            // Ready and the exit are reported after launched.
-            tokio::spawn(forward(shared.clone(), id, events));
+                        runtime,
+                    };
+                    shared.report(&id, launched).await;
+                    other.ok()
+                }
+            };
+            // What comes after is reported in order, after that.
+            tokio::spawn(forward(shared.clone(), id, said, first, events));
         }
         Err(e) => failed(e.to_string()).await,
     }
@@ -355,15 +395,28 @@ async fn adopt(shared: &Arc<Shared>, id: SandboxId, p: &Placement) {
     let (sink, events) = sink_for(&spec, shared.parts.logs.clone());
     if shared.parts.local.adopt(&id, sink).await.is_ok() {
         shared.running().insert(id.clone());
-        tokio::spawn(forward(shared.clone(), id, events));
+        tokio::spawn(forward(
+            shared.clone(),
+            id,
+            (Default::default(), None),
+            None,
+            events,
+        ));
     }
 }
 
 /// Prepares `version` on this node once: its code copied from the store, then the
 /// node's runtime prepares it as the leader's did.
 async fn prepare(shared: &Arc<Shared>, version: &VersionId) -> Result<(), String> {
-    let mut prepared = shared.prepared.lock().await;
-    if prepared.contains(version) {
+    let lock = shared
+        .prepared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(version.clone())
+        .or_default()
+        .clone();
+    let mut prepared = lock.lock().await;
+    if *prepared {
         return Ok(());
     }
     let parts = &shared.parts;
@@ -393,6 +446,6 @@ async fn prepare(shared: &Arc<Shared>, version: &VersionId) -> Result<(), String
         .prepare(&app, &log)
         .await
         .map_err(|e| format!("preparing {version} on node `{}`: {e}", parts.node))?;
-    prepared.insert(version.clone());
+    *prepared = true;
     Ok(())
 }

@@ -8,10 +8,12 @@
 //! - `records`: the placement, report and prepare records, sealed where they hold
 //!   secrets.
 //! - `choose`: which node (plain data in, a node out).
+//! - `batch`: group commit of the per-sandbox records.
 //! - `runtime`: the leader's side, [`PlacementRuntime`].
 //! - `agent`: every node's side, [`Agent`].
 
 mod agent;
+mod batch;
 mod choose;
 pub mod records;
 mod runtime;

@@ -96,10 +96,17 @@ pub enum ReportState {
         /// Which of the node's runtimes runs it.
         runtime: Option<String>,
     },
-    /// It accepts connections (or runs, without a port).
+    /// It accepts connections (or runs, without a port). It says what `Started`
+    /// said too: written in the same group, it may be the only one seen.
     Ready {
         /// Where it listens.
         address: Option<Address>,
+        /// Its extra named ports.
+        #[serde(default)]
+        ports: BTreeMap<String, u16>,
+        /// Which of the node's runtimes runs it.
+        #[serde(default)]
+        runtime: Option<String>,
     },
     /// It could not be started there.
     Failed {

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::batch::Batcher;
 use super::choose::{Choice, Cluster, choose};
 use super::records::{
     self, PLACEMENTS, Placement, REPORTS, Report, ReportState, disk_home_key, placement_key,
@@ -33,6 +34,13 @@ const LAUNCH_WITHIN: Duration = Duration::from_secs(300);
 /// How long past its grace period a stop waits for the node to report the exit.
 const STOP_SLACK: Duration = Duration::from_secs(15);
 
+/// A placed sandbox, as the leader knows it.
+struct Placed {
+    node: String,
+    pool: Option<String>,
+    sink: Option<EventSink>,
+}
+
 /// The leader's runtime: sandboxes run where they are placed.
 #[derive(Clone)]
 pub struct PlacementRuntime {
@@ -48,16 +56,24 @@ struct Inner {
     /// from here), and one-off commands run here.
     local: Arc<dyn Runtime>,
     state: Mutex<State>,
-    /// One placement decided and written at a time: starts run concurrently, and each
-    /// must count the placements made before it.
+    /// One placement decided at a time: starts run concurrently, and each must count
+    /// the placements made before it.
     placing: tokio::sync::Mutex<()>,
+    /// Placements and removals, written in groups.
+    writer: Batcher,
     follower: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[derive(Default)]
 struct State {
-    /// Each placed sandbox's sink and node.
-    placed: HashMap<SandboxId, (String, Option<EventSink>)>,
+    /// Each placed sandbox: its node, pool and sink. The leader is the one writer of
+    /// placements, so this is what the store holds (read back by `list` after a
+    /// takeover): placing counts from here, not from a listing per start.
+    placed: HashMap<SandboxId, Placed>,
+    /// The live nodes (heartbeats), followed; `None` until first read.
+    live: Option<BTreeSet<String>>,
+    /// The drained nodes, followed; `None` until first read.
+    drained: Option<BTreeSet<String>>,
     /// Starts waiting for their node to say launched (or failed).
     launching: HashMap<SandboxId, oneshot::Sender<ReportState>>,
     /// Stops waiting for the exit.
@@ -90,8 +106,10 @@ impl PlacementRuntime {
         node: &str,
         local: Arc<dyn Runtime>,
     ) -> Self {
+        let writer = Batcher::start(store.clone());
         let rt = Self {
             inner: Arc::new(Inner {
+                writer,
                 store,
                 key,
                 node: node.to_string(),
@@ -102,11 +120,12 @@ impl PlacementRuntime {
             }),
         };
         let weak = Arc::downgrade(&rt.inner);
-        let (reports, alive) = (
-            rt.inner.store.watch(REPORTS),
-            rt.inner.store.watch(keys::ALIVE),
-        );
-        let task = tokio::spawn(follow(weak, reports, alive));
+        let watches = Watches {
+            reports: rt.inner.store.watch(REPORTS),
+            alive: rt.inner.store.watch(keys::ALIVE),
+            drains: rt.inner.store.watch(records::DRAINS),
+        };
+        let task = tokio::spawn(follow(weak, watches));
         *rt.inner.follower_lock() = Some(task);
         rt
     }
@@ -125,12 +144,32 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The live nodes' names.
+    /// The live nodes' names (read once, then followed).
     async fn live_nodes(&self) -> Result<BTreeSet<String>, StoreError> {
-        let (alive, _) = self.store.list(keys::ALIVE).await?;
-        Ok(alive
+        if let Some(live) = &self.state().live {
+            return Ok(live.clone());
+        }
+        let live = self.names(keys::ALIVE).await?;
+        self.state().live.get_or_insert(live.clone());
+        Ok(live)
+    }
+
+    /// The drained nodes' names (read once, then followed).
+    async fn drained_nodes(&self) -> Result<BTreeSet<String>, StoreError> {
+        if let Some(d) = &self.state().drained {
+            return Ok(d.clone());
+        }
+        let d = self.names(records::DRAINS).await?;
+        self.state().drained.get_or_insert(d.clone());
+        Ok(d)
+    }
+
+    /// The names of the keys under `prefix`.
+    async fn names(&self, prefix: &str) -> Result<BTreeSet<String>, StoreError> {
+        let (items, _) = self.store.list(prefix).await?;
+        Ok(items
             .into_iter()
-            .filter_map(|(k, _)| k.strip_prefix(keys::ALIVE).map(str::to_string))
+            .filter_map(|(k, _)| k.strip_prefix(prefix).map(str::to_string))
             .collect())
     }
 
@@ -163,7 +202,7 @@ impl Inner {
             Op::delete(placement_key(node, id)),
             Op::delete(report_key(id)),
         ];
-        if let Err(e) = self.store.txn(ops).await {
+        if let Err(e) = self.writer.write(ops).await {
             tracing::warn!("removing the placement of {id}: {e}");
         }
     }
@@ -172,15 +211,9 @@ impl Inner {
     async fn reported(&self, id: SandboxId, report: Report) {
         let (launching, sink) = {
             let mut s = self.state();
-            let launching = if matches!(
-                report.state,
-                ReportState::Started { .. } | ReportState::Failed { .. }
-            ) {
-                s.launching.remove(&id)
-            } else {
-                None
-            };
-            let sink = s.placed.get(&id).and_then(|(_, sink)| sink.clone());
+            // The first report of a start ends its wait, whichever it is.
+            let launching = s.launching.remove(&id);
+            let sink = s.placed.get(&id).and_then(|p| p.sink.clone());
             (launching, sink)
         };
         if let Some(tx) = launching {
@@ -190,7 +223,7 @@ impl Inner {
         }
         match report.state {
             ReportState::Started { .. } => {}
-            ReportState::Ready { address } => {
+            ReportState::Ready { address, .. } => {
                 if let Some(sink) = sink {
                     sink.ready(address);
                 }
@@ -220,16 +253,16 @@ impl Inner {
 
     /// `node`'s heartbeat lapsed: what ran there is gone.
     async fn lost(&self, node: &str) {
-        let ids: Vec<SandboxId> = match self.placements().await {
-            Ok(p) => p
-                .into_iter()
-                .filter(|(n, _, _)| n == node)
-                .map(|(_, id, _)| id)
-                .collect(),
-            Err(e) => {
-                tracing::warn!("listing what node `{node}` ran: {e}");
-                return;
+        let ids: Vec<SandboxId> = {
+            let mut s = self.state();
+            if let Some(live) = &mut s.live {
+                live.remove(node);
             }
+            s.placed
+                .iter()
+                .filter(|(_, p)| p.node == node)
+                .map(|(id, _)| id.clone())
+                .collect()
         };
         if !ids.is_empty() {
             tracing::warn!(
@@ -241,7 +274,7 @@ impl Inner {
             let (sink, launching, stopping) = {
                 let mut s = self.state();
                 (
-                    s.placed.get(&id).and_then(|(_, sink)| sink.clone()),
+                    s.placed.get(&id).and_then(|p| p.sink.clone()),
                     s.launching.remove(&id),
                     s.stopping.remove(&id),
                 )
@@ -265,22 +298,20 @@ impl Inner {
     /// node that doesn't hold it yet.
     async fn place(&self, spec: &SandboxSpec) -> Result<(String, Vec<Op>), RuntimeError> {
         let live = self.live_nodes().await.map_err(backend)?;
-        let placements = self.placements().await.map_err(backend)?;
-        let (drained, _) = self.store.list(records::DRAINS).await.map_err(backend)?;
-        let drained: BTreeSet<&str> = drained
-            .iter()
-            .filter_map(|(k, _)| k.strip_prefix(records::DRAINS))
+        let drained = self.drained_nodes().await.map_err(backend)?;
+        let placed: Vec<(String, Option<String>)> = self
+            .state()
+            .placed
+            .values()
+            .map(|p| (p.node.clone(), p.pool.clone()))
             .collect();
         let mut cluster = Cluster::default();
-        for n in live.iter().filter(|n| !drained.contains(n.as_str())) {
+        for n in live.iter().filter(|n| !drained.contains(*n)) {
             cluster.nodes.insert(n.as_str(), Vec::new());
         }
-        for (node, _, p) in &placements {
-            if p.stop.is_some() {
-                continue;
-            }
+        for (node, pool) in &placed {
             if let Some(list) = cluster.nodes.get_mut(node.as_str()) {
-                list.push(p.pool.as_deref());
+                list.push(pool.as_deref());
             }
         }
         let disk = spec.spec.disks.first().map(|d| d.name.clone());
@@ -319,15 +350,18 @@ impl Inner {
     }
 }
 
-/// Follows the reports and the nodes' heartbeats while the runtime lives.
-async fn follow(
-    inner: std::sync::Weak<Inner>,
-    mut reports: crate::store::Watch,
-    mut alive: crate::store::Watch,
-) {
+/// What the runtime follows.
+struct Watches {
+    reports: crate::store::Watch,
+    alive: crate::store::Watch,
+    drains: crate::store::Watch,
+}
+
+/// Follows the reports, the nodes' heartbeats and the drains while the runtime lives.
+async fn follow(inner: std::sync::Weak<Inner>, mut w: Watches) {
     loop {
         tokio::select! {
-            ev = reports.next() => {
+            ev = w.reports.next() => {
                 let Some(ev) = ev else { return };
                 let Some(inner) = inner.upgrade() else { return };
                 match ev {
@@ -354,13 +388,42 @@ async fn follow(
                     _ => {}
                 }
             }
-            ev = alive.next() => {
+            ev = w.alive.next() => {
                 let Some(ev) = ev else { return };
                 let Some(inner) = inner.upgrade() else { return };
-                if let WatchEvent::Delete { key, .. } = ev
-                    && let Some(node) = key.strip_prefix(keys::ALIVE)
-                {
-                    inner.lost(node).await;
+                match ev {
+                    WatchEvent::Put { key, .. } => {
+                        if let (Some(node), Some(live)) = (key.strip_prefix(keys::ALIVE), &mut inner.state().live) {
+                            live.insert(node.to_string());
+                        }
+                    }
+                    WatchEvent::Delete { key, .. } => {
+                        if let Some(node) = key.strip_prefix(keys::ALIVE) {
+                            inner.lost(node).await;
+                        }
+                    }
+                    // Read again when next needed.
+                    WatchEvent::Lagged => inner.state().live = None,
+                    WatchEvent::Progress { .. } => {}
+                }
+            }
+            ev = w.drains.next() => {
+                let Some(ev) = ev else { return };
+                let Some(inner) = inner.upgrade() else { return };
+                let mut s = inner.state();
+                match (ev, &mut s.drained) {
+                    (WatchEvent::Put { key, .. }, Some(d)) => {
+                        if let Some(n) = key.strip_prefix(records::DRAINS) {
+                            d.insert(n.to_string());
+                        }
+                    }
+                    (WatchEvent::Delete { key, .. }, Some(d)) => {
+                        if let Some(n) = key.strip_prefix(records::DRAINS) {
+                            d.remove(n);
+                        }
+                    }
+                    (WatchEvent::Lagged, _) => s.drained = None,
+                    _ => {}
                 }
             }
         }
@@ -379,8 +442,8 @@ impl Runtime for PlacementRuntime {
         let record = prepare_of(&self.inner.key, app)
             .map_err(|e| RuntimeError::Backend(format!("sealing {}: {e}", app.version)))?;
         self.inner
-            .store
-            .txn(vec![Op::put(
+            .writer
+            .write(vec![Op::put(
                 prepare_key(app.version.as_str()),
                 keys::encode(&record),
             )])
@@ -405,16 +468,28 @@ impl Runtime for PlacementRuntime {
         let (tx, rx) = oneshot::channel();
         {
             let mut s = inner.state();
-            s.placed
-                .insert(spec.id.clone(), (node.clone(), Some(events.clone())));
+            s.placed.insert(
+                spec.id.clone(),
+                Placed {
+                    node: node.clone(),
+                    pool: spec.pool.as_ref().map(|p| p.to_string()),
+                    sink: Some(events.clone()),
+                },
+            );
             s.launching.insert(spec.id.clone(), tx);
         }
         ops.push(Op::put(
             placement_key(&node, &spec.id),
             keys::encode(&placement),
         ));
-        let written = inner.store.txn(ops).await;
+        // Decided: the next start counts this one. A disk pinned here is written on
+        // its own (it expects the disk to be nowhere yet); the rest in groups.
         drop(placing);
+        let written = if ops.len() > 1 {
+            inner.store.txn(ops).await.map(|_| ())
+        } else {
+            inner.writer.write(ops).await
+        };
         if let Err(e) = written {
             let mut s = inner.state();
             s.placed.remove(&spec.id);
@@ -437,10 +512,24 @@ impl Runtime for PlacementRuntime {
                 runtime,
                 node: Some(node),
             }),
-            Ok(Ok(ReportState::Failed { reason })) => {
+            Ok(Ok(ReportState::Ready {
+                address,
+                ports,
+                runtime,
+            })) => {
+                // Ready as it was launched: the controller takes either order.
+                events.ready(address);
+                Ok(Started {
+                    address,
+                    ports,
+                    runtime,
+                    node: Some(node),
+                })
+            }
+            Ok(Ok(ReportState::Failed { reason } | ReportState::Exited { reason, .. })) => {
                 failed(format!("on node `{node}`: {reason}")).await
             }
-            Ok(Ok(_)) | Ok(Err(_)) => failed(format!("node `{node}` did not say it started")).await,
+            Ok(Err(_)) => failed(format!("node `{node}` did not say it started")).await,
             Err(_) => {
                 inner.state().launching.remove(&spec.id);
                 failed(format!(
@@ -454,7 +543,7 @@ impl Runtime for PlacementRuntime {
 
     async fn stop(&self, sandbox: &SandboxId, grace: Duration) -> Result<(), RuntimeError> {
         let inner = &self.inner;
-        let known = inner.state().placed.get(sandbox).map(|(n, _)| n.clone());
+        let known = inner.state().placed.get(sandbox).map(|p| p.node.clone());
         let node = match known {
             Some(n) => n,
             None => inner
@@ -522,13 +611,22 @@ impl Runtime for PlacementRuntime {
                 continue;
             };
             let (address, runtime) = match report.map(|r| &r.state) {
-                Some(ReportState::Ready { address }) => (*address, None),
+                Some(ReportState::Ready {
+                    address, runtime, ..
+                }) => (*address, runtime.clone()),
                 Some(ReportState::Started {
                     address, runtime, ..
                 }) => (*address, runtime.clone()),
                 _ => (None, None),
             };
-            inner.state().placed.insert(id.clone(), (node, None));
+            inner.state().placed.insert(
+                id.clone(),
+                Placed {
+                    node,
+                    pool: p.pool.clone(),
+                    sink: None,
+                },
+            );
             out.push(Listed {
                 id,
                 address,
@@ -543,11 +641,11 @@ impl Runtime for PlacementRuntime {
         let inner = &self.inner;
         let node = {
             let mut s = inner.state();
-            let Some((node, sink)) = s.placed.get_mut(sandbox) else {
+            let Some(p) = s.placed.get_mut(sandbox) else {
                 return Err(RuntimeError::NotFound(sandbox.clone()));
             };
-            *sink = Some(events.clone());
-            node.clone()
+            p.sink = Some(events.clone());
+            p.node.clone()
         };
         // Ready already: say so now (later reports come through the follower).
         if let Some(v) = inner
@@ -556,7 +654,7 @@ impl Runtime for PlacementRuntime {
             .await
             .map_err(backend)?
             && let Ok(r) = keys::decode::<Report>(&report_key(sandbox), &v.value)
-            && let ReportState::Ready { address } = r.state
+            && let ReportState::Ready { address, .. } = r.state
         {
             events.ready(address);
         }
@@ -574,7 +672,7 @@ impl Runtime for PlacementRuntime {
             .state()
             .placed
             .get(sandbox)
-            .map(|(n, _)| n.clone());
+            .map(|p| p.node.clone());
         match node {
             Some(n) if n != self.inner.node => Err(RuntimeError::Unsupported(format!(
                 "{sandbox} runs on node `{n}`: run the command there (`miren sandbox exec` against that node's server)"
