@@ -262,6 +262,16 @@ impl Client {
             .await
     }
 
+    /// A cluster node's own lines (`path` carries the query), handing each to `each`.
+    pub async fn node_logs(
+        &self,
+        path: &str,
+        each: impl FnMut(Stored) -> bool,
+    ) -> Result<(), ClientError> {
+        self.stream::<(), Stored>(Method::GET, path, None, each)
+            .await
+    }
+
     /// The tasks of an app's active version.
     pub async fn tasks(&self, app: &str) -> Result<Vec<TaskRow>, ClientError> {
         self.get(&format!("/v1/apps/{}/tasks", q(app))).await
@@ -344,7 +354,7 @@ impl Client {
 }
 
 /// `path?k=v&…` with the values given, percent-encoded.
-fn with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {
+pub(crate) fn with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {
     let query: Vec<String> = params
         .iter()
         .filter_map(|(k, v)| v.map(|v| format!("{k}={}", q(v))))

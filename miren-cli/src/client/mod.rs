@@ -17,7 +17,8 @@ use serde::de::DeserializeOwned;
 use crate::api::ErrorBody;
 pub use calls::LogQuery;
 pub(crate) use calls::q as encode;
-pub use locate::{Located, locate};
+pub(crate) use calls::with_query;
+pub use locate::{Located, Source, locate};
 
 /// Where the server is.
 #[derive(Debug, Clone)]

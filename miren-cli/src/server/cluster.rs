@@ -52,6 +52,7 @@ pub async fn announce(
     cluster: &ClusterOptions,
     http: SocketAddr,
     dns: Option<SocketAddr>,
+    (logs, logs_token): (String, Sealed),
 ) -> anyhow::Result<Presence> {
     let record = Node {
         name: cluster.node.clone(),
@@ -59,6 +60,8 @@ pub async fn announce(
         dns: dns.map(|d| d.to_string()),
         role: NodeRole::StandingBy,
         since: miren_core::runtime::now_millis(),
+        logs: Some(logs),
+        logs_token: Some(logs_token),
     };
     write_record(store, &record).await?;
     let heartbeat = store

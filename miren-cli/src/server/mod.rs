@@ -8,6 +8,7 @@ pub mod dashboard;
 mod data_dir;
 mod decisions;
 pub mod logs;
+mod node_logs;
 pub mod rollout;
 mod runtimes;
 pub mod status;
@@ -311,14 +312,6 @@ impl Node {
             tasks.push(data_plane.spawn(dns.run()));
         }
 
-        // In a cluster: this node's record and heartbeat.
-        let presence = match (&opts.cluster, &etcd) {
-            (Some(cluster), Some(etcd)) => {
-                Some(cluster::announce(etcd, cluster, http_addr, dns_addr).await?)
-            }
-            _ => None,
-        };
-
         let process_options = miren_runtime_process::ProcessOptions {
             user: sandbox_user,
             node_addr: opts.node_addr,
@@ -356,6 +349,24 @@ impl Node {
             ArtifactStore::open(data.join("artifacts")).context("opening the artifact store")?;
         let logs = LogStore::open(data.join("logs"), Retention::default())
             .context("opening the log store")?;
+        // In a cluster: this node's record and heartbeat, with where it serves the
+        // lines of what it runs (to the leader, behind a token sealed in the record).
+        let mut tasks = tasks;
+        let presence = match (&opts.cluster, &etcd) {
+            (Some(cluster), Some(etcd)) => {
+                let ip = opts
+                    .node_addr
+                    .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+                let (served, task) = node_logs::serve(ip, logs.clone()).await?;
+                tasks.push(task);
+                let sealed = secret_key
+                    .seal(served.token.as_bytes())
+                    .context("sealing this node's log token")?;
+                let logs_at = (served.addr.to_string(), sealed);
+                Some(cluster::announce(etcd, cluster, http_addr, dns_addr, logs_at).await?)
+            }
+            _ => None,
+        };
         // In a cluster, this node runs what the leader places on it from now on.
         let agent = match &opts.cluster {
             Some(c) => Some(
@@ -459,7 +470,7 @@ impl Node {
         };
         let mut cfg = ControllerConfig::new(artifacts.clone());
         cfg.logs = logs.sink();
-        cfg.secret_key = Some(secret_key);
+        cfg.secret_key = Some(secret_key.clone());
         cfg.code_in_store = opts.cluster.is_some();
         cfg.static_root = Some(static_root);
         let controller = Controller::start(store.clone(), runtime.clone(), cfg)
@@ -513,6 +524,7 @@ impl Node {
             http: http_addr.to_string(),
             traffic: traffic::Traffic::start(proxy_table.clone(), runtime.clone()),
             decisions: decisions::Decisions::start(&controller),
+            cluster_key: opts.cluster.is_some().then(|| Arc::new(secret_key.clone())),
             dns_stats,
             dashboard: dashboard.clone(),
             proxy_table,

@@ -26,4 +26,10 @@ pub struct Node {
     pub role: NodeRole,
     /// When it took that role (ms since the epoch).
     pub since: u64,
+    /// Where it serves the log lines of the sandboxes it runs (to the leader).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
+    /// The token those lines are served with, sealed with the cluster's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_token: Option<super::Sealed>,
 }

@@ -1,14 +1,12 @@
 //! `GET /v1/logs`: an app's, a service's or a sandbox's lines, then (with `follow`)
 //! new ones as they are written, streamed as NDJSON.
 
-use axum::response::Response;
-use serde::Deserialize;
-use tokio::sync::mpsc;
-
 use super::extract::Query;
-use super::stream::{line, ndjson};
 use super::{ApiError, R, S, lookup, quoting};
 use crate::server::logs::Filter;
+use crate::server::node_logs;
+use axum::response::Response;
+use serde::Deserialize;
 
 /// Lines returned without `last`.
 const DEFAULT_LOG_LINES: usize = 1000;
@@ -91,38 +89,18 @@ pub async fn read(state: S, Query(q): Query<LogQuery>) -> R<Response> {
         DEFAULT_LOG_LINES
     };
     // Subscribe before reading, so nothing falls between history and live.
-    let mut live = state.logs.subscribe();
+    let live = state.logs.subscribe();
     let history = state
         .logs
         .read(filter.clone(), limit)
         .await
         .map_err(ApiError::internal)?;
-    let mut last_seq = history.last().map_or(0, |s| s.seq);
-    // Bounded: a client that reads slowly slows the sender, never the server's memory.
-    let (tx, rx) = mpsc::channel(256);
-    let follow = q.follow;
-    tokio::spawn(async move {
-        for s in history {
-            if tx.send(line(&s)).await.is_err() {
-                return;
-            }
-        }
-        if !follow {
-            return;
-        }
-        loop {
-            match live.recv().await {
-                Ok(s) if s.seq > last_seq && filter.matches(&s.record) => {
-                    last_seq = s.seq;
-                    if tx.send(line(s.as_ref())).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(_) => return,
-            }
-        }
-    });
-    Ok(ndjson(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    // In a cluster, the other nodes' lines too (their sandboxes log where they run).
+    let peers = match (&state.cluster_store, &state.cluster_key) {
+        (Some(store), Some(key)) => node_logs::peers(store.as_ref(), key, &state.node).await,
+        _ => Vec::new(),
+    };
+    Ok(node_logs::lines(
+        live, history, limit, filter, q.follow, peers,
+    ))
 }

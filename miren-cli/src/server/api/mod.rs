@@ -38,7 +38,7 @@ mod routes;
 mod sandboxes;
 mod secrets;
 mod serve;
-mod stream;
+pub(crate) mod stream;
 mod tasks;
 
 use std::sync::Arc;
@@ -83,6 +83,8 @@ pub struct State {
     pub traffic: crate::server::traffic::Traffic,
     /// The latest changes of pools' sizes, and why.
     pub decisions: crate::server::decisions::Decisions,
+    /// The cluster's key, in a cluster: other nodes' log tokens open with it.
+    pub cluster_key: Option<Arc<miren_core::secret::SecretKey>>,
     /// Service DNS's query counts, when it runs.
     pub dns_stats: Option<Arc<miren_dns::stats::QueryStats>>,
     /// The web dashboard, when served: `miren dashboard` asks for a login link.
@@ -194,7 +196,7 @@ async fn login_link(state: S) -> R<Json<crate::api::DashboardLogin>> {
 }
 
 /// Whether two secrets are equal, in time that doesn't depend on where they differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 

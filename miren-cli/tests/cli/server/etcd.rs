@@ -10,7 +10,7 @@ use miren_dns::proto::op::ResponseCode;
 use miren_dns::proto::rr::RecordType;
 use miren_store_etcd::testing::{Cluster, etcd_installed};
 
-use super::{TestServer, demo_copy, get, wait_exit};
+use super::{TestServer, demo_copy, get, get_path, wait_exit};
 
 /// `n` etcd members on loopback, and the `--store` address of prefix `prefix` on them.
 fn etcd_cluster(n: usize, prefix: &str) -> (tokio::runtime::Runtime, Cluster, String) {
@@ -332,7 +332,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
     def log_message(self, *args):
-        pass
+        print(f"served {self.path} from {NODE}", flush=True)
 ThreadingHTTPServer((NODE, int(os.environ["PORT"])), Handler).serve_forever()
 "#;
 
@@ -403,6 +403,44 @@ fn three_nodes_on_three_etcd_members_spread_an_app_fail_over_under_load_and_outl
         .map(|i| listed[i]["sandboxes"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(total, 5, "{listed:#}");
+    // `miren logs` through the leader has every node's lines: each sandbox logs on
+    // its own node, and the leader merges them.
+    let logs = a.ok(["logs", "-a", "spread", "--service", "web"]);
+    for ip in ["127.0.1.1", "127.0.1.2", "127.0.1.3"] {
+        assert!(
+            logs.contains(&format!("served / from {ip}")),
+            "{ip}: {logs}"
+        );
+    }
+    // Following: a line written on another node shows as it comes.
+    let mut follow = std::process::Command::new(assert_cmd::cargo::cargo_bin("miren"))
+        .arg("--server")
+        .arg(a.data.path().join("miren.sock"))
+        .args([
+            "logs",
+            "-a",
+            "spread",
+            "--service",
+            "web",
+            "-f",
+            "--last",
+            "1s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let followed = super::lines_of(follow.stdout.take().unwrap_or_else(|| panic!("stdout")));
+    std::thread::sleep(Duration::from_millis(500));
+    for n in 0..30 {
+        get_path(&proxies[0], "spread.example", &format!("/followed-{n}"));
+    }
+    let remote = super::wait_line(&followed, 10, |l| {
+        (l.contains("/followed-") && !l.contains("127.0.1.1")).then(|| l.to_string())
+    });
+    assert!(remote.contains("from 127.0.1."), "{remote}");
+    let _ = follow.kill();
+    let _ = follow.wait();
 
     // A bounded load loop against c's proxy (at most 40 s, 4,000 requests).
     let stop = std::sync::Arc::new(AtomicBool::new(false));

@@ -1,0 +1,259 @@
+//! Log lines across a cluster (SPEC §15): each node keeps the lines of the sandboxes
+//! it runs in its own log store and serves them on its node address, behind a token
+//! of its own that only holders of the cluster's key can read (sealed in its node
+//! record). `miren logs` through the leader merges every live node's lines with its
+//! own — the history by time, then new lines as they come from each.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use miren_core::model::Node;
+use miren_core::secret::SecretKey;
+use miren_core::store::{Store, keys};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::api::stream::{line, ndjson};
+use super::logs::{Filter, LogStore, Stored};
+use crate::client::{Client, Endpoint, Located, Source};
+
+/// The path nodes serve their lines on.
+const PATH: &str = "/v1/node/logs";
+
+/// Where this node serves its lines, and with which token.
+pub struct Served {
+    pub addr: SocketAddr,
+    pub token: String,
+}
+
+/// Serves `logs` on `ip` (a free port) until the task is dropped.
+pub async fn serve(
+    ip: IpAddr,
+    logs: LogStore,
+) -> anyhow::Result<(Served, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, 0))
+        .await
+        .with_context(|| format!("listening on {ip} for the cluster's log reads"))?;
+    let addr = listener.local_addr()?;
+    let token = super::random_hex().context("reading /dev/urandom for a token")?;
+    let app = Router::new()
+        .route(PATH, get(read))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(token.clone()),
+            auth,
+        ))
+        .with_state(logs);
+    let task = tokio::spawn(super::api::serve_tcp(listener, app));
+    Ok((Served { addr, token }, task))
+}
+
+async fn auth(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !given.is_some_and(|g| super::api::same_secret(g.as_bytes(), token.as_bytes())) {
+        return (StatusCode::UNAUTHORIZED, "a node's lines need its token\n").into_response();
+    }
+    next.run(req).await
+}
+
+/// What a read asks for, as the leader passes it on.
+#[derive(Deserialize, Default)]
+struct NodeQuery {
+    app: Option<String>,
+    service: Option<String>,
+    sandbox: Option<String>,
+    since: Option<u64>,
+    limit: Option<usize>,
+    #[serde(default)]
+    follow: bool,
+}
+
+async fn read(State(logs): State<LogStore>, Query(q): Query<NodeQuery>) -> Response {
+    let filter = Filter {
+        app: q.app,
+        service: q.service,
+        sandbox: q.sandbox,
+        since: q.since,
+    };
+    let limit = q.limit.unwrap_or(usize::MAX);
+    // Subscribed before reading, so nothing falls between history and live.
+    let live = logs.subscribe();
+    match logs.read(filter.clone(), limit).await {
+        Ok(history) => lines(live, history, limit, filter, q.follow, Vec::new()),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading lines: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// Another live node whose lines a read merges.
+pub struct Peer {
+    name: String,
+    client: Client,
+}
+
+/// The other live nodes of the cluster that serve their lines (none outside one).
+pub async fn peers(store: &dyn Store, key: &SecretKey, me: &str) -> Vec<Peer> {
+    let (Ok((records, _)), Ok((alive, _))) =
+        (store.list(keys::NODES).await, store.list(keys::ALIVE).await)
+    else {
+        tracing::warn!("reading the cluster's nodes: their lines are left out");
+        return Vec::new();
+    };
+    let alive: std::collections::BTreeSet<&str> = alive
+        .iter()
+        .filter_map(|(k, _)| k.strip_prefix(keys::ALIVE))
+        .collect();
+    let mut out = Vec::new();
+    for (k, v) in &records {
+        let Ok(node) = keys::decode::<Node>(k, &v.value) else {
+            continue;
+        };
+        if node.name == me || !alive.contains(node.name.as_str()) {
+            continue;
+        }
+        let (Some(addr), Some(sealed)) = (node.logs, node.logs_token) else {
+            continue;
+        };
+        let Ok(token) = key.open("a node's log token", &sealed) else {
+            tracing::warn!(
+                "node `{}`'s log token does not open with this node's key",
+                node.name
+            );
+            continue;
+        };
+        out.push(Peer {
+            name: node.name,
+            client: Client::new(Located {
+                endpoint: Endpoint::Tcp {
+                    authority: addr,
+                    token: Some(String::from_utf8_lossy(&token).into_owned()),
+                },
+                source: Source::Flag,
+                passed_over: Vec::new(),
+            }),
+        });
+    }
+    out
+}
+
+impl Peer {
+    fn path(filter: &Filter, limit: usize, follow: bool) -> String {
+        let since = filter.since.map(|s| s.to_string());
+        let limit = (limit != usize::MAX).then(|| limit.to_string());
+        crate::client::with_query(
+            PATH,
+            &[
+                ("app", filter.app.as_deref()),
+                ("service", filter.service.as_deref()),
+                ("sandbox", filter.sandbox.as_deref()),
+                ("since", since.as_deref()),
+                ("limit", limit.as_deref()),
+                ("follow", follow.then_some("true")),
+            ],
+        )
+    }
+
+    /// Its lines matching `filter`, the last `limit`.
+    async fn history(&self, filter: &Filter, limit: usize) -> Vec<Stored> {
+        let mut got = Vec::new();
+        let read = self
+            .client
+            .node_logs(&Self::path(filter, limit, false), |s| {
+                got.push(s);
+                true
+            })
+            .await;
+        if let Err(e) = read {
+            tracing::warn!("reading node `{}`'s lines: {e}", self.name);
+        }
+        got
+    }
+
+    /// Its new lines matching `filter`, to `tx`, until either side goes.
+    fn follow(self, filter: Filter, tx: mpsc::Sender<Vec<u8>>) {
+        let (ltx, mut lrx) = mpsc::unbounded_channel::<Vec<u8>>();
+        tokio::spawn(async move {
+            while let Some(l) = lrx.recv().await {
+                if tx.send(l).await.is_err() {
+                    return;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let path = Self::path(&filter, 0, true);
+            let read = self
+                .client
+                .node_logs(&path, |s| ltx.send(line(&s)).is_ok())
+                .await;
+            if let Err(e) = read {
+                tracing::warn!("following node `{}`'s lines: {e}", self.name);
+            }
+        });
+    }
+}
+
+/// A response streaming `history` (this node's last `limit` lines, oldest first),
+/// the peers' lines merged in by time, then with `follow` new lines as they come,
+/// from `live` (subscribed before the history was read: a line in both is skipped by
+/// its sequence number) and from the peers.
+pub fn lines(
+    mut live: tokio::sync::broadcast::Receiver<Arc<Stored>>,
+    mut history: Vec<Stored>,
+    limit: usize,
+    filter: Filter,
+    follow: bool,
+    peers: Vec<Peer>,
+) -> Response {
+    let mut last_seq = history.last().map_or(0, |s| s.seq);
+    // Bounded: a client that reads slowly slows the sender, never the server's memory.
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        if !peers.is_empty() {
+            for p in &peers {
+                history.extend(p.history(&filter, limit).await);
+            }
+            history.sort_by_key(|s| s.record.time);
+            if history.len() > limit {
+                history.drain(..history.len() - limit);
+            }
+        }
+        for s in history {
+            if tx.send(line(&s)).await.is_err() {
+                return;
+            }
+        }
+        if !follow {
+            return;
+        }
+        for p in peers {
+            p.follow(filter.clone(), tx.clone());
+        }
+        loop {
+            match live.recv().await {
+                Ok(s) if s.seq > last_seq && filter.matches(&s.record) => {
+                    last_seq = s.seq;
+                    if tx.send(line(s.as_ref())).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    ndjson(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
