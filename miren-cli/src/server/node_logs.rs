@@ -20,6 +20,7 @@ use miren_core::store::{Store, keys};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::api::serve::{same_secret, serve_tcp};
 use super::api::stream::{line, ndjson};
 use super::logs::{Filter, LogStore, Stored};
 use crate::client::{Client, Endpoint, Located, Source};
@@ -50,7 +51,7 @@ pub async fn serve(
             auth,
         ))
         .with_state(logs);
-    let task = tokio::spawn(super::api::serve_tcp(listener, app));
+    let task = tokio::spawn(serve_tcp(listener, app));
     Ok((Served { addr, token }, task))
 }
 
@@ -60,7 +61,7 @@ async fn auth(State(token): State<Arc<String>>, req: Request, next: Next) -> Res
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if !given.is_some_and(|g| super::api::same_secret(g.as_bytes(), token.as_bytes())) {
+    if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
         return (StatusCode::UNAUTHORIZED, "a node's lines need its token\n").into_response();
     }
     next.run(req).await

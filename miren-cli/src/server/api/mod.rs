@@ -37,7 +37,7 @@ mod pools;
 mod routes;
 mod sandboxes;
 mod secrets;
-mod serve;
+pub(crate) mod serve;
 pub(crate) mod stream;
 mod tasks;
 
@@ -56,7 +56,7 @@ use super::Visibility;
 use super::logs::LogStore;
 pub use error::ApiError;
 use extract::{Json, clip, quoting};
-pub use serve::{serve_tcp, serve_unix};
+pub use serve::{same_secret, serve_tcp, serve_unix};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -193,11 +193,6 @@ async fn login_link(state: S) -> R<Json<crate::api::DashboardLogin>> {
         url,
         expires_in_secs: crate::server::dashboard::CODE_TTL.as_secs(),
     }))
-}
-
-/// Whether two secrets are equal, in time that doesn't depend on where they differ.
-pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 /// Checks an app name from a path or query.

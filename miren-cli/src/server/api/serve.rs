@@ -73,3 +73,8 @@ where
         .serve_connection_with_upgrades(TokioIo::new(conn), service)
         .await;
 }
+
+/// Whether two secrets are equal, in time that doesn't depend on where they differ.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
