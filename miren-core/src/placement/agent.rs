@@ -155,9 +155,35 @@ impl Agent {
                         }
                     }
                     WatchEvent::Lagged => {
+                        // Fell behind: read this node's placements again. Each is
+                        // started or stopped as it says (idempotent); one gone stops.
                         tracing::warn!(
-                            "this node's agent fell behind the cluster store; placements made meanwhile start when next changed"
+                            "this node's agent fell behind the cluster store: reading its placements again"
                         );
+                        match shared.parts.store.list(&prefix).await {
+                            Ok((items, _)) => {
+                                let mut listed = HashSet::new();
+                                for (key, v) in items {
+                                    if let Some((id, p)) = decode(&prefix, &key, &v.value) {
+                                        listed.insert(id.clone());
+                                        placed(&shared, id, p);
+                                    }
+                                }
+                                let gone: Vec<SandboxId> = shared
+                                    .running()
+                                    .iter()
+                                    .filter(|id| !listed.contains(*id))
+                                    .cloned()
+                                    .collect();
+                                for id in gone {
+                                    let local = shared.parts.local.clone();
+                                    tokio::spawn(async move {
+                                        let _ = local.stop(&id, ORPHAN_GRACE).await;
+                                    });
+                                }
+                            }
+                            Err(e) => tracing::warn!("reading this node's placements: {e}"),
+                        }
                     }
                     _ => {}
                 }
