@@ -272,6 +272,14 @@ impl Client {
             .await
     }
 
+    /// A cluster node's sandboxes' usage.
+    pub async fn node_usage(
+        &self,
+        path: &str,
+    ) -> Result<Vec<miren_core::runtime::Usage>, ClientError> {
+        self.get(path).await
+    }
+
     /// The tasks of an app's active version.
     pub async fn tasks(&self, app: &str) -> Result<Vec<TaskRow>, ClientError> {
         self.get(&format!("/v1/apps/{}/tasks", q(app))).await

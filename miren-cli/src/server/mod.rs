@@ -8,11 +8,12 @@ pub mod dashboard;
 mod data_dir;
 mod decisions;
 pub mod logs;
-mod node_logs;
+mod node_api;
 pub mod rollout;
 mod runtimes;
 pub mod status;
 pub mod traffic;
+mod usage;
 mod visible;
 
 use std::net::SocketAddr;
@@ -357,7 +358,7 @@ impl Node {
                 let ip = opts
                     .node_addr
                     .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-                let (served, task) = node_logs::serve(ip, logs.clone()).await?;
+                let (served, task) = node_api::serve(ip, logs.clone(), runtime.clone()).await?;
                 tasks.push(task);
                 let sealed = secret_key
                     .seal(served.token.as_bytes())
@@ -508,6 +509,13 @@ impl Node {
             }),
             None => None,
         };
+        // Sandboxes' usage: this node's, and in a cluster every live node's.
+        let usage = usage::Measure::new(
+            local.clone(),
+            opts.cluster
+                .as_ref()
+                .map(|c| (store.clone(), Arc::new(secret_key.clone()), c.node.clone())),
+        );
         let state = Arc::new(api::State {
             controller: controller.clone(),
             logs: logs.clone(),
@@ -522,13 +530,13 @@ impl Node {
                     .unwrap_or_else(|_| "this server".into()),
             },
             http: http_addr.to_string(),
-            traffic: traffic::Traffic::start(proxy_table.clone(), runtime.clone()),
+            traffic: traffic::Traffic::start(proxy_table.clone(), usage.clone()),
+            usage,
             decisions: decisions::Decisions::start(&controller),
             cluster_key: opts.cluster.is_some().then(|| Arc::new(secret_key.clone())),
             dns_stats,
             dashboard: dashboard.clone(),
             proxy_table,
-            runtime,
         });
 
         // The control API on the Unix socket (0600: the file mode is the auth).

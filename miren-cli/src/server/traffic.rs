@@ -8,7 +8,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use miren_core::runtime::Runtime;
 use miren_proxy::metrics::BUCKETS;
 use miren_proxy::table::Shared;
 
@@ -124,7 +123,7 @@ struct History {
 #[derive(Clone)]
 pub struct Traffic {
     table: Shared,
-    runtime: Arc<dyn Runtime>,
+    measure: super::usage::Measure,
     history: Arc<Mutex<History>>,
 }
 
@@ -138,10 +137,10 @@ pub struct AppTraffic {
 
 impl Traffic {
     /// Starts sampling `table` (stops with the runtime it runs on).
-    pub fn start(table: Shared, runtime: Arc<dyn Runtime>) -> Self {
+    pub fn start(table: Shared, measure: super::usage::Measure) -> Self {
         let t = Self {
             table,
-            runtime,
+            measure,
             history: Arc::default(),
         };
         let sampler = t.clone();
@@ -185,7 +184,7 @@ impl Traffic {
 
     /// Reads every instance's usage now and keeps it.
     async fn measure(&self) -> Option<Arc<Measured>> {
-        let usage = match self.runtime.usage().await {
+        let usage = match self.measure.all().await {
             Ok(u) => u,
             Err(e) => {
                 tracing::warn!("measuring sandboxes: {e}");

@@ -221,7 +221,7 @@ pub struct Listed {
 }
 
 /// What a running sandbox uses, as its backend measures it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     /// The sandbox.
     pub sandbox: SandboxId,

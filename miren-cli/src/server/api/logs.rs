@@ -4,7 +4,7 @@
 use super::extract::Query;
 use super::{ApiError, R, S, lookup, quoting};
 use crate::server::logs::Filter;
-use crate::server::node_logs;
+use crate::server::node_api;
 use axum::response::Response;
 use serde::Deserialize;
 
@@ -97,10 +97,10 @@ pub async fn read(state: S, Query(q): Query<LogQuery>) -> R<Response> {
         .map_err(ApiError::internal)?;
     // In a cluster, the other nodes' lines too (their sandboxes log where they run).
     let peers = match (&state.cluster_store, &state.cluster_key) {
-        (Some(store), Some(key)) => node_logs::peers(store.as_ref(), key, &state.node).await,
+        (Some(store), Some(key)) => node_api::peers(store.as_ref(), key, &state.node).await,
         _ => Vec::new(),
     };
-    Ok(node_logs::lines(
+    Ok(node_api::lines(
         live, history, limit, filter, q.follow, peers,
     ))
 }

@@ -62,7 +62,7 @@ pub async fn get(state: S) -> R<impl IntoResponse> {
         .iter()
         .filter_map(|s| Some((s.id.as_str(), *services.get(&s.pool)?)))
         .collect();
-    let usage = match state.runtime.usage().await {
+    let usage = match state.usage.all().await {
         Ok(u) => u,
         Err(e) => {
             tracing::warn!("measuring sandboxes for /metrics: {e}");

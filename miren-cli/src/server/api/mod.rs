@@ -77,8 +77,8 @@ pub struct State {
     pub http: String,
     /// The proxy's routing table, whose targets carry the request metrics.
     pub proxy_table: miren_proxy::table::Shared,
-    /// What runs the sandboxes: their CPU and memory for `/metrics`.
-    pub runtime: Arc<dyn miren_core::runtime::Runtime>,
+    /// Every sandbox's CPU and memory, wherever it runs (`/metrics`).
+    pub usage: crate::server::usage::Measure,
     /// The last minute of traffic and instances' usage (`app status`, `top`).
     pub traffic: crate::server::traffic::Traffic,
     /// The latest changes of pools' sizes, and why.

@@ -375,6 +375,17 @@ fn three_nodes_on_three_etcd_members_spread_an_app_fail_over_under_load_and_outl
         nodes_of(v, "web").len() == 3 && nodes_of(v, "api").len() == 1
     });
     assert_eq!(nodes_of(&status, "web"), ["a", "b", "c"], "{status:#}");
+    // Every instance measured, wherever it runs (each node measures its own).
+    let status = a.json(&["app", "status", "-a", "spread"]);
+    let instances = status["instances"].as_array().cloned().unwrap_or_default();
+    assert_eq!(instances.len(), 5, "{status:#}");
+    assert!(
+        instances.iter().all(|i| {
+            i["memory_bytes"].as_u64().is_some_and(|m| m > 1024 * 1024)
+                && i["cpu_percent"].is_number()
+        }),
+        "{instances:#?}"
+    );
     let mut answered_by = std::collections::BTreeSet::new();
     for proxy in [&a.http, &proxies[0], &proxies[1]] {
         for _ in 0..30 {

@@ -1,8 +1,9 @@
-//! Log lines across a cluster (SPEC §15): each node keeps the lines of the sandboxes
-//! it runs in its own log store and serves them on its node address, behind a token
-//! of its own that only holders of the cluster's key can read (sealed in its node
-//! record). `miren logs` through the leader merges every live node's lines with its
-//! own — the history by time, then new lines as they come from each.
+//! What a node of a cluster serves the leader (SPEC §15), on its node address behind
+//! a token of its own that only holders of the cluster's key can read (sealed in its
+//! node record): the log lines of the sandboxes it runs, kept in its own log store —
+//! `miren logs` through the leader merges every live node's with its own, the history
+//! by time, then new lines as they come from each — and their CPU and memory, for
+//! `app status`, `top`, the dashboard and `/metrics`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use miren_core::model::Node;
+use miren_core::runtime::{Runtime, Usage};
 use miren_core::secret::SecretKey;
 use miren_core::store::{Store, keys};
 use serde::Deserialize;
@@ -27,6 +29,8 @@ use crate::client::{Client, Endpoint, Located, Source};
 
 /// The path nodes serve their lines on.
 const PATH: &str = "/v1/node/logs";
+/// The path nodes serve their sandboxes' usage on.
+const USAGE: &str = "/v1/node/usage";
 
 /// Where this node serves its lines, and with which token.
 pub struct Served {
@@ -34,23 +38,27 @@ pub struct Served {
     pub token: String,
 }
 
-/// Serves `logs` on `ip` (a free port) until the task is dropped.
+/// Serves `logs` and what `runtime` measures on `ip` (a free port) until the task is
+/// dropped.
 pub async fn serve(
     ip: IpAddr,
     logs: LogStore,
+    runtime: Arc<dyn Runtime>,
 ) -> anyhow::Result<(Served, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, 0))
         .await
-        .with_context(|| format!("listening on {ip} for the cluster's log reads"))?;
+        .with_context(|| format!("listening on {ip} for the leader's reads of this node"))?;
     let addr = listener.local_addr()?;
     let token = super::random_hex().context("reading /dev/urandom for a token")?;
+    let usage = Router::new().route(USAGE, get(usage)).with_state(runtime);
     let app = Router::new()
         .route(PATH, get(read))
+        .with_state(logs)
+        .merge(usage)
         .layer(middleware::from_fn_with_state(
             Arc::new(token.clone()),
             auth,
-        ))
-        .with_state(logs);
+        ));
     let task = tokio::spawn(serve_tcp(listener, app));
     Ok((Served { addr, token }, task))
 }
@@ -99,7 +107,18 @@ async fn read(State(logs): State<LogStore>, Query(q): Query<NodeQuery>) -> Respo
     }
 }
 
-/// Another live node whose lines a read merges.
+async fn usage(State(runtime): State<Arc<dyn Runtime>>) -> Response {
+    match runtime.usage().await {
+        Ok(u) => axum::Json(u).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("measuring: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// Another live node whose lines and usage a read merges.
 pub struct Peer {
     name: String,
     client: Client,
@@ -165,6 +184,17 @@ impl Peer {
                 ("follow", follow.then_some("true")),
             ],
         )
+    }
+
+    /// What its sandboxes use now.
+    pub async fn usage(&self) -> Vec<Usage> {
+        match self.client.node_usage(USAGE).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!("measuring node `{}`'s sandboxes: {e}", self.name);
+                Vec::new()
+            }
+        }
     }
 
     /// Its lines matching `filter`, the last `limit`.
