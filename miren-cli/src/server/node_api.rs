@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,7 +22,7 @@ use miren_core::store::{Store, keys};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::api::serve::{same_secret, serve_tcp};
+use super::api::serve::{bearer_is, serve_tcp};
 use super::api::stream::{line, ndjson};
 use super::logs::{Filter, LogStore, Stored};
 use crate::client::{Client, Endpoint, Located, Source};
@@ -64,12 +64,7 @@ pub async fn serve(
 }
 
 async fn auth(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
+    if !bearer_is(&req, &token) {
         return (StatusCode::UNAUTHORIZED, "a node's lines need its token\n").into_response();
     }
     next.run(req).await

@@ -45,7 +45,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -56,7 +56,7 @@ use super::Visibility;
 use super::logs::LogStore;
 pub use error::ApiError;
 use extract::{Json, clip, quoting};
-pub use serve::{same_secret, serve_tcp, serve_unix};
+pub use serve::{serve_tcp, serve_unix};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -161,20 +161,15 @@ pub fn router(state: Arc<State>) -> Router {
 }
 
 async fn auth(state: S, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this API needs `Authorization: Bearer <token>` (the token is in <data-dir>/api-token; pass it with --token or MIREN_TOKEN)",
-            )
-            .into_response();
-        }
+    if let Some(token) = &state.token
+        && !serve::bearer_is(&req, token)
+    {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this API needs `Authorization: Bearer <token>` (the token is in <data-dir>/api-token; pass it with --token or MIREN_TOKEN)",
+        )
+        .into_response();
     }
     next.run(req).await
 }

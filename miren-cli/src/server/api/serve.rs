@@ -75,6 +75,15 @@ where
 }
 
 /// Whether two secrets are equal, in time that doesn't depend on where they differ.
-pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// Whether `req` carries `Authorization: Bearer <token>`.
+pub fn bearer_is(req: &axum::extract::Request, token: &str) -> bool {
+    req.headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes()))
 }
