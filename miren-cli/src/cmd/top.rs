@@ -20,13 +20,24 @@ pub async fn run(c: &Client, args: &TopArgs, format: Format) -> Result<Exit, Cli
     let _screen = screen.then(Screen::enter).transpose()?;
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Listening from now on: a signal that comes while a frame is read or drawn is
+    // kept for the next wait, never lost.
+    let listen = |kind| {
+        tokio::signal::unix::signal(kind)
+            .map_err(|e| ClientError::Local(format!("listening for signals: {e}")))
+    };
+    let mut interrupt = listen(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut terminate = listen(tokio::signal::unix::SignalKind::terminate())?;
     let mut frames = 0u64;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = tokio::signal::ctrl_c() => return Ok(Exit::Ok),
-        }
-        let apps = c.statuses().await?;
+        let apps = tokio::select! {
+            apps = async {
+                tick.tick().await;
+                c.statuses().await
+            } => apps?,
+            _ = interrupt.recv() => return Ok(Exit::Ok),
+            _ = terminate.recv() => return Ok(Exit::Ok),
+        };
         let frame = if format == Format::Json {
             let snapshot = serde_json::json!({
                 "at": crate::table::rfc3339(miren_core::runtime::now_millis()),
