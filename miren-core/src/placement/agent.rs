@@ -93,6 +93,7 @@ impl Agent {
     pub async fn start(parts: AgentParts) -> Result<Agent, crate::store::StoreError> {
         let prefix = placements_of(&parts.node);
         let mut watch = parts.store.watch(&prefix);
+        let mut removals = parts.store.watch(records::REMOVALS);
         let (items, listed_at) = parts.store.list(&prefix).await?;
         let shared = Arc::new(Shared {
             writer: Batcher::start(parts.store.clone()),
@@ -129,7 +130,21 @@ impl Agent {
         let following = shared.clone();
         let task = tokio::spawn(async move {
             let shared = following;
-            while let Some(ev) = watch.next().await {
+            loop {
+                let ev = tokio::select! {
+                    ev = watch.next() => ev,
+                    removal = removals.next() => {
+                        if let Some(WatchEvent::Put { key, value, revision }) = removal
+                            && revision > listed_at
+                            && let Some(app) = key.strip_prefix(records::REMOVALS)
+                            && let Ok(r) = keys::decode::<records::Removal>(&key, &value)
+                        {
+                            tokio::spawn(forget_app(shared.clone(), app.to_string(), r.purge_disks));
+                        }
+                        continue;
+                    }
+                };
+                let Some(ev) = ev else { return };
                 match ev {
                     WatchEvent::Put {
                         key,
@@ -211,6 +226,35 @@ impl Agent {
         while !self.shared.running().is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// An app was deleted: this node forgets it — network, code, with `purge` its disks —
+/// unless a sandbox of it still runs here (then it is kept, and the log says so).
+async fn forget_app(shared: Arc<Shared>, app: String, purge: bool) {
+    let local = &shared.parts.local;
+    let busy = match local.list().await {
+        Ok(listed) => listed
+            .iter()
+            .any(|l| l.labels.get(crate::runtime::LABEL_APP) == Some(&app)),
+        Err(e) => {
+            tracing::warn!("listing what this node runs: {e}");
+            true
+        }
+    };
+    if busy {
+        tracing::warn!(
+            "app `{app}` was deleted, but sandboxes of it still run here: its files are kept"
+        );
+        return;
+    }
+    shared
+        .prepared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .retain(|v, _| v.app() != app);
+    if let Err(e) = local.remove_app(&app, purge).await {
+        tracing::warn!("forgetting the deleted app `{app}`: {e}");
     }
 }
 

@@ -24,6 +24,23 @@ pub const PREPARES: &str = "prepares/";
 pub const DISK_HOMES: &str = "diskhomes/";
 /// Prefix of the drained nodes (nothing new is placed on them).
 pub const DRAINS: &str = "drains/";
+/// Prefix of the apps deleted, for every node to forget (until deployed again).
+pub const REMOVALS: &str = "removals/";
+
+/// Key of `app`'s removal.
+pub fn removal_key(app: &str) -> String {
+    format!("{REMOVALS}{app}")
+}
+
+/// An app deleted: every node forgets it (its network, its code, and with
+/// `purge_disks` its disks) once none of its sandboxes runs there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removal {
+    /// Its disks go too.
+    pub purge_disks: bool,
+    /// When.
+    pub at: UnixMillis,
+}
 
 /// Key of `node`'s drain record.
 pub fn drain_key(node: &str) -> String {

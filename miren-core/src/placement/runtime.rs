@@ -441,12 +441,13 @@ impl Runtime for PlacementRuntime {
         // The other nodes prepare it when they are first given one of its sandboxes.
         let record = prepare_of(&self.inner.key, app)
             .map_err(|e| RuntimeError::Backend(format!("sealing {}: {e}", app.version)))?;
+        // An app deployed again is no longer one the nodes forget.
         self.inner
             .writer
-            .write(vec![Op::put(
-                prepare_key(app.version.as_str()),
-                keys::encode(&record),
-            )])
+            .write(vec![
+                Op::delete(records::removal_key(&app.app)),
+                Op::put(prepare_key(app.version.as_str()), keys::encode(&record)),
+            ])
             .await
             .map_err(backend)?;
         Ok(())
@@ -663,7 +664,21 @@ impl Runtime for PlacementRuntime {
     }
 
     async fn remove_app(&self, app: &str, purge_disks: bool) -> Result<(), RuntimeError> {
-        self.inner.local.remove_app(app, purge_disks).await
+        self.inner.local.remove_app(app, purge_disks).await?;
+        // The other nodes forget it too (its disks with `purge_disks`).
+        let removal = records::Removal {
+            purge_disks,
+            at: now_millis(),
+        };
+        self.inner
+            .store
+            .txn(vec![Op::put(
+                records::removal_key(app),
+                keys::encode(&removal),
+            )])
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     async fn exec(&self, sandbox: &SandboxId, attach: Attach) -> Result<i32, RuntimeError> {

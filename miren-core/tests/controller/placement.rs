@@ -225,3 +225,29 @@ async fn a_drained_nodes_sandbox_stopped_is_replaced_on_another_node() {
         .await;
     assert!(c.rt("c").running_of("shop", "web").is_empty(), "{s:#?}");
 }
+
+#[tokio::test]
+async fn a_deleted_app_is_forgotten_on_every_node_its_disks_too_when_purged() {
+    let c = cluster().await;
+    c.until("3 web and the db running", |s| {
+        running_on(s, "web").len() == 3 && running_on(s, "db").len() == 1
+    })
+    .await;
+    c.ctl.delete_app("shop", true).await.expect("delete");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for node in ["a", "b", "c"] {
+        while !c
+            .rt(node)
+            .removed_apps()
+            .contains(&("shop".to_string(), true))
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node {node} did not forget the app: {:?}",
+                c.rt(node).removed_apps()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(c.rt(node).running().is_empty(), "{node}");
+    }
+}
