@@ -16,10 +16,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use miren_core::model::Node;
+use miren_core::model::SandboxId;
 use miren_core::runtime::{Runtime, Usage};
 use miren_core::secret::SecretKey;
 use miren_core::store::{Store, keys};
 use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::api::serve::{bearer_is, serve_tcp};
@@ -31,6 +34,8 @@ use crate::client::{Client, Endpoint, Located, Source};
 const PATH: &str = "/v1/node/logs";
 /// The path nodes serve their sandboxes' usage on.
 const USAGE: &str = "/v1/node/usage";
+/// The path (then a sandbox's id) nodes run commands in their sandboxes on.
+const EXEC: &str = "/v1/node/exec/";
 
 /// Where this node serves its lines, and with which token.
 pub struct Served {
@@ -50,7 +55,10 @@ pub async fn serve(
         .with_context(|| format!("listening on {ip} for the leader's reads of this node"))?;
     let addr = listener.local_addr()?;
     let token = super::random_hex().context("reading /dev/urandom for a token")?;
-    let usage = Router::new().route(USAGE, get(usage)).with_state(runtime);
+    let usage = Router::new()
+        .route(USAGE, get(usage))
+        .route(&format!("{EXEC}{{id}}"), get(exec))
+        .with_state(runtime);
     let app = Router::new()
         .route(PATH, get(read))
         .with_state(logs)
@@ -102,6 +110,30 @@ async fn read(State(logs): State<LogStore>, Query(q): Query<NodeQuery>) -> Respo
     }
 }
 
+/// Runs a command in a sandbox of this node, over the attach protocol (the leader
+/// passes its caller's connection through).
+async fn exec(
+    State(runtime): State<Arc<dyn Runtime>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Query(q): Query<super::api::upgrade::SpecQuery>,
+    req: Request,
+) -> Response {
+    let spec = match super::api::upgrade::spec(&q) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let Ok(id) = id.parse::<SandboxId>() else {
+        return (StatusCode::BAD_REQUEST, "not a sandbox id\n").into_response();
+    };
+    let upgraded = super::api::upgrade::upgrade(spec, req, move |attach| {
+        Box::pin(async move { runtime.exec(&id, attach).await.map_err(|e| e.to_string()) })
+    });
+    match upgraded {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn usage(State(runtime): State<Arc<dyn Runtime>>) -> Response {
     match runtime.usage().await {
         Ok(u) => axum::Json(u).into_response(),
@@ -117,6 +149,8 @@ async fn usage(State(runtime): State<Arc<dyn Runtime>>) -> Response {
 pub struct Peer {
     name: String,
     client: Client,
+    addr: String,
+    token: String,
 }
 
 /// The other live nodes of the cluster that serve their lines (none outside one).
@@ -149,22 +183,66 @@ pub async fn peers(store: &dyn Store, key: &SecretKey, me: &str) -> Vec<Peer> {
             );
             continue;
         };
+        let token = String::from_utf8_lossy(&token).into_owned();
         out.push(Peer {
             name: node.name,
             client: Client::new(Located {
                 endpoint: Endpoint::Tcp {
-                    authority: addr,
-                    token: Some(String::from_utf8_lossy(&token).into_owned()),
+                    authority: addr.clone(),
+                    token: Some(token.clone()),
                 },
                 source: Source::Flag,
                 passed_over: Vec::new(),
             }),
+            addr,
+            token,
         });
     }
     out
 }
 
 impl Peer {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A connection to it upgraded to the attach protocol, running `spec` (the
+    /// attach spec as the caller sent it) in its sandbox `id`; the caller's frames go
+    /// through it unchanged.
+    pub async fn open_exec(&self, id: &SandboxId, spec: &str) -> std::io::Result<TcpStream> {
+        let mut conn = TcpStream::connect(&self.addr).await?;
+        let path = crate::client::with_query(&format!("{EXEC}{id}"), &[("spec", Some(spec))]);
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: upgrade\r\nUpgrade: {}\r\n\r\n",
+            self.addr,
+            self.token,
+            crate::frames::PROTOCOL
+        );
+        conn.write_all(head.as_bytes()).await?;
+        // The answer's head, a byte at a time: what follows it is the protocol's.
+        let mut got = Vec::new();
+        while !got.ends_with(b"\r\n\r\n") {
+            if got.len() > 16 * 1024 {
+                return Err(std::io::Error::other("an answer head too long"));
+            }
+            let mut b = [0u8; 1];
+            if conn.read(&mut b).await? == 0 {
+                return Err(std::io::Error::other("the node closed the connection"));
+            }
+            got.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&got);
+        if !head.starts_with("HTTP/1.1 101") {
+            let status = head.lines().next().unwrap_or_default().to_string();
+            return Err(std::io::Error::other(format!(
+                "node `{}` answered {status}",
+                self.name
+            )));
+        }
+        Ok(conn)
+    }
+
     fn path(filter: &Filter, limit: usize, follow: bool) -> String {
         let since = filter.since.map(|s| s.to_string());
         let limit = (limit != usize::MAX).then(|| limit.to_string());

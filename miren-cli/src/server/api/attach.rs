@@ -1,26 +1,18 @@
 //! `GET /v1/apps/{app}/run` and `/v1/sandboxes/{id}/exec` (SPEC §14): the request is
 //! checked like any other (404 with did-you-mean, 409 when nothing runs), then the
-//! connection is upgraded to the attach protocol ([`crate::frames`]) and carries the
-//! command's input and output until it exits.
+//! connection is upgraded to the attach protocol (`upgrade.rs`) and carries the
+//! command's input and output until it exits — through to the node that runs the
+//! sandbox, in a cluster.
 
-use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 use hyper_util::rt::TokioIo;
-use miren_core::controller::{Controller, Target};
-use miren_core::runtime::{Attach, Input, Stream, TermSize};
-use serde::Deserialize;
-use tokio::sync::mpsc;
+use miren_core::controller::Target;
 
 use super::extract::{Path, Query};
+use super::upgrade::{SpecQuery, spec, switching, upgrade};
 use super::{ApiError, R, S, lookup};
-use crate::frames::{AttachSpec, Exited, Frame, PROTOCOL};
-
-#[derive(Deserialize)]
-pub struct SpecQuery {
-    spec: String,
-}
 
 pub async fn run(
     state: S,
@@ -49,7 +41,15 @@ pub async fn run(
         app,
         service: spec.service.clone(),
     };
-    upgrade(state.controller.clone(), target, spec, req)
+    let controller = state.controller.clone();
+    upgrade(spec, req, move |attach| {
+        Box::pin(async move {
+            controller
+                .attach(target, attach)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    })
 }
 
 pub async fn exec(
@@ -77,111 +77,59 @@ pub async fn exec(
             super::clip(&given)
         )));
     };
-    let id = super::parse(id)?;
-    upgrade(state.controller.clone(), Target::Sandbox(id), spec, req)
-}
-
-fn spec(q: &SpecQuery) -> R<AttachSpec> {
-    let spec: AttachSpec = serde_json::from_str(&q.spec)
-        .map_err(|e| ApiError::invalid(format!("`spec` is not an attach spec: {e}")))?;
-    if spec.command.is_empty() || spec.command[0].is_empty() {
-        return Err(ApiError::invalid("say what to run after `--`"));
+    let id: miren_core::model::SandboxId = super::parse(id)?;
+    // On another node of a cluster: the connection goes through to that node, which
+    // runs the command in its sandbox.
+    let elsewhere = s
+        .sandboxes
+        .iter()
+        .find(|x| x.id == id)
+        .and_then(|x| x.node.clone())
+        .filter(|n| *n != state.node);
+    if let (Some(node), Some(store), Some(key)) =
+        (elsewhere, &state.cluster_store, &state.cluster_key)
+    {
+        let peers = crate::server::node_api::peers(store.as_ref(), key, &state.node).await;
+        let Some(peer) = peers.into_iter().find(|p| p.name() == node) else {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{id} runs on node `{node}`, which does not answer now"),
+            ));
+        };
+        return through(peer, id, &q.spec, req).await;
     }
-    Ok(spec)
+    let controller = state.controller.clone();
+    upgrade(spec, req, move |attach| {
+        Box::pin(async move {
+            controller
+                .attach(Target::Sandbox(id), attach)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    })
 }
 
-/// Answers 101 and runs the command over the upgraded connection.
-fn upgrade(
-    controller: Controller,
-    target: Target,
-    spec: AttachSpec,
+/// Connects the caller's upgraded connection to `peer`'s, where `id` runs.
+async fn through(
+    peer: crate::server::node_api::Peer,
+    id: miren_core::model::SandboxId,
+    spec: &str,
     mut req: Request,
 ) -> R<Response> {
-    let asked = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case(PROTOCOL));
-    if !asked {
-        return Err(ApiError::invalid(format!(
-            "this call streams both ways: it needs `Connection: upgrade` and `Upgrade: {PROTOCOL}` (the miren CLI sends them)"
-        )));
-    }
+    let mut upstream = peer
+        .open_exec(&id, spec)
+        .await
+        .map_err(|e| ApiError::internal(format!("reaching the node that runs {id}: {e}")))?;
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(conn) => attached(controller, target, spec, TokioIo::new(conn)).await,
+            Ok(conn) => {
+                let mut conn = TokioIo::new(conn);
+                let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
+            }
             Err(e) => tracing::warn!("attach: the upgrade failed: {e}"),
         }
     });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, HeaderValue::from_static("upgrade"))
-        .header(header::UPGRADE, HeaderValue::from_static(PROTOCOL))
-        .body(Body::empty())
-        .map_err(ApiError::internal)
-}
-
-async fn attached<T>(controller: Controller, target: Target, spec: AttachSpec, conn: T)
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut rd, mut wr) = tokio::io::split(conn);
-    let (in_tx, in_rx) = mpsc::channel(64);
-    let (out_tx, mut out_rx) = mpsc::channel(64);
-    // The caller's frames in. Its connection gone: the input channel closes and the
-    // runtime kills the command.
-    let reader = tokio::spawn(async move {
-        while let Ok(Some(f)) = Frame::read(&mut rd).await {
-            let input = match f {
-                Frame::Stdin(d) => Input::Data(d),
-                Frame::Eof => Input::Eof,
-                Frame::Resize { cols, rows } => Input::Resize(TermSize { cols, rows }),
-                _ => continue,
-            };
-            if in_tx.send(input).await.is_err() {
-                return;
-            }
-        }
-    });
-    let attach = Attach {
-        argv: Attach::argv_of(&spec.command),
-        tty: spec.tty.map(|(cols, rows)| TermSize { cols, rows }),
-        input: in_rx,
-        output: out_tx,
-    };
-    let run = tokio::spawn(async move { controller.attach(target, attach).await });
-    // Output until the runtime lets go of its sender (the command ended).
-    let mut gone = false;
-    while let Some(o) = out_rx.recv().await {
-        let f = match o.stream {
-            Stream::Stdout => Frame::Stdout(o.data),
-            Stream::Stderr => Frame::Stderr(o.data),
-        };
-        if f.write(&mut wr).await.is_err() {
-            gone = true;
-            break;
-        }
-    }
-    // Dropping the receiver makes a runtime still writing see the caller gone.
-    drop(out_rx);
-    let exited = match run.await {
-        Ok(Ok(code)) => Exited {
-            code: Some(code),
-            error: None,
-        },
-        Ok(Err(e)) => Exited {
-            code: None,
-            error: Some(e.to_string()),
-        },
-        Err(e) => Exited {
-            code: None,
-            error: Some(format!("the command's task failed: {e}")),
-        },
-    };
-    reader.abort();
-    if !gone {
-        let _ = Frame::Exit(exited).write(&mut wr).await;
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
-    }
+    switching()
 }

@@ -40,6 +40,7 @@ mod secrets;
 pub(crate) mod serve;
 pub(crate) mod stream;
 mod tasks;
+pub(crate) mod upgrade;
 
 use std::sync::Arc;
 

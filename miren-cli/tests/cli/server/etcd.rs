@@ -414,6 +414,16 @@ fn three_nodes_on_three_etcd_members_spread_an_app_fail_over_under_load_and_outl
         .map(|i| listed[i]["sandboxes"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(total, 5, "{listed:#}");
+    // `sandbox exec` through the leader runs in an instance on another node (its
+    // connection goes through to that node).
+    let on_b = instances
+        .iter()
+        .find(|i| i["service"] == "web" && i["node"] == "b")
+        .and_then(|i| i["sandbox"].as_str())
+        .unwrap_or_else(|| panic!("{instances:#?}"))
+        .to_string();
+    let said = a.ok(["sandbox", "exec", &on_b, "--", "echo node $MIREN_NODE_ADDR"]);
+    assert_eq!(said, "node 127.0.1.2");
     // `miren logs` through the leader has every node's lines: each sandbox logs on
     // its own node, and the leader merges them.
     let logs = a.ok(["logs", "-a", "spread", "--service", "web"]);
