@@ -459,15 +459,17 @@ impl Node {
             p.leading(etcd).await?;
             cluster::fetch_code(store.as_ref(), &artifacts).await?;
         }
-        // In a cluster the controller's sandboxes run where they are placed.
-        let runtime: Arc<dyn Runtime> = match &opts.cluster {
-            Some(c) => Arc::new(miren_core::placement::PlacementRuntime::start(
+        // In a cluster: its key (placements, peers' tokens), and the controller's
+        // sandboxes run where they are placed.
+        let cluster_key = opts.cluster.is_some().then(|| Arc::new(secret_key.clone()));
+        let runtime: Arc<dyn Runtime> = match (&opts.cluster, &cluster_key) {
+            (Some(c), Some(key)) => Arc::new(miren_core::placement::PlacementRuntime::start(
                 store.clone(),
-                Arc::new(secret_key.clone()),
+                key.clone(),
                 &c.node,
                 local.clone(),
             )),
-            None => local.clone(),
+            _ => local.clone(),
         };
         let mut cfg = ControllerConfig::new(artifacts.clone());
         cfg.logs = logs.sink();
@@ -514,7 +516,8 @@ impl Node {
             local.clone(),
             opts.cluster
                 .as_ref()
-                .map(|c| (store.clone(), Arc::new(secret_key.clone()), c.node.clone())),
+                .zip(cluster_key.clone())
+                .map(|(c, key)| (store.clone(), key, c.node.clone())),
         );
         let state = Arc::new(api::State {
             controller: controller.clone(),
@@ -533,7 +536,7 @@ impl Node {
             traffic: traffic::Traffic::start(proxy_table.clone(), usage.clone()),
             usage,
             decisions: decisions::Decisions::start(&controller),
-            cluster_key: opts.cluster.is_some().then(|| Arc::new(secret_key.clone())),
+            cluster_key,
             dns_stats,
             dashboard: dashboard.clone(),
             proxy_table,

@@ -73,6 +73,24 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Reports `id` stopped (it runs here no more).
+    async fn report_stopped(&self, id: &SandboxId) {
+        let gone = ReportState::Exited {
+            code: None,
+            reason: "stopped".into(),
+            last_lines: Vec::new(),
+        };
+        self.report(id, gone).await;
+    }
+
+    /// Stops `id`, no longer placed here (it runs elsewhere now).
+    fn stop_orphan(&self, id: SandboxId) {
+        let local = self.parts.local.clone();
+        tokio::spawn(async move {
+            let _ = local.stop(&id, ORPHAN_GRACE).await;
+        });
+    }
+
     async fn report(&self, id: &SandboxId, state: ReportState) {
         let report = Report {
             node: self.parts.node.clone(),
@@ -163,10 +181,7 @@ impl Agent {
                         // The leader gave up on it (its node was thought lost): it
                         // runs elsewhere now.
                         if shared.running().contains(&id) {
-                            let local = shared.parts.local.clone();
-                            tokio::spawn(async move {
-                                let _ = local.stop(&id, ORPHAN_GRACE).await;
-                            });
+                            shared.stop_orphan(id);
                         }
                     }
                     WatchEvent::Lagged => {
@@ -191,10 +206,7 @@ impl Agent {
                                     .cloned()
                                     .collect();
                                 for id in gone {
-                                    let local = shared.parts.local.clone();
-                                    tokio::spawn(async move {
-                                        let _ = local.stop(&id, ORPHAN_GRACE).await;
-                                    });
+                                    shared.stop_orphan(id);
                                 }
                             }
                             Err(e) => tracing::warn!("reading this node's placements: {e}"),
@@ -296,16 +308,7 @@ fn placed(shared: &Arc<Shared>, id: SandboxId, p: Placement) {
                     shared.parts.local.stop(&id, grace).await
                 {
                     shared.running().remove(&id);
-                    shared
-                        .report(
-                            &id,
-                            ReportState::Exited {
-                                code: None,
-                                reason: "stopped".into(),
-                                last_lines: Vec::new(),
-                            },
-                        )
-                        .await;
+                    shared.report_stopped(&id).await;
                 }
             });
         }
@@ -313,16 +316,7 @@ fn placed(shared: &Arc<Shared>, id: SandboxId, p: Placement) {
             // Asked to stop one that doesn't run here (any more): it is gone.
             let shared = shared.clone();
             tokio::spawn(async move {
-                shared
-                    .report(
-                        &id,
-                        ReportState::Exited {
-                            code: None,
-                            reason: "stopped".into(),
-                            last_lines: Vec::new(),
-                        },
-                    )
-                    .await;
+                shared.report_stopped(&id).await;
             });
         }
         (true, None) => {}
